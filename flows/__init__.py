@@ -1,0 +1,1 @@
+"""Thin Prefect flows: each wires library functions from ``devicerisk`` into tasks."""

@@ -1,0 +1,143 @@
+"""The ``devicerisk`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from devicerisk.config import Settings
+
+app = typer.Typer(help="Privacy-first device-telemetry risk control.", no_args_is_help=True)
+contract_app = typer.Typer(help="The data contract.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+console = Console()
+
+DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings() if data_dir is None else Settings(data_dir=data_dir)
+
+
+def _quiet_prefect() -> None:
+    """Prefect runs in ephemeral mode for CLI commands: no server to start."""
+    os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Landing directory to write into.")] = Path("data/landing"),
+    accounts: Annotated[int, typer.Option(min=1, help="Number of accounts.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, help="Days of telemetry.")] = 7,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per batch file.")] = 50_000,
+    plain: Annotated[bool, typer.Option(help="Write plain NDJSON instead of gzip.")] = False,
+) -> None:
+    """Generate synthetic telemetry with planted fraud scenarios and look-alikes."""
+    from devicerisk.synth import SynthConfig, generate
+
+    config = SynthConfig(accounts=accounts, days=days, seed=seed, events_per_batch=batch_size, gzip=not plain)
+    with Progress(
+        TextColumn("synth"), BarColumn(), TextColumn("{task.completed:,} events"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("synth", total=None)
+        result = generate(out, config, progress=lambda n: progress.update(task, completed=n))
+    console.print(f"wrote {result.events:,} events in {len(result.batches)} batches to {out}")
+
+
+@app.command()
+def ingest(data_dir: DataDir = None) -> None:
+    """Ingest new landing batches into the lake (a Prefect flow run)."""
+    _quiet_prefect()
+    from flows.ingest import ingest_flow
+
+    summary = ingest_flow(str(_settings(data_dir).data_dir))
+    _print_summary(summary)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    accounts: Annotated[int, typer.Option(min=1)] = 3000,
+    days: Annotated[int, typer.Option(min=1)] = 7,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Generate a week of synthetic telemetry (if none has landed) and run the pipeline on it."""
+    _quiet_prefect()
+    settings = _settings(data_dir)
+    from devicerisk.store import landing
+
+    if not landing.pending_files(settings.landing_dir):
+        synth(out=settings.landing_dir, accounts=accounts, days=days, seed=seed)
+    from flows.pipeline import pipeline_flow
+
+    with console.status("running the pipeline flow (ingest)..."):
+        summary = pipeline_flow(str(settings.data_dir))
+    _print_summary(summary)
+    console.print(
+        f"lake: {settings.lake_dir}  warehouse: {settings.warehouse_path}  quarantine: {settings.quarantine_dir}"
+    )
+
+
+def _print_summary(summary: object) -> None:
+    from devicerisk.ingest.report import IngestSummary, summary_rows
+
+    assert isinstance(summary, IngestSummary)
+    table = Table(title="ingest")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for label, n in summary_rows(summary):
+        table.add_row(label, f"{n:,}")
+    console.print(table)
+    if summary.reasons:
+        reasons = Table(title="quarantine and drop reasons")
+        reasons.add_column("reason")
+        reasons.add_column("records", justify="right")
+        for reason, n in summary.reasons.items():
+            reasons.add_row(reason, f"{n:,}")
+        console.print(reasons)
+
+
+@contract_app.command("docs")
+def contract_docs(
+    out: Annotated[Path, typer.Option(help="Folder for the generated files.")] = Path("docs"),
+    check: Annotated[bool, typer.Option(help="Only check that the files are up to date.")] = False,
+) -> None:
+    """Write docs/data-contract.md and the JSON Schema from the contract declaration."""
+    from devicerisk.contract.docs import generated_docs, write_docs
+
+    if check:
+        stale = [
+            name
+            for name, text in generated_docs().items()
+            if not (out / name).exists() or (out / name).read_text() != text
+        ]
+        if stale:
+            console.print(f"[red]out of date:[/red] {', '.join(stale)}; run `devicerisk contract docs`")
+            raise typer.Exit(1)
+        console.print("contract docs are up to date")
+        return
+    for path in write_docs(out):
+        console.print(f"wrote {path}")
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    app()

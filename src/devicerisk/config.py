@@ -1,0 +1,68 @@
+"""One settings object for the whole pipeline (env prefix ``DEVICERISK_``).
+
+Secrets come from the environment or from files outside ``data/``. Demo mode may generate local keys
+and says so loudly; production mode refuses to run without real keys.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    DEMO = "demo"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Where the stores live, where the keys come from, and the pipeline's knobs."""
+
+    model_config = SettingsConfigDict(env_prefix="DEVICERISK_", env_file=None, extra="ignore")
+
+    mode: Mode = Mode.DEMO
+    data_dir: Path = Path("data")
+    secrets_dir: Path = Path(".secrets")
+    pseudonym_key: SecretStr | None = Field(default=None, description="hex or base64, at least 32 bytes")
+    pseudonym_key_file: Path | None = None
+    quarantine_key: SecretStr | None = Field(default=None, description="hex or base64, 32 bytes (AES-256-GCM)")
+    quarantine_key_file: Path | None = None
+    default_phone_region: str = "CN"
+    minor_age: int = Field(default=18, ge=1, le=25)
+    parse_chunk_rows: int = Field(default=65_536, ge=1, description="rows parsed per columnar block")
+    landing_retention_days: float = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _keys_outside_data(self) -> Settings:
+        data = self.data_dir.resolve()
+        for path in (self.secrets_dir, self.pseudonym_key_file, self.quarantine_key_file):
+            if path is not None and path.resolve().is_relative_to(data):
+                raise ValueError(f"keys must live outside the data directory: {path}")
+        return self
+
+    # -- store locations: the store modules take these as arguments ------------------------------
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

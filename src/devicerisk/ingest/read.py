@@ -1,0 +1,105 @@
+"""Reading landing batches: bytes to candidate records, catching what is broken before parsing.
+
+A batch's id is the SHA-256 of its bytes, so a batch that lands twice, under any name, is
+recognised. Truncated gzip keeps what was recovered and rejects the cut-off record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devicerisk.contract.fields import MAX_RECORD_BYTES
+from devicerisk.store.quarantine import Rejected
+
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """A batch split into records: those to parse, and those already rejected."""
+
+    batch_id: str
+    file_name: str
+    lines: list[bytes] = field(default_factory=list)
+    line_numbers: list[int] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def records_read(self) -> int:
+        return len(self.lines) + len(self.rejected)
+
+
+def batch_id_of(raw: bytes) -> str:
+    """The content id of a batch file."""
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _gunzip(raw: bytes) -> tuple[bytes, str | None]:
+    """Decompress, keeping what can be recovered from a truncated or corrupt stream."""
+    out: list[bytes] = []
+    stream = zlib.decompressobj(wbits=31)
+    for start in range(0, len(raw), _CHUNK):
+        try:
+            out.append(stream.decompress(raw[start : start + _CHUNK]))
+        except zlib.error:
+            return b"".join(out), "corrupt gzip stream: the records after the damage are lost"
+        while stream.eof and stream.unused_data:  # concatenated gzip members
+            rest = stream.unused_data
+            stream = zlib.decompressobj(wbits=31)
+            out.append(stream.decompress(rest))
+    if not stream.eof:
+        return b"".join(out), "truncated gzip stream"
+    return b"".join(out), None
+
+
+def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = False) -> RawBatch:
+    """Split NDJSON bytes into records, rejecting oversize and non-UTF-8 ones up front."""
+    batch = RawBatch(batch_id, file_name)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif cut_off and lines:
+        last = lines.pop()
+        batch.rejected.append(Rejected(len(lines) + 1, "truncated gzip: record cut off", last))
+    try:
+        data.decode("utf-8")
+        utf8_ok = True
+    except UnicodeDecodeError:
+        utf8_ok = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue  # a blank line is not a record
+        if len(line) > MAX_RECORD_BYTES:
+            batch.rejected.append(Rejected(number, f"record exceeds {MAX_RECORD_BYTES} bytes", line))
+            continue
+        if not utf8_ok:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                batch.rejected.append(Rejected(number, f"invalid UTF-8 at byte {err.start}", line))
+                continue
+        batch.lines.append(line)
+        batch.line_numbers.append(number)
+    return batch
+
+
+def read_batch(path: Path) -> RawBatch:
+    """Read one landing file (NDJSON, optionally gzip) into a :class:`RawBatch`."""
+    raw = path.read_bytes()
+    batch_id = batch_id_of(raw)
+    note = None
+    if raw.startswith(GZIP_MAGIC):
+        data, note = _gunzip(raw)
+    else:
+        data = raw
+    batch = split_records(batch_id, path.name, data, cut_off=note is not None)
+    if note:
+        batch.notes.append(note)
+    if not raw:
+        batch.notes.append("empty file")
+    return batch

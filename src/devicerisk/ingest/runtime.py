@@ -1,0 +1,33 @@
+"""Wiring settings to the ingest context: the one place that reads keys and creates data folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from devicerisk.config import Settings
+from devicerisk.ingest.pipeline import IngestContext
+from devicerisk.privacy.keys import load_pseudonym_key, load_quarantine_key
+from devicerisk.privacy.pseudonymise import Pseudonymiser
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` readable by its owner only (5.2.2: isolated storage)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def ingest_context(settings: Settings) -> IngestContext:
+    """The ingest context for ``settings``: keys loaded, stores in place."""
+    ensure_private_dir(settings.data_dir)
+    return IngestContext(
+        lake_dir=settings.lake_dir,
+        quarantine_dir=settings.quarantine_dir,
+        warehouse_path=settings.warehouse_path,
+        pseudonymiser=Pseudonymiser(load_pseudonym_key(settings), settings.default_phone_region),
+        quarantine_key=load_quarantine_key(settings),
+        minor_age=settings.minor_age,
+        phone_region=settings.default_phone_region,
+        chunk_rows=settings.parse_chunk_rows,
+    )

@@ -1,0 +1,146 @@
+"""Record validation against the contract.
+
+Two paths share one source of truth. :func:`record_reason` checks one record in Python and words
+the reason; it runs only on records that the columnar path flagged. :func:`columnar_flags` checks a
+whole parsed block at once. Reasons name the field and the rule, never the value, so quarantine
+reasons never leak data.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from devicerisk.contract.fields import EVENT_TYPES, FIELDS, SCHEMA_VERSION
+from devicerisk.contract.model import Field, Kind
+
+_EVENT_TYPE_NAMES = tuple(e.name for e in EVENT_TYPES)
+_INT64 = (-(2**63), 2**63 - 1)
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|z|[+-]\d{2}:?\d{2})$"
+_RFC3339 = re.compile(RFC3339)
+_MISSING = object()
+
+COLUMNAR_FALLBACK = "record could not be read into the contract's columns (duplicate keys or an out-of-range number)"
+
+
+def _kind_ok(kind: Kind, value: Any) -> bool:
+    if kind is Kind.STRING or kind is Kind.TIMESTAMP:
+        return isinstance(value, str)
+    if kind is Kind.INT:
+        return isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]
+    if kind is Kind.FLOAT:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is Kind.BOOL:
+        return isinstance(value, bool)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "integer", float: "number"}.get(type(value), "null")
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """An RFC 3339 time with an explicit offset, or None."""
+    if not _RFC3339.match(text):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+
+
+def _lookup(record: dict[str, Any], path: str) -> tuple[Any, str | None]:
+    """The value at ``path``; the second item names a parent that is not an object."""
+    node: Any = record
+    parts = path.split(".")
+    for depth, part in enumerate(parts):
+        if node is None:
+            return _MISSING, None
+        if not isinstance(node, dict):
+            return _MISSING, ".".join(parts[:depth])
+        node = node.get(part, _MISSING)
+    return node, None
+
+
+def field_reason(field: Field, value: Any, event_type: str) -> str | None:
+    """Why ``value`` breaks ``field``'s rules, or None."""
+    applies = field.applies_to(event_type)
+    if value is _MISSING or value is None:
+        return f"missing required field {field.path}" if field.required and applies else None
+    if not _kind_ok(field.kind, value):
+        return f"wrong type for {field.path}: expected {field.kind.value}, got {_json_type(value)}"
+    if not applies:
+        return None
+    if field.kind is Kind.TIMESTAMP and parse_timestamp(value) is None:
+        return f"invalid time in {field.path}: expected RFC 3339 with a UTC offset"
+    if field.enum is not None and value not in field.enum:
+        return f"value of {field.path} is not one of the allowed values"
+    if field.max_length is not None and len(value) > field.max_length:
+        return f"{field.path} is longer than {field.max_length} characters"
+    return None
+
+
+def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS) -> str | None:
+    """Why one NDJSON record is rejected, or None if it is valid."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "malformed JSON"
+    if not isinstance(record, dict):
+        return f"record is a JSON {_json_type(record)}, not an object"
+    event_type = record.get("event_type")
+    if event_type is None:
+        return "missing required field event_type"
+    if not isinstance(event_type, str):
+        return f"wrong type for event_type: expected string, got {_json_type(event_type)}"
+    if event_type not in _EVENT_TYPE_NAMES:
+        return "unknown event type"
+    version = record.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:
+        return f"unsupported schema_version (this reader reads version {SCHEMA_VERSION})"
+    for field in fields:
+        value, bad_parent = _lookup(record, field.path)
+        if bad_parent is not None:
+            return f"wrong type for {bad_parent}: expected object"
+        reason = field_reason(field, value, event_type)
+        if reason:
+            return reason
+    return None
+
+
+def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS) -> pa.Array:
+    """A boolean per row of a parsed block: true where some contract rule is broken.
+
+    ``table`` is flattened (dotted column names). Flagged rows are re-checked by
+    :func:`record_reason`, which words the reason.
+    """
+    event_type = table.column("event_type")
+    bad = pc.invert(pc.fill_null(pc.is_in(event_type, pa.array(_EVENT_TYPE_NAMES)), False))
+    bad = pc.or_(bad, pc.fill_null(pc.not_equal(table.column("schema_version"), SCHEMA_VERSION), True))
+    for field in fields:
+        column = table.column(field.path)
+        applies = pc.is_in(event_type, pa.array(sorted(field.event_types))) if field.event_types else None
+        broken = pc.is_null(column) if field.required else None
+        if field.kind is Kind.TIMESTAMP:
+            shape = pc.invert(pc.match_substring_regex(column, RFC3339))
+            broken = shape if broken is None else pc.or_(broken, shape)
+        if field.enum is not None:
+            outside = pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, pa.array(field.enum))))
+            broken = outside if broken is None else pc.or_(broken, outside)
+        if field.max_length is not None:
+            long = pc.greater(pc.utf8_length(column), field.max_length)
+            broken = long if broken is None else pc.or_(broken, long)
+        if broken is None:
+            continue
+        broken = pc.fill_null(broken, False)
+        if applies is not None:
+            broken = pc.and_(broken, applies)
+        bad = pc.or_(bad, broken)
+    return bad

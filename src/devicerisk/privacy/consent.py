@@ -1,0 +1,112 @@
+"""Consent at ingest: withdrawal (6.1), cancellation (6.3) and minors without guardian consent (7.2).
+
+State changes are read from the batch's own account events and merged with the stored state, so a
+withdrawal takes effect from its own time, even inside the batch that carries it. Data processed
+before a withdrawal stays (6.1.2); only later events are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from devicerisk.contract.fields import EVENT_TYPES
+
+_DECISIONS = pa.schema(
+    [
+        ("account_pid", pa.string()),
+        ("purpose", pa.string()),
+        ("decided_at", pa.timestamp("us", tz="UTC")),
+        ("granted", pa.bool_()),
+    ]
+)
+_CANCELS = pa.schema([("account_pid", pa.string()), ("cancelled_at", pa.timestamp("us", tz="UTC"))])
+_AGES = pa.schema(
+    [
+        ("account_pid", pa.string()),
+        ("declared_at", pa.timestamp("us", tz="UTC")),
+        ("minor", pa.bool_()),
+        ("guardian_consent", pa.bool_()),
+    ]
+)
+STATE_SCHEMAS = {"consent_decisions": _DECISIONS, "cancellations": _CANCELS, "age_declarations": _AGES}
+
+_UPDATES_SQL = {
+    "consent_decisions": """SELECT account_id_pid AS account_pid, purpose, event_time AS decided_at, granted
+        FROM events WHERE event_type = 'account' AND action = 'consent' AND account_id_pid IS NOT NULL
+        AND purpose IS NOT NULL AND granted IS NOT NULL""",
+    "cancellations": """SELECT account_id_pid AS account_pid, event_time AS cancelled_at
+        FROM events WHERE event_type = 'account' AND action = 'cancel' AND account_id_pid IS NOT NULL""",
+    "age_declarations": """SELECT account_id_pid AS account_pid, event_time AS declared_at, birth_year_minor AS minor,
+        coalesce(guardian_consent, false) AS guardian_consent
+        FROM events WHERE event_type = 'account' AND action = 'age_declared' AND account_id_pid IS NOT NULL
+        AND birth_year_minor IS NOT NULL""",
+}
+
+_DROP_SQL = """
+WITH e AS (
+    SELECT idx, account_id_pid AS account_pid, event_time, p.purpose
+    FROM indexed JOIN purposes p USING (event_type)
+),
+decisions AS (SELECT * FROM old_consent_decisions UNION ALL SELECT * FROM new_consent_decisions),
+cancels AS (
+    SELECT account_pid, min(cancelled_at) AS cancelled_at
+    FROM (SELECT * FROM old_cancellations UNION ALL SELECT * FROM new_cancellations) GROUP BY account_pid
+),
+blocked AS (
+    SELECT account_pid FROM (SELECT * FROM old_age_declarations UNION ALL SELECT * FROM new_age_declarations)
+    QUALIFY row_number() OVER (PARTITION BY account_pid ORDER BY declared_at DESC) = 1
+    AND minor AND NOT guardian_consent
+),
+latest AS (
+    SELECT e.idx, d.granted FROM e ASOF LEFT JOIN decisions d
+    ON e.account_pid = d.account_pid AND e.purpose = d.purpose AND e.event_time >= d.decided_at
+)
+SELECT e.idx,
+       CASE WHEN b.account_pid IS NOT NULL THEN 'minor_without_guardian_consent'
+            WHEN c.cancelled_at IS NOT NULL AND e.event_time > c.cancelled_at THEN 'account_cancelled'
+            WHEN l.granted = false THEN 'consent_withdrawn' END AS reason
+FROM e LEFT JOIN latest l USING (idx)
+LEFT JOIN cancels c ON c.account_pid = e.account_pid
+LEFT JOIN blocked b ON b.account_pid = e.account_pid
+ORDER BY e.idx
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentOutcome:
+    """Which rows to keep, why the others go, and the state changes the batch carries."""
+
+    keep: pa.Array  # bool per input row
+    dropped_by_reason: dict[str, int]
+    updates: dict[str, pa.Table]
+
+
+def apply_consent(events: pa.Table, state: dict[str, pa.Table]) -> ConsentOutcome:
+    """Decide which treated events may be kept under the stored and in-batch consent state."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("events", events)
+        con.register(
+            "indexed",
+            events.select(["account_id_pid", "event_time", "event_type"]).append_column(
+                "idx", pa.array(range(events.num_rows), pa.int64())
+            ),
+        )
+        purposes = pa.table({"event_type": [e.name for e in EVENT_TYPES], "purpose": [e.purpose for e in EVENT_TYPES]})
+        con.register("purposes", purposes)
+        updates: dict[str, pa.Table] = {}
+        for name, schema in STATE_SCHEMAS.items():
+            old = state.get(name)
+            con.register(f"old_{name}", schema.empty_table() if old is None else old.select(schema.names).cast(schema))
+            updates[name] = con.sql(_UPDATES_SQL[name]).to_arrow_table().cast(schema)
+            con.register(f"new_{name}", updates[name])
+        verdict = con.sql(_DROP_SQL).to_arrow_table()
+    finally:
+        con.close()
+    reason = verdict.column("reason")
+    counts = {row["values"]: row["counts"] for row in pc.value_counts(reason.drop_null()).to_pylist()}
+    return ConsentOutcome(keep=pc.is_null(reason).combine_chunks(), dropped_by_reason=counts, updates=updates)

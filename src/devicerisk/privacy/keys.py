@@ -1,0 +1,121 @@
+"""Key loading: pseudonymisation and quarantine keys, with ids so they can be rotated.
+
+A key never reaches a log or an exception message; only its id does. The id is a keyed digest of a
+constant, so it reveals nothing about the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devicerisk.config import Mode, Settings
+
+log = logging.getLogger(__name__)
+
+PSEUDONYM_KEY_FILE = "pseudonym.key"
+QUARANTINE_KEY_FILE = "quarantine.key"
+
+
+class MissingKeyError(RuntimeError):
+    """A key is missing or malformed. The message never contains key material."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """Secret bytes and their public id."""
+
+    material: bytes = field(repr=False)
+    key_id: str
+
+    @classmethod
+    def from_bytes(cls, material: bytes, purpose: str) -> Key:
+        if len(material) < 32:
+            raise MissingKeyError(f"the {purpose} key must be at least 32 bytes")
+        key_id = hmac.new(material, b"devicerisk/key-id/" + purpose.encode(), hashlib.sha256).hexdigest()[:12]
+        return cls(material, key_id)
+
+    def __repr__(self) -> str:  # never print the material
+        return f"Key(key_id={self.key_id!r})"
+
+
+def decode_key_text(text: str, purpose: str) -> bytes:
+    """Decode a key given as hex or base64 text."""
+    text = text.strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        pass
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise MissingKeyError(f"the {purpose} key is neither hex nor base64") from None
+
+
+def _read_key_file(path: Path, purpose: str) -> bytes:
+    try:
+        return decode_key_text(path.read_text(), purpose)
+    except FileNotFoundError:
+        raise MissingKeyError(f"the {purpose} key file does not exist: {path}") from None
+
+
+def _create_demo_key(path: Path, purpose: str, nbytes: int) -> bytes:
+    """Create a random key file readable by the owner only, and say so loudly."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    material = secrets.token_bytes(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(material.hex())
+    log.warning(
+        "DEMO MODE: generated a local %s key at %s. Use real keys from a secret store in production "
+        "(DEVICERISK_MODE=production with DEVICERISK_%s_KEY or DEVICERISK_%s_KEY_FILE).",
+        purpose,
+        path,
+        purpose.upper(),
+        purpose.upper(),
+    )
+    return material
+
+
+def _load(settings: Settings, purpose: str, default_file: str, nbytes: int) -> Key:
+    secret = getattr(settings, f"{purpose}_key")
+    key_file: Path | None = getattr(settings, f"{purpose}_key_file")
+    if secret is not None:
+        material = decode_key_text(secret.get_secret_value(), purpose)
+    elif key_file is not None:
+        material = _read_key_file(key_file, purpose)
+    else:
+        path = settings.secrets_dir / default_file
+        if path.exists():
+            material = _read_key_file(path, purpose)
+        elif settings.mode is Mode.DEMO:
+            try:
+                material = _create_demo_key(path, purpose, nbytes)
+            except FileExistsError:  # another process created it first
+                material = _read_key_file(path, purpose)
+        else:
+            raise MissingKeyError(
+                f"no {purpose} key: set DEVICERISK_{purpose.upper()}_KEY or DEVICERISK_{purpose.upper()}_KEY_FILE "
+                f"(production mode never generates keys)"
+            )
+    return Key.from_bytes(material, purpose)
+
+
+def load_pseudonym_key(settings: Settings) -> Key:
+    """The key of the pseudonymisation PRF."""
+    return _load(settings, "pseudonym", PSEUDONYM_KEY_FILE, 32)
+
+
+def load_quarantine_key(settings: Settings) -> Key:
+    """The AES-256-GCM key that encrypts quarantined records at rest."""
+    key = _load(settings, "quarantine", QUARANTINE_KEY_FILE, 32)
+    if len(key.material) != 32:
+        raise MissingKeyError("the quarantine key must be exactly 32 bytes (AES-256)")
+    return key

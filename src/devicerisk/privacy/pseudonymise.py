@@ -1,0 +1,103 @@
+"""Keyed pseudonyms: HMAC-SHA256, one derived key per identifier domain.
+
+The space of IMEIs, MACs and IPv4 addresses is small enough to brute-force an unkeyed hash, so every
+pseudonym is keyed. Each domain gets its own subkey, so an IMEI and a phone number with the same
+digits never share a pseudonym. The PRF runs vectorised in DuckDB over the distinct values of a
+column; :func:`hmac_sha256_hex` is the same function, one value at a time, for lookups and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from devicerisk.privacy.keys import Key
+from devicerisk.privacy.normalise import normaliser
+
+PSEUDONYM_HEX_CHARS = 32  # 128 bits: collisions stay negligible at billions of identifiers
+_BLOCK = 64  # SHA-256 block size in bytes
+
+_local = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection per thread, used only as a vectorised compute engine."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect(":memory:")
+    return con
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """RFC 2104 inner and outer padded keys."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def hmac_sha256_arrow(key: bytes, values: pa.Array, hex_chars: int = 64) -> pa.Array:
+    """HMAC-SHA256 of each UTF-8 string in ``values``, its first ``hex_chars`` hex digits (null stays null)."""
+    ipad, opad = hmac_pads(key)
+    con = _connection()
+    con.register("pseudonym_input", pa.table({"v": values}))
+    try:
+        query = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), $n) AS h FROM pseudonym_input"
+        return (
+            con.sql(query, params={"ipad": ipad, "opad": opad, "n": hex_chars})
+            .to_arrow_table()
+            .column("h")
+            .combine_chunks()
+        )
+    finally:
+        con.unregister("pseudonym_input")
+
+
+def hmac_sha256_hex(key: bytes, value: str) -> str:
+    """The same function as :func:`hmac_sha256_arrow`, for one value."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+class Pseudonymiser:
+    """Normalise, then pseudonymise, identifiers of one key, in named domains."""
+
+    def __init__(self, key: Key, phone_region: str = "CN") -> None:
+        self.key_id = key.key_id
+        self._phone_region = phone_region
+        self._master = key.material
+        self._subkeys: dict[str, bytes] = {}
+
+    def _subkey(self, domain: str) -> bytes:
+        if domain not in self._subkeys:
+            self._subkeys[domain] = hmac.new(
+                self._master, b"devicerisk/pseudonym/" + domain.encode(), "sha256"
+            ).digest()
+        return self._subkeys[domain]
+
+    def normalise(self, domain: str, values: pa.Array) -> pa.Array:
+        """Canonical form of ``values`` in ``domain`` (null where it is a placeholder or malformed)."""
+        return normaliser(domain, self._phone_region)(values)
+
+    def pseudonymise_normalised(self, domain: str, values: pa.Array) -> pa.Array:
+        """Pseudonyms of already-normalised values, computed once per distinct value."""
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        encoded = pc.dictionary_encode(values)
+        digests = hmac_sha256_arrow(self._subkey(domain), encoded.dictionary, PSEUDONYM_HEX_CHARS)
+        return digests.take(encoded.indices)
+
+    def pseudonymise(self, domain: str, values: pa.Array) -> pa.Array:
+        """Pseudonyms of raw ``values`` in ``domain``."""
+        return self.pseudonymise_normalised(domain, self.normalise(domain, values))
+
+    def pseudonymise_one(self, domain: str, value: str) -> str | None:
+        """The pseudonym of one raw value, e.g. an identifier a data subject or analyst gives."""
+        normal = self.normalise(domain, pa.array([value], pa.string()))[0].as_py()
+        if normal is None:
+            return None
+        return hmac_sha256_hex(self._subkey(domain), normal)[:PSEUDONYM_HEX_CHARS]

@@ -1,0 +1,84 @@
+"""The lake: Delta Lake tables of treated data, partitioned by event date.
+
+This module is the only code that writes lake files. Readers see committed versions only, so a
+reader never sees a partial append. Each ingest commit carries its batch id and accounting in the
+commit's metadata, which makes the append and its bookkeeping one atomic step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+log = logging.getLogger(__name__)
+
+EVENTS = "events"
+LABELS = "labels"
+BATCH_KEY = "devicerisk.batch_id"
+ACCOUNTING_KEY = "devicerisk.accounting"
+#: How many recent commits to search for a batch that may have been committed before a crash.
+RECOVERY_LOOKBACK = 200
+
+
+def table_path(lake_dir: Path, name: str) -> Path:
+    """Where the lake table ``name`` lives."""
+    return lake_dir / name
+
+
+def open_table(lake_dir: Path, name: str) -> DeltaTable | None:
+    """The Delta table ``name``, or None if nothing has been written to it yet."""
+    path = table_path(lake_dir, name)
+    try:
+        return DeltaTable(str(path))
+    except TableNotFoundError:
+        return None
+
+
+def append(lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting: dict[str, Any]) -> int:
+    """Append ``data`` in one commit tagged with the batch id; returns the new table version.
+
+    An empty ``data`` still commits, so that the batch's accounting is recorded with the lake.
+    """
+    path = table_path(lake_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    props = CommitProperties(custom_metadata={BATCH_KEY: batch_id, ACCOUNTING_KEY: json.dumps(accounting)})
+    write_deltalake(str(path), data, mode="append", partition_by=["event_date"], commit_properties=props)
+    table = DeltaTable(str(path))
+    log.debug("appended %d rows to %s at version %d", data.num_rows, name, table.version())
+    return table.version()
+
+
+def find_batch_commit(lake_dir: Path, name: str, batch_id: str) -> tuple[int, dict[str, Any]] | None:
+    """The version and accounting of a recent commit of ``batch_id``, if the lake has one."""
+    table = open_table(lake_dir, name)
+    if table is None:
+        return None
+    for entry in table.history(RECOVERY_LOOKBACK):
+        if entry.get(BATCH_KEY) == batch_id:
+            return int(entry["version"]), json.loads(entry.get(ACCOUNTING_KEY, "{}"))
+    return None
+
+
+def dataset(lake_dir: Path, name: str) -> ds.Dataset | None:
+    """A pyarrow dataset of the table's current version, for DuckDB and pandas readers."""
+    table = open_table(lake_dir, name)
+    return None if table is None else table.to_pyarrow_dataset()
+
+
+def event_ids_on(lake_dir: Path, name: str, dates: Iterable[date], exclude_batch: str) -> pa.Array:
+    """Event ids already in the lake on ``dates``, except those written by ``exclude_batch``."""
+    data = dataset(lake_dir, name)
+    wanted = sorted(set(dates))
+    if data is None or not wanted:
+        return pa.array([], pa.string())
+    predicate = ds.field("event_date").isin(pa.array(wanted, pa.date32())) & (ds.field("batch_id") != exclude_batch)
+    return data.to_table(columns=["event_id"], filter=predicate).column("event_id").combine_chunks()

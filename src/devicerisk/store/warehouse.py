@@ -1,0 +1,165 @@
+"""The warehouse: a DuckDB file of small mutable state (batch ledger, consent state).
+
+One writer at a time: every call opens the file, does its work in one transaction and closes it.
+SQL takes parameters; it is never built from input strings. Nothing here holds a raw identifier:
+accounts appear only as pseudonyms.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch_ledger (
+    batch_id VARCHAR PRIMARY KEY,
+    file_name VARCHAR NOT NULL,
+    lake_version BIGINT,
+    records_read BIGINT NOT NULL,
+    accepted BIGINT NOT NULL,
+    quarantined BIGINT NOT NULL,
+    consent_dropped BIGINT NOT NULL,
+    duplicates BIGINT NOT NULL,
+    reasons JSON NOT NULL,
+    note VARCHAR,
+    committed_at TIMESTAMPTZ NOT NULL,
+    landing_removed_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS consent_decisions (
+    account_pid VARCHAR NOT NULL, purpose VARCHAR NOT NULL, decided_at TIMESTAMPTZ NOT NULL,
+    granted BOOLEAN NOT NULL, batch_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cancellations (
+    account_pid VARCHAR NOT NULL, cancelled_at TIMESTAMPTZ NOT NULL, batch_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS age_declarations (
+    account_pid VARCHAR NOT NULL, declared_at TIMESTAMPTZ NOT NULL, minor BOOLEAN NOT NULL,
+    guardian_consent BOOLEAN NOT NULL, batch_id VARCHAR NOT NULL
+);
+"""
+
+STATE_TABLES = ("consent_decisions", "cancellations", "age_declarations")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One processed batch and its accounting."""
+
+    batch_id: str
+    file_name: str
+    lake_version: int | None
+    records_read: int
+    accepted: int
+    quarantined: int
+    consent_dropped: int
+    duplicates: int
+    reasons: dict[str, int]
+    note: str | None
+    committed_at: datetime
+    landing_removed_at: datetime | None = None
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse with its schema in place."""
+    if read_only and not path.exists():
+        read_only = False  # first use: create the file and schema
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        if not read_only:
+            con.execute(SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+def ledger_entry(path: Path, batch_id: str) -> LedgerEntry | None:
+    """The ledger entry of ``batch_id``, if it was committed."""
+    with connect(path, read_only=True) as con:
+        row = con.execute("SELECT * FROM batch_ledger WHERE batch_id = ?", [batch_id]).fetchone()
+        if row is None:
+            return None
+        names = [d[0] for d in con.description]
+    values = dict(zip(names, row, strict=True))
+    values["reasons"] = json.loads(values["reasons"])
+    return LedgerEntry(**values)
+
+
+def ledger(path: Path) -> pa.Table:
+    """The whole batch ledger, oldest first."""
+    with connect(path, read_only=True) as con:
+        return con.sql("SELECT * FROM batch_ledger ORDER BY committed_at, batch_id").to_arrow_table()
+
+
+def consent_state(path: Path) -> dict[str, pa.Table]:
+    """The consent, cancellation and age tables, for the consent filter."""
+    with connect(path, read_only=True) as con:
+        return {name: con.sql(f"SELECT * EXCLUDE (batch_id) FROM {name}").to_arrow_table() for name in STATE_TABLES}
+
+
+def commit_batch(path: Path, entry: LedgerEntry, state_updates: dict[str, pa.Table]) -> None:
+    """Record a batch's accounting and its consent-state updates in one transaction (idempotent)."""
+    with connect(path) as con:
+        con.execute("BEGIN")
+        try:
+            con.execute("DELETE FROM batch_ledger WHERE batch_id = ?", [entry.batch_id])
+            con.execute(
+                "INSERT INTO batch_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    entry.batch_id,
+                    entry.file_name,
+                    entry.lake_version,
+                    entry.records_read,
+                    entry.accepted,
+                    entry.quarantined,
+                    entry.consent_dropped,
+                    entry.duplicates,
+                    json.dumps(entry.reasons),
+                    entry.note,
+                    entry.committed_at,
+                    entry.landing_removed_at,
+                ],
+            )
+            for name in STATE_TABLES:
+                con.execute(f"DELETE FROM {name} WHERE batch_id = ?", [entry.batch_id])
+                update = state_updates.get(name)
+                if update is not None and update.num_rows:
+                    con.register("state_update", update)
+                    con.execute(
+                        f"INSERT INTO {name} BY NAME SELECT *, ? AS batch_id FROM state_update", [entry.batch_id]
+                    )
+                    con.unregister("state_update")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def mark_landing_removed(path: Path, batch_ids: list[str], when: datetime) -> None:
+    """Note that the raw landing files of these batches have been deleted."""
+    with connect(path) as con:
+        con.executemany(
+            "UPDATE batch_ledger SET landing_removed_at = ? WHERE batch_id = ?", [[when, b] for b in batch_ids]
+        )
+
+
+def summary(path: Path) -> dict[str, Any]:
+    """Totals over the whole ledger."""
+    with connect(path, read_only=True) as con:
+        row = con.execute(
+            "SELECT count(*), coalesce(sum(records_read), 0), coalesce(sum(accepted), 0), "
+            "coalesce(sum(quarantined), 0), coalesce(sum(consent_dropped), 0), coalesce(sum(duplicates), 0) "
+            "FROM batch_ledger"
+        ).fetchone()
+    assert row is not None
+    keys = ("batches", "records_read", "accepted", "quarantined", "consent_dropped", "duplicates")
+    return dict(zip(keys, (int(v) for v in row), strict=True))
