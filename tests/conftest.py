@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# No telemetry calls from the Prefect server: this machine has no network, and tests must not try.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import IngestContext
@@ -37,3 +41,21 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def ctx(settings: Settings) -> IngestContext:
     return ingest_context(settings)
+
+
+@pytest.fixture(scope="session")
+def prefect_db() -> Iterator[Path]:
+    """A real Prefect engine and API server on loopback with a temporary SQLite database; yields its path."""
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+        yield Path(url.split(":///", 1)[1])
+
+
+def drain_prefect_logs() -> None:
+    """Send buffered log records to the API so the database holds them before it is read."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all()

@@ -31,6 +31,7 @@ def _quiet_prefect() -> None:
     """Prefect runs in ephemeral mode for CLI commands: no server to start."""
     os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @app.command()
@@ -105,6 +106,22 @@ def _print_summary(summary: object) -> None:
         for reason, n in summary.reasons.items():
             reasons.add_row(reason, f"{n:,}")
         console.print(reasons)
+
+
+@app.command("leak-scan")
+def leak_scan(data_dir: DataDir = None) -> None:
+    """Look for raw identifiers from the landing zone in every other file under the data directory."""
+    from devicerisk.privacy.leakscan import scan_data_dir
+
+    settings = _settings(data_dir)
+    with console.status("scanning..."):
+        report = scan_data_dir(settings.data_dir)
+    console.print(f"scanned {report.files:,} files, {report.values:,} values")
+    if report.findings:
+        for finding in report.findings[:50]:
+            console.print(f"[red]raw {finding.kind}[/red] in {finding.path} ({finding.where})")
+        raise typer.Exit(1)
+    console.print("[green]no raw identifier found outside the landing zone[/green]")
 
 
 @contract_app.command("docs")

@@ -1,22 +1,26 @@
-"""Columnar parsing of NDJSON records into the contract's Arrow schema.
+"""Columnar parsing of NDJSON records into the contract's columns, with a reason for every reject.
 
-The fast path hands whole blocks to Arrow's multi-threaded JSON reader. A block with a bad record
-fails as a whole, so it is split in halves until the bad records stand alone; only those are checked
-one by one, in Python, to word the reason. Clean data never leaves the fast path.
+Two paths. The fast one (:mod:`devicerisk.ingest.duckparse`) reads the landing file with DuckDB and
+checks types with a guard pattern. When DuckDB cannot read a file, or the batch already has rejects,
+the Arrow path takes over: it hands blocks of records to Arrow's JSON reader, and a block with a bad
+record is split in halves until the bad records stand alone. Either way only flagged records are
+checked one by one, in Python, to word the reason.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from devicerisk.contract.schema import input_schema
+from devicerisk.ingest import duckparse
 from devicerisk.ingest.read import RawBatch
-from devicerisk.ingest.validate import COLUMNAR_FALLBACK, columnar_flags, record_reason
+from devicerisk.ingest.validate import COLUMNAR_FALLBACK, columnar_flags, line_reason
 from devicerisk.store.quarantine import Rejected
 
 _BISECT_BELOW = 8  # below this many records a failing block is checked record by record
@@ -33,8 +37,12 @@ class Parsed:
 def _read_block(lines: list[bytes], schema: pa.Schema) -> pa.Table:
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     data = b"\n".join(lines) + b"\n"
+    data.decode("utf-8")  # Arrow's reader does not validate the encoding of strings
     read_options = pj.ReadOptions(block_size=max(1 << 20, len(data) + 1))
-    return pj.read_json(io.BytesIO(data), read_options=read_options, parse_options=options)
+    table = pj.read_json(io.BytesIO(data), read_options=read_options, parse_options=options)
+    if table.num_rows != len(lines):  # e.g. two objects on one line
+        raise pa.ArrowInvalid("the block's rows do not match its lines")
+    return table
 
 
 def _parse_or_split(
@@ -49,7 +57,7 @@ def _parse_or_split(
         tables.append(_read_block(lines, schema))
         kept.extend(numbers)
         return
-    except pa.ArrowInvalid:
+    except (pa.ArrowInvalid, UnicodeDecodeError):
         pass
     if len(lines) > _BISECT_BELOW:
         mid = len(lines) // 2
@@ -57,19 +65,30 @@ def _parse_or_split(
         _parse_or_split(lines[mid:], numbers[mid:], schema, tables, kept, rejected)
         return
     for line, number in zip(lines, numbers, strict=True):
-        reason = record_reason(line)
+        reason = line_reason(line)
         if reason is None:  # valid in Python, so the columnar reader may accept it alone
             try:
                 tables.append(_read_block([line], schema))
                 kept.append(number)
                 continue
-            except pa.ArrowInvalid:
+            except (pa.ArrowInvalid, UnicodeDecodeError):
                 reason = COLUMNAR_FALLBACK
         rejected.append(Rejected(number, reason, line))
 
 
-def parse_batch(batch: RawBatch, chunk_rows: int = 65_536) -> Parsed:
-    """Parse and validate a batch's records; invalid ones become rejects with a reason."""
+def parse_batch(batch: RawBatch, chunk_rows: int = 65_536, source: Path | None = None) -> Parsed:
+    """Parse and validate a batch's records; invalid ones become rejects with a reason.
+
+    ``source`` is the batch's landing file; when given, the fast path reads it directly.
+    """
+    if source is not None and not batch.rejected and batch.lines:
+        table = duckparse.read_typed(source)
+        if table is not None and table.num_rows == len(batch.lines):
+            return _checked(_flatten(table), batch, list(range(len(batch.lines))), [])
+    return _parse_with_arrow(batch, chunk_rows)
+
+
+def _parse_with_arrow(batch: RawBatch, chunk_rows: int) -> Parsed:
     schema = input_schema()
     tables: list[pa.Table] = []
     kept: list[int] = []
@@ -80,16 +99,32 @@ def parse_batch(batch: RawBatch, chunk_rows: int = 65_536) -> Parsed:
     if not tables:
         empty = schema.empty_table().flatten()
         return Parsed(_flatten(empty), sorted(rejected, key=lambda r: r.line))
-    table = _flatten(pa.concat_tables(tables))
-    flags = columnar_flags(table)
+    index = {number: i for i, number in enumerate(batch.line_numbers)}
+    return _checked(_flatten(pa.concat_tables(tables)), batch, [index[n] for n in kept], rejected)
+
+
+def _checked(table: pa.Table, batch: RawBatch, rows: list[int], rejected: list[Rejected]) -> Parsed:
+    """Apply the contract's columnar checks and the type guard; flagged rows are judged one by one.
+
+    ``rows[i]`` is the index in ``batch.lines`` of table row ``i``. A row flagged only by the type
+    guard is kept if the strict check finds nothing wrong.
+    """
+    broken = columnar_flags(table)
+    suspects = duckparse.suspicious([batch.lines[i] for i in rows]) if rows else pa.array([], pa.bool_())
+    flags = pc.or_(broken, suspects)
     if pc.any(flags).as_py():
-        by_number = dict(zip(batch.line_numbers, batch.lines, strict=True))
-        flagged = pc.indices_nonzero(flags).to_pylist()
-        for row in flagged:
-            number = kept[row]
-            line = by_number[number]
-            rejected.append(Rejected(number, record_reason(line) or COLUMNAR_FALLBACK, line))
-        table = table.filter(pc.invert(flags))
+        drop = []
+        for row in pc.indices_nonzero(flags).to_pylist():
+            line = batch.lines[rows[row]]
+            reason = line_reason(line)
+            if reason is None and broken[row].as_py():
+                reason = COLUMNAR_FALLBACK
+            if reason is not None:
+                rejected.append(Rejected(batch.line_numbers[rows[row]], reason, line))
+                drop.append(row)
+        if drop:
+            keep = pc.invert(pc.is_in(pa.array(range(table.num_rows)), pa.array(drop)))
+            table = table.filter(keep)
     return Parsed(table, sorted(rejected, key=lambda r: r.line))
 
 

@@ -24,10 +24,11 @@ import pyarrow.compute as pc
 
 from devicerisk.ingest.parse import parse_batch
 from devicerisk.ingest.read import RawBatch, read_batch
+from devicerisk.ingest.validate import utc_times
 from devicerisk.privacy.consent import apply_consent
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
-from devicerisk.privacy.transform import event_times, treat
+from devicerisk.privacy.transform import treat
 from devicerisk.store import lake, quarantine, warehouse
 from devicerisk.store.quarantine import Rejected
 
@@ -96,7 +97,7 @@ def first_unseen(event_ids: pa.Array, seen: pa.Array) -> pa.Array:
         con.register("batch", pa.table({"event_id": event_ids, "idx": pa.array(range(len(event_ids)), pa.int64())}))
         con.register("seen", pa.table({"event_id": seen}))
         keep = con.sql(
-            "SELECT min(idx) AS idx FROM batch WHERE event_id NOT IN (SELECT event_id FROM seen) GROUP BY event_id"
+            "SELECT min(idx) AS idx FROM batch ANTI JOIN seen USING (event_id) GROUP BY event_id"
         ).to_arrow_table()
     finally:
         con.close()
@@ -104,15 +105,17 @@ def first_unseen(event_ids: pa.Array, seen: pa.Array) -> pa.Array:
     return pc.is_in(positions, value_set=keep.column("idx").combine_chunks().cast(pa.int64()))
 
 
-def prepare_batch(raw: RawBatch, ctx: IngestContext, now: datetime | None = None) -> PreparedBatch:
+def prepare_batch(
+    raw: RawBatch, ctx: IngestContext, now: datetime | None = None, source: Path | None = None
+) -> PreparedBatch:
     """Parse, validate, deduplicate, treat and apply consent: no side effects."""
     result = BatchResult(raw.batch_id, raw.file_name, records_read=raw.records_read, notes=list(raw.notes))
-    parsed = parse_batch(raw, ctx.chunk_rows)
+    parsed = parse_batch(raw, ctx.chunk_rows, source)
     result.quarantined = len(parsed.rejected)
     result.reasons = dict(Counter(r.reason for r in parsed.rejected))
 
     table = parsed.table
-    dates = pc.unique(event_times(table.column("event_time").combine_chunks()).cast(pa.date32())).to_pylist()
+    dates = pc.unique(utc_times(table.column("event_time").combine_chunks()).cast(pa.date32())).to_pylist()
     seen = lake.event_ids_on(ctx.lake_dir, lake.EVENTS, dates, exclude_batch=raw.batch_id)
     fresh = first_unseen(table.column("event_id").combine_chunks(), seen)
     table = table.filter(fresh)
@@ -151,7 +154,7 @@ def ingest_batch(path: Path, ctx: IngestContext, checkpoint: Checkpoint | None =
         return result
 
     now = datetime.now(UTC)
-    prepared = prepare_batch(raw, ctx, now)
+    prepared = prepare_batch(raw, ctx, now, source=path)
     result = prepared.result
     quarantine.write(ctx.quarantine_dir, raw.batch_id, prepared.rejected, ctx.quarantine_key)
     step("quarantine_written")

@@ -58,7 +58,7 @@ def _gunzip(raw: bytes) -> tuple[bytes, str | None]:
 
 
 def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = False) -> RawBatch:
-    """Split NDJSON bytes into records, rejecting oversize and non-UTF-8 ones up front."""
+    """Split NDJSON bytes into records, rejecting oversize ones up front."""
     batch = RawBatch(batch_id, file_name)
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
@@ -66,23 +66,13 @@ def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = Fa
     elif cut_off and lines:
         last = lines.pop()
         batch.rejected.append(Rejected(len(lines) + 1, "truncated gzip: record cut off", last))
-    try:
-        data.decode("utf-8")
-        utf8_ok = True
-    except UnicodeDecodeError:
-        utf8_ok = False
+    # Encoding is checked by the parsers, which reject a record with invalid UTF-8 by its own reason.
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue  # a blank line is not a record
         if len(line) > MAX_RECORD_BYTES:
             batch.rejected.append(Rejected(number, f"record exceeds {MAX_RECORD_BYTES} bytes", line))
             continue
-        if not utf8_ok:
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as err:
-                batch.rejected.append(Rejected(number, f"invalid UTF-8 at byte {err.start}", line))
-                continue
         batch.lines.append(line)
         batch.line_numbers.append(number)
     return batch

@@ -87,6 +87,15 @@ def field_reason(field: Field, value: Any, event_type: str) -> str | None:
     return None
 
 
+def line_reason(line: bytes) -> str | None:
+    """Why one raw NDJSON line is rejected (encoding first, then the record), or None."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"invalid UTF-8 at byte {err.start}"
+    return record_reason(line)
+
+
 def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS) -> str | None:
     """Why one NDJSON record is rejected, or None if it is valid."""
     try:
@@ -122,25 +131,46 @@ def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS) -> pa.Ar
     :func:`record_reason`, which words the reason.
     """
     event_type = table.column("event_type")
+    # Kleene logic throughout: "missing" (true) OR "too long" (null, for a missing value) is true.
     bad = pc.invert(pc.fill_null(pc.is_in(event_type, pa.array(_EVENT_TYPE_NAMES)), False))
-    bad = pc.or_(bad, pc.fill_null(pc.not_equal(table.column("schema_version"), SCHEMA_VERSION), True))
+    bad = pc.or_kleene(bad, pc.fill_null(pc.not_equal(table.column("schema_version"), SCHEMA_VERSION), True))
     for field in fields:
         column = table.column(field.path)
         applies = pc.is_in(event_type, pa.array(sorted(field.event_types))) if field.event_types else None
         broken = pc.is_null(column) if field.required else None
+        checks = [broken] if broken is not None else []
         if field.kind is Kind.TIMESTAMP:
-            shape = pc.invert(pc.match_substring_regex(column, RFC3339))
-            broken = shape if broken is None else pc.or_(broken, shape)
+            checks.append(invalid_times(column))
         if field.enum is not None:
-            outside = pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, pa.array(field.enum))))
-            broken = outside if broken is None else pc.or_(broken, outside)
+            checks.append(pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, pa.array(field.enum)))))
         if field.max_length is not None:
-            long = pc.greater(pc.utf8_length(column), field.max_length)
-            broken = long if broken is None else pc.or_(broken, long)
-        if broken is None:
+            checks.append(pc.greater(pc.utf8_length(column), field.max_length))
+        if not checks:
             continue
+        broken = checks[0]
+        for check in checks[1:]:
+            broken = pc.or_kleene(broken, check)
         broken = pc.fill_null(broken, False)
         if applies is not None:
             broken = pc.and_(broken, applies)
-        bad = pc.or_(bad, broken)
+        bad = pc.or_kleene(bad, broken)
     return bad
+
+
+def utc_times(column: pa.Array) -> pa.Array:
+    """RFC 3339 strings (shape already checked) -> timestamp[us, UTC]; raises on impossible dates."""
+    text = pc.replace_substring_regex(column, pattern=r"([+-]\d{2})(\d{2})$", replacement=r"\1:\2")
+    text = pc.replace_substring(pc.replace_substring(text, "z", "Z"), " ", "T")
+    return text.cast(pa.timestamp("us", tz="UTC"))
+
+
+def invalid_times(column: pa.Array) -> pa.Array:
+    """True where a time is not RFC 3339 with an offset, or names an impossible date or hour."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    wrong_shape = pc.invert(pc.match_substring_regex(column, RFC3339))
+    try:
+        utc_times(pc.if_else(pc.fill_null(wrong_shape, True), None, column))
+        return wrong_shape
+    except pa.ArrowInvalid:  # rare: find the impossible ones one by one
+        impossible = [v is not None and parse_timestamp(v) is None for v in column.to_pylist()]
+        return pc.or_kleene(wrong_shape, pa.array(impossible))

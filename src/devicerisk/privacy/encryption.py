@@ -28,7 +28,10 @@ def sealed_key_id(blob: bytes) -> str:
     """The id of the key a blob was sealed with, so the right key can be found after rotation."""
     if not blob.startswith(MAGIC):
         raise DecryptionError("not an encrypted devicerisk file")
-    return blob[len(MAGIC) : len(MAGIC) + _KEY_ID].decode().strip()
+    try:
+        return blob[len(MAGIC) : len(MAGIC) + _KEY_ID].decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise DecryptionError("the key id in the header is corrupt") from None
 
 
 def unseal(key: Key, blob: bytes, associated: bytes) -> bytes:

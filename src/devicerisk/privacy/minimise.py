@@ -134,7 +134,8 @@ def minimise_iccid(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
     }
 
 
-def _ip_prefix(text: str) -> str | None:
+def ip_prefix(text: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address, as text."""
     try:
         ip = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -147,7 +148,7 @@ def _ip_prefix(text: str) -> str | None:
 
 def minimise_ip(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
     """The network prefix (/24 for IPv4, /48 for IPv6) and the IP version."""
-    prefix = map_distinct(values, _ip_prefix, pa.string())
+    prefix = map_distinct(values, ip_prefix, pa.string())
     version = pc.if_else(pc.match_substring(prefix, ":"), 6, 4).cast(pa.int8())
     return {"prefix": prefix, "version": null_where(version, pc.is_null(prefix))}
 

@@ -15,16 +15,10 @@ import pyarrow.compute as pc
 from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.model import Action, Field, Kind
 from devicerisk.contract.schema import lake_schema
+from devicerisk.ingest.validate import utc_times
 from devicerisk.privacy.arrow_utils import null_where
 from devicerisk.privacy.minimise import MINIMISERS, MinimiseContext
 from devicerisk.privacy.pseudonymise import Pseudonymiser
-
-
-def event_times(column: pa.Array) -> pa.Array:
-    """RFC 3339 strings (already validated) -> timestamp[us, UTC]."""
-    text = pc.replace_substring_regex(column, pattern=r"([+-]\d{2})(\d{2})$", replacement=r"\1:\2")
-    text = pc.replace_substring(pc.replace_substring(text, "z", "Z"), " ", "T")
-    return text.cast(pa.timestamp("us", tz="UTC"))
 
 
 def _applicable(field: Field, values: pa.Array, event_type: pa.Array) -> pa.Array:
@@ -64,7 +58,7 @@ def treat(
     """Treated lake rows for validated, parsed records."""
     schema = lake_schema(fields)
     n = parsed.num_rows
-    times = event_times(parsed.column("event_time").combine_chunks())
+    times = utc_times(parsed.column("event_time").combine_chunks())
     ctx = MinimiseContext(event_time=times, minor_age=minor_age, phone_region=phone_region)
     event_type = parsed.column("event_type").combine_chunks()
     columns: dict[str, pa.Array] = {}

@@ -1,0 +1,167 @@
+"""Ingest benchmark: devicerisk against two references measured in the same run.
+
+- (a) DuckDB copying the same NDJSON to Parquet with no validation or treatment: the floor of the work.
+- (b) A straightforward pandas implementation of the same treatment (json.loads, per-row Python).
+
+Each measurement runs in a fresh process, so its peak memory (max RSS) is its own. Usage:
+
+    .venv/bin/python bench/ingest_bench.py --accounts 25000 --days 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).parent / "out"
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(fn: Callable[..., Any], args: tuple, queue: mp.Queue) -> None:
+    start = time.perf_counter()
+    rows = fn(*args)
+    seconds = time.perf_counter() - start
+    if isinstance(rows, tuple):  # (rows, seconds of the part that is measured)
+        rows, seconds = rows
+    queue.put({"seconds": seconds, "rows": rows, "peak_rss_mib": _peak_rss_mib()})
+
+
+def measure(name: str, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """Run ``fn(*args)`` in a fresh process; returns seconds, rows and peak RSS."""
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    result["name"] = name
+    print(f"  {name}: {result['rows']:,} rows in {result['seconds']:.2f} s, peak {result['peak_rss_mib']:.0f} MiB")
+    return result
+
+
+def duckdb_copy(paths: list[str], out: str) -> int:
+    """Reference (a): NDJSON -> Parquet with DuckDB, no validation or treatment."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        "COPY (SELECT * FROM read_json($paths, format = 'newline_delimited', union_by_name = true)) "
+        "TO $out (FORMAT parquet)",
+        {"paths": paths, "out": out},
+    )
+    return con.execute("SELECT count(*) FROM read_parquet($out)", {"out": out}).fetchall()[0][0]
+
+
+def devicerisk_ingest(paths: list[str], data_dir: str, key_hex: str, qkey_hex: str) -> int:
+    """devicerisk: every batch through the exactly-once ingest (validate, dedup, treat, consent, lake)."""
+    from devicerisk.config import Settings
+    from devicerisk.ingest.pipeline import ingest_batch
+    from devicerisk.ingest.runtime import ingest_context
+
+    settings = Settings(mode="production", data_dir=Path(data_dir), pseudonym_key=key_hex, quarantine_key=qkey_hex)
+    ctx = ingest_context(settings)
+    return sum(ingest_batch(Path(p), ctx).records_read for p in paths)
+
+
+def pandas_reference(paths: list[str], out: str, key_hex: str) -> int:
+    """Reference (b): per-row Python with pandas."""
+    from reference_pandas import run
+
+    run([Path(p) for p in paths], Path(out), bytes.fromhex(key_hex))
+    return sum(_count_lines(Path(p)) for p in paths)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def pseudonymise_alone(n: int, distinct: int) -> tuple[int, float]:
+    """HMAC pseudonyms of ``n`` IMEI-like values with ``distinct`` distinct ones (input building not timed)."""
+    import pyarrow as pa
+
+    from devicerisk.privacy.keys import Key
+    from devicerisk.privacy.pseudonymise import Pseudonymiser
+
+    values = pa.array([f"35{(i % distinct) * 7919 % 10**13:013d}" for i in range(n)])
+    p = Pseudonymiser(Key.from_bytes(secrets.token_bytes(32), "pseudonym"))
+    start = time.perf_counter()
+    p.pseudonymise_normalised("imei", values)
+    return n, time.perf_counter() - start
+
+
+def generate(accounts: int, days: int, seed: int, landing: Path) -> list[Path]:
+    from devicerisk.synth import SynthConfig, generate
+
+    marker = landing / f".config-{accounts}-{days}-{seed}"
+    if not marker.exists():
+        shutil.rmtree(landing, ignore_errors=True)
+        start = time.perf_counter()
+        result = generate(landing, SynthConfig(accounts=accounts, days=days, seed=seed, events_per_batch=100_000,
+                                               gzip=False))  # fmt: skip
+        print(f"generated {result.events:,} events in {time.perf_counter() - start:.0f} s")
+        marker.touch()
+    return sorted((landing / "telemetry").glob("*.ndjson"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=25_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=101)
+    parser.add_argument("--pandas-batches", type=int, default=1, help="batches for the slow per-row reference")
+    args = parser.parse_args()
+
+    paths = generate(args.accounts, args.days, args.seed, OUT / "landing")
+    all_paths = [str(p) for p in paths]
+    tenth = all_paths[: max(1, len(all_paths) // 10)]
+    key, qkey = secrets.token_hex(32), secrets.token_hex(32)
+    work = OUT / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    results = {
+        "a_duckdb_copy": measure("(a) DuckDB NDJSON->Parquet", duckdb_copy, all_paths, str(work / "copy.parquet")),
+        "devicerisk": measure("devicerisk ingest", devicerisk_ingest, all_paths, str(work / "data"), key, qkey),
+        "devicerisk_tenth": measure(
+            "devicerisk ingest, 1/10 of the data", devicerisk_ingest, tenth, str(work / "data-tenth"), key, qkey
+        ),  # fmt: skip
+        "b_pandas": measure(
+            "(b) pandas per-row", pandas_reference, all_paths[: args.pandas_batches], str(work / "pandas"), key
+        ),  # fmt: skip
+        "pseudo_distinct": measure("pseudonymise 2M distinct", pseudonymise_alone, 2_000_000, 2_000_000),
+        "pseudo_repeated": measure("pseudonymise 2M, 50k distinct", pseudonymise_alone, 2_000_000, 50_000),
+    }
+    rate = {k: v["rows"] / v["seconds"] for k, v in results.items()}
+    summary = {
+        "events": results["devicerisk"]["rows"],
+        "devicerisk_events_per_s": rate["devicerisk"],
+        "duckdb_copy_events_per_s": rate["a_duckdb_copy"],
+        "pandas_events_per_s": rate["b_pandas"],
+        "ratio_vs_duckdb_copy": rate["devicerisk"] / rate["a_duckdb_copy"],
+        "ratio_vs_pandas": rate["devicerisk"] / rate["b_pandas"],
+        "peak_mib_full": results["devicerisk"]["peak_rss_mib"],
+        "peak_mib_tenth": results["devicerisk_tenth"]["peak_rss_mib"],
+        "pseudonymise_distinct_per_s": rate["pseudo_distinct"],
+        "pseudonymise_repeated_per_s": rate["pseudo_repeated"],
+    }
+    print(json.dumps(summary, indent=2))
+    (OUT / "results.json").write_text(json.dumps({"summary": summary, "runs": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The leak test: after a pipeline run, no raw identifier from landing occurs in any other file.
+
+It covers the lake (every Parquet file on disk), the Delta log, quarantine, the warehouse, and the
+Prefect database with its logs, artifacts and flow-run parameters. Files are read as data, not
+grepped as compressed bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flows.pipeline import pipeline_flow
+
+from conftest import drain_prefect_logs
+from devicerisk.config import Settings
+from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files
+from devicerisk.synth import SynthConfig, generate
+from factories import event, write_batch
+
+
+@pytest.fixture
+def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("DEVICERISK_MODE", "production")
+    monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
+    monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
+    return settings
+
+
+def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Settings) -> None:
+    landing = env_settings.landing_dir
+    generate(landing, SynthConfig(accounts=150, days=2, seed=23, events_per_batch=5000))
+    bad = event("transaction")
+    bad["payload"]["amount"] = "12.5"  # quarantined, with every identifier of a real event inside
+    write_batch(landing / "telemetry" / "zz-bad.ndjson", [bad, b'{"device": {"imei": "352099001761481"'])
+
+    pipeline_flow(str(env_settings.data_dir))
+    drain_prefect_logs()
+
+    needles = raw_identifiers(landing)
+    assert len(needles) > 1000  # the scan has something to look for
+    report = scan_data_dir(env_settings.data_dir, extra_files=[prefect_db])
+    assert report.files >= 6 and report.values > 10_000
+    assert report.findings == [], report.findings[:10]
+
+
+def test_the_scanner_finds_a_planted_leak(tmp_path: Path) -> None:
+    """Guards the leak test itself: a raw IMEI written to a text file and a Parquet cell is found."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    landing = tmp_path / "landing" / "telemetry"
+    write_batch(landing / "b.ndjson", [event("operation")])
+    needles = raw_identifiers(tmp_path / "landing")
+    (tmp_path / "log.txt").write_text("processing device 35-209900-176148-1 now")
+    pq.write_table(pa.table({"x": ["3C5AB4123456"]}), tmp_path / "t.parquet")
+    report = scan_files([tmp_path / "log.txt", tmp_path / "t.parquet"], needles)
+    assert {f.path.name for f in report.findings} == {"log.txt", "t.parquet"}
