@@ -1,4 +1,8 @@
-"""The ingest flow: new landing batches -> validated, consented, treated events in the lake."""
+"""The ingest flow: new landing batches -> validated, consented, treated events in the lake.
+
+Batches are committed one at a time, in order; the next batch is staged (read, validated, treated)
+on a second thread while the current one is committed.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,39 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from devicerisk.config import Settings
-from devicerisk.ingest.pipeline import BatchResult, IngestContext, ingest_batch
+from devicerisk.ingest.lookahead import lookahead
+from devicerisk.ingest.pipeline import BatchResult, IngestContext, StagedBatch, commit_batch, not_yet_ingested
+from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
 from devicerisk.ingest.report import IngestSummary, summarise, summary_markdown
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.store import landing
 
 
 @task(cache_policy=NO_CACHE)
-def list_landing_batches(landing_dir: Path) -> list[Path]:
-    """Landing files to consider, oldest name first."""
+def landing_files(landing_dir: Path) -> list[Path]:
+    """Landing files, oldest name first."""
     return landing.pending_files(landing_dir)
 
 
+@task(cache_policy=NO_CACHE)
+def new_batches(paths: list[Path], ctx: IngestContext) -> list[Path]:
+    """The files whose content has not been ingested yet."""
+    return not_yet_ingested(paths, ctx)
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def stage_batch(path: Path, ctx: IngestContext) -> StagedBatch:
+    """Read, validate and treat one batch; pure, so safe to retry."""
+    return stage_batch_fn(path, ctx)
+
+
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, tags=["warehouse-writer"])
-def ingest_one(path: Path, ctx: IngestContext) -> BatchResult:
-    """Ingest one batch exactly once; safe to retry."""
-    return ingest_batch(path, ctx)
+def commit(staged: StagedBatch, ctx: IngestContext) -> BatchResult:
+    """Write one staged batch exactly once; idempotent, so safe to retry."""
+    return commit_batch(staged, ctx)
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -41,22 +60,20 @@ def publish_summary(summary: IngestSummary) -> None:
     create_markdown_artifact(key="ingest-summary", markdown=summary_markdown(summary), description="Ingest accounting")
 
 
-@flow(name="ingest", log_prints=False)
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def ingest_flow(data_dir: str | None = None) -> IngestSummary:
-    """Ingest every new landing batch, one at a time, then purge expired raw batches."""
+    """Ingest every new landing batch in order, then purge expired raw batches."""
     settings = Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
     ctx = ingest_context(settings)
-    results = [ingest_one(path, ctx) for path in list_landing_batches(settings.landing_dir)]
+    files = landing_files(settings.landing_dir)
+    paths = new_batches(files, ctx)
+    results = [commit(staged, ctx) for staged in lookahead(paths, lambda p: stage_batch.submit(p, ctx))]
     removed = purge_landing(settings)
-    summary = summarise(results, landing_removed=len(removed))
+    summary = summarise(results, skipped=len(files) - len(paths), landing_removed=len(removed))
     publish_summary(summary)
     get_run_logger().info(
         "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates",
-        summary.batches,
-        summary.records_read,
-        summary.accepted,
-        summary.quarantined,
-        summary.consent_dropped,
+        summary.batches, summary.records_read, summary.accepted, summary.quarantined, summary.consent_dropped,
         summary.duplicates,
-    )
+    )  # fmt: skip
     return summary

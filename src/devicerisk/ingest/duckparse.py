@@ -93,6 +93,6 @@ def read_typed(path: Path) -> pa.Table | None:
         con.close()
 
 
-def suspicious(lines: list[bytes]) -> pa.Array:
-    """True for each record that the type guard flags for a strict, one-by-one check."""
-    return pc.match_substring_regex(pa.array(lines, pa.binary()), type_guard())
+def suspicious(lines: pa.Array) -> pa.Array:
+    """True for each record (a binary array of lines) that the type guard flags for a strict check."""
+    return pc.match_substring_regex(lines, type_guard())

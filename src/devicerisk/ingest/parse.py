@@ -10,6 +10,7 @@ checked one by one, in Python, to word the reason.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def parse_batch(batch: RawBatch, chunk_rows: int = 65_536, source: Path | None =
     if source is not None and not batch.rejected and batch.lines:
         table = duckparse.read_typed(source)
         if table is not None and table.num_rows == len(batch.lines):
-            return _checked(_flatten(table), batch, list(range(len(batch.lines))), [])
+            return _checked(_flatten(table), batch, range(len(batch.lines)), [])
     return _parse_with_arrow(batch, chunk_rows)
 
 
@@ -103,14 +104,17 @@ def _parse_with_arrow(batch: RawBatch, chunk_rows: int) -> Parsed:
     return _checked(_flatten(pa.concat_tables(tables)), batch, [index[n] for n in kept], rejected)
 
 
-def _checked(table: pa.Table, batch: RawBatch, rows: list[int], rejected: list[Rejected]) -> Parsed:
+def _checked(table: pa.Table, batch: RawBatch, rows: Sequence[int], rejected: list[Rejected]) -> Parsed:
     """Apply the contract's columnar checks and the type guard; flagged rows are judged one by one.
 
     ``rows[i]`` is the index in ``batch.lines`` of table row ``i``. A row flagged only by the type
     guard is kept if the strict check finds nothing wrong.
     """
     broken = columnar_flags(table)
-    suspects = duckparse.suspicious([batch.lines[i] for i in rows]) if rows else pa.array([], pa.bool_())
+    if len(rows) == len(batch.lines):  # every record made it into the table, in order
+        suspects = duckparse.suspicious(batch.line_array())
+    else:
+        suspects = duckparse.suspicious(pa.array([batch.lines[i] for i in rows], pa.binary()))
     flags = pc.or_(broken, suspects)
     if pc.any(flags).as_py():
         drop = []

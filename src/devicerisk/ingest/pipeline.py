@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +23,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from devicerisk.ingest.lookahead import lookahead
 from devicerisk.ingest.parse import parse_batch
-from devicerisk.ingest.read import RawBatch, read_batch
-from devicerisk.ingest.validate import utc_times
-from devicerisk.privacy.consent import apply_consent
+from devicerisk.ingest.read import batch_id_of_file, read_batch
+from devicerisk.privacy.consent import CONSENT_COLUMNS, apply_consent
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.privacy.transform import treat
@@ -92,41 +93,66 @@ class PreparedBatch:
 
 def first_unseen(event_ids: pa.Array, seen: pa.Array) -> pa.Array:
     """A mask of the records to keep: the first occurrence of each id not already seen."""
+    n = len(event_ids)
+    if len(pc.unique(event_ids)) == n and not pc.any(pc.is_in(event_ids, value_set=seen)).as_py():
+        return pa.repeat(pa.scalar(True), n)  # the common case: nothing repeats
     con = duckdb.connect(":memory:")
     try:
-        con.register("batch", pa.table({"event_id": event_ids, "idx": pa.array(range(len(event_ids)), pa.int64())}))
+        con.register("batch", pa.table({"event_id": event_ids, "idx": pa.array(range(n), pa.int64())}))
         con.register("seen", pa.table({"event_id": seen}))
         keep = con.sql(
             "SELECT min(idx) AS idx FROM batch ANTI JOIN seen USING (event_id) GROUP BY event_id"
         ).to_arrow_table()
     finally:
         con.close()
-    positions = pa.array(range(len(event_ids)), pa.int64())
+    positions = pa.array(range(n), pa.int64())
     return pc.is_in(positions, value_set=keep.column("idx").combine_chunks().cast(pa.int64()))
 
 
-def prepare_batch(
-    raw: RawBatch, ctx: IngestContext, now: datetime | None = None, source: Path | None = None
-) -> PreparedBatch:
-    """Parse, validate, deduplicate, treat and apply consent: no side effects."""
-    result = BatchResult(raw.batch_id, raw.file_name, records_read=raw.records_read, notes=list(raw.notes))
-    parsed = parse_batch(raw, ctx.chunk_rows, source)
-    result.quarantined = len(parsed.rejected)
-    result.reasons = dict(Counter(r.reason for r in parsed.rejected))
+@dataclass(slots=True)
+class StagedBatch:
+    """A batch read, validated and treated: the part of ingest that depends on nothing stored.
 
-    table = parsed.table
-    dates = pc.unique(utc_times(table.column("event_time").combine_chunks()).cast(pa.date32())).to_pylist()
-    seen = lake.event_ids_on(ctx.lake_dir, lake.EVENTS, dates, exclude_batch=raw.batch_id)
-    fresh = first_unseen(table.column("event_id").combine_chunks(), seen)
-    table = table.filter(fresh)
-    result.duplicates = parsed.table.num_rows - table.num_rows
+    Staging is pure, so the next batch can be staged while the previous one is committed.
+    """
 
+    batch_id: str
+    file_name: str
+    records_read: int
+    notes: list[str]
+    rejected: list[Rejected]
+    events: pa.Table  # treated, not yet deduplicated or filtered by consent
+    staged_at: datetime
+
+
+def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> StagedBatch:
+    """Read, parse, validate and treat one landing file (no store is read or written)."""
+    now = now or datetime.now(UTC)
+    raw = read_batch(path)
+    parsed = parse_batch(raw, ctx.chunk_rows, source=path)
     events = treat(
-        table, ctx.pseudonymiser, raw.batch_id, minor_age=ctx.minor_age, phone_region=ctx.phone_region, ingested_at=now
-    )
-    state = warehouse.consent_state(ctx.warehouse_path)
-    consent = apply_consent(events, state)
-    events = events.filter(consent.keep)
+        parsed.table, ctx.pseudonymiser, raw.batch_id, minor_age=ctx.minor_age, phone_region=ctx.phone_region,
+        ingested_at=now,
+    )  # fmt: skip
+    return StagedBatch(raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now)
+
+
+def prepare_batch(staged: StagedBatch, ctx: IngestContext) -> PreparedBatch:
+    """Deduplicate against the lake and apply consent: reads the stores, writes nothing."""
+    result = BatchResult(staged.batch_id, staged.file_name, records_read=staged.records_read, notes=staged.notes)
+    result.quarantined = len(staged.rejected)
+    result.reasons = dict(Counter(r.reason for r in staged.rejected))
+
+    events = staged.events
+    dates = pc.unique(events.column("event_date")).to_pylist()
+    seen = lake.event_ids_on(ctx.lake_dir, lake.EVENTS, dates, exclude_batch=staged.batch_id)
+    fresh = first_unseen(events.column("event_id").combine_chunks(), seen)
+    result.duplicates = len(fresh) - pc.sum(fresh).as_py() if len(fresh) else 0
+    # Consent is judged on fresh events only, so a duplicate's drop is not counted twice. It reads
+    # a few columns; the wide table is filtered once, at the end.
+    consent_input = events.select(list(CONSENT_COLUMNS)).filter(fresh)
+    consent = apply_consent(consent_input, warehouse.consent_state(ctx.warehouse_path))
+    events = _keep_rows(events, fresh, consent.keep)
     result.consent_dropped = sum(consent.dropped_by_reason.values())
     result.reasons.update({f"dropped: {k}": v for k, v in consent.dropped_by_reason.items()})
     result.accepted = events.num_rows
@@ -134,7 +160,13 @@ def prepare_batch(
         events.num_rows - events.column(name).null_count for name in events.column_names if name.endswith("_pid")
     )
     result.check()
-    return PreparedBatch(result, events, parsed.rejected, consent.updates)
+    return PreparedBatch(result, events, staged.rejected, consent.updates)
+
+
+def _keep_rows(table: pa.Table, first: pa.Array, then: pa.Array) -> pa.Table:
+    """Rows kept by ``first`` and then, among those, by ``then``: one copy of the wide table at most."""
+    rows = pc.indices_nonzero(first).filter(then)
+    return table if len(rows) == table.num_rows else table.take(rows)
 
 
 def _accounting(result: BatchResult) -> dict[str, object]:
@@ -143,36 +175,45 @@ def _accounting(result: BatchResult) -> dict[str, object]:
     return {k: values[k] for k in keys}
 
 
+def _already_done(batch_id: str, file_name: str, ctx: IngestContext) -> BatchResult | None:
+    done = warehouse.ledger_entry(ctx.warehouse_path, batch_id)
+    if done is None:
+        return None
+    log.info("batch %s (%s) was already ingested; skipping", batch_id, file_name)
+    return BatchResult(batch_id, file_name, already_done=True, lake_version=done.lake_version)
+
+
 def ingest_batch(path: Path, ctx: IngestContext, checkpoint: Checkpoint | None = None) -> BatchResult:
     """Ingest one landing file exactly once; re-running after a crash completes it without duplicates."""
-    step = checkpoint or (lambda _: None)
-    raw = read_batch(path)
-    done = warehouse.ledger_entry(ctx.warehouse_path, raw.batch_id)
-    if done is not None:
-        log.info("batch %s (%s) was already ingested; skipping", raw.batch_id, path.name)
-        result = BatchResult(raw.batch_id, path.name, already_done=True, lake_version=done.lake_version)
-        return result
+    done = _already_done(batch_id_of_file(path), path.name, ctx)
+    return done if done is not None else commit_batch(stage_batch(path, ctx), ctx, checkpoint)
 
-    now = datetime.now(UTC)
-    prepared = prepare_batch(raw, ctx, now, source=path)
+
+def commit_batch(staged: StagedBatch, ctx: IngestContext, checkpoint: Checkpoint | None = None) -> BatchResult:
+    """Deduplicate, apply consent and write a staged batch: quarantine, then lake, then ledger."""
+    step = checkpoint or (lambda _: None)
+    done = _already_done(staged.batch_id, staged.file_name, ctx)
+    if done is not None:
+        return done
+    prepared = prepare_batch(staged, ctx)
     result = prepared.result
-    quarantine.write(ctx.quarantine_dir, raw.batch_id, prepared.rejected, ctx.quarantine_key)
+    quarantine.write(ctx.quarantine_dir, staged.batch_id, prepared.rejected, ctx.quarantine_key)
     step("quarantine_written")
 
     if prepared.events.num_rows:
-        committed = lake.find_batch_commit(ctx.lake_dir, lake.EVENTS, raw.batch_id)
+        committed = lake.find_batch_commit(ctx.lake_dir, lake.EVENTS, staged.batch_id)
         if committed is None:
             result.lake_version = lake.append(
-                ctx.lake_dir, lake.EVENTS, prepared.events, raw.batch_id, _accounting(result)
+                ctx.lake_dir, lake.EVENTS, prepared.events, staged.batch_id, _accounting(result)
             )
         else:
             result.lake_version = committed[0]
-            log.warning("batch %s was committed to the lake before an interruption; completing it", raw.batch_id)
+            log.warning("batch %s was committed to the lake before an interruption; completing it", staged.batch_id)
     step("lake_committed")
 
     entry = warehouse.LedgerEntry(
-        batch_id=raw.batch_id,
-        file_name=path.name,
+        batch_id=staged.batch_id,
+        file_name=staged.file_name,
         lake_version=result.lake_version,
         records_read=result.records_read,
         accepted=result.accepted,
@@ -181,13 +222,13 @@ def ingest_batch(path: Path, ctx: IngestContext, checkpoint: Checkpoint | None =
         duplicates=result.duplicates,
         reasons=result.reasons,
         note="; ".join(result.notes) or None,
-        committed_at=now,
+        committed_at=staged.staged_at,
     )
     warehouse.commit_batch(ctx.warehouse_path, entry, prepared.state_updates)
     step("ledger_committed")
     log.info(
         "batch %s: read %d, accepted %d, quarantined %d, consent-dropped %d, duplicates %d",
-        raw.batch_id,
+        staged.batch_id,
         result.records_read,
         result.accepted,
         result.quarantined,
@@ -195,3 +236,15 @@ def ingest_batch(path: Path, ctx: IngestContext, checkpoint: Checkpoint | None =
         result.duplicates,
     )
     return result
+
+
+def not_yet_ingested(paths: list[Path], ctx: IngestContext) -> list[Path]:
+    """The files whose content the ledger has not recorded, in order."""
+    return [p for p in paths if warehouse.ledger_entry(ctx.warehouse_path, batch_id_of_file(p)) is None]
+
+
+def ingest_batches(paths: list[Path], ctx: IngestContext) -> Iterator[BatchResult]:
+    """Ingest files in order, staging the next file while the current one is committed."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
+        for staged in lookahead(not_yet_ingested(paths, ctx), lambda p: pool.submit(stage_batch, p, ctx)):
+            yield commit_batch(staged, ctx)

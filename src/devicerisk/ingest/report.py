@@ -25,9 +25,9 @@ class IngestSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def summarise(results: list[BatchResult], landing_removed: int = 0) -> IngestSummary:
-    """Add up batch results."""
-    summary = IngestSummary(landing_removed=landing_removed)
+def summarise(results: list[BatchResult], skipped: int = 0, landing_removed: int = 0) -> IngestSummary:
+    """Add up batch results; ``skipped`` counts landing files found already ingested."""
+    summary = IngestSummary(skipped_batches=skipped, landing_removed=landing_removed)
     reasons: Counter[str] = Counter()
     for r in results:
         if r.already_done:

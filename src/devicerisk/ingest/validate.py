@@ -159,9 +159,14 @@ def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS) -> pa.Ar
 
 def utc_times(column: pa.Array) -> pa.Array:
     """RFC 3339 strings (shape already checked) -> timestamp[us, UTC]; raises on impossible dates."""
+    utc = pa.timestamp("us", tz="UTC")
+    try:
+        return column.cast(utc)  # Arrow reads "+08:00", "+0800" and "Z" itself
+    except pa.ArrowInvalid:
+        pass  # lower-case "z" or a space for "T": normalise, then try again
     text = pc.replace_substring_regex(column, pattern=r"([+-]\d{2})(\d{2})$", replacement=r"\1:\2")
     text = pc.replace_substring(pc.replace_substring(text, "z", "Z"), " ", "T")
-    return text.cast(pa.timestamp("us", tz="UTC"))
+    return text.cast(utc)
 
 
 def invalid_times(column: pa.Array) -> pa.Array:

@@ -32,6 +32,9 @@ _AGES = pa.schema(
         ("guardian_consent", pa.bool_()),
     ]
 )
+#: The treated-event columns that consent decisions read.
+CONSENT_COLUMNS = ("event_type", "event_time", "account_id_pid", "action", "purpose", "granted", "birth_year_minor",
+                   "guardian_consent")  # fmt: skip
 STATE_SCHEMAS = {"consent_decisions": _DECISIONS, "cancellations": _CANCELS, "age_declarations": _AGES}
 
 _UPDATES_SQL = {
@@ -46,12 +49,10 @@ _UPDATES_SQL = {
         AND birth_year_minor IS NOT NULL""",
 }
 
+# Only events of accounts with some consent, cancellation or age record can be dropped, so the
+# joins run on those few events, not on the whole batch.
 _DROP_SQL = """
-WITH e AS (
-    SELECT idx, account_id_pid AS account_pid, event_time, p.purpose
-    FROM indexed JOIN purposes p USING (event_type)
-),
-decisions AS (SELECT * FROM old_consent_decisions UNION ALL SELECT * FROM new_consent_decisions),
+WITH decisions AS (SELECT * FROM old_consent_decisions UNION ALL SELECT * FROM new_consent_decisions),
 cancels AS (
     SELECT account_pid, min(cancelled_at) AS cancelled_at
     FROM (SELECT * FROM old_cancellations UNION ALL SELECT * FROM new_cancellations) GROUP BY account_pid
@@ -61,18 +62,27 @@ blocked AS (
     QUALIFY row_number() OVER (PARTITION BY account_pid ORDER BY declared_at DESC) = 1
     AND minor AND NOT guardian_consent
 ),
+known AS (
+    SELECT account_pid FROM decisions UNION SELECT account_pid FROM cancels
+    UNION SELECT account_pid FROM old_age_declarations UNION SELECT account_pid FROM new_age_declarations
+),
+e AS (
+    SELECT i.idx, i.account_id_pid AS account_pid, i.event_time, p.purpose
+    FROM indexed i JOIN purposes p USING (event_type) SEMI JOIN known k ON i.account_id_pid = k.account_pid
+),
 latest AS (
     SELECT e.idx, d.granted FROM e ASOF LEFT JOIN decisions d
     ON e.account_pid = d.account_pid AND e.purpose = d.purpose AND e.event_time >= d.decided_at
 )
-SELECT e.idx,
-       CASE WHEN b.account_pid IS NOT NULL THEN 'minor_without_guardian_consent'
-            WHEN c.cancelled_at IS NOT NULL AND e.event_time > c.cancelled_at THEN 'account_cancelled'
-            WHEN l.granted = false THEN 'consent_withdrawn' END AS reason
-FROM e LEFT JOIN latest l USING (idx)
-LEFT JOIN cancels c ON c.account_pid = e.account_pid
-LEFT JOIN blocked b ON b.account_pid = e.account_pid
-ORDER BY e.idx
+SELECT * FROM (
+    SELECT e.idx,
+           CASE WHEN b.account_pid IS NOT NULL THEN 'minor_without_guardian_consent'
+                WHEN c.cancelled_at IS NOT NULL AND e.event_time > c.cancelled_at THEN 'account_cancelled'
+                WHEN l.granted = false THEN 'consent_withdrawn' END AS reason
+    FROM e LEFT JOIN latest l USING (idx)
+    LEFT JOIN cancels c ON c.account_pid = e.account_pid
+    LEFT JOIN blocked b ON b.account_pid = e.account_pid
+) WHERE reason IS NOT NULL
 """
 
 
@@ -107,6 +117,7 @@ def apply_consent(events: pa.Table, state: dict[str, pa.Table]) -> ConsentOutcom
         verdict = con.sql(_DROP_SQL).to_arrow_table()
     finally:
         con.close()
-    reason = verdict.column("reason")
-    counts = {row["values"]: row["counts"] for row in pc.value_counts(reason.drop_null()).to_pylist()}
-    return ConsentOutcome(keep=pc.is_null(reason).combine_chunks(), dropped_by_reason=counts, updates=updates)
+    counts = {row["values"]: row["counts"] for row in pc.value_counts(verdict.column("reason")).to_pylist()}
+    dropped = verdict.column("idx").combine_chunks()
+    keep = pc.invert(pc.is_in(pa.array(range(events.num_rows), pa.int64()), value_set=dropped))
+    return ConsentOutcome(keep=keep, dropped_by_reason=counts, updates=updates)

@@ -18,10 +18,10 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from stdnum import imsi as stdnum_imsi
-from stdnum import luhn
 from ua_parser import parse as parse_user_agent
 
 from devicerisk.privacy.arrow_utils import map_distinct, null_where
+from devicerisk.privacy.normalise import CANONICAL_IPV4
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,27 @@ def _digits(values: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(values, pattern=r"[^0-9]", replacement="")
 
 
+def luhn_valid(digits: pa.Array) -> pa.Array:
+    """Luhn check of each string of ASCII digits, vectorised (null and empty give null).
+
+    Same answer as ``stdnum.luhn.is_valid``, without a Python call per value: the strings are
+    left-padded with zeros (which do not change a Luhn sum) into one digit matrix.
+    """
+    if isinstance(digits, pa.ChunkedArray):
+        digits = digits.combine_chunks()
+    lengths = pc.utf8_length(digits)
+    width = pc.max(lengths).as_py() or 0
+    missing = pc.fill_null(pc.equal(lengths, 0), True)
+    if width == 0:
+        return pa.nulls(len(digits), pa.bool_())
+    padded = pc.utf8_lpad(pc.if_else(missing, "", digits), width=width, padding="0").cast(pa.string())
+    data = np.frombuffer(padded.buffers()[2], np.uint8, count=len(digits) * width, offset=padded.offset * width)
+    matrix = data.reshape(len(digits), width).astype(np.int16) - ord("0")
+    doubled = matrix[:, width - 2 :: -2] * 2  # every second digit from the right, left of the check digit
+    total = matrix[:, width - 1 :: -2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
+    return null_where(pa.array(total % 10 == 0), missing)
+
+
 def minimise_imei(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
     """TAC (type allocation code: the model), whether the format is sound, and the Luhn check."""
     digits = _digits(values)
@@ -83,7 +104,7 @@ def minimise_imei(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
     well_formed = pc.and_(
         pc.is_in(length, pa.array([14, 15, 16], pa.int32())), pc.invert(pc.match_substring_regex(digits, r"^0*$"))
     )
-    checksum = map_distinct(null_where(digits, pc.not_equal(length, 15)), luhn.is_valid, pa.bool_())
+    checksum = luhn_valid(null_where(digits, pc.not_equal(length, 15)))
     return {
         "tac": null_where(pc.utf8_slice_codeunits(digits, 0, 8), pc.invert(well_formed)),
         "format_ok": well_formed,
@@ -127,13 +148,12 @@ def minimise_imsi(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
 def minimise_iccid(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
     """Whether the ICCID is well formed (telecom prefix 89 and a valid Luhn check digit)."""
     digits = _digits(pc.utf8_rtrim(pc.utf8_upper(values), characters="F"))
-    return {
-        "valid": map_distinct(
-            digits, lambda d: d.startswith("89") and 18 <= len(d) <= 20 and luhn.is_valid(d), pa.bool_()
-        )
-    }
+    length = pc.utf8_length(digits)
+    shaped = pc.and_(pc.starts_with(digits, "89"), pc.and_(pc.greater_equal(length, 18), pc.less_equal(length, 20)))
+    return {"valid": null_where(pc.and_(shaped, pc.fill_null(luhn_valid(digits), False)), pc.is_null(values))}
 
 
+@lru_cache(maxsize=1 << 16)
 def ip_prefix(text: str) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) network of an address, as text."""
     try:
@@ -148,11 +168,15 @@ def ip_prefix(text: str) -> str | None:
 
 def minimise_ip(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
     """The network prefix (/24 for IPv4, /48 for IPv6) and the IP version."""
-    prefix = map_distinct(values, ip_prefix, pa.string())
+    canonical_v4 = pc.fill_null(pc.match_substring_regex(values, CANONICAL_IPV4), False)
+    slow = map_distinct(null_where(values, canonical_v4), ip_prefix, pa.string())
+    fast = pc.replace_substring_regex(values, pattern=r"\.[0-9]+$", replacement=".0/24")
+    prefix = pc.if_else(canonical_v4, fast, slow)
     version = pc.if_else(pc.match_substring(prefix, ":"), 6, 4).cast(pa.int8())
     return {"prefix": prefix, "version": null_where(version, pc.is_null(prefix))}
 
 
+@lru_cache(maxsize=1 << 12)
 def _ua_families(text: str) -> str:
     result = parse_user_agent(text)
     browser = result.user_agent.family if result.user_agent else "Other"
@@ -210,6 +234,7 @@ def minimise_app_list(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Arra
     }
 
 
+@lru_cache(maxsize=1 << 16)
 def _phone_country(text: str, region: str) -> str | None:
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(text, region))
@@ -242,6 +267,9 @@ MINIMISERS: dict[str, Minimiser] = {
     "phone": minimise_phone,
     "minor": minimise_minor,
 }
+
+#: Minimisers that read the event's context (its time), so they run row by row.
+ROW_CONTEXT_MINIMISERS = frozenset({"minor"})
 
 #: The derived columns each minimiser produces, for the lake schema and generated docs.
 MINIMISER_OUTPUTS: dict[str, dict[str, pa.DataType]] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 import phonenumbers
 import pyarrow as pa
@@ -87,6 +87,7 @@ def normalise_iccid(values: pa.Array) -> pa.Array:
     return _digits_between(values, 18, 22)
 
 
+@lru_cache(maxsize=1 << 16)  # the same addresses recur across batches
 def canonical_ip(text: str) -> str | None:
     """One canonical text per address: IPv4 dotted, IPv6 compressed lower-case, v4-mapped as IPv4."""
     try:
@@ -98,11 +99,19 @@ def canonical_ip(text: str) -> str | None:
     return None if ip.is_unspecified else str(ip)
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: Dotted-decimal IPv4 without leading zeros is already canonical; only the rest needs Python.
+CANONICAL_IPV4 = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
+
+
 def normalise_ip(values: pa.Array) -> pa.Array:
     """IP address -> canonical text; invalid and unspecified addresses become null."""
-    return map_distinct(values, canonical_ip, pa.string())
+    fast = pc.fill_null(pc.match_substring_regex(values, CANONICAL_IPV4), False)
+    slow = map_distinct(null_where(values, fast), canonical_ip, pa.string())
+    return null_where(pc.if_else(fast, values, slow), pc.equal(values, "0.0.0.0"))
 
 
+@lru_cache(maxsize=1 << 16)
 def canonical_phone(text: str, region: str) -> str | None:
     """Phone number -> E.164, reading national numbers in ``region``; impossible numbers -> None."""
     try:

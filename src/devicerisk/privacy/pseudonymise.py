@@ -2,8 +2,9 @@
 
 The space of IMEIs, MACs and IPv4 addresses is small enough to brute-force an unkeyed hash, so every
 pseudonym is keyed. Each domain gets its own subkey, so an IMEI and a phone number with the same
-digits never share a pseudonym. The PRF runs vectorised in DuckDB over the distinct values of a
-column; :func:`hmac_sha256_hex` is the same function, one value at a time, for lookups and tests.
+digits never share a pseudonym. The PRF runs over the distinct values of a column, in one call: on
+OpenSSL through the small ``devicerisk._prf`` extension when it was built, otherwise vectorised in
+DuckDB. :func:`hmac_sha256_hex` is the same function, one value at a time, for lookups and tests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 import threading
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,6 +25,11 @@ PSEUDONYM_HEX_CHARS = 32  # 128 bits: collisions stay negligible at billions of 
 _BLOCK = 64  # SHA-256 block size in bytes
 
 _local = threading.local()
+
+try:  # the optional OpenSSL accelerator (see _prf.c)
+    from devicerisk import _prf
+except ImportError:  # pragma: no cover - exercised where the extension could not be built
+    _prf = None
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -43,6 +50,30 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
 
 def hmac_sha256_arrow(key: bytes, values: pa.Array, hex_chars: int = 64) -> pa.Array:
     """HMAC-SHA256 of each UTF-8 string in ``values``, its first ``hex_chars`` hex digits (null stays null)."""
+    if _prf is not None:
+        return hmac_sha256_native(key, values, hex_chars)
+    return hmac_sha256_duckdb(key, values, hex_chars)
+
+
+def hmac_sha256_native(key: bytes, values: pa.Array, hex_chars: int = 64) -> pa.Array:
+    """:func:`hmac_sha256_arrow` on OpenSSL, straight from the Arrow buffers."""
+    if _prf is None:
+        raise RuntimeError("the devicerisk._prf extension is not built")
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = values.cast(pa.string())
+    width = 8 if pa.types.is_large_string(values.type) else 4
+    _, offsets, data = values.buffers()
+    n = len(values)
+    digests = _prf.hmac_sha256_hex(key, offsets, data or b"", width, values.offset, n, hex_chars)
+    out_offsets = pa.py_buffer(np.arange(0, (n + 1) * hex_chars, hex_chars, dtype=np.int32))
+    result = pa.Array.from_buffers(pa.string(), n, [None, out_offsets, pa.py_buffer(digests)])
+    return result if values.null_count == 0 else pc.if_else(pc.is_valid(values), result, None)
+
+
+def hmac_sha256_duckdb(key: bytes, values: pa.Array, hex_chars: int = 64) -> pa.Array:
+    """:func:`hmac_sha256_arrow`, vectorised in DuckDB (no extension needed)."""
     ipad, opad = hmac_pads(key)
     con = _connection()
     con.register("pseudonym_input", pa.table({"v": values}))
@@ -84,11 +115,17 @@ class Pseudonymiser:
         return normaliser(domain, self._phone_region)(values)
 
     def pseudonymise_normalised(self, domain: str, values: pa.Array) -> pa.Array:
-        """Pseudonyms of already-normalised values, computed once per distinct value."""
+        """Pseudonyms of already-normalised values.
+
+        The native PRF hashes every value faster than distinct values can be found; the DuckDB
+        fallback hashes each distinct value once.
+        """
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
+        if _prf is not None:
+            return hmac_sha256_native(self._subkey(domain), values, PSEUDONYM_HEX_CHARS)
         encoded = pc.dictionary_encode(values)
-        digests = hmac_sha256_arrow(self._subkey(domain), encoded.dictionary, PSEUDONYM_HEX_CHARS)
+        digests = hmac_sha256_duckdb(self._subkey(domain), encoded.dictionary, PSEUDONYM_HEX_CHARS)
         return digests.take(encoded.indices)
 
     def pseudonymise(self, domain: str, values: pa.Array) -> pa.Array:

@@ -17,31 +17,60 @@ from devicerisk.contract.model import Action, Field, Kind
 from devicerisk.contract.schema import lake_schema
 from devicerisk.ingest.validate import utc_times
 from devicerisk.privacy.arrow_utils import null_where
-from devicerisk.privacy.minimise import MINIMISERS, MinimiseContext
+from devicerisk.privacy.minimise import MINIMISERS, ROW_CONTEXT_MINIMISERS, MinimiseContext
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 
 
-def _applicable(field: Field, values: pa.Array, event_type: pa.Array) -> pa.Array:
+def _applicable(
+    field: Field, values: pa.Array, foreign: dict[frozenset[str], pa.Array], event_type: pa.Array
+) -> pa.Array:
+    """``values`` with nulls on events of types the field does not belong to."""
     if field.event_types is None:
         return values
-    return null_where(values, pc.invert(pc.is_in(event_type, pa.array(sorted(field.event_types)))))
+    if field.event_types not in foreign:  # one mask per set of event types, shared by its fields
+        foreign[field.event_types] = pc.invert(pc.is_in(event_type, pa.array(sorted(field.event_types))))
+    return null_where(values, foreign[field.event_types])
 
 
-def treat_field(
-    field: Field, values: pa.Array, pseudonymiser: Pseudonymiser, ctx: MinimiseContext
-) -> dict[str, pa.Array]:
-    """The lake columns of one field."""
+def _by_distinct(field: Field) -> bool:
+    """Whether the field's treatments can run once per distinct value (they read no other column)."""
+    return field.kind is Kind.STRING and not any(
+        t.action is Action.MINIMISE and t.name in ROW_CONTEXT_MINIMISERS for t in field.treatments
+    )
+
+
+def _derived(field: Field, values: pa.Array, pseudonymiser: Pseudonymiser, ctx: MinimiseContext) -> dict[str, pa.Array]:
     out: dict[str, pa.Array] = {}
     for treatment in field.treatments:
-        if treatment.action is Action.KEEP:
-            out[field.column] = ctx.event_time if field.kind is Kind.TIMESTAMP else values
-        elif treatment.action is Action.PSEUDONYMISE:
+        if treatment.action is Action.PSEUDONYMISE:
             assert treatment.name is not None
             out[f"{field.column}_pid"] = pseudonymiser.pseudonymise(treatment.name, values)
         elif treatment.action is Action.MINIMISE:
             assert treatment.name is not None
             for suffix, column in MINIMISERS[treatment.name](values, ctx).items():
                 out[f"{field.column}_{suffix}"] = column
+    return out
+
+
+def treat_field(
+    field: Field, values: pa.Array, pseudonymiser: Pseudonymiser, ctx: MinimiseContext
+) -> dict[str, pa.Array]:
+    """The lake columns of one field.
+
+    Identifiers repeat: one device sends many events. Pseudonyms and minimised attributes of a
+    string field are therefore computed once per distinct value and broadcast back.
+    """
+    out: dict[str, pa.Array] = {}
+    if Action.KEEP in field.actions:
+        out[field.column] = ctx.event_time if field.kind is Kind.TIMESTAMP else values
+    if not field.actions & {Action.PSEUDONYMISE, Action.MINIMISE}:
+        return out
+    if _by_distinct(field):
+        encoded = pc.dictionary_encode(values)
+        derived = _derived(field, encoded.dictionary, pseudonymiser, ctx)
+        out.update({name: column.take(encoded.indices) for name, column in derived.items()})
+    else:
+        out.update(_derived(field, values, pseudonymiser, ctx))
     return out
 
 
@@ -62,13 +91,14 @@ def treat(
     ctx = MinimiseContext(event_time=times, minor_age=minor_age, phone_region=phone_region)
     event_type = parsed.column("event_type").combine_chunks()
     columns: dict[str, pa.Array] = {}
+    foreign: dict[frozenset[str], pa.Array] = {}
     for field in fields:
-        values = _applicable(field, parsed.column(field.path).combine_chunks(), event_type)
+        values = _applicable(field, parsed.column(field.path).combine_chunks(), foreign, event_type)
         columns.update(treat_field(field, values, pseudonymiser, ctx))
     now = ingested_at or datetime.now(UTC)
     columns["event_date"] = times.cast(pa.date32())
-    columns["batch_id"] = pa.array([batch_id] * n, pa.string())
-    columns["key_id"] = pa.array([pseudonymiser.key_id] * n, pa.string())
-    columns["ingested_at"] = pa.array([now] * n, pa.timestamp("us", tz="UTC"))
-    arrays = [columns[f.name].cast(f.type) for f in schema]
+    columns["batch_id"] = pa.repeat(pa.scalar(batch_id, pa.string()), n)
+    columns["key_id"] = pa.repeat(pa.scalar(pseudonymiser.key_id, pa.string()), n)
+    columns["ingested_at"] = pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n)
+    arrays = [c if (c := columns[f.name]).type == f.type else c.cast(f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -67,16 +67,23 @@ class LedgerEntry:
     landing_removed_at: datetime | None = None
 
 
+_READY: set[Path] = set()  # files whose schema this process has already put in place
+
+
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the warehouse with its schema in place."""
-    if read_only and not path.exists():
-        read_only = False  # first use: create the file and schema
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = path.resolve()
+    if path not in _READY or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path))
+        try:
+            con.execute(SCHEMA)
+        finally:
+            con.close()
+        _READY.add(path)
     con = duckdb.connect(str(path), read_only=read_only)
     try:
-        if not read_only:
-            con.execute(SCHEMA)
         yield con
     finally:
         con.close()

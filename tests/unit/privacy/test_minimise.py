@@ -6,13 +6,17 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stdnum import imei as stdnum_imei
 from stdnum import imsi as stdnum_imsi
+from stdnum import luhn
 
 from devicerisk.privacy.minimise import (
     MINIMISER_OUTPUTS,
     MINIMISERS,
     MinimiseContext,
+    luhn_valid,
     minimise_app_list,
     minimise_emulator_hardware,
     minimise_emulator_model,
@@ -134,3 +138,10 @@ def test_minor_is_judged_at_the_event_time() -> None:
 
 def test_every_minimiser_declares_its_outputs() -> None:
     assert set(MINIMISERS) == set(MINIMISER_OUTPUTS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.from_regex(r"[0-9]{0,22}", fullmatch=True)), min_size=1, max_size=50))
+def test_vectorised_luhn_agrees_with_python_stdnum(values: list[str | None]) -> None:
+    expected = [None if not v else luhn.is_valid(v) for v in values]
+    assert luhn_valid(pa.array(values, pa.string())).to_pylist() == expected
