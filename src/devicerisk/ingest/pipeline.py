@@ -137,7 +137,7 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
     return StagedBatch(raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now)
 
 
-def prepare_batch(staged: StagedBatch, ctx: IngestContext) -> PreparedBatch:
+def prepare_batch(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target | None = None) -> PreparedBatch:
     """Deduplicate against the lake and apply consent: reads the stores, writes nothing."""
     result = BatchResult(staged.batch_id, staged.file_name, records_read=staged.records_read, notes=staged.notes)
     result.quarantined = len(staged.rejected)
@@ -151,7 +151,7 @@ def prepare_batch(staged: StagedBatch, ctx: IngestContext) -> PreparedBatch:
     # Consent is judged on fresh events only, so a duplicate's drop is not counted twice. It reads
     # a few columns; the wide table is filtered once, at the end.
     consent_input = events.select(list(CONSENT_COLUMNS)).filter(fresh)
-    consent = apply_consent(consent_input, warehouse.consent_state(ctx.warehouse_path))
+    consent = apply_consent(consent_input, warehouse.consent_state(con or ctx.warehouse_path))
     events = _keep_rows(events, fresh, consent.keep)
     result.consent_dropped = sum(consent.dropped_by_reason.values())
     result.reasons.update({f"dropped: {k}": v for k, v in consent.dropped_by_reason.items()})
@@ -175,8 +175,8 @@ def _accounting(result: BatchResult) -> dict[str, object]:
     return {k: values[k] for k in keys}
 
 
-def _already_done(batch_id: str, file_name: str, ctx: IngestContext) -> BatchResult | None:
-    done = warehouse.ledger_entry(ctx.warehouse_path, batch_id)
+def _already_done(batch_id: str, file_name: str, target: warehouse.Target) -> BatchResult | None:
+    done = warehouse.ledger_entry(target, batch_id)
     if done is None:
         return None
     log.info("batch %s (%s) was already ingested; skipping", batch_id, file_name)
@@ -185,17 +185,22 @@ def _already_done(batch_id: str, file_name: str, ctx: IngestContext) -> BatchRes
 
 def ingest_batch(path: Path, ctx: IngestContext, checkpoint: Checkpoint | None = None) -> BatchResult:
     """Ingest one landing file exactly once; re-running after a crash completes it without duplicates."""
-    done = _already_done(batch_id_of_file(path), path.name, ctx)
+    done = _already_done(batch_id_of_file(path), path.name, ctx.warehouse_path)
     return done if done is not None else commit_batch(stage_batch(path, ctx), ctx, checkpoint)
 
 
 def commit_batch(staged: StagedBatch, ctx: IngestContext, checkpoint: Checkpoint | None = None) -> BatchResult:
     """Deduplicate, apply consent and write a staged batch: quarantine, then lake, then ledger."""
-    step = checkpoint or (lambda _: None)
-    done = _already_done(staged.batch_id, staged.file_name, ctx)
+    # One warehouse connection for the whole commit: this process is its only writer meanwhile.
+    with warehouse.connect(ctx.warehouse_path) as con:
+        return _commit(staged, ctx, con, checkpoint or (lambda _: None))
+
+
+def _commit(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target, step: Checkpoint) -> BatchResult:
+    done = _already_done(staged.batch_id, staged.file_name, con)
     if done is not None:
         return done
-    prepared = prepare_batch(staged, ctx)
+    prepared = prepare_batch(staged, ctx, con)
     result = prepared.result
     quarantine.write(ctx.quarantine_dir, staged.batch_id, prepared.rejected, ctx.quarantine_key)
     step("quarantine_written")
@@ -224,7 +229,7 @@ def commit_batch(staged: StagedBatch, ctx: IngestContext, checkpoint: Checkpoint
         note="; ".join(result.notes) or None,
         committed_at=staged.staged_at,
     )
-    warehouse.commit_batch(ctx.warehouse_path, entry, prepared.state_updates)
+    warehouse.commit_batch(con, entry, prepared.state_updates)
     step("ledger_committed")
     log.info(
         "batch %s: read %d, accepted %d, quarantined %d, consent-dropped %d, duplicates %d",
@@ -240,7 +245,8 @@ def commit_batch(staged: StagedBatch, ctx: IngestContext, checkpoint: Checkpoint
 
 def not_yet_ingested(paths: list[Path], ctx: IngestContext) -> list[Path]:
     """The files whose content the ledger has not recorded, in order."""
-    return [p for p in paths if warehouse.ledger_entry(ctx.warehouse_path, batch_id_of_file(p)) is None]
+    with warehouse.connect(ctx.warehouse_path, read_only=True) as con:
+        return [p for p in paths if warehouse.ledger_entry(con, batch_id_of_file(p)) is None]
 
 
 def ingest_batches(paths: list[Path], ctx: IngestContext) -> Iterator[BatchResult]:

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from stdnum import imsi as stdnum_imsi
 from ua_parser import parse as parse_user_agent
 
 from devicerisk.privacy.arrow_utils import map_distinct, null_where
-from devicerisk.privacy.normalise import CANONICAL_IPV4
+from devicerisk.privacy.normalise import CANONICAL_IPV4, ipv6_text, packed_ipv6, parse_phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +155,8 @@ def minimise_iccid(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
 @lru_cache(maxsize=1 << 16)
 def ip_prefix(text: str) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) network of an address, as text."""
+    if (packed := packed_ipv6(text)) is not None and not packed.startswith(bytes(10) + b"\xff\xff"):
+        return ipv6_text(packed[:6] + bytes(10)) + "/48"
     try:
         ip = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -234,17 +235,9 @@ def minimise_app_list(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Arra
     }
 
 
-@lru_cache(maxsize=1 << 16)
-def _phone_country(text: str, region: str) -> str | None:
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(text, region))
-    except phonenumbers.NumberParseException:
-        return None
-
-
 def minimise_phone(values: pa.Array, ctx: MinimiseContext) -> dict[str, pa.Array]:
     """The country the number belongs to."""
-    return {"country": map_distinct(values, lambda t: _phone_country(t, ctx.phone_region), pa.string())}
+    return {"country": map_distinct(values, lambda t: parse_phone(t, ctx.phone_region)[1], pa.string())}
 
 
 def minimise_minor(values: pa.Array, ctx: MinimiseContext) -> dict[str, pa.Array]:

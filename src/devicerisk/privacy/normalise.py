@@ -9,6 +9,7 @@ cannot be normalised becomes null too.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
 from functools import lru_cache, partial
 
@@ -87,9 +88,30 @@ def normalise_iccid(values: pa.Array) -> pa.Array:
     return _digits_between(values, 18, 22)
 
 
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+
+
+def packed_ipv6(text: str) -> bytes | None:
+    """The 16 bytes of an IPv6 address, parsed in C (about 20 times faster than ``ipaddress``)."""
+    try:
+        return socket.inet_pton(socket.AF_INET6, text.strip())
+    except (OSError, ValueError):
+        return None
+
+
+def ipv6_text(packed: bytes) -> str:
+    """RFC 5952 text of 16 address bytes; a v4-mapped address is written as IPv4."""
+    if packed.startswith(_V4_MAPPED):
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
+
+
 @lru_cache(maxsize=1 << 16)  # the same addresses recur across batches
 def canonical_ip(text: str) -> str | None:
     """One canonical text per address: IPv4 dotted, IPv6 compressed lower-case, v4-mapped as IPv4."""
+    if (packed := packed_ipv6(text)) is not None:
+        canonical = ipv6_text(packed)
+        return None if canonical in ("::", "0.0.0.0") else canonical  # unspecified, also v4-mapped
     try:
         ip = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -112,15 +134,21 @@ def normalise_ip(values: pa.Array) -> pa.Array:
 
 
 @lru_cache(maxsize=1 << 16)
-def canonical_phone(text: str, region: str) -> str | None:
-    """Phone number -> E.164, reading national numbers in ``region``; impossible numbers -> None."""
+def parse_phone(text: str, region: str) -> tuple[str | None, str | None]:
+    """(E.164, country) of a phone number, reading national numbers in ``region``; parsed once."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        return None
+        return None, None
+    country = phonenumbers.region_code_for_number(number)
     if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return None, country
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), country
+
+
+def canonical_phone(text: str, region: str) -> str | None:
+    """Phone number -> E.164, reading national numbers in ``region``; impossible numbers -> None."""
+    return parse_phone(text, region)[0]
 
 
 def normalise_phone(values: pa.Array, region: str = "CN") -> pa.Array:

@@ -89,9 +89,22 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         con.close()
 
 
-def ledger_entry(path: Path, batch_id: str) -> LedgerEntry | None:
+Target = Path | duckdb.DuckDBPyConnection  # a warehouse file, or a connection already open on it
+
+
+@contextmanager
+def _using(target: Target, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An open connection: the caller's, or a new one closed afterwards."""
+    if isinstance(target, duckdb.DuckDBPyConnection):
+        yield target
+    else:
+        with connect(target, read_only) as con:
+            yield con
+
+
+def ledger_entry(target: Target, batch_id: str) -> LedgerEntry | None:
     """The ledger entry of ``batch_id``, if it was committed."""
-    with connect(path, read_only=True) as con:
+    with _using(target, read_only=True) as con:
         row = con.execute("SELECT * FROM batch_ledger WHERE batch_id = ?", [batch_id]).fetchone()
         if row is None:
             return None
@@ -107,15 +120,15 @@ def ledger(path: Path) -> pa.Table:
         return con.sql("SELECT * FROM batch_ledger ORDER BY committed_at, batch_id").to_arrow_table()
 
 
-def consent_state(path: Path) -> dict[str, pa.Table]:
+def consent_state(target: Target) -> dict[str, pa.Table]:
     """The consent, cancellation and age tables, for the consent filter."""
-    with connect(path, read_only=True) as con:
+    with _using(target, read_only=True) as con:
         return {name: con.sql(f"SELECT * EXCLUDE (batch_id) FROM {name}").to_arrow_table() for name in STATE_TABLES}
 
 
-def commit_batch(path: Path, entry: LedgerEntry, state_updates: dict[str, pa.Table]) -> None:
+def commit_batch(target: Target, entry: LedgerEntry, state_updates: dict[str, pa.Table]) -> None:
     """Record a batch's accounting and its consent-state updates in one transaction (idempotent)."""
-    with connect(path) as con:
+    with _using(target) as con:
         con.execute("BEGIN")
         try:
             con.execute("DELETE FROM batch_ledger WHERE batch_id = ?", [entry.batch_id])

@@ -16,6 +16,7 @@ from devicerisk.privacy.minimise import (
     MINIMISER_OUTPUTS,
     MINIMISERS,
     MinimiseContext,
+    ip_prefix,
     luhn_valid,
     minimise_app_list,
     minimise_emulator_hardware,
@@ -145,3 +146,15 @@ def test_every_minimiser_declares_its_outputs() -> None:
 def test_vectorised_luhn_agrees_with_python_stdnum(values: list[str | None]) -> None:
     expected = [None if not v else luhn.is_valid(v) for v in values]
     assert luhn_valid(pa.array(values, pa.string())).to_pylist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.ip_addresses())
+def test_fast_ip_prefix_matches_ipaddress(ip: object) -> None:
+    import ipaddress
+
+    addr = ipaddress.ip_address(str(ip))
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    bits = 24 if addr.version == 4 else 48
+    assert ip_prefix.__wrapped__(str(ip)) == str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))

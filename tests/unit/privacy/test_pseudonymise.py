@@ -164,3 +164,17 @@ def test_every_normaliser_is_idempotent(text: str, domain: str) -> None:
     p = Pseudonymiser(Key.from_bytes(b"k" * 32, "pseudonym"))
     once = p.normalise(domain, pa.array([text]))
     assert p.normalise(domain, once).to_pylist() == once.to_pylist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.ip_addresses())
+def test_fast_ip_canonical_form_matches_ipaddress(ip: object) -> None:
+    """The C-parsed canonical text equals the standard library's, for every address."""
+    import ipaddress
+
+    addr = ipaddress.ip_address(str(ip))
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    expected = None if addr.is_unspecified else str(addr)
+    assert canonical_ip.__wrapped__(str(ip)) == expected
+    assert canonical_ip.__wrapped__(str(ip).upper()) == expected
