@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -79,6 +80,7 @@ def demo(
 
     if not landing.pending_files(settings.landing_dir):
         synth(out=settings.landing_dir, accounts=accounts, days=days, seed=seed)
+        land_broken_demo_batch(settings.landing_dir / landing.TELEMETRY)
     from flows.pipeline import pipeline_flow
 
     with console.status("running the pipeline flow (ingest)..."):
@@ -87,6 +89,25 @@ def demo(
     console.print(
         f"lake: {settings.lake_dir}  warehouse: {settings.warehouse_path}  quarantine: {settings.quarantine_dir}"
     )
+
+
+def land_broken_demo_batch(folder: Path) -> Path:
+    """A small batch from a misbehaving upstream, so the demo shows quarantine at work."""
+    good = {
+        "schema_version": 1, "event_id": "demo-broken-1", "event_type": "operation",
+        "event_time": "2026-11-03T10:00:00+08:00", "account_id": "demo-account",
+        "app": {"platform": "android", "version": "5.2.1"},
+        "device": {"imei": "356938035643809", "mac": "3C:5A:B4:00:11:22"}, "payload": {"action": "view"},
+    }  # fmt: skip
+    records = [
+        json.dumps({**good, "event_id": "demo-broken-2", "payload": {"action": "view", "duration_ms": "12"}}),
+        json.dumps({**good, "event_id": "demo-broken-3", "event_type": "telemetry_ping"}),
+        json.dumps({**good, "event_id": "demo-broken-4", "event_time": "2026-11-03 10:00"}),
+        json.dumps(good)[:90],
+    ]
+    path = folder / "zz-demo-broken-upstream.ndjson"
+    path.write_text("\n".join(records) + "\n")
+    return path
 
 
 def _print_summary(summary: object) -> None:

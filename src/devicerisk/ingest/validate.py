@@ -61,7 +61,7 @@ def _lookup(record: dict[str, Any], path: str) -> tuple[Any, str | None]:
     node: Any = record
     parts = path.split(".")
     for depth, part in enumerate(parts):
-        if node is None:
+        if node is None or node is _MISSING:
             return _MISSING, None
         if not isinstance(node, dict):
             return _MISSING, ".".join(parts[:depth])

@@ -313,3 +313,15 @@ def test_field_of_another_event_type_is_accepted_but_not_kept(settings: Settings
     assert rows[record["event_id"]]["currency"] is None
     assert rows[transaction["event_id"]]["amount"] == 129.5
     assert rows[transaction["event_id"]]["currency"] == "CNY"
+
+
+def test_a_missing_optional_object_is_not_a_wrong_type() -> None:
+    """An event without `network` and with a wrong-typed payload field names the field, not `network`."""
+    from devicerisk.ingest.validate import record_reason
+
+    record = event("operation")
+    del record["network"]
+    record["payload"]["duration_ms"] = "12"
+    assert record_reason(line(record)) == "wrong type for payload.duration_ms: expected integer, got string"
+    del record["payload"]["duration_ms"]
+    assert record_reason(line(record)) is None

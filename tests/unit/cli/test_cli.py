@@ -1,0 +1,55 @@
+"""The command line: help everywhere, clear errors, and the commands operators run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from devicerisk.cli import app
+from factories import event, write_batch
+
+runner = CliRunner()
+COMMANDS = [[], ["synth"], ["ingest"], ["demo"], ["leak-scan"], ["contract"], ["contract", "docs"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_contract_docs_check_passes_on_the_committed_docs() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    result = runner.invoke(app, ["contract", "docs", "--check", "--out", str(docs)])
+    assert result.exit_code == 0, result.output
+
+
+def test_contract_docs_check_fails_on_stale_docs(tmp_path: Path) -> None:
+    (tmp_path / "data-contract.md").write_text("stale")
+    result = runner.invoke(app, ["contract", "docs", "--check", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "out of date" in result.output
+
+
+def test_synth_rejects_bad_arguments(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["synth", "--accounts", "0", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "accounts" in result.output
+
+
+def test_synth_writes_batches(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["synth", "--accounts", "50", "--days", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert list((tmp_path / "telemetry").glob("batch-*.ndjson.gz"))
+
+
+def test_leak_scan_exits_non_zero_on_a_leak(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_batch(data / "landing" / "telemetry" / "b.ndjson", [event("operation")])
+    (data / "lake").mkdir(parents=True)
+    clean = runner.invoke(app, ["leak-scan", "--data-dir", str(data)])
+    assert clean.exit_code == 0, clean.output
+    (data / "lake" / "oops.json").write_text('{"imei": "352099001761481"}')
+    leaked = runner.invoke(app, ["leak-scan", "--data-dir", str(data)])
+    assert leaked.exit_code == 1 and "device.imei" in leaked.output
