@@ -53,31 +53,39 @@ def _child(fn: Callable[..., Any], args: tuple, queue: mp.Queue) -> None:
     queue.put({"seconds": seconds, "rows": rows, "peak_rss_mib": _peak_rss_mib()})
 
 
-def measure(
-    name: str, fn: Callable[..., Any], *args: Any, repeats: int = 1, fresh: Path | None = None
-) -> dict[str, Any]:
-    """Run ``fn(*args)`` in a fresh process ``repeats`` times; keeps the fastest run (this machine is noisy).
-
-    ``fresh`` is an output folder removed before each run, so every run does the whole work.
-    """
-    runs = []
-    for _ in range(repeats):
-        if fresh is not None:
-            shutil.rmtree(fresh, ignore_errors=True)
-        ctx = mp.get_context("spawn")
-        queue: mp.Queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(fn, args, queue))
-        proc.start()
-        runs.append(queue.get())
-        proc.join()
-    result = min(runs, key=lambda r: r["seconds"])
-    result["name"] = name
-    result["all_seconds"] = [round(r["seconds"], 2) for r in runs]
-    print(
-        f"  {name}: {result['rows']:,} rows in {result['seconds']:.2f} s (runs: {result['all_seconds']}), "
-        f"peak {result['peak_rss_mib']:.0f} MiB"
-    )
+def run_once(fn: Callable[..., Any], args: tuple, fresh: Path | None = None) -> dict[str, Any]:
+    """Run ``fn(*args)`` in a fresh process: seconds, rows and peak RSS (``fresh`` is emptied first)."""
+    if fresh is not None:
+        shutil.rmtree(fresh, ignore_errors=True)
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
     return result
+
+
+def measure_rounds(jobs: dict[str, tuple], rounds: int) -> dict[str, dict[str, Any]]:
+    """Run every job once per round, interleaved, and keep each job's fastest run.
+
+    The machine is shared and noisy: interleaving exposes each job to the same drift, and the
+    fastest of several runs is the least disturbed.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in jobs}
+    for _ in range(rounds):
+        for name, (fn, args, fresh) in jobs.items():
+            runs[name].append(run_once(fn, args, fresh))
+    best = {}
+    for name, results in runs.items():
+        result = min(results, key=lambda r: r["seconds"])
+        result["all_seconds"] = [round(r["seconds"], 2) for r in results]
+        best[name] = result
+        print(
+            f"  {name}: {result['rows']:,} rows in {result['seconds']:.2f} s (runs: {result['all_seconds']}), "
+            f"peak {result['peak_rss_mib']:.0f} MiB"
+        )
+    return best
 
 
 def duckdb_copy(paths: list[str], out: str) -> int:
@@ -123,8 +131,9 @@ def generate(accounts: int, days: int, seed: int, landing: Path) -> list[Path]:
     if not marker.exists():
         shutil.rmtree(landing, ignore_errors=True)
         start = time.perf_counter()
-        result = synth_generate(landing, SynthConfig(accounts=accounts, days=days, seed=seed, events_per_batch=100_000,
-                                               gzip=False))  # fmt: skip
+        result = synth_generate(
+            landing, SynthConfig(accounts=accounts, days=days, seed=seed, events_per_batch=100_000, gzip=False)
+        )
         print(f"generated {result.events:,} events in {time.perf_counter() - start:.0f} s")
         marker.touch()
     return sorted((landing / "telemetry").glob("*.ndjson"))
@@ -148,37 +157,22 @@ def main() -> None:
     work.mkdir(parents=True)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    r = args.repeats
-    results = {
-        "a_duckdb_copy": measure(
-            "(a) DuckDB NDJSON->Parquet", duckdb_copy, all_paths, str(work / "copy.parquet"), repeats=r
-        ),
-        "devicerisk": measure(
-            "devicerisk ingest",
-            devicerisk_ingest,
-            all_paths,
-            str(work / "data"),
-            key,
-            qkey,
-            repeats=r,
-            fresh=work / "data",
-        ),
-        "devicerisk_tenth": measure(
-            "devicerisk ingest, 1/10 of the data",
-            devicerisk_ingest,
-            tenth,
-            str(work / "data-tenth"),
-            key,
-            qkey,
-            repeats=r,
-            fresh=work / "data-tenth",
-        ),
-        "b_pandas": measure(
-            "(b) pandas per-row", pandas_reference, all_paths[: args.pandas_batches], str(work / "pandas"), key
-        ),
-        "pseudo_distinct": measure("pseudonymise 2M distinct", pseudonymise_alone, 2_000_000, 2_000_000),
-        "pseudo_repeated": measure("pseudonymise 2M, 50k distinct", pseudonymise_alone, 2_000_000, 50_000),
-    }
+    results = measure_rounds(
+        {
+            "a_duckdb_copy": (duckdb_copy, (all_paths, str(work / "copy.parquet")), None),
+            "devicerisk": (devicerisk_ingest, (all_paths, str(work / "data"), key, qkey), work / "data"),
+            "devicerisk_tenth": (devicerisk_ingest, (tenth, str(work / "tenth"), key, qkey), work / "tenth"),
+        },
+        args.repeats,
+    )
+    results |= measure_rounds(
+        {
+            "b_pandas": (pandas_reference, (all_paths[: args.pandas_batches], str(work / "pandas"), key), None),
+            "pseudo_distinct": (pseudonymise_alone, (2_000_000, 2_000_000), None),
+            "pseudo_repeated": (pseudonymise_alone, (2_000_000, 50_000), None),
+        },
+        1,
+    )
     rate = {k: v["rows"] / v["seconds"] for k, v in results.items()}
     summary = {
         "events": results["devicerisk"]["rows"],

@@ -129,6 +129,39 @@ def _print_summary(summary: object) -> None:
         console.print(reasons)
 
 
+@app.command()
+def ledger(
+    data_dir: DataDir = None, last: Annotated[int, typer.Option(min=1, help="Show the newest N batches.")] = 20
+) -> None:
+    """Per-batch accounting: read = accepted + quarantined + dropped by consent + duplicates."""
+    from devicerisk.store import warehouse
+
+    settings = _settings(data_dir)
+    rows = warehouse.ledger(settings.warehouse_path).to_pylist()[-last:]
+    table = Table(title=f"batch ledger ({settings.warehouse_path})")
+    for column in ("committed at", "file", "read", "accepted", "quarantined", "consent-dropped", "duplicates"):
+        table.add_column(column, justify="left" if column in ("committed at", "file") else "right")
+    for r in rows:
+        counts = ("records_read", "accepted", "quarantined", "consent_dropped", "duplicates")
+        table.add_row(f"{r['committed_at']:%Y-%m-%d %H:%M:%S}", r["file_name"], *(f"{r[c]:,}" for c in counts))
+    console.print(table if rows else "no batch has been ingested yet")
+
+
+@app.command()
+def quarantine(data_dir: DataDir = None) -> None:
+    """Quarantined records per batch, with their reasons (never their values)."""
+    from devicerisk.store import quarantine as store
+
+    settings = _settings(data_dir)
+    table = Table(title=f"quarantine ({settings.quarantine_dir})")
+    for column in ("batch", "line", "reason"):
+        table.add_column(column)
+    for batch_id in store.batches(settings.quarantine_dir):
+        for reject in store.reasons(settings.quarantine_dir, batch_id):
+            table.add_row(batch_id, str(reject["line"]), str(reject["reason"]))
+    console.print(table if table.row_count else "quarantine is empty")
+
+
 @app.command("leak-scan")
 def leak_scan(data_dir: DataDir = None) -> None:
     """Look for raw identifiers from the landing zone in every other file under the data directory."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -19,6 +20,8 @@ _INPUT_TYPES: dict[Kind, pa.DataType] = {
     Kind.TIMESTAMP: pa.string(),  # parsed after reading, so that a bad time is one bad record
     Kind.STRING_LIST: pa.list_(pa.string()),
 }
+T = TypeVar("T")
+
 _KEPT_TYPES = {**_INPUT_TYPES, Kind.TIMESTAMP: pa.timestamp("us", tz="UTC")}
 
 #: Columns the pipeline adds to every lake row.
@@ -30,20 +33,25 @@ LAKE_META: tuple[pa.Field, ...] = (
 )
 
 
-def _nest(fields: tuple[Field, ...]) -> pa.Schema:
-    """Nested Arrow schema of the input, built from dotted paths."""
+def nest_paths(fields: tuple[Field, ...], leaf: Callable[[Field], T]) -> dict[str, Any]:
+    """The fields as a tree keyed by path parts (``device.imei`` -> ``{"device": {"imei": leaf}}``)."""
     tree: dict[str, Any] = {}
     for f in fields:
         node = tree
-        *parents, leaf = f.path.split(".")
+        *parents, name = f.path.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = _INPUT_TYPES[f.kind]
+        node[name] = leaf(f)
+    return tree
+
+
+def _nest(fields: tuple[Field, ...]) -> pa.Schema:
+    """Nested Arrow schema of the input, built from dotted paths."""
 
     def build(node: dict[str, Any]) -> list[pa.Field]:
         return [pa.field(k, pa.struct(build(v)) if isinstance(v, dict) else v) for k, v in node.items()]
 
-    return pa.schema(build(tree))
+    return pa.schema(build(nest_paths(fields, lambda f: _INPUT_TYPES[f.kind])))
 
 
 @cache

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.model import Field, Kind
+from devicerisk.contract.schema import nest_paths
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,7 @@ _NON_STANDARD = r":\s*-?(?:NaN|Infinity)"
 @cache
 def read_columns(fields: tuple[Field, ...] = FIELDS) -> dict[str, str]:
     """DuckDB ``columns=`` spec: the contract's nested structure with typed leaves."""
-    tree: dict[str, Any] = {}
-    for f in fields:
-        node = tree
-        *parents, leaf = f.path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _DUCK_TYPES[f.kind]
+    tree = nest_paths(fields, lambda f: _DUCK_TYPES[f.kind])
 
     def render(node: dict[str, Any]) -> str:
         inner = ", ".join(f'"{k}" {render(v) if isinstance(v, dict) else v}' for k, v in node.items())

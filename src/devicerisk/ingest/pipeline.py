@@ -123,6 +123,7 @@ class StagedBatch:
     rejected: list[Rejected]
     events: pa.Table  # treated, not yet deduplicated or filtered by consent
     staged_at: datetime
+    file_bytes: int
 
 
 def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> StagedBatch:
@@ -134,7 +135,9 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
         parsed.table, ctx.pseudonymiser, raw.batch_id, minor_age=ctx.minor_age, phone_region=ctx.phone_region,
         ingested_at=now,
     )  # fmt: skip
-    return StagedBatch(raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now)
+    return StagedBatch(
+        raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now, raw.file_bytes
+    )
 
 
 def prepare_batch(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target | None = None) -> PreparedBatch:
@@ -228,6 +231,7 @@ def _commit(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target, step
         reasons=result.reasons,
         note="; ".join(result.notes) or None,
         committed_at=staged.staged_at,
+        file_bytes=staged.file_bytes,
     )
     warehouse.commit_batch(con, entry, prepared.state_updates)
     step("ledger_committed")
@@ -244,9 +248,18 @@ def _commit(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target, step
 
 
 def not_yet_ingested(paths: list[Path], ctx: IngestContext) -> list[Path]:
-    """The files whose content the ledger has not recorded, in order."""
+    """The files whose content the ledger has not recorded, in order.
+
+    A file whose name and size the ledger has never seen is new without reading it; the others are
+    hashed, and count as new only if their content is. (New content under a new name is caught again
+    at commit, by its id.)
+    """
     with warehouse.connect(ctx.warehouse_path, read_only=True) as con:
-        return [p for p in paths if warehouse.ledger_entry(con, batch_id_of_file(p)) is None]
+        seen = warehouse.seen_files(con)
+        return [
+            p for p in paths
+            if (p.name, p.stat().st_size) not in seen or warehouse.ledger_entry(con, batch_id_of_file(p)) is None
+        ]  # fmt: skip
 
 
 def ingest_batches(paths: list[Path], ctx: IngestContext) -> Iterator[BatchResult]:

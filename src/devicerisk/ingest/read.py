@@ -34,6 +34,8 @@ class RawBatch:
     notes: list[str] = field(default_factory=list)
     #: The batch's bytes, when ``lines`` are all of its lines, each followed by one newline.
     contiguous: bytes | None = None
+    line_lengths: np.ndarray | None = None  # with ``contiguous``
+    file_bytes: int = 0
 
     @property
     def records_read(self) -> int:
@@ -41,9 +43,9 @@ class RawBatch:
 
     def line_array(self) -> pa.Array:
         """The records as an Arrow binary array (zero-copy over the batch's bytes when contiguous)."""
-        if self.contiguous is None:
+        if self.contiguous is None or self.line_lengths is None:
             return pa.array(self.lines, pa.binary())
-        ends = np.cumsum(np.fromiter(map(len, self.lines), np.int64, len(self.lines)) + 1)
+        ends = np.cumsum(self.line_lengths + 1)
         offsets = np.concatenate([[0], ends]).astype(np.int64)
         buffers = [None, pa.py_buffer(offsets), pa.py_buffer(self.contiguous)]
         return pa.Array.from_buffers(pa.large_binary(), len(self.lines), buffers)
@@ -91,9 +93,11 @@ def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = Fa
         last = lines.pop()
         batch.rejected.append(Rejected(len(lines) + 1, "truncated gzip: record cut off", last))
     # Encoding is checked by the parsers, which reject a record with invalid UTF-8 by its own reason.
-    if not cut_off and lines and all(map(bytes.strip, lines)) and max(map(len, lines)) <= MAX_RECORD_BYTES:
+    lengths = np.fromiter(map(len, lines), np.int64, len(lines))
+    if not cut_off and lines and lengths.max() <= MAX_RECORD_BYTES and all(map(bytes.strip, lines)):
         batch.lines, batch.line_numbers = lines, range(1, len(lines) + 1)  # the common case: nothing to skip
         batch.contiguous = data if data.endswith(b"\n") else data + b"\n"
+        batch.line_lengths = lengths
         return batch
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -116,6 +120,7 @@ def read_batch(path: Path) -> RawBatch:
     else:
         data = raw
     batch = split_records(batch_id, path.name, data, cut_off=note is not None)
+    batch.file_bytes = len(raw)
     if note:
         batch.notes.append(note)
     if not raw:

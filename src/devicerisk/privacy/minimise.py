@@ -20,7 +20,7 @@ from stdnum import imsi as stdnum_imsi
 from ua_parser import parse as parse_user_agent
 
 from devicerisk.privacy.arrow_utils import map_distinct, null_where
-from devicerisk.privacy.normalise import CANONICAL_IPV4, ipv6_text, packed_ipv6, parse_phone
+from devicerisk.privacy.normalise import CANONICAL_IPV4, ipv6_text, packed_ipv6, parse_ip, parse_phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +157,8 @@ def ip_prefix(text: str) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) network of an address, as text."""
     if (packed := packed_ipv6(text)) is not None and not packed.startswith(bytes(10) + b"\xff\xff"):
         return ipv6_text(packed[:6] + bytes(10)) + "/48"
-    try:
-        ip = ipaddress.ip_address(text.strip())
-    except ValueError:
+    if (ip := parse_ip(text)) is None:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     bits = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 

@@ -112,13 +112,19 @@ def canonical_ip(text: str) -> str | None:
     if (packed := packed_ipv6(text)) is not None:
         canonical = ipv6_text(packed)
         return None if canonical in ("::", "0.0.0.0") else canonical  # unspecified, also v4-mapped
+    ip = parse_ip(text)
+    return None if ip is None or ip.is_unspecified else str(ip)
+
+
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address in ``text`` (a v4-mapped IPv6 address as IPv4), or None; the slow, lenient path."""
     try:
         ip = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return None if ip.is_unspecified else str(ip)
+        return ip.ipv4_mapped
+    return ip
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"

@@ -60,6 +60,11 @@ def read(quarantine_dir: Path, batch_id: str, key: Key) -> list[Rejected]:
     return [Rejected(r["line"], r["reason"], base64.b64decode(r["raw_b64"])) for r in rows]
 
 
+def batches(quarantine_dir: Path) -> list[str]:
+    """Ids of the batches that have quarantined records."""
+    return sorted(p.name.removesuffix(".reasons.json") for p in quarantine_dir.glob("*.reasons.json"))
+
+
 def reasons(quarantine_dir: Path, batch_id: str) -> list[dict[str, object]]:
     """A batch's reject reasons, readable without the key."""
     _, reasons_path = _paths(quarantine_dir, batch_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS batch_ledger (
     reasons JSON NOT NULL,
     note VARCHAR,
     committed_at TIMESTAMPTZ NOT NULL,
-    landing_removed_at TIMESTAMPTZ
+    landing_removed_at TIMESTAMPTZ,
+    file_bytes BIGINT
 );
 CREATE TABLE IF NOT EXISTS consent_decisions (
     account_pid VARCHAR NOT NULL, purpose VARCHAR NOT NULL, decided_at TIMESTAMPTZ NOT NULL,
@@ -65,6 +66,7 @@ class LedgerEntry:
     note: str | None
     committed_at: datetime
     landing_removed_at: datetime | None = None
+    file_bytes: int | None = None
 
 
 _READY: set[Path] = set()  # files whose schema this process has already put in place
@@ -114,6 +116,13 @@ def ledger_entry(target: Target, batch_id: str) -> LedgerEntry | None:
     return LedgerEntry(**values)
 
 
+def seen_files(target: Target) -> set[tuple[str, int]]:
+    """(file name, size) of every ingested landing file: a cheap first test of whether a file is new."""
+    with _using(target, read_only=True) as con:
+        rows = con.execute("SELECT file_name, file_bytes FROM batch_ledger WHERE file_bytes IS NOT NULL").fetchall()
+    return {(name, size) for name, size in rows}
+
+
 def ledger(path: Path) -> pa.Table:
     """The whole batch ledger, oldest first."""
     with connect(path, read_only=True) as con:
@@ -132,23 +141,10 @@ def commit_batch(target: Target, entry: LedgerEntry, state_updates: dict[str, pa
         con.execute("BEGIN")
         try:
             con.execute("DELETE FROM batch_ledger WHERE batch_id = ?", [entry.batch_id])
-            con.execute(
-                "INSERT INTO batch_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    entry.batch_id,
-                    entry.file_name,
-                    entry.lake_version,
-                    entry.records_read,
-                    entry.accepted,
-                    entry.quarantined,
-                    entry.consent_dropped,
-                    entry.duplicates,
-                    json.dumps(entry.reasons),
-                    entry.note,
-                    entry.committed_at,
-                    entry.landing_removed_at,
-                ],
-            )
+            values = asdict(entry) | {"reasons": json.dumps(entry.reasons)}
+            columns = ", ".join(values)
+            con.execute(f"INSERT INTO batch_ledger ({columns}) VALUES ({', '.join('?' * len(values))})",
+                        list(values.values()))  # fmt: skip
             for name in STATE_TABLES:
                 con.execute(f"DELETE FROM {name} WHERE batch_id = ?", [entry.batch_id])
                 update = state_updates.get(name)

@@ -11,7 +11,8 @@ from devicerisk.cli import app
 from factories import event, write_batch
 
 runner = CliRunner()
-COMMANDS = [[], ["synth"], ["ingest"], ["demo"], ["leak-scan"], ["contract"], ["contract", "docs"]]
+COMMANDS = [[], ["synth"], ["ingest"], ["demo"], ["ledger"], ["quarantine"], ["leak-scan"], ["contract"],
+            ["contract", "docs"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
@@ -53,3 +54,16 @@ def test_leak_scan_exits_non_zero_on_a_leak(tmp_path: Path) -> None:
     (data / "lake" / "oops.json").write_text('{"imei": "352099001761481"}')
     leaked = runner.invoke(app, ["leak-scan", "--data-dir", str(data)])
     assert leaked.exit_code == 1 and "device.imei" in leaked.output
+
+
+def test_ledger_and_quarantine_show_accounting_and_reasons_without_values(settings, ctx) -> None:
+    from devicerisk.ingest.pipeline import ingest_batch
+
+    bad = event("operation")
+    bad["payload"]["duration_ms"] = "12"
+    ingest_batch(write_batch(settings.landing_dir / "telemetry" / "b.ndjson", [event("operation"), bad]), ctx)
+    shown = runner.invoke(app, ["ledger", "--data-dir", str(settings.data_dir)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "b.ndjson" in shown.output
+    reasons = runner.invoke(app, ["quarantine", "--data-dir", str(settings.data_dir)], env={"COLUMNS": "200"})
+    assert reasons.exit_code == 0 and "wrong type for payload.duration_ms" in reasons.output
+    assert "352099001761481" not in reasons.output and "acct-000001" not in reasons.output
