@@ -16,13 +16,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.model import Field, Kind
 from devicerisk.contract.schema import nest_paths
+from devicerisk.store import landing
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,7 @@ def type_guard(fields: tuple[Field, ...] = FIELDS) -> str:
 
 def read_typed(path: Path) -> pa.Table | None:
     """The file's records in the contract's typed columns, or None if DuckDB cannot read them all."""
-    con = duckdb.connect(":memory:")
-    try:
-        query = "SELECT * FROM read_json($path, format = 'newline_delimited', columns = $columns)"
-        return con.sql(query, params={"path": str(path), "columns": read_columns()}).to_arrow_table()
-    except duckdb.Error as err:
-        log.info("fast parse stepped aside for %s: %s", path.name, type(err).__name__)
-        return None
-    finally:
-        con.close()
+    return landing.read_json_typed(path, read_columns())
 
 
 def suspicious(lines: pa.Array) -> pa.Array:

@@ -19,18 +19,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from devicerisk import engine
 from devicerisk.ingest.lookahead import lookahead
 from devicerisk.ingest.parse import parse_batch
-from devicerisk.ingest.read import batch_id_of_file, read_batch
+from devicerisk.ingest.read import read_batch
 from devicerisk.privacy.consent import CONSENT_COLUMNS, apply_consent
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.privacy.transform import treat
-from devicerisk.store import lake, quarantine, warehouse
+from devicerisk.store import lake, landing, quarantine, warehouse
 from devicerisk.store.quarantine import Rejected
 
 log = logging.getLogger(__name__)
@@ -91,22 +91,20 @@ class PreparedBatch:
     state_updates: dict[str, pa.Table]
 
 
+def first_in_batch(event_ids: pa.Array) -> pa.Array:
+    """A mask of the first occurrence of each id within a batch."""
+    n = len(event_ids)
+    if pc.count_distinct(event_ids).as_py() == n:
+        return pa.repeat(pa.scalar(True), n)  # the common case: no repeats
+    batch = pa.table({"event_id": event_ids, "idx": pa.array(range(n), pa.int64())})
+    with engine.registered(batch=batch) as con:
+        first = con.sql("SELECT min(idx) AS idx FROM batch GROUP BY event_id").to_arrow_table()
+    return pc.is_in(pa.array(range(n), pa.int64()), value_set=first.column("idx").combine_chunks())
+
+
 def first_unseen(event_ids: pa.Array, seen: pa.Array) -> pa.Array:
     """A mask of the records to keep: the first occurrence of each id not already seen."""
-    n = len(event_ids)
-    if len(pc.unique(event_ids)) == n and not pc.any(pc.is_in(event_ids, value_set=seen)).as_py():
-        return pa.repeat(pa.scalar(True), n)  # the common case: nothing repeats
-    con = duckdb.connect(":memory:")
-    try:
-        con.register("batch", pa.table({"event_id": event_ids, "idx": pa.array(range(n), pa.int64())}))
-        con.register("seen", pa.table({"event_id": seen}))
-        keep = con.sql(
-            "SELECT min(idx) AS idx FROM batch ANTI JOIN seen USING (event_id) GROUP BY event_id"
-        ).to_arrow_table()
-    finally:
-        con.close()
-    positions = pa.array(range(n), pa.int64())
-    return pc.is_in(positions, value_set=keep.column("idx").combine_chunks().cast(pa.int64()))
+    return pc.and_(first_in_batch(event_ids), pc.invert(pc.is_in(event_ids, value_set=seen)))
 
 
 @dataclass(slots=True)
@@ -124,6 +122,7 @@ class StagedBatch:
     events: pa.Table  # treated, not yet deduplicated or filtered by consent
     staged_at: datetime
     file_bytes: int
+    first_in_batch: pa.Array  # deduplication within the batch needs nothing stored, so it is staged
 
 
 def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> StagedBatch:
@@ -135,9 +134,11 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
         parsed.table, ctx.pseudonymiser, raw.batch_id, minor_age=ctx.minor_age, phone_region=ctx.phone_region,
         ingested_at=now,
     )  # fmt: skip
+    first = first_in_batch(events.column("event_id").combine_chunks())
     return StagedBatch(
-        raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now, raw.file_bytes
-    )
+        raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now, raw.file_bytes,
+        first,
+    )  # fmt: skip
 
 
 def prepare_batch(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target | None = None) -> PreparedBatch:
@@ -149,7 +150,8 @@ def prepare_batch(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target
     events = staged.events
     dates = pc.unique(events.column("event_date")).to_pylist()
     seen = lake.event_ids_on(ctx.lake_dir, lake.EVENTS, dates, exclude_batch=staged.batch_id)
-    fresh = first_unseen(events.column("event_id").combine_chunks(), seen)
+    unseen = pc.invert(pc.is_in(events.column("event_id"), value_set=seen))
+    fresh = pc.and_(staged.first_in_batch, unseen)
     result.duplicates = len(fresh) - pc.sum(fresh).as_py() if len(fresh) else 0
     # Consent is judged on fresh events only, so a duplicate's drop is not counted twice. It reads
     # a few columns; the wide table is filtered once, at the end.
@@ -188,7 +190,7 @@ def _already_done(batch_id: str, file_name: str, target: warehouse.Target) -> Ba
 
 def ingest_batch(path: Path, ctx: IngestContext, checkpoint: Checkpoint | None = None) -> BatchResult:
     """Ingest one landing file exactly once; re-running after a crash completes it without duplicates."""
-    done = _already_done(batch_id_of_file(path), path.name, ctx.warehouse_path)
+    done = _already_done(landing.batch_id_of_file(path), path.name, ctx.warehouse_path)
     return done if done is not None else commit_batch(stage_batch(path, ctx), ctx, checkpoint)
 
 
@@ -256,10 +258,11 @@ def not_yet_ingested(paths: list[Path], ctx: IngestContext) -> list[Path]:
     """
     with warehouse.connect(ctx.warehouse_path, read_only=True) as con:
         seen = warehouse.seen_files(con)
-        return [
-            p for p in paths
-            if (p.name, p.stat().st_size) not in seen or warehouse.ledger_entry(con, batch_id_of_file(p)) is None
-        ]  # fmt: skip
+        return [p for p in paths if (p.name, p.stat().st_size) not in seen or _unknown_content(con, p)]
+
+
+def _unknown_content(con: warehouse.Target, path: Path) -> bool:
+    return warehouse.ledger_entry(con, landing.batch_id_of_file(path)) is None
 
 
 def ingest_batches(paths: list[Path], ctx: IngestContext) -> Iterator[BatchResult]:

@@ -1,12 +1,12 @@
 """Reading landing batches: bytes to candidate records, catching what is broken before parsing.
 
-A batch's id is the SHA-256 of its bytes, so a batch that lands twice, under any name, is
-recognised. Truncated gzip keeps what was recovered and rejects the cut-off record.
+A batch's id is the SHA-256 of its bytes (:func:`devicerisk.store.landing.batch_id_of`), so a batch
+that lands twice, under any name, is recognised. Truncated gzip keeps what was recovered and rejects
+the cut-off record.
 """
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from devicerisk.contract.fields import MAX_RECORD_BYTES
+from devicerisk.store import landing
 from devicerisk.store.quarantine import Rejected
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -49,20 +50,6 @@ class RawBatch:
         offsets = np.concatenate([[0], ends]).astype(np.int64)
         buffers = [None, pa.py_buffer(offsets), pa.py_buffer(self.contiguous)]
         return pa.Array.from_buffers(pa.large_binary(), len(self.lines), buffers)
-
-
-def batch_id_of(raw: bytes) -> str:
-    """The content id of a batch file."""
-    return hashlib.sha256(raw).hexdigest()[:32]
-
-
-def batch_id_of_file(path: Path) -> str:
-    """The content id of a landing file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()[:32]
 
 
 def _gunzip(raw: bytes) -> tuple[bytes, str | None]:
@@ -112,8 +99,8 @@ def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = Fa
 
 def read_batch(path: Path) -> RawBatch:
     """Read one landing file (NDJSON, optionally gzip) into a :class:`RawBatch`."""
-    raw = path.read_bytes()
-    batch_id = batch_id_of(raw)
+    raw = landing.read_bytes(path)
+    batch_id = landing.batch_id_of(raw)
     note = None
     if raw.startswith(GZIP_MAGIC):
         data, note = _gunzip(raw)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from devicerisk import engine
 from devicerisk.contract.fields import EVENT_TYPES
 
 _DECISIONS = pa.schema(
@@ -97,26 +97,22 @@ class ConsentOutcome:
 
 def apply_consent(events: pa.Table, state: dict[str, pa.Table]) -> ConsentOutcome:
     """Decide which treated events may be kept under the stored and in-batch consent state."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.register("events", events)
-        con.register(
-            "indexed",
-            events.select(["account_id_pid", "event_time", "event_type"]).append_column(
-                "idx", pa.array(range(events.num_rows), pa.int64())
-            ),
-        )
-        purposes = pa.table({"event_type": [e.name for e in EVENT_TYPES], "purpose": [e.purpose for e in EVENT_TYPES]})
-        con.register("purposes", purposes)
-        updates: dict[str, pa.Table] = {}
-        for name, schema in STATE_SCHEMAS.items():
-            old = state.get(name)
-            con.register(f"old_{name}", schema.empty_table() if old is None else old.select(schema.names).cast(schema))
-            updates[name] = con.sql(_UPDATES_SQL[name]).to_arrow_table().cast(schema)
-            con.register(f"new_{name}", updates[name])
-        verdict = con.sql(_DROP_SQL).to_arrow_table()
-    finally:
-        con.close()
+    purposes = pa.table({"event_type": [e.name for e in EVENT_TYPES], "purpose": [e.purpose for e in EVENT_TYPES]})
+    indexed = events.select(["account_id_pid", "event_time", "event_type"]).append_column(
+        "idx", pa.array(range(events.num_rows), pa.int64())
+    )
+    old = {
+        f"old_{name}": schema.empty_table()
+        if state.get(name) is None
+        else state[name].select(schema.names).cast(schema)
+        for name, schema in STATE_SCHEMAS.items()
+    }
+    with engine.registered(events=events, indexed=indexed, purposes=purposes, **old) as con:
+        updates = {
+            name: con.sql(_UPDATES_SQL[name]).to_arrow_table().cast(schema) for name, schema in STATE_SCHEMAS.items()
+        }
+        with engine.registered(**{f"new_{name}": table for name, table in updates.items()}):
+            verdict = con.sql(_DROP_SQL).to_arrow_table()
     counts = {row["values"]: row["counts"] for row in pc.value_counts(verdict.column("reason")).to_pylist()}
     dropped = verdict.column("idx").combine_chunks()
     keep = pc.invert(pc.is_in(pa.array(range(events.num_rows), pa.int64()), value_set=dropped))

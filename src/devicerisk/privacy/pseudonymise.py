@@ -11,33 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from devicerisk import engine
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.normalise import normaliser
 
 PSEUDONYM_HEX_CHARS = 32  # 128 bits: collisions stay negligible at billions of identifiers
 _BLOCK = 64  # SHA-256 block size in bytes
 
-_local = threading.local()
-
 try:  # the optional OpenSSL accelerator (see _prf.c)
     from devicerisk import _prf
 except ImportError:  # pragma: no cover - exercised where the extension could not be built
     _prf = None
-
-
-def _connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection per thread, used only as a vectorised compute engine."""
-    con = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = duckdb.connect(":memory:")
-    return con
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -75,18 +64,10 @@ def hmac_sha256_native(key: bytes, values: pa.Array, hex_chars: int = 64) -> pa.
 def hmac_sha256_duckdb(key: bytes, values: pa.Array, hex_chars: int = 64) -> pa.Array:
     """:func:`hmac_sha256_arrow`, vectorised in DuckDB (no extension needed)."""
     ipad, opad = hmac_pads(key)
-    con = _connection()
-    con.register("pseudonym_input", pa.table({"v": values}))
-    try:
-        query = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), $n) AS h FROM pseudonym_input"
-        return (
-            con.sql(query, params={"ipad": ipad, "opad": opad, "n": hex_chars})
-            .to_arrow_table()
-            .column("h")
-            .combine_chunks()
-        )
-    finally:
-        con.unregister("pseudonym_input")
+    query = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), $n) AS h FROM pseudonym_input"
+    with engine.registered(pseudonym_input=pa.table({"v": values})) as con:
+        result = con.sql(query, params={"ipad": ipad, "opad": opad, "n": hex_chars}).to_arrow_table()
+    return result.column("h").combine_chunks()
 
 
 def hmac_sha256_hex(key: bytes, value: str) -> str:

@@ -6,20 +6,59 @@ landing retention has passed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicerisk.ingest.read import batch_id_of
 from devicerisk.store import warehouse
 
 log = logging.getLogger(__name__)
 
+_CHUNK = 1 << 20
 TELEMETRY = "telemetry"
 LABELS = "labels"
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+
+
+def batch_id_of(raw: bytes) -> str:
+    """The content id of a batch file's bytes."""
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def batch_id_of_file(path: Path) -> str:
+    """The content id of a landing file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()[:32]
+
+
+def read_bytes(path: Path) -> bytes:
+    """A landing file's bytes, as received."""
+    return path.read_bytes()
+
+
+def read_json_typed(path: Path, columns: dict[str, str]) -> pa.Table | None:
+    """A landing NDJSON file (plain or gzip) read by DuckDB into typed ``columns``, or None if it cannot.
+
+    DuckDB reads with several threads and fails the whole file on malformed JSON, invalid UTF-8,
+    duplicate keys or out-of-range numbers; the caller then falls back to a record-by-record path.
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        query = "SELECT * FROM read_json($path, format = 'newline_delimited', columns = $columns)"
+        return con.sql(query, params={"path": str(path), "columns": columns}).to_arrow_table()
+    except duckdb.Error as err:
+        log.info("DuckDB could not read %s whole (%s); records are checked one by one", path.name, type(err).__name__)
+        return None
+    finally:
+        con.close()
 
 
 def pending_files(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
