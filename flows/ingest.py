@@ -60,7 +60,9 @@ def publish_summary(summary: IngestSummary) -> None:
     create_markdown_artifact(key="ingest-summary", markdown=summary_markdown(summary), description="Ingest accounting")
 
 
-@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
+# One staging worker: the next batch is staged while the current one is committed on the flow's
+# thread, never two at once (each already uses both cores).
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     """Ingest every new landing batch in order, then purge expired raw batches."""
     settings = Settings() if data_dir is None else Settings(data_dir=Path(data_dir))

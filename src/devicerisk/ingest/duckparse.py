@@ -44,8 +44,8 @@ _WRONG_START = {
 _OBJECT_WRONG_START = r'["\-0-9tf\[]'
 # A key spelled with \u escapes of ASCII characters would slip past the key names above.
 _ESCAPED_ASCII = r"\\u00[0-7][0-9a-fA-F]"
-# Non-standard number literals that some JSON readers accept and orjson (rightly) does not.
-_NON_STANDARD = r":\s*-?(?:NaN|Infinity)"
+# JSON that DuckDB tolerates and orjson (rightly) does not: non-finite literals, trailing commas.
+_NON_STANDARD = r"[:,\[]\s*[-+]?(?i:nan|inf)|,\s*[}\]]"
 
 
 @cache

@@ -22,6 +22,7 @@ from devicerisk.contract.schema import input_schema
 from devicerisk.ingest import duckparse
 from devicerisk.ingest.read import RawBatch
 from devicerisk.ingest.validate import COLUMNAR_FALLBACK, columnar_flags, line_reason
+from devicerisk.store import landing
 from devicerisk.store.quarantine import Rejected
 
 _BISECT_BELOW = 8  # below this many records a failing block is checked record by record
@@ -84,7 +85,8 @@ def parse_batch(batch: RawBatch, chunk_rows: int = 65_536, source: Path | None =
     """
     if source is not None and not batch.rejected and batch.lines:
         table = duckparse.read_typed(source)
-        if table is not None and table.num_rows == len(batch.lines):
+        unchanged = batch.file_version is not None and landing.file_version(source) == batch.file_version
+        if table is not None and unchanged and table.num_rows == len(batch.lines):
             return _checked(_flatten(table), batch, range(len(batch.lines)), [])
     return _parse_with_arrow(batch, chunk_rows)
 

@@ -232,7 +232,7 @@ def _commit(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target, step
         duplicates=result.duplicates,
         reasons=result.reasons,
         note="; ".join(result.notes) or None,
-        committed_at=staged.staged_at,
+        committed_at=datetime.now(UTC),
         file_bytes=staged.file_bytes,
     )
     warehouse.commit_batch(con, entry, prepared.state_updates)

@@ -37,6 +37,8 @@ class RawBatch:
     contiguous: bytes | None = None
     line_lengths: np.ndarray | None = None  # with ``contiguous``
     file_bytes: int = 0
+    #: (size, mtime_ns) of the file when it was read, to notice a file replaced since.
+    file_version: tuple[int, int] | None = None
 
     @property
     def records_read(self) -> int:
@@ -64,7 +66,10 @@ def _gunzip(raw: bytes) -> tuple[bytes, str | None]:
         while stream.eof and stream.unused_data:  # concatenated gzip members
             rest = stream.unused_data
             stream = zlib.decompressobj(wbits=31)
-            out.append(stream.decompress(rest))
+            try:
+                out.append(stream.decompress(rest))
+            except zlib.error:
+                return b"".join(out), "trailing bytes after the gzip stream were ignored"
     if not stream.eof:
         return b"".join(out), "truncated gzip stream"
     return b"".join(out), None
@@ -99,6 +104,7 @@ def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = Fa
 
 def read_batch(path: Path) -> RawBatch:
     """Read one landing file (NDJSON, optionally gzip) into a :class:`RawBatch`."""
+    version = landing.file_version(path)
     raw = landing.read_bytes(path)
     batch_id = landing.batch_id_of(raw)
     note = None
@@ -108,6 +114,7 @@ def read_batch(path: Path) -> RawBatch:
         data = raw
     batch = split_records(batch_id, path.name, data, cut_off=note is not None)
     batch.file_bytes = len(raw)
+    batch.file_version = version
     if note:
         batch.notes.append(note)
     if not raw:

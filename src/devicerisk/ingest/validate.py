@@ -8,6 +8,7 @@ reasons never leak data.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from devicerisk.contract.model import Field, Kind
 _EVENT_TYPE_NAMES = tuple(e.name for e in EVENT_TYPES)
 _INT64 = (-(2**63), 2**63 - 1)
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|z|[+-]\d{2}:?\d{2})$"
+_SUB_MICROSECOND = r"(\.\d{6})\d+"  # kept to the microsecond, as the lake stores times
 _RFC3339 = re.compile(RFC3339)
 _MISSING = object()
 
@@ -34,7 +36,7 @@ def _kind_ok(kind: Kind, value: Any) -> bool:
     if kind is Kind.INT:
         return isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]
     if kind is Kind.FLOAT:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if kind is Kind.BOOL:
         return isinstance(value, bool)
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -51,7 +53,7 @@ def parse_timestamp(text: str) -> datetime | None:
     if not _RFC3339.match(text):
         return None
     try:
-        return datetime.fromisoformat(text.replace("z", "Z"))
+        return datetime.fromisoformat(re.sub(_SUB_MICROSECOND, r"\1", text.replace("z", "Z")))
     except ValueError:
         return None
 
@@ -74,6 +76,8 @@ def field_reason(field: Field, value: Any, event_type: str) -> str | None:
     applies = field.applies_to(event_type)
     if value is _MISSING or value is None:
         return f"missing required field {field.path}" if field.required and applies else None
+    if field.kind is Kind.FLOAT and isinstance(value, float) and not math.isfinite(value):
+        return f"{field.path} is not a finite number"
     if not _kind_ok(field.kind, value):
         return f"wrong type for {field.path}: expected {field.kind.value}, got {_json_type(value)}"
     if not applies:
@@ -139,6 +143,8 @@ def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS) -> pa.Ar
         applies = pc.is_in(event_type, pa.array(sorted(field.event_types))) if field.event_types else None
         broken = pc.is_null(column) if field.required else None
         checks = [broken] if broken is not None else []
+        if field.kind is Kind.FLOAT:
+            checks.append(pc.invert(pc.is_finite(column)))
         if field.kind is Kind.TIMESTAMP:
             checks.append(invalid_times(column))
         if field.enum is not None:
@@ -165,6 +171,7 @@ def utc_times(column: pa.Array) -> pa.Array:
     except pa.ArrowInvalid:
         pass  # lower-case "z" or a space for "T": normalise, then try again
     text = pc.replace_substring_regex(column, pattern=r"([+-]\d{2})(\d{2})$", replacement=r"\1:\2")
+    text = pc.replace_substring_regex(text, pattern=_SUB_MICROSECOND, replacement=r"\1")
     text = pc.replace_substring(pc.replace_substring(text, "z", "Z"), " ", "T")
     return text.cast(utc)
 

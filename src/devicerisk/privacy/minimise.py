@@ -173,18 +173,38 @@ def minimise_ip(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
     return {"prefix": prefix, "version": null_where(version, pc.is_null(prefix))}
 
 
+#: Browser and OS families kept as they are; anything else (including the free text that ua-parser
+#: returns for generic bots, e.g. "13800138000Bot") becomes "Other", so no user-typed text survives.
+KNOWN_BROWSERS = frozenset({
+    "Chrome", "Chrome Mobile", "Chrome Mobile iOS", "Chrome Mobile WebView", "Chromium", "Safari", "Mobile Safari",
+    "Mobile Safari UI/WKWebView", "Firefox", "Firefox Mobile", "Firefox iOS", "Edge", "Edge Mobile", "Opera",
+    "Opera Mobile", "Samsung Internet", "UC Browser", "QQ Browser", "QQ Browser Mobile", "MiuiBrowser",
+    "HuaweiBrowser", "WeChat", "Baidu Box App", "Sogou Explorer", "Yandex Browser", "Vivo Browser", "Facebook",
+    "Instagram", "Googlebot", "bingbot", "HeadlessChrome", "Electron", "IE", "IE Mobile", "Python Requests",
+    "curl", "okhttp", "Apache-HttpClient", "Go-http-client",
+})  # fmt: skip
+KNOWN_OS = frozenset({"Android", "iOS", "Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "HarmonyOS", "iPadOS"})
+
+
 @lru_cache(maxsize=1 << 12)
 def _ua_families(text: str) -> str:
     result = parse_user_agent(text)
     browser = result.user_agent.family if result.user_agent else "Other"
     os_family = result.os.family if result.os else "Other"
-    return f"{browser}|{os_family}"
+    bot = result.device is not None and result.device.family == "Spider"
+    browser = browser if browser in KNOWN_BROWSERS else "Other"
+    os_family = os_family if os_family in KNOWN_OS else "Other"
+    return f"{browser}|{os_family}|{'1' if bot else '0'}"
 
 
 def minimise_user_agent(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
-    """Browser and OS family; versions and device details are not kept."""
+    """Browser and OS family from a fixed list, and whether it is a bot; versions and free text are not kept."""
     parts = pc.split_pattern(map_distinct(values, _ua_families, pa.string()), "|")
-    return {"browser": pc.list_element(parts, 0), "os": pc.list_element(parts, 1)}
+    return {
+        "browser": pc.list_element(parts, 0),
+        "os": pc.list_element(parts, 1),
+        "bot": pc.equal(pc.list_element(parts, 2), "1"),
+    }
 
 
 def minimise_emulator_model(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
@@ -197,6 +217,7 @@ def minimise_emulator_hardware(values: pa.Array, _: MinimiseContext) -> dict[str
     return {"emulator": pc.match_substring_regex(values, EMULATOR_HARDWARE)}
 
 
+_CODE_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 _FRAME = re.compile(r"(?:at\s+)?([\w$.]+\.[\w$<>]+)\(")
 
 
@@ -204,6 +225,8 @@ def stack_signature(trace: str) -> str:
     """A stable digest of the exception type and top frames; messages and line numbers are dropped."""
     first_line = trace.strip().splitlines()[0] if trace.strip() else ""
     exception = first_line.split(":", 1)[0].strip()
+    if not _CODE_NAME.fullmatch(exception):  # a message, not a class name: keep nothing of it
+        exception = "?"
     frames = _FRAME.findall(trace)[:5]
     return hashlib.sha256("|".join([exception, *frames]).encode()).hexdigest()[:16]
 
@@ -237,9 +260,13 @@ def minimise_phone(values: pa.Array, ctx: MinimiseContext) -> dict[str, pa.Array
 
 
 def minimise_minor(values: pa.Array, ctx: MinimiseContext) -> dict[str, pa.Array]:
-    """Whether the person was a minor at the event's time; the birth year is not kept."""
-    age = pc.subtract(pc.year(ctx.event_time), values.cast(pa.int64()))
-    return {"minor": pc.less(age, ctx.minor_age)}
+    """Whether the person may have been a minor at the event's time; the birth year is not kept.
+
+    With a birth year only, age is known to a year: someone who turns 18 this year may still be 17,
+    so they count as a possible minor (7.2 protects in case of doubt).
+    """
+    age_at_most = pc.subtract(pc.year(ctx.event_time), values.cast(pa.int64()))
+    return {"minor": pc.less_equal(age_at_most, ctx.minor_age)}
 
 
 MINIMISERS: dict[str, Minimiser] = {
@@ -267,7 +294,7 @@ MINIMISER_OUTPUTS: dict[str, dict[str, pa.DataType]] = {
     "imsi": {"mcc": pa.string(), "mnc": pa.string(), "country": pa.string()},
     "iccid": {"valid": pa.bool_()},
     "ip": {"prefix": pa.string(), "version": pa.int8()},
-    "user_agent": {"browser": pa.string(), "os": pa.string()},
+    "user_agent": {"browser": pa.string(), "os": pa.string(), "bot": pa.bool_()},
     "emulator_model": {"emulator": pa.bool_()},
     "emulator_hardware": {"emulator": pa.bool_()},
     "stack_signature": {"signature": pa.string()},

@@ -44,10 +44,7 @@ def open_table(lake_dir: Path, name: str) -> DeltaTable | None:
 
 
 def append(lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting: dict[str, Any]) -> int:
-    """Append ``data`` in one commit tagged with the batch id; returns the new table version.
-
-    An empty ``data`` still commits, so that the batch's accounting is recorded with the lake.
-    """
+    """Append ``data`` in one commit tagged with the batch id and its accounting; returns the new version."""
     path = table_path(lake_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     props = CommitProperties(custom_metadata={BATCH_KEY: batch_id, ACCOUNTING_KEY: json.dumps(accounting)})

@@ -39,6 +39,12 @@ def batch_id_of_file(path: Path) -> str:
     return digest.hexdigest()[:32]
 
 
+def file_version(path: Path) -> tuple[int, int]:
+    """(size, modification time in ns): changes when a file is replaced."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def read_bytes(path: Path) -> bytes:
     """A landing file's bytes, as received."""
     return path.read_bytes()

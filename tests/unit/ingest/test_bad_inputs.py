@@ -325,3 +325,56 @@ def test_a_missing_optional_object_is_not_a_wrong_type() -> None:
     assert record_reason(line(record)) == "wrong type for payload.duration_ms: expected integer, got string"
     del record["payload"]["duration_ms"]
     assert record_reason(line(record)) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [(b'"cpu_pct": nan', "malformed JSON"), (b'"cpu_pct": -Inf', "malformed JSON"),
+     (b'"cpu_pct": 1e999', "malformed JSON")],  # orjson refuses to read it as infinity
+    ids=["nan-lowercase", "inf", "overflowing-number"],
+)  # fmt: skip
+def test_non_finite_numbers_are_rejected_on_the_fast_path(settings: Settings, ctx: IngestContext, payload: bytes,
+                                                          reason: str) -> None:  # fmt: skip
+    good = [event("crash"), event("crash")]
+    bad = line(event("crash")).replace(b'"cpu_pct":31.5', payload)
+    assert bad != line(event("crash"))
+    result = ingest_batch(write_batch(settings.landing_dir / "telemetry" / "b.ndjson", [*good, bad]), ctx)
+    assert (result.accepted, result.quarantined) == (2, 1)
+    assert result.reasons == {reason: 1}
+
+
+def test_a_trailing_comma_is_rejected_on_the_fast_path(settings: Settings, ctx: IngestContext) -> None:
+    bad = line(event("operation"))[:-1] + b",}"
+    result = ingest_batch(write_batch(settings.landing_dir / "telemetry" / "b.ndjson", [event(), bad]), ctx)
+    assert (result.accepted, result.quarantined, result.reasons) == (1, 1, {"malformed JSON": 1})
+
+
+def test_nanosecond_times_are_kept_to_the_microsecond(settings: Settings, ctx: IngestContext) -> None:
+    record = event("operation", event_time="2026-11-20T10:00:00.123456789+08:00")
+    result = ingest_batch(write_batch(settings.landing_dir / "telemetry" / "b.ndjson", [record]), ctx)
+    assert result.accepted == 1
+
+
+def test_garbage_after_a_gzip_stream_keeps_the_records(settings: Settings, ctx: IngestContext) -> None:
+    import gzip
+
+    path = settings.landing_dir / "telemetry" / "b.ndjson.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(line(event()) + b"\n") + b"\0" * 8)
+    result = ingest_batch(path, ctx)
+    assert result.accepted == 1 and result.notes == ["trailing bytes after the gzip stream were ignored"]
+
+
+def test_a_file_replaced_after_reading_is_parsed_from_the_bytes_read(settings: Settings) -> None:
+    """The fast path reads the file again; if it changed since, the bytes already read are used."""
+    import os
+
+    from devicerisk.ingest.parse import parse_batch
+    from devicerisk.ingest.read import read_batch
+
+    path = write_batch(settings.landing_dir / "telemetry" / "b.ndjson", [event("operation", event_id="evt-old")])
+    raw = read_batch(path)
+    write_batch(path, [event("operation", event_id="evt-new")])  # same size, new content
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    parsed = parse_batch(raw, source=path)
+    assert parsed.table.column("event_id").to_pylist() == ["evt-old"]

@@ -32,7 +32,7 @@ from devicerisk.privacy.minimise import (
     stack_signature,
 )
 
-CTX = MinimiseContext(event_time=pa.array([datetime(2026, 11, 20, tzinfo=UTC)] * 4, pa.timestamp("us", tz="UTC")))
+CTX = MinimiseContext(event_time=pa.array([datetime(2026, 11, 20, tzinfo=UTC)] * 5, pa.timestamp("us", tz="UTC")))
 
 
 def _one(fn, value, ctx: MinimiseContext = CTX) -> dict[str, object]:
@@ -97,7 +97,14 @@ def test_user_agent_families() -> None:
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
         "Version/17.1 Mobile/15E148 Safari/604.1"
     )
-    assert _one(minimise_user_agent, ua) == {"browser": "Mobile Safari", "os": "iOS"}
+    assert _one(minimise_user_agent, ua) == {"browser": "Mobile Safari", "os": "iOS", "bot": False}
+
+
+@pytest.mark.parametrize("ua", ["13800138000Bot/1.0", "Zhang San Spider", "alice@example.com crawler"])
+def test_user_agent_free_text_never_survives(ua: str) -> None:
+    """Generic bot patterns echo part of the raw text; only families from a fixed list are kept."""
+    out = _one(minimise_user_agent, ua)
+    assert out["browser"] == "Other" and out["os"] == "Other" and out["bot"] is True
 
 
 def test_emulator_flags() -> None:
@@ -125,6 +132,10 @@ def test_stack_signature_drops_messages_and_line_numbers() -> None:
     c = "java.lang.IllegalStateException: x\n\tat com.app.Main.run(Main.java:12)"
     assert stack_signature(a) == stack_signature(b) != stack_signature(c)
     assert "13800138000" not in stack_signature(a)
+    # a first line that is a message, not a class name, contributes nothing
+    assert stack_signature("user Li Wei failed\n\tat com.app.Main.run(Main.java:1)") == stack_signature(
+        "user Zhang San failed\n\tat com.app.Main.run(Main.java:7)"
+    )
 
 
 def test_phone_country() -> None:
@@ -133,8 +144,9 @@ def test_phone_country() -> None:
 
 
 def test_minor_is_judged_at_the_event_time() -> None:
-    out = minimise_minor(pa.array([2010, 2000, None, 2008]), CTX)["minor"].to_pylist()
-    assert out == [True, False, None, False]  # 16, 26, unknown, 18 in 2026
+    out = minimise_minor(pa.array([2010, 2000, None, 2008, 2007]), CTX)["minor"].to_pylist()
+    # 16, 26, unknown, turning 18 in 2026 (may still be 17: a possible minor), 19
+    assert out == [True, False, None, True, False]
 
 
 def test_every_minimiser_declares_its_outputs() -> None:
