@@ -35,7 +35,7 @@ docs: install
 	$(BIN)/devicerisk contract docs
 
 bench: install
-	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/ingest_bench.py --accounts 25000 --days 7 --repeats 3
 
 clean:
 	rm -rf data/lake data/warehouse.duckdb data/quarantine data/landing .pytest_cache
