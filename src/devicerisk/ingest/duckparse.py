@@ -11,7 +11,6 @@ aside for the Arrow path, which isolates the bad records.
 
 from __future__ import annotations
 
-import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.model import Field, Kind
 from devicerisk.contract.schema import nest_paths
 from devicerisk.store import landing
-
-log = logging.getLogger(__name__)
 
 _DUCK_TYPES = {Kind.STRING: "VARCHAR", Kind.TIMESTAMP: "VARCHAR", Kind.INT: "BIGINT", Kind.FLOAT: "DOUBLE",
                Kind.BOOL: "BOOLEAN", Kind.STRING_LIST: "VARCHAR[]"}  # fmt: skip

@@ -102,9 +102,14 @@ def first_in_batch(event_ids: pa.Array) -> pa.Array:
     return pc.is_in(pa.array(range(n), pa.int64()), value_set=first.column("idx").combine_chunks())
 
 
+def not_seen(event_ids: pa.Array, seen: pa.Array) -> pa.Array:
+    """A mask of the ids not among ``seen``."""
+    return pc.invert(pc.is_in(event_ids, value_set=seen))
+
+
 def first_unseen(event_ids: pa.Array, seen: pa.Array) -> pa.Array:
     """A mask of the records to keep: the first occurrence of each id not already seen."""
-    return pc.and_(first_in_batch(event_ids), pc.invert(pc.is_in(event_ids, value_set=seen)))
+    return pc.and_(first_in_batch(event_ids), not_seen(event_ids, seen))
 
 
 @dataclass(slots=True)
@@ -150,8 +155,7 @@ def prepare_batch(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target
     events = staged.events
     dates = pc.unique(events.column("event_date")).to_pylist()
     seen = lake.event_ids_on(ctx.lake_dir, lake.EVENTS, dates, exclude_batch=staged.batch_id)
-    unseen = pc.invert(pc.is_in(events.column("event_id"), value_set=seen))
-    fresh = pc.and_(staged.first_in_batch, unseen)
+    fresh = pc.and_(staged.first_in_batch, not_seen(events.column("event_id"), seen))
     result.duplicates = len(fresh) - pc.sum(fresh).as_py() if len(fresh) else 0
     # Consent is judged on fresh events only, so a duplicate's drop is not counted twice. It reads
     # a few columns; the wide table is filtered once, at the end.
