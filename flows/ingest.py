@@ -18,9 +18,9 @@ from devicerisk.config import Settings
 from devicerisk.ingest.lookahead import lookahead
 from devicerisk.ingest.pipeline import BatchResult, IngestContext, StagedBatch, commit_batch, not_yet_ingested
 from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
-from devicerisk.ingest.report import IngestSummary, summarise, summary_markdown
+from devicerisk.ingest.report import IngestSummary, audit_counts, summarise, summary_markdown
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.store import landing
+from devicerisk.store import audit, landing
 
 
 @task(cache_policy=NO_CACHE)
@@ -54,6 +54,13 @@ def purge_landing(settings: Settings) -> list[str]:
     return landing.purge_processed(settings.landing_dir, settings.warehouse_path, retention, datetime.now(UTC))
 
 
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def audit_run(settings: Settings, summary: IngestSummary) -> None:
+    """One audit record for the run: what was done to how many records, never their values."""
+    audit.append(settings.audit_dir, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control",
+                 counts=audit_counts(summary))  # fmt: skip
+
+
 @task(cache_policy=NO_CACHE)
 def publish_summary(summary: IngestSummary) -> None:
     """A Prefect artifact with the run's accounting (counts only, never values)."""
@@ -72,6 +79,7 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     results = [commit(staged, ctx) for staged in lookahead(paths, lambda p: stage_batch.submit(p, ctx))]
     removed = purge_landing(settings)
     summary = summarise(results, skipped=len(files) - len(paths), landing_removed=len(removed))
+    audit_run(settings, summary)
     publish_summary(summary)
     get_run_logger().info(
         "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates",

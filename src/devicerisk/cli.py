@@ -19,6 +19,8 @@ from devicerisk.config import Settings
 app = typer.Typer(help="Privacy-first device-telemetry risk control.", no_args_is_help=True)
 contract_app = typer.Typer(help="The data contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
@@ -176,6 +178,34 @@ def leak_scan(data_dir: DataDir = None) -> None:
             console.print(f"[red]raw {finding.kind}[/red] in {finding.path} ({finding.where})")
         raise typer.Exit(1)
     console.print("[green]no raw identifier found outside the landing zone[/green]")
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = None) -> None:
+    """Check the audit chain; exits non-zero and says where if a record was edited, removed or moved."""
+    from devicerisk.store import audit
+
+    settings = _settings(data_dir)
+    problems = audit.verify(settings.audit_dir)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]audit log line {problem.line}:[/red] {problem.reason}")
+        raise typer.Exit(1)
+    console.print(f"audit log intact: {len(audit.records(settings.audit_dir)):,} records")
+
+
+@audit_app.command("show")
+def audit_show(data_dir: DataDir = None, last: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """The newest audit records."""
+    from devicerisk.store import audit
+
+    table = Table(title="audit trail")
+    for column in ("seq", "at", "actor", "role", "action", "purpose", "counts"):
+        table.add_column(column)
+    for r in audit.records(_settings(data_dir).audit_dir)[-last:]:
+        counts = ", ".join(f"{k}={v:,}" for k, v in r["counts"].items())
+        table.add_row(str(r["seq"]), str(r["at"]), r["actor"], r["role"], r["action"], r["purpose"], counts)
+    console.print(table)
 
 
 @contract_app.command("docs")

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         return self.data_dir / "lake"
 
     @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
+
+    @property
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 

@@ -47,6 +47,12 @@ def test_ingest_flow_end_to_end(prefect_db: Path, env_settings: Settings) -> Non
     assert rows == (summary.accepted, summary.accepted)
     assert warehouse.summary(env_settings.warehouse_path)["accepted"] == summary.accepted
 
+    from devicerisk.store import audit
+
+    assert audit.verify(env_settings.audit_dir) == []
+    record = audit.records(env_settings.audit_dir)[-1]
+    assert (record["action"], record["counts"]["accepted"]) == ("ingest", summary.accepted)
+
     again = ingest_flow(str(env_settings.data_dir))  # no surprise on a re-run
     assert again.batches == 0 and again.skipped_batches == summary.batches
     assert lake.dataset(env_settings.lake_dir, lake.EVENTS).count_rows() == summary.accepted

@@ -69,3 +69,17 @@ def summary_markdown(summary: IngestSummary) -> str:
     if summary.notes:
         lines += ["", *(f"- {n}" for n in summary.notes)]
     return "\n".join(lines) + "\n"
+
+
+def audit_counts(summary: IngestSummary) -> dict[str, int]:
+    """The run's counts for its audit record."""
+    return {
+        "batches": summary.batches,
+        "records_read": summary.records_read,
+        "accepted": summary.accepted,
+        "quarantined": summary.quarantined,
+        "consent_dropped": summary.consent_dropped,
+        "duplicates": summary.duplicates,
+        "identifiers_pseudonymised": summary.identifiers_pseudonymised,
+        "landing_removed": summary.landing_removed,
+    }

@@ -12,7 +12,7 @@ from factories import event, write_batch
 
 runner = CliRunner()
 COMMANDS = [[], ["synth"], ["ingest"], ["demo"], ["ledger"], ["quarantine"], ["leak-scan"], ["contract"],
-            ["contract", "docs"]]  # fmt: skip
+            ["contract", "docs"], ["audit"], ["audit", "verify"], ["audit", "show"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
@@ -67,3 +67,18 @@ def test_ledger_and_quarantine_show_accounting_and_reasons_without_values(settin
     reasons = runner.invoke(app, ["quarantine", "--data-dir", str(settings.data_dir)], env={"COLUMNS": "200"})
     assert reasons.exit_code == 0 and "wrong type for payload.duration_ms" in reasons.output
     assert "352099001761481" not in reasons.output and "acct-000001" not in reasons.output
+
+
+def test_audit_verify_says_where_the_log_was_tampered_with(tmp_path: Path) -> None:
+    from devicerisk.store import audit
+
+    folder = tmp_path / "data" / "audit"
+    for n in range(3):
+        audit.append(folder, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control",
+                     counts={"accepted": n})  # fmt: skip
+    ok = runner.invoke(app, ["audit", "verify", "--data-dir", str(tmp_path / "data")])
+    assert ok.exit_code == 0 and "3 records" in ok.output
+    log = folder / audit.LOG_NAME
+    log.write_text(log.read_text().replace('"accepted":1', '"accepted":7').replace('"accepted": 1', '"accepted": 7'))
+    bad = runner.invoke(app, ["audit", "verify", "--data-dir", str(tmp_path / "data")], env={"COLUMNS": "200"})
+    assert bad.exit_code == 1 and "line 2" in bad.output

@@ -1,0 +1,144 @@
+"""The audit trail (5.2.1, 5.2.3): an append-only, hash-chained log of actions on personal data.
+
+Each record holds who, role, what, purpose, when and counts, never a raw value, and the hash of the
+record before it. Editing, deleting, inserting or reordering records breaks the chain, and
+:func:`verify` says where. A head file keeps the last sequence number and hash, so removing records
+from the end is detected too. Writers in several processes append under an exclusive file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+LOG_NAME = "audit.log"
+HEAD_NAME = "audit.head"
+GENESIS = "0" * 64
+# Free-text fields are short names, never values: a raw identifier cannot be written by mistake.
+_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+class AuditError(ValueError):
+    """A record that may not be written, e.g. because a field could hold a raw value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Where the chain breaks, and how."""
+
+    line: int
+    reason: str
+
+
+def _digest(prev_hash: str, body: Mapping[str, object]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _check_name(field: str, value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise AuditError(f"audit field {field!r} must be a short name ([A-Za-z0-9_.:-], at most 64 characters)")
+    return value
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (folder / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_head(folder: Path) -> tuple[int, str]:
+    path = folder / HEAD_NAME
+    if not path.exists():
+        return 0, GENESIS
+    seq, digest = path.read_text().split()
+    return int(seq), digest
+
+
+def append(
+    folder: Path,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    purpose: str,
+    counts: Mapping[str, int] | None = None,
+    when: datetime | None = None,
+) -> dict[str, object]:
+    """Append one record and return it. Counts are integers; names are short identifiers."""
+    body: dict[str, object] = {
+        "actor": _check_name("actor", actor),
+        "role": _check_name("role", role),
+        "action": _check_name("action", action),
+        "purpose": _check_name("purpose", purpose),
+        "counts": {_check_name("count", k): int(v) for k, v in (counts or {}).items()},
+        "at": (when or datetime.now(UTC)).isoformat(),
+    }
+    with _locked(folder):
+        seq, prev = _read_head(folder)
+        body["seq"] = seq + 1
+        body["prev"] = prev
+        record = {**body, "hash": _digest(prev, body)}
+        with (folder / LOG_NAME).open("a") as log:
+            log.write(json.dumps(record, sort_keys=True, ensure_ascii=True) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+        tmp = folder / f".{HEAD_NAME}.tmp"
+        tmp.write_text(f"{record['seq']} {record['hash']}\n")
+        os.replace(tmp, folder / HEAD_NAME)
+    return record
+
+
+def records(folder: Path) -> list[dict[str, object]]:
+    """Every record of the log, oldest first."""
+    path = folder / LOG_NAME
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def verify(folder: Path) -> list[Problem]:
+    """Check the whole chain and the head; an empty list means the log is intact."""
+    path = folder / LOG_NAME
+    lines = path.read_text().splitlines() if path.exists() else []
+    problems: list[Problem] = []
+    prev, expected_seq = GENESIS, 1
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            claimed = record.pop("hash")
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            problems.append(Problem(number, "not a valid audit record"))
+            break
+        if record.get("seq") != expected_seq:
+            problems.append(Problem(number, f"sequence {record.get('seq')} where {expected_seq} was expected: "
+                                            "a record was deleted, inserted or moved"))  # fmt: skip
+            break
+        if record.get("prev") != prev:
+            problems.append(
+                Problem(number, "does not chain to the record before it: records were reordered or replaced")
+            )
+            break
+        if _digest(prev, {k: v for k, v in record.items() if k != "hash"}) != claimed:
+            problems.append(Problem(number, "its content does not match its hash: the record was edited"))
+            break
+        prev, expected_seq = claimed, expected_seq + 1
+    if not problems:
+        head_seq, head_hash = _read_head(folder)
+        if (head_seq, head_hash) != (expected_seq - 1, prev):
+            problems.append(Problem(len(lines) + 1, f"the log ends at record {expected_seq - 1} but the head says "
+                                                    f"{head_seq}: records were removed from the end"))  # fmt: skip
+    return problems
