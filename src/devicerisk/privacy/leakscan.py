@@ -51,15 +51,17 @@ def _variants(value: str) -> set[str]:
     """Printed forms of one identifier that a leak could take."""
     value = value.strip()
     lower = value.lower()
-    forms = {value, lower, re.sub(r"[^0-9a-z]", "", lower)}
-    digits = re.sub(r"[^0-9]", "", value)
-    if len(digits) >= 14 and digits == re.sub(r"[^0-9]", "", lower):
-        forms.add(digits[:14])  # IMEI TAC+SNR, the normalised form
     if (ip := canonical_ip(value)) is not None:
         prefix = ip_prefix(ip)
         if prefix is not None and prefix.split("/")[0] == ip:
             return set()  # a network's own address is its kept prefix, which identifies nobody
-        forms.add(ip)
+        # Addresses are always printed with separators; without them "192.168.3.10" would match
+        # the kept prefix "192.168.31.0/24".
+        return {f for f in (value, lower, ip) if len(f) >= MIN_TOKEN}
+    forms = {value, lower, re.sub(r"[^0-9a-z]", "", lower)}
+    digits = re.sub(r"[^0-9]", "", value)
+    if len(digits) >= 14 and digits == re.sub(r"[^0-9]", "", lower):
+        forms.add(digits[:14])  # IMEI TAC+SNR, the normalised form
     if (phone := canonical_phone(value, "CN")) is not None and len(digits) >= 7:
         forms |= {phone, phone.lstrip("+")}
     return {f for f in forms if len(f) >= MIN_TOKEN}

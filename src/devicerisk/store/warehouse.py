@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS batch_ledger (
     landing_removed_at TIMESTAMPTZ,
     file_bytes BIGINT
 );
+-- Warehouses created before the ledger recorded file sizes gain the column.
+ALTER TABLE batch_ledger ADD COLUMN IF NOT EXISTS file_bytes BIGINT;
 CREATE TABLE IF NOT EXISTS consent_decisions (
     account_pid VARCHAR NOT NULL, purpose VARCHAR NOT NULL, decided_at TIMESTAMPTZ NOT NULL,
     granted BOOLEAN NOT NULL, batch_id VARCHAR NOT NULL

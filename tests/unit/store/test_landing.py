@@ -44,3 +44,20 @@ def test_pending_files_skip_partial_writes(settings: Settings) -> None:
     (folder / ".c.ndjson.tmp").write_bytes(b"{")
     (folder / "notes.txt").write_text("not a batch")
     assert [p.name for p in landing.pending_files(settings.landing_dir)] == ["a.ndjson", "b.ndjson.gz"]
+
+
+def test_a_warehouse_from_before_file_sizes_gains_the_column(tmp_path) -> None:
+    """Upgrading keeps an existing ledger working: the missing column is added, old rows stay."""
+    import duckdb
+
+    from devicerisk.store import warehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    old_schema = warehouse.SCHEMA.split("-- Warehouses created before")[0].replace(",\n    file_bytes BIGINT", "")
+    con.execute(old_schema)
+    con.execute("INSERT INTO batch_ledger VALUES ('b1', 'a.ndjson', 0, 1, 1, 0, 0, 0, '{}', NULL, now(), NULL)")
+    con.close()
+    assert warehouse.seen_files(path) == set()
+    entry = warehouse.ledger_entry(path, "b1")
+    assert entry is not None and entry.accepted == 1 and entry.file_bytes is None
