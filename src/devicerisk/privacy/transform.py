@@ -29,7 +29,10 @@ def _applicable(
         return values
     if field.event_types not in foreign:  # one mask per set of event types, shared by its fields
         foreign[field.event_types] = pc.invert(pc.is_in(event_type, pa.array(sorted(field.event_types))))
-    return null_where(values, foreign[field.event_types])
+    mask = foreign[field.event_types]
+    if values.null_count == len(values) or not pc.any(pc.and_(mask, pc.is_valid(values))).as_py():
+        return values  # the usual case: nothing was sent where it does not belong
+    return null_where(values, mask)
 
 
 def _by_distinct(field: Field) -> bool:
