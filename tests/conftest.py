@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 # No telemetry calls from the Prefect server: this machine has no network, and tests must not try.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# The library's own log lines go to the Prefect API too, as in a deployment, so the leak test reads them.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "devicerisk")
 
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import IngestContext

@@ -14,7 +14,7 @@ from flows.pipeline import pipeline_flow
 
 from conftest import drain_prefect_logs
 from devicerisk.config import Settings
-from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files
+from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files, scan_sqlite
 from devicerisk.synth import SynthConfig, generate
 from factories import event, write_batch
 
@@ -39,6 +39,8 @@ def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Setti
 
     needles = raw_identifiers(landing)
     assert len(needles) > 1000  # the scan has something to look for
+    logged = [text for table, text in scan_sqlite(prefect_db) if table == "log"]
+    assert any("accepted" in text and "quarantined" in text for text in logged)  # the library's logs are there
     report = scan_data_dir(env_settings.data_dir, extra_files=[prefect_db])
     assert report.files >= 6 and report.values > 10_000
     assert report.findings == [], report.findings[:10]
