@@ -16,6 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 # The library's own log lines go to the Prefect API too, as in a deployment, so the leak test reads them.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "devicerisk")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # library calls outside a flow
 
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import IngestContext
