@@ -7,7 +7,6 @@ and says so loudly; production mode refuses to run without real keys.
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -64,9 +63,3 @@ class Settings(BaseSettings):
     @property
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
