@@ -1,0 +1,114 @@
+"""Desensitised display (5.2.2(2)): the one masking function for everything a person reads.
+
+The CLI, exports, notebooks, Prefect artifacts and the API all call :func:`mask` (or
+:func:`mask_columns` for tables) before showing an identifier, raw or pseudonymised.
+A masked value keeps only enough to tell two values apart at a glance and to match it
+against what the subject holds (the last few characters), never enough to re-identify.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+import pyarrow as pa
+
+MaskKind = Literal["auto", "pseudonym", "phone", "email", "ip", "identifier"]
+
+_PSEUDONYM = re.compile(r"^[0-9a-f]{32}$")
+_EMAIL = re.compile(r"^([^@\s]+)@([^@\s]+)$")
+_PHONE = re.compile(r"^\+?[\d\s()-]{7,}$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_FILL = "*"
+PSEUDONYM_SHOWN = 8  # hex digits of a pseudonym shown: enough to tell rows apart, 32 bits only
+
+
+def mask(value: str | None, kind: MaskKind = "auto") -> str | None:
+    """Return ``value`` desensitised for display; ``None`` stays ``None``.
+
+    Args:
+        value: a raw identifier (phone, e-mail, IMEI, IP, account id) or a 32-hex pseudonym.
+        kind: how to mask; ``"auto"`` recognises pseudonyms, e-mails, IPv4/IPv6 and phones,
+            and masks anything else as a generic identifier.
+
+    Returns:
+        A string that never contains more than a short prefix or suffix of ``value``.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return text
+    resolved = _resolve(text) if kind == "auto" else kind
+    return _MASKERS[resolved](text)
+
+
+def mask_many(values: Iterable[str | None], kind: MaskKind = "auto") -> list[str | None]:
+    """:func:`mask` applied to each of ``values``."""
+    return [mask(v, kind) for v in values]
+
+
+def mask_columns(table: pa.Table, columns: Iterable[str] | None = None) -> pa.Table:
+    """``table`` with identifier columns masked for display.
+
+    By default the masked columns are every string column whose name ends in ``_pid``
+    (the lake's pseudonyms) or is listed in ``columns``.
+    """
+    chosen = set(columns or ()) | {name for name in table.column_names if name.endswith("_pid")}
+    for name in sorted(chosen & set(table.column_names)):
+        index = table.column_names.index(name)
+        masked = pa.array(mask_many(table.column(name).to_pylist()), pa.string())
+        table = table.set_column(index, name, masked)
+    return table
+
+
+def _resolve(text: str) -> MaskKind:
+    if _PSEUDONYM.match(text):
+        return "pseudonym"
+    if _EMAIL.match(text):
+        return "email"
+    if _IPV4.match(text) or (":" in text and all(c in "0123456789abcdefABCDEF:." for c in text)):
+        return "ip"
+    if _PHONE.match(text) and (text.startswith("+") or len(text) <= 13):  # 14+ bare digits: IMEI, IMSI, ICCID
+        return "phone"
+    return "identifier"
+
+
+def _pseudonym(text: str) -> str:
+    return text[:PSEUDONYM_SHOWN] + "…"
+
+
+def _phone(text: str) -> str:
+    digits = [c for c in text if c.isdigit()]
+    head = 3 if len(digits) >= 11 else 2
+    shown = digits[:head] + [_FILL] * (len(digits) - head - 4) + digits[-4:]
+    return ("+" if text.startswith("+") else "") + "".join(shown)
+
+
+def _email(text: str) -> str:
+    local, domain = text.split("@", 1)
+    return local[0] + _FILL * 3 + "@" + domain
+
+
+def _ip(text: str) -> str:
+    if "." in text and ":" not in text:
+        parts = text.split(".")
+        return ".".join([*parts[:2], _FILL, _FILL])
+    groups = text.split(":")
+    return ":".join(groups[:2]) + ":" + _FILL
+
+
+def _identifier(text: str) -> str:
+    if len(text) <= 8:  # too short to show any part of it
+        return _FILL * len(text)
+    return _FILL * (len(text) - 4) + text[-4:]
+
+
+_MASKERS = {
+    "pseudonym": _pseudonym,
+    "phone": _phone,
+    "email": _email,
+    "ip": _ip,
+    "identifier": _identifier,
+}
