@@ -63,3 +63,18 @@ class Settings(BaseSettings):
     @property
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        """The model registry: one folder per model version (skops file, metadata, training snapshot)."""
+        return self.data_dir / "models"
+
+    @property
+    def serving_dir(self) -> Path:
+        """Serving snapshots of the latest scores, published atomically for the lookup service."""
+        return self.data_dir / "serving"
+
+    @property
+    def requests_dir(self) -> Path:
+        """Data-subject request outputs: access exports and receipts (identifiers masked)."""
+        return self.data_dir / "requests"
