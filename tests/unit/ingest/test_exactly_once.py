@@ -235,6 +235,13 @@ def test_first_unseen_ignores_null_ids_already_seen() -> None:
     assert mask.to_pylist() == [True, True, False]
 
 
+@given(st.lists(st.sampled_from("abcdef"), max_size=12), st.lists(st.sampled_from("abcdefgh"), max_size=12))
+def test_not_seen_matches_set_membership(batch: list[str], seen: list[str]) -> None:
+    """The probe-the-smaller-side shortcut gives exactly the ids absent from ``seen``."""
+    mask = pipeline.not_seen(pa.array(batch, pa.string()), pa.array(seen, pa.string()))
+    assert mask.to_pylist() == [i not in set(seen) for i in batch]
+
+
 _EVENTS = 8
 _split = st.lists(
     st.lists(st.integers(0, _EVENTS - 1), min_size=0, max_size=_EVENTS, unique=True), min_size=1, max_size=3
