@@ -43,7 +43,7 @@ def _digest(prev_hash: str, body: Mapping[str, object]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def _check_name(field: str, value: str) -> str:
+def check_name(field: str, value: str) -> str:
     if not _NAME.fullmatch(value):
         raise AuditError(f"audit field {field!r} must be a short name ([A-Za-z0-9_.:-], at most 64 characters)")
     return value
@@ -80,11 +80,11 @@ def append(
 ) -> dict[str, object]:
     """Append one record and return it. Counts are integers; names are short identifiers."""
     body: dict[str, object] = {
-        "actor": _check_name("actor", actor),
-        "role": _check_name("role", role),
-        "action": _check_name("action", action),
-        "purpose": _check_name("purpose", purpose),
-        "counts": {_check_name("count", k): int(v) for k, v in (counts or {}).items()},
+        "actor": check_name("actor", actor),
+        "role": check_name("role", role),
+        "action": check_name("action", action),
+        "purpose": check_name("purpose", purpose),
+        "counts": {check_name("count", k): int(v) for k, v in (counts or {}).items()},
         "at": (when or datetime.now(UTC)).isoformat(),
     }
     with _locked(folder):

@@ -1,0 +1,218 @@
+"""The retention purge (5.1.2): remove expired data from every store, then vacuum; and check it was done.
+
+Each lake table's rows are dated (``event_date``, or a time column) and belong to a retention class:
+the events table by event type, other tables by name (:data:`TABLE_CLASSES`). Whole partitions go
+in a metadata-only commit when every event type in them has expired; otherwise only the expired
+rows are deleted. A watermark per table and class makes the daily purge look only at the days that
+expired since the last run. Subjects under an active legal hold are never purged; when a hold ends,
+the next purge catches up with the data it kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from devicerisk.contract.fields import EVENT_TYPES
+from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
+from devicerisk.privacy.stores import Stores, before, time_column
+from devicerisk.privacy.subjects import raw_record_matches
+from devicerisk.store import governance, landing, quarantine, snapshots
+from devicerisk.store import lake_maintenance as lakes
+from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows, in_list, literal, mask_where
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "event_type"
+PARTITION = lakes.PARTITION
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The rows of one retention class in one table: dated by ``time_col``, maybe of some event types."""
+
+    retention_class: str
+    time_col: str
+    cutoff: date
+    event_types: tuple[str, ...] | None = None
+
+    def expression(self, schema: pa.Schema) -> ds.Expression:
+        expr = before(schema, self.time_col, self.cutoff)
+        if self.event_types is not None:
+            expr = expr & ds.field(EVENT_TYPE).isin(pa.array(self.event_types, pa.string()))
+        return expr
+
+    def predicate(self, since: date | None) -> str:
+        terms = [f"{self.time_col} < {literal(self.cutoff)}"]
+        if since is not None:
+            terms.append(f"{self.time_col} >= {literal(since)}")
+        if self.event_types is not None:
+            terms.append(in_list(EVENT_TYPE, self.event_types))
+        return " AND ".join(terms)
+
+
+def lake_rules(stores: Stores, name: str, schema: pa.Schema, today: date) -> list[Rule] | None:
+    """The retention rules of a lake table (``None``: it has no retention class, which verify reports)."""
+    if EVENT_TYPE in schema.names and PARTITION in schema.names:
+        groups: dict[tuple[str, date], list[str]] = {}
+        for et in EVENT_TYPES:
+            cutoff = stores.policy.cutoff_date(et.retention, today)
+            if cutoff is not None:
+                groups.setdefault((et.retention, cutoff), []).append(et.name)
+        return [Rule(cls, PARTITION, cutoff, tuple(types)) for (cls, cutoff), types in groups.items()]
+    cls, col = class_of_table(name), time_column(schema)
+    if cls is None or col is None:
+        return None
+    cutoff = stores.policy.cutoff_date(cls, today)
+    return [] if cutoff is None else [Rule(cls, col, cutoff)]
+
+
+def held_out(schema: pa.Schema, held: frozenset[str]) -> tuple[str | None, ds.Expression | None]:
+    """A predicate and a filter that keep held subjects' rows out of a purge."""
+    if not held or ACCOUNT_COLUMN not in schema.names:
+        return None, None
+    pred = f"({ACCOUNT_COLUMN} IS NULL OR NOT ({in_list(ACCOUNT_COLUMN, held)}))"
+    expr = ds.field(ACCOUNT_COLUMN).is_null() | ~ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(held), pa.string()))
+    return pred, expr
+
+
+def _and(*terms: str | None) -> str:
+    return " AND ".join(f"({t})" for t in terms if t)
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    """What one purge removed, per store, and the maintenance it did."""
+
+    removed: dict[str, int] = field(default_factory=dict)
+    files_vacuumed: int = 0
+    partitions_clustered: int = 0
+    subjects_held: int = 0
+
+    def add(self, store: str, n: int) -> None:
+        self.removed[store] = self.removed.get(store, 0) + n
+
+    def counts(self) -> dict[str, int]:
+        """Flat counts for the audit record and the summary."""
+        return {
+            **{f"removed.{k}": v for k, v in sorted(self.removed.items())},
+            "files_vacuumed": self.files_vacuumed,
+            "partitions_clustered": self.partitions_clustered,
+            "subjects_held": self.subjects_held,
+        }
+
+
+def _purge_table(stores: Stores, name: str, today: date, held: frozenset[str], ended: frozenset[str]) -> int:
+    schema = lakes.schema(stores.lake_dir, name)
+    rules = lake_rules(stores, name, schema, today)
+    if rules is None:
+        log.warning("lake table %s has no retention class: nothing purged from it", name)
+        return 0
+    held_pred, _ = held_out(schema, held)
+    removed = 0
+    covered = {t for r in rules for t in (r.event_types or ())}
+    if lakes.partitioned(stores.lake_dir, name) and covered == {e.name for e in EVENT_TYPES} and not held:
+        floor = min(r.cutoff for r in rules)  # every type has expired before this day: drop whole partitions
+        removed += lakes.delete_where(stores.lake_dir, name, f"{PARTITION} < {literal(floor)}", "retention").rows
+    store = f"lake:{name}"
+    for rule in rules:
+        since = governance.watermark(stores.warehouse_path, store, rule.retention_class)
+        if since is None or since < rule.cutoff:
+            pred = _and(rule.predicate(since), held_pred)
+            removed += lakes.delete_where(stores.lake_dir, name, pred, "retention").rows
+            governance.set_watermark(stores.warehouse_path, store, rule.retention_class, rule.cutoff)
+        if ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
+            pred = _and(rule.predicate(None), in_list(ACCOUNT_COLUMN, ended), held_pred)
+            removed += lakes.delete_where(stores.lake_dir, name, pred, "retention").rows
+    return removed
+
+
+def snapshot_files(stores: Stores) -> Iterator[tuple[str, str, Path]]:
+    """(store, retention class, file) of every snapshot file."""
+    for store, root in stores.snapshot_roots.items():
+        cls = SERVING_CLASS if store == "serving" else MODELS_CLASS
+        for path in snapshots.files(root):
+            yield store, cls, path
+
+
+def _expired_mask(schema: pa.Schema, col: str, cutoff: date, held: frozenset[str]) -> ds.Expression:
+    _, keep_held = held_out(schema, held)
+    expr = before(schema, col, cutoff)
+    return expr if keep_held is None else expr & keep_held
+
+
+def _purge_snapshots(stores: Stores, today: date, held: frozenset[str], report: PurgeReport) -> None:
+    for store, cls, path in snapshot_files(stores):
+        cutoff = stores.policy.cutoff_date(cls, today)
+        if cutoff is None:
+            continue
+        schema = snapshots.schema(path)
+        col = time_column(schema)
+        if col is not None:
+            expr = _expired_mask(schema, col, cutoff, held)
+            report.add(store, snapshots.remove_rows(path, lambda t, e=expr: mask_where(t, e)))
+        elif snapshots.modified_at(path).date() < cutoff and not holds_any(path, held):
+            report.add(store, snapshots.remove_file(path))
+
+
+def holds_any(path: Path, held: frozenset[str]) -> bool:
+    """Whether a snapshot file holds rows of a held subject."""
+    return bool(held) and True in SubjectRows(held).mask(snapshots.read(path)).to_pylist()
+
+
+def _purge_quarantine(stores: Stores, now: datetime, held: frozenset[str]) -> int:
+    cutoff = stores.policy.cutoff("quarantine", now)
+    if cutoff is None:
+        return 0
+    removed = 0
+    subject = SubjectRows(held)
+    for batch in quarantine.batches(stores.quarantine_dir):
+        if quarantine.written_at(stores.quarantine_dir, batch) >= cutoff:
+            continue
+        if not held:
+            removed += quarantine.remove_batch(stores.quarantine_dir, batch)
+            continue
+        key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
+        removed += quarantine.remove_records(
+            stores.quarantine_dir, batch, key, lambda raw: not raw_record_matches(raw, subject, stores.keyring)
+        )
+    return removed
+
+
+def purge(stores: Stores, now: datetime) -> PurgeReport:
+    """Remove everything older than its class's period from every store, except what holds keep."""
+    report = PurgeReport()
+    held = governance.held_subjects(stores.warehouse_path, now)
+    ended_holds = governance.ended_unswept(stores.warehouse_path, now)
+    ended = frozenset(h.subject_pid for h in ended_holds) - held
+    report.subjects_held = len(held)
+    today = now.date()
+    for name in lakes.tables(stores.lake_dir):
+        report.add(f"lake.{name}", _purge_table(stores, name, today, held, ended))
+    account_cutoff = stores.policy.cutoff("account", now)
+    if account_cutoff is not None:
+        report.add("warehouse", sum(governance.purge_state(stores.warehouse_path, account_cutoff, held).values()))
+    _purge_snapshots(stores, today, held, report)
+    report.add("quarantine", _purge_quarantine(stores, now, held))
+    landing_days = stores.policy.days("landing_raw")
+    if landing_days is not None:
+        kept = timedelta(days=landing_days)
+        report.add("landing", len(landing.purge_processed(stores.landing_dir, stores.warehouse_path, kept, now)))
+    for name in lakes.tables(stores.lake_dir):
+        if lakes.partitioned(stores.lake_dir, name):
+            report.partitions_clustered += lakes.cluster(stores.lake_dir, name, stores.cluster_file_bytes)
+        report.files_vacuumed += lakes.vacuum(stores.lake_dir, name, stores.grace)
+    governance.mark_swept(stores.warehouse_path, [h.hold_id for h in ended_holds], now)
+    return report
+
+
+def purge_markdown(report: PurgeReport) -> str:
+    """The purge's counts as a Markdown table (counts only, never values)."""
+    rows = "\n".join(f"| {name} | {n:,} |" for name, n in report.counts().items())
+    return f"# Retention purge\n\n| | count |\n|---|---:|\n{rows}\n"
