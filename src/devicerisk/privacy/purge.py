@@ -42,8 +42,10 @@ class Rule:
     cutoff: date
     event_types: tuple[str, ...] | None = None
 
-    def expression(self, schema: pa.Schema) -> ds.Expression:
+    def expression(self, schema: pa.Schema, since: date | None = None) -> ds.Expression:
         expr = before(schema, self.time_col, self.cutoff)
+        if since is not None:
+            expr = expr & ~before(schema, self.time_col, since)
         if self.event_types is not None:
             expr = expr & ds.field(EVENT_TYPE).isin(pa.array(self.event_types, pa.string()))
         return expr
@@ -114,23 +116,30 @@ def _purge_table(stores: Stores, name: str, today: date, held: frozenset[str], e
     if rules is None:
         log.warning("lake table %s has no retention class: nothing purged from it", name)
         return 0
-    held_pred, _ = held_out(schema, held)
+    held_pred, held_expr = held_out(schema, held)
     removed = 0
     covered = {t for r in rules for t in (r.event_types or ())}
     if lakes.partitioned(stores.lake_dir, name) and covered == {e.name for e in EVENT_TYPES} and not held:
         floor = min(r.cutoff for r in rules)  # every type has expired before this day: drop whole partitions
-        removed += lakes.delete_where(stores.lake_dir, name, f"{PARTITION} < {literal(floor)}", "retention").rows
+        removed += lakes.drop_partitions(stores.lake_dir, name, f"{PARTITION} < {literal(floor)}", "retention").rows
     store = f"lake:{name}"
     for rule in rules:
         since = governance.watermark(stores.warehouse_path, store, rule.retention_class)
         if since is None or since < rule.cutoff:
+            where = _with(rule.expression(schema, since), held_expr)
             pred = _and(rule.predicate(since), held_pred)
-            removed += lakes.delete_where(stores.lake_dir, name, pred, "retention").rows
+            removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
             governance.set_watermark(stores.warehouse_path, store, rule.retention_class, rule.cutoff)
         if ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
+            mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(ended), pa.string()))
+            where = _with(rule.expression(schema) & mine, held_expr)
             pred = _and(rule.predicate(None), in_list(ACCOUNT_COLUMN, ended), held_pred)
-            removed += lakes.delete_where(stores.lake_dir, name, pred, "retention").rows
+            removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
     return removed
+
+
+def _with(expr: ds.Expression, extra: ds.Expression | None) -> ds.Expression:
+    return expr if extra is None else expr & extra
 
 
 def snapshot_files(stores: Stores) -> Iterator[tuple[str, str, Path]]:

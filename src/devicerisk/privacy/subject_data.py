@@ -107,9 +107,9 @@ def erase_lake(stores: Stores, subject: SubjectRows, action: str) -> lakes.Delet
     """Delete the subject's rows from every lake table (one commit per table that holds any)."""
     outcome = lakes.DeleteOutcome()
     for name, schema in _lake_tables(stores, subject):
-        predicate = subject.predicate(schema)
-        if predicate is not None:
-            outcome = outcome + lakes.delete_where(stores.lake_dir, name, predicate, action)
+        predicate, where = subject.predicate(schema), subject.expression(schema)
+        if predicate is not None and where is not None:
+            outcome = outcome + lakes.delete_where(stores.lake_dir, name, predicate, where, action)
     return outcome
 
 

@@ -21,13 +21,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
+from devicerisk.store import lake_rewrite
 from devicerisk.store.lake import open_table, table_path
 from devicerisk.store.rows import ACCOUNT_COLUMN, literal
 
 log = logging.getLogger(__name__)
 
 PARTITION = "event_date"
-ACTION_KEY = "devicerisk.action"
+ACTION_KEY = lake_rewrite.ACTION_KEY
 _WRITER = WriterProperties(compression="ZSTD")
 
 
@@ -88,30 +89,29 @@ def _files(table: DeltaTable) -> pa.Table:
     return pa.table(table.get_add_actions(flatten=True))
 
 
-def delete_where(lake_dir: Path, name: str, predicate: str, action: str) -> DeleteOutcome:
-    """Delete the rows matching a Delta ``predicate`` in one commit tagged with ``action``."""
+def delete_where(lake_dir: Path, name: str, pruning: str, where: ds.Expression, action: str) -> DeleteOutcome:
+    """Delete the rows matching ``where`` in one commit tagged ``action``, rewriting only the files that hold any.
+
+    ``pruning`` is a SQL predicate that Delta's file statistics evaluate to skip files; it must
+    select at least the rows ``where`` selects.
+    """
     table = _open(lake_dir, name)
-    before = {row["path"]: row["size_bytes"] for row in _files(table).select(["path", "size_bytes"]).to_pylist()}
-    metrics = table.delete(
-        predicate, writer_properties=_WRITER, commit_properties=CommitProperties(custom_metadata={ACTION_KEY: action})
+    rows, removed, added, rewritten = lake_rewrite.rewrite_without(
+        table, table_path(lake_dir, name), pruning, where, action
     )
-    if not metrics.get("num_removed_files"):
-        return DeleteOutcome()
-    table.update_incremental()
-    after = set(_files(table).column("path").to_pylist())
-    removed = [p for p in before if p not in after]
-    rewritten = sum(before[p] for p in removed) if metrics.get("num_added_files") else 0
-    log.info(
-        "%s: deleted %d rows from %s (%d files out, %d in)",
-        action,
-        metrics["num_deleted_rows"],
-        name,
-        metrics["num_removed_files"],
-        metrics["num_added_files"],
+    if removed:
+        log.info("%s: deleted %d rows from %s (%d files out, %d in)", action, rows, name, removed, added)
+    return DeleteOutcome(rows, removed, added, rewritten)
+
+
+def drop_partitions(lake_dir: Path, name: str, predicate: str, action: str) -> DeleteOutcome:
+    """Remove whole partitions selected by a ``predicate`` on partition columns only: a metadata commit."""
+    metrics = _open(lake_dir, name).delete(
+        predicate, commit_properties=CommitProperties(custom_metadata={ACTION_KEY: action})
     )
-    return DeleteOutcome(
-        int(metrics["num_deleted_rows"]), int(metrics["num_removed_files"]), int(metrics["num_added_files"]), rewritten
-    )
+    if metrics.get("num_added_files"):  # a predicate on other columns would rewrite files, as string views
+        raise ValueError("drop_partitions rewrote files: its predicate must name partition columns only")
+    return DeleteOutcome(int(metrics.get("num_deleted_rows") or 0), int(metrics.get("num_removed_files") or 0))
 
 
 def vacuum(lake_dir: Path, name: str, grace: timedelta) -> int:
@@ -152,7 +152,7 @@ def unclustered_dates(lake_dir: Path, name: str) -> list[date]:
     out = []
     for day, spans in sorted(ranges.items()):
         spans.sort()
-        if any(spans[i][0] <= spans[i - 1][1] for i in range(1, len(spans))):
+        if any(spans[i][0] < spans[i - 1][1] for i in range(1, len(spans))):  # an edge account may span two
             out.append(day)
     return out
 

@@ -1,0 +1,124 @@
+"""Row deletes in lake tables that rewrite only the files holding matching rows, in one Delta commit.
+
+Delta's own ``delete`` (deltalake 1.4 to 1.6) rewrites string columns as ``string_view``, which
+pyarrow cannot filter on afterwards (``no kernel matching input types (string, string_view)``): one
+delete would break every later filtered read, ingest's deduplication included. So deletes that
+rewrite are done here: the candidate files come from Delta's statistics (a pruning predicate), each
+is read, filtered and written again with plain Arrow types by pyarrow, and the removes and adds are
+committed together with ``create_write_transaction``. Readers see the old version or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable
+from deltalake.transaction import AddAction, RemoveAction
+
+from devicerisk.store.rows import mask_where
+
+ACTION_KEY = "devicerisk.action"
+STATS_COLUMNS = 32  # Delta's default number of columns with statistics (delta.dataSkippingNumIndexedCols)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """``table`` with string views as plain strings (files a Delta delete wrote before this module)."""
+    if not any(pa.types.is_string_view(f.type) for f in table.schema):
+        return table
+    return table.cast(
+        pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema])
+    )
+
+
+def _stat(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _has_stats(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_temporal(kind)
+    )
+
+
+def file_stats(table: pa.Table) -> str:
+    """Delta statistics (row count, min, max, null count per column) of a file's rows, for data skipping."""
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for field in list(table.schema)[:STATS_COLUMNS]:
+        column = table.column(field.name)
+        nulls[field.name] = column.null_count
+        if _has_stats(field.type) and column.null_count < len(column):
+            lo, hi = pc.min_max(column).values()
+            mins[field.name], maxs[field.name] = _stat(lo.as_py()), _stat(hi.as_py())
+    return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
+
+
+def candidates(table: DeltaTable, pruning: str) -> list[dict[str, Any]]:
+    """Add actions of the files whose statistics say they may hold rows matching the SQL ``pruning`` predicate."""
+    wanted = {Path(f.path).name for f in table.to_pyarrow_dataset(file_pruning_predicate=pruning).get_fragments()}
+    columns = ["path", "size_bytes", "partition"] if table.metadata().partition_columns else ["path", "size_bytes"]
+    actions = pa.table(table.get_add_actions(flatten=False)).select(columns)
+    return [a for a in actions.to_pylist() if Path(a["path"]).name in wanted]
+
+
+def _partition_strings(values: dict[str, Any] | None) -> dict[str, str | None]:
+    return {k: None if v is None else _stat(v) for k, v in (values or {}).items()}
+
+
+def _with_partitions(rows: pa.Table, values: dict[str, Any] | None, schema: pa.Schema) -> pa.Table:
+    for name, value in (values or {}).items():
+        rows = rows.append_column(name, pa.repeat(pa.scalar(value, schema.field(name).type), rows.num_rows))
+    return rows
+
+
+def rewrite_without(
+    table: DeltaTable, root: Path, pruning: str, where: ds.Expression, action: str
+) -> tuple[int, int, int, int]:
+    """Delete the rows matching ``where`` from the files ``pruning`` selects.
+
+    Returns (rows deleted, files removed, files added, bytes of the files rewritten).
+    """
+    schema = pa.schema(table.schema().to_arrow())
+    partition_by = table.metadata().partition_columns
+    actions: list[AddAction | RemoveAction] = []
+    deleted = removed = added = rewritten = 0
+    now_ms = int(time.time() * 1000)
+    for file in candidates(table, pruning):
+        path = root / file["path"]
+        rows = _plain(pq.read_table(path))
+        mask = mask_where(_with_partitions(rows, file.get("partition"), schema), where)
+        hits = int(pc.sum(mask).as_py() or 0)
+        if not hits:
+            continue
+        deleted, removed, rewritten = deleted + hits, removed + 1, rewritten + int(file["size_bytes"])
+        kept = rows.filter(pc.invert(mask))
+        parts = _partition_strings(file.get("partition"))
+        actions.append(RemoveAction(file["path"], True, now_ms, int(file["size_bytes"]), parts))
+        if kept.num_rows:
+            name = str(Path(file["path"]).parent / f"part-{uuid.uuid4()}.zstd.parquet").removeprefix("./")
+            pq.write_table(kept, root / name, compression="zstd")
+            actions.append(AddAction(name, (root / name).stat().st_size, parts, now_ms, True,
+                                     file_stats(kept)))  # fmt: skip
+            added += 1
+    if actions:
+        commit = CommitProperties(custom_metadata={ACTION_KEY: action})
+        table.create_write_transaction(actions, "append", schema, partition_by=partition_by or None,
+                                       commit_properties=commit)  # fmt: skip
+    return deleted, removed, added, rewritten
