@@ -201,7 +201,8 @@ def pending(stores: Stores) -> list[RequestRow]:
 
 # -- the steps ------------------------------------------------------------------------------------------------
 def _export(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    tables = {name: mask_columns(t) for name, t in subject_data.collect(stores, subject).items()}
+    # Pseudonyms and batch ids (content hashes, 32 hex digits too) are masked like identifiers.
+    tables = {name: mask_columns(t, ["batch_id"]) for name, t in subject_data.collect(stores, subject).items()}
     request_files.write_export(stores.requests_dir, row.request_id, tables, _summary(row, tables, now))
 
 
