@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     landing_retention_days: float = Field(default=3, ge=0)
     retention_config: Path | None = Field(default=None, description="TOML file of retention periods per class")
     vacuum_grace_hours: int = Field(default=1, ge=0, description="unreferenced lake files live this long")
-    lake_cluster_file_bytes: int = Field(default=8 << 20, ge=1 << 16, description="target file size when clustering")
+    lake_cluster_file_bytes: int = Field(default=512 << 10, ge=1 << 16, description="target file size when clustering")
 
     @model_validator(mode="after")
     def _keys_outside_data(self) -> Settings:

@@ -123,19 +123,28 @@ def _purge_table(stores: Stores, name: str, today: date, held: frozenset[str], e
         floor = min(r.cutoff for r in rules)  # every type has expired before this day: drop whole partitions
         removed += lakes.drop_partitions(stores.lake_dir, name, f"{PARTITION} < {literal(floor)}", "retention").rows
     store = f"lake:{name}"
-    for rule in rules:
-        since = governance.watermark(stores.warehouse_path, store, rule.retention_class)
-        if since is None or since < rule.cutoff:
-            where = _with(rule.expression(schema, since), held_expr)
-            pred = _and(rule.predicate(since), held_pred)
-            removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
+    due = [(r, governance.watermark(stores.warehouse_path, store, r.retention_class)) for r in rules]
+    due = [(r, since) for r, since in due if since is None or since < r.cutoff]
+    if due:  # one pass over the table for every class: each file is rewritten at most once
+        where = _with(_any([r.expression(schema, since) for r, since in due]), held_expr)
+        pred = _and(" OR ".join(f"({r.predicate(since)})" for r, since in due), held_pred)
+        removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
+        for rule, _ in due:
             governance.set_watermark(stores.warehouse_path, store, rule.retention_class, rule.cutoff)
+    for rule in rules:
         if ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
             mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(ended), pa.string()))
             where = _with(rule.expression(schema) & mine, held_expr)
             pred = _and(rule.predicate(None), in_list(ACCOUNT_COLUMN, ended), held_pred)
             removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
     return removed
+
+
+def _any(exprs: list[ds.Expression]) -> ds.Expression:
+    out = exprs[0]
+    for expr in exprs[1:]:
+        out = out | expr
+    return out
 
 
 def _with(expr: ds.Expression, extra: ds.Expression | None) -> ds.Expression:

@@ -140,7 +140,7 @@ def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
     """Rows of the subject in any Parquet file on disk, referenced by a table version or not."""
     n = 0
     for name in lakes.tables(stores.lake_dir):
-        n += sum(lakes.rows_in_file(p, subject.mask) for p in lakes.data_files(stores.lake_dir, name))
+        n += sum(lakes.rows_in_file(p, subject.mask, subject.columns) for p in lakes.data_files(stores.lake_dir, name))
     for root in stores.snapshot_roots.values():
         n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
     return n

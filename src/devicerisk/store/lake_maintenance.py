@@ -128,9 +128,14 @@ def data_files(lake_dir: Path, name: str) -> list[Path]:
     return sorted(p for p in root.rglob("*.parquet") if "_delta_log" not in p.parts)
 
 
-def rows_in_file(path: Path, mask: Callable[[pa.Table], pa.Array]) -> int:
-    """How many rows of one Parquet file on disk ``mask`` selects (for completeness checks)."""
-    return int(pc.sum(mask(pq.read_table(path))).as_py() or 0)
+def rows_in_file(path: Path, mask: Callable[[pa.Table], pa.Array], columns: list[str] | None = None) -> int:
+    """How many rows of one Parquet file on disk ``mask`` selects (for completeness checks).
+
+    ``columns`` limits the read to the columns the mask needs (those the file has).
+    """
+    if columns is not None:
+        columns = [c for c in columns if c in pq.read_schema(path).names]
+    return int(pc.sum(mask(pq.read_table(path, columns=columns))).as_py() or 0)
 
 
 def partition_dates(lake_dir: Path, name: str) -> list[date]:
@@ -140,19 +145,25 @@ def partition_dates(lake_dir: Path, name: str) -> list[date]:
     return sorted(set(files.column(column).to_pylist())) if column in files.column_names else []
 
 
-def unclustered_dates(lake_dir: Path, name: str) -> list[date]:
-    """Partitions whose files' account ranges overlap, so a delete by account cannot skip files."""
+def unclustered_dates(lake_dir: Path, name: str, target_file_bytes: int) -> list[date]:
+    """Partitions where a delete by account could not skip files.
+
+    That is where files' account ranges overlap (several appends), or where a file is much larger
+    than the clustering target (one append's unsorted rows).
+    """
     files = _files(_open(lake_dir, name))
     lo, hi, part = f"min.{ACCOUNT_COLUMN}", f"max.{ACCOUNT_COLUMN}", f"partition.{PARTITION}"
     if not {lo, hi, part} <= set(files.column_names):
         return []
-    ranges: dict[date, list[tuple[str, str]]] = {}
-    for row in files.select([part, lo, hi]).to_pylist():
-        ranges.setdefault(row[part], []).append((row[lo] or "", row[hi] or ""))
+    spans: dict[date, list[tuple[str, str, int]]] = {}
+    for row in files.select([part, lo, hi, "size_bytes"]).to_pylist():
+        spans.setdefault(row[part], []).append((row[lo] or "", row[hi] or "", row["size_bytes"]))
     out = []
-    for day, spans in sorted(ranges.items()):
-        spans.sort()
-        if any(spans[i][0] < spans[i - 1][1] for i in range(1, len(spans))):  # an edge account may span two
+    for day, files_of_day in sorted(spans.items()):
+        files_of_day.sort()
+        overlap = any(files_of_day[i][0] < files_of_day[i - 1][1] for i in range(1, len(files_of_day)))
+        too_big = len(files_of_day) == 1 and files_of_day[0][2] > 2 * target_file_bytes
+        if overlap or too_big:  # an edge account may span two neighbouring files: that is no overlap
             out.append(day)
     return out
 
@@ -164,7 +175,7 @@ def cluster(lake_dir: Path, name: str, target_file_bytes: int, dates: list[date]
     the new layout, and the bytes of the old files stay until :func:`vacuum`.
     """
     table = _open(lake_dir, name)
-    days = unclustered_dates(lake_dir, name) if dates is None else dates
+    days = unclustered_dates(lake_dir, name, target_file_bytes) if dates is None else dates
     for day in days:
         rows = table.to_pyarrow_dataset().to_table(filter=ds.field(PARTITION) == pa.scalar(day, pa.date32()))
         rows = rows.sort_by([(ACCOUNT_COLUMN, "ascending")])

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -88,37 +90,48 @@ def _with_partitions(rows: pa.Table, values: dict[str, Any] | None, schema: pa.S
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class _Rewritten:
+    hits: int
+    remove: RemoveAction | None = None
+    add: AddAction | None = None
+    size: int = 0
+
+
+def _rewrite_file(root: Path, file: dict[str, Any], schema: pa.Schema, where: ds.Expression, now_ms: int) -> _Rewritten:
+    """One file without the rows ``where`` selects: a new file beside it (none if no row is left)."""
+    rows = _plain(pq.read_table(root / file["path"]))
+    mask = mask_where(_with_partitions(rows, file.get("partition"), schema), where)
+    hits = int(pc.sum(mask).as_py() or 0)
+    if not hits:
+        return _Rewritten(0)
+    size, parts = int(file["size_bytes"]), _partition_strings(file.get("partition"))
+    remove = RemoveAction(file["path"], True, now_ms, size, parts)
+    kept = rows.filter(pc.invert(mask))
+    if not kept.num_rows:
+        return _Rewritten(hits, remove, None, size)
+    name = str(Path(file["path"]).parent / f"part-{uuid.uuid4()}.zstd.parquet").removeprefix("./")
+    pq.write_table(kept, root / name, compression="zstd")
+    add = AddAction(name, (root / name).stat().st_size, parts, now_ms, True, file_stats(kept))
+    return _Rewritten(hits, remove, add, size)
+
+
 def rewrite_without(
     table: DeltaTable, root: Path, pruning: str, where: ds.Expression, action: str
 ) -> tuple[int, int, int, int]:
-    """Delete the rows matching ``where`` from the files ``pruning`` selects.
+    """Delete the rows matching ``where`` from the files ``pruning`` selects, in one commit.
 
+    Files are rewritten on two threads (reading, filtering and compressing release the GIL).
     Returns (rows deleted, files removed, files added, bytes of the files rewritten).
     """
     schema = pa.schema(table.schema().to_arrow())
-    partition_by = table.metadata().partition_columns
-    actions: list[AddAction | RemoveAction] = []
-    deleted = removed = added = rewritten = 0
     now_ms = int(time.time() * 1000)
-    for file in candidates(table, pruning):
-        path = root / file["path"]
-        rows = _plain(pq.read_table(path))
-        mask = mask_where(_with_partitions(rows, file.get("partition"), schema), where)
-        hits = int(pc.sum(mask).as_py() or 0)
-        if not hits:
-            continue
-        deleted, removed, rewritten = deleted + hits, removed + 1, rewritten + int(file["size_bytes"])
-        kept = rows.filter(pc.invert(mask))
-        parts = _partition_strings(file.get("partition"))
-        actions.append(RemoveAction(file["path"], True, now_ms, int(file["size_bytes"]), parts))
-        if kept.num_rows:
-            name = str(Path(file["path"]).parent / f"part-{uuid.uuid4()}.zstd.parquet").removeprefix("./")
-            pq.write_table(kept, root / name, compression="zstd")
-            actions.append(AddAction(name, (root / name).stat().st_size, parts, now_ms, True,
-                                     file_stats(kept)))  # fmt: skip
-            added += 1
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rewrite") as pool:
+        done = list(pool.map(lambda f: _rewrite_file(root, f, schema, where, now_ms), candidates(table, pruning)))
+    actions: list[AddAction | RemoveAction] = [a for d in done for a in (d.remove, d.add) if a is not None]
     if actions:
         commit = CommitProperties(custom_metadata={ACTION_KEY: action})
-        table.create_write_transaction(actions, "append", schema, partition_by=partition_by or None,
-                                       commit_properties=commit)  # fmt: skip
-    return deleted, removed, added, rewritten
+        partition_by = table.metadata().partition_columns or None
+        table.create_write_transaction(actions, "append", schema, partition_by=partition_by, commit_properties=commit)
+    removed = [d for d in done if d.remove is not None]
+    return sum(d.hits for d in done), len(removed), sum(d.add is not None for d in done), sum(d.size for d in removed)

@@ -48,16 +48,15 @@ def column(name: str) -> str:
 
 
 def mask_where(table: pa.Table, where: ds.Expression | None) -> pa.Array:
-    """A boolean mask of the rows of an in-memory table that match ``where`` (``None``: no row)."""
+    """A boolean mask of the rows of an in-memory table that match ``where`` (``None``: no row; null: no)."""
     if where is None or table.num_rows == 0:
         return pa.array([False] * table.num_rows, pa.bool_())
     if any(pa.types.is_string_view(f.type) for f in table.schema):  # files rewritten by Delta use string views
         table = table.cast(
             pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema])
         )
-    marked = ds.dataset(table.append_column("__row", pa.array(range(table.num_rows), pa.int64())))
-    rows = marked.to_table(columns=["__row"], filter=where).column("__row")
-    return pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=rows.combine_chunks())
+    hit = ds.dataset(table).to_table(columns={"hit": where}).column("hit")
+    return pc.fill_null(hit.combine_chunks(), False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +72,11 @@ class SubjectRows:
                 raise ValueError("a subject is given by pseudonyms (32 hex digits) only")
         for name in self.identifiers:
             column(name)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns that decide whether a row is the subject's."""
+        return [ACCOUNT_COLUMN, *self.identifiers]
 
     @property
     def empty(self) -> bool:

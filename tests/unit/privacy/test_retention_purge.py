@@ -187,10 +187,12 @@ def test_clause_5_1_2_maintenance_clusters_partitions_by_account(now_grace: Sett
 
     list(ingest_batches(landing.pending_files(now_grace.landing_dir), ingest_context(now_grace)))
     stores = stores_for(now_grace.model_copy(update={"lake_cluster_file_bytes": 1 << 16}))
-    assert lakes.unclustered_dates(stores.lake_dir, "events")  # several batches: account ranges overlap
+    assert lakes.unclustered_dates(
+        stores.lake_dir, "events", stores.cluster_file_bytes
+    )  # several batches: account ranges overlap
     rows = lake.dataset(stores.lake_dir, "events").count_rows()
     clustered = lakes.cluster(stores.lake_dir, "events", stores.cluster_file_bytes)
-    assert clustered >= 1 and lakes.unclustered_dates(stores.lake_dir, "events") == []
+    assert clustered >= 1 and lakes.unclustered_dates(stores.lake_dir, "events", stores.cluster_file_bytes) == []
     assert lake.dataset(stores.lake_dir, "events").count_rows() == rows
     files = len(DeltaTable(str(stores.lake_dir / "events")).file_uris())
     one = lakes.read_where(stores.lake_dir, "events", ds.field("account_id_pid").is_valid()).column("account_id_pid")[0]
