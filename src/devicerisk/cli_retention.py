@@ -33,9 +33,14 @@ Actor = Annotated[str, typer.Option(help="Who carries this out (a short name, fo
 
 
 def _stores(data_dir: Path | None) -> Any:
+    from devicerisk.privacy.keys import MissingKeyError
+    from devicerisk.privacy.retention import RetentionConfigError
     from devicerisk.privacy.stores import stores_for
 
-    return stores_for(Settings() if data_dir is None else Settings(data_dir=data_dir))
+    try:
+        return stores_for(Settings() if data_dir is None else Settings(data_dir=data_dir))
+    except (RetentionConfigError, MissingKeyError) as err:
+        _fail(str(err))
 
 
 def _identifiers(account: str | None, phone: str | None, device: list[str] | None) -> Any:

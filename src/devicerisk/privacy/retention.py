@@ -85,10 +85,11 @@ def parse_periods(periods: Mapping[str, object]) -> RetentionPolicy:
     if unknown:
         known = ", ".join(CONFIGURABLE)
         raise RetentionConfigError(f"unknown retention classes: {', '.join(unknown)} (known: {known})")
+    given = {name: _period(name, value) for name, value in periods.items()}  # bad values first: the clearer error
     missing = [name for name in CONFIGURABLE if name not in periods]
     if missing:
         raise RetentionConfigError(f"retention period missing for: {', '.join(missing)}")
-    return RetentionPolicy({name: _period(name, periods[name]) for name in CONFIGURABLE})
+    return RetentionPolicy({name: given[name] for name in CONFIGURABLE})
 
 
 def default_policy() -> RetentionPolicy:
