@@ -106,6 +106,19 @@ def verify(data_dir: DataDir = None) -> None:
     console.print("[green]every store keeps its records within their retention periods[/green]")
 
 
+@retention_app.command("rekey-quarantine")
+def rekey_quarantine(data_dir: DataDir = None) -> None:
+    """Re-seal quarantined records sealed under a retired key with the current quarantine key."""
+    from devicerisk.privacy.rotation import KeyRingError
+    from devicerisk.privacy.rotation import rekey_quarantine as rekey
+
+    try:
+        moved = rekey(_stores(data_dir))
+    except KeyRingError as err:
+        _fail(str(err))
+    console.print(f"re-sealed {moved:,} quarantined batches with the current key")
+
+
 @hold_app.command("place")
 def hold_place(
     reason: Annotated[str, typer.Option(help="Why (e.g. the case reference).")],

@@ -14,7 +14,8 @@ from devicerisk.config import Settings
 from devicerisk.store import audit
 
 runner = CliRunner()
-COMMANDS = [["retention"], ["retention", "purge"], ["retention", "verify"], ["retention", "hold"],
+COMMANDS = [["retention"], ["retention", "purge"], ["retention", "verify"], ["retention", "rekey-quarantine"],
+            ["retention", "hold"],
             ["retention", "hold", "place"], ["retention", "hold", "release"], ["retention", "hold", "list"],
             ["request"], ["request", "access"], ["request", "erase"], ["request", "cancel"], ["request", "withdraw"],
             ["request", "minor"], ["request", "resume"], ["request", "list"]]  # fmt: skip
