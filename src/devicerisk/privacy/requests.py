@@ -67,9 +67,9 @@ _DELETING = (Kind.ERASURE, Kind.CANCELLATION, Kind.MINOR)
 STEPS: dict[Kind, tuple[str, ...]] = {
     Kind.ACCESS: ("export",),
     Kind.WITHDRAWAL: ("state",),
-    Kind.ERASURE: ("lake", "snapshots", "quarantine", "warehouse", "vacuum"),
-    Kind.MINOR: ("state", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
-    Kind.CANCELLATION: ("state", "aggregate", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    Kind.ERASURE: ("landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    Kind.MINOR: ("state", "landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    Kind.CANCELLATION: ("state", "landing", "aggregate", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
 }
 
 
@@ -152,23 +152,25 @@ def process(
     for name in STEPS[kind]:
         if name in row.done:
             continue
-        if name == "vacuum" and not _vacuumed(stores, row, now):
-            return row  # the grace period for running readers has not passed yet
-        _STEP_FUNCTIONS[name](stores, row, subject, now)
+        if _STEP_FUNCTIONS[name](stores, row, subject, now) is False:
+            return row  # not yet: it waits for the vacuum grace period, or for landing batches to be ingested
         if name != "aggregate":  # the aggregate step records itself, in its own transaction
             row.done.append(name)
-            if name in ("lake", "snapshots", "quarantine", "warehouse") and row.deleted_at is None:
+            if name in ("landing", "lake", "snapshots", "quarantine", "warehouse") and row.deleted_at is None:
                 row.deleted_at = now
             governance.put_request(stores.warehouse_path, row)
         step(name)
     return _complete(stores, row, subject, now, actor, role, step)
 
 
-def _vacuumed(stores: Stores, row: RequestRow, now: datetime) -> bool:
-    deleted = row.deleted_at or now
-    if now - deleted < stores.grace:
-        log.info("request %s waits for the vacuum grace period (until %s)", row.request_id, deleted + stores.grace)
+def _landing(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> bool:
+    _, waiting = subject_data.erase_landing(stores, subject, now)
+    if waiting:
+        row.reason = f"waiting for {waiting} landing batches holding the subject to be ingested"
+        governance.put_request(stores.warehouse_path, row)
+        log.info("request %s: %s", row.request_id, row.reason)
         return False
+    row.reason = None
     return True
 
 
@@ -260,11 +262,17 @@ def _warehouse(stores: Stores, row: RequestRow, subject: SubjectRows, now: datet
         governance.delete_subject_state(stores.warehouse_path, subject.accounts, keep_tables=keep)
 
 
-def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> bool:
+    deleted = row.deleted_at or now
+    if now - deleted < stores.grace:
+        log.info("request %s waits for the vacuum grace period (until %s)", row.request_id, deleted + stores.grace)
+        return False
     subject_data.vacuum_lake(stores, stores.grace)
+    return True
 
 
-_STEP_FUNCTIONS: dict[str, Callable[[Stores, RequestRow, SubjectRows, datetime], None]] = {
-    "export": _export, "state": _state, "aggregate": _aggregate, "lake": _lake, "snapshots": _snapshots,
+_STEP_FUNCTIONS: dict[str, Callable[[Stores, RequestRow, SubjectRows, datetime], bool | None]] = {
+    "export": _export, "state": _state, "aggregate": _aggregate, "landing": _landing, "lake": _lake,
+    "snapshots": _snapshots,
     "quarantine": _quarantine, "warehouse": _warehouse, "vacuum": _vacuum,
 }  # fmt: skip

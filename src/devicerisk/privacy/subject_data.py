@@ -7,15 +7,16 @@ by pseudonymising their raw identifiers in memory; the warehouse by account pseu
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from devicerisk.ingest.read import read_batch
 from devicerisk.privacy.stores import Stores
-from devicerisk.privacy.subjects import raw_record_matches
-from devicerisk.store import governance, quarantine, snapshots
+from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, raw_record_matches
+from devicerisk.store import governance, landing, quarantine, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
 
@@ -62,6 +63,8 @@ def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
             counts[store] = n
     if q := sum(_quarantine_matches(stores, subject).values()):
         counts["quarantine"] = q
+    if raw := sum(landing_holding(stores, subject).values()):
+        counts["landing"] = raw
     if subject.accounts:
         for table, rows in governance.subject_state(stores.warehouse_path, subject.accounts).items():
             if rows.num_rows:
@@ -144,3 +147,56 @@ def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
     for root in stores.snapshot_roots.values():
         n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
     return n
+
+
+def _landing_columns() -> dict[str, str]:
+    """The DuckDB column types that read only a landing record's subject identifiers."""
+    nested: dict[str, list[str]] = {}
+    for domain in ("account", *SUBJECT_DOMAINS):
+        top, _, leaf = DOMAIN_COLUMNS[domain][0].partition(".")
+        nested.setdefault(top, []).append(leaf)
+    return {
+        top: "VARCHAR" if leaves == [""] else f"STRUCT({', '.join(f'{leaf} VARCHAR' for leaf in leaves)})"
+        for top, leaves in nested.items()
+    }
+
+
+_LANDING_COLUMNS = _landing_columns()
+
+
+def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
+    """The subject's records in one raw landing file, pseudonymised in memory as ingest would."""
+    raw = landing.read_json_typed(path, _LANDING_COLUMNS)
+    if raw is None:  # a file DuckDB cannot read whole: record by record
+        return sum(raw_record_matches(line, subject, stores.keyring) for line in read_batch(path).lines)
+    values: dict[str, pa.Array] = {}
+    for domain in ("account", *SUBJECT_DOMAINS):
+        top, _, leaf = DOMAIN_COLUMNS[domain][0].partition(".")
+        column = raw.column(top).combine_chunks()
+        values[domain] = pc.struct_field(column, leaf) if leaf else column
+    hits = pa.array([False] * raw.num_rows)
+    for pseudonymiser in stores.keyring:
+        pids = {DOMAIN_COLUMNS[d][1]: pseudonymiser.pseudonymise(d, v) for d, v in values.items()}
+        hits = pc.or_(hits, subject.mask(pa.table(pids)))
+    return int(pc.sum(hits).as_py() or 0)
+
+
+def landing_holding(stores: Stores, subject: SubjectRows) -> dict[Path, int]:
+    """Raw landing files that hold the subject's records, with how many."""
+    found = {path: _landing_hits(stores, subject, path) for path in landing.pending_files(stores.landing_dir)}
+    return {path: n for path, n in found.items() if n}
+
+
+def erase_landing(stores: Stores, subject: SubjectRows, now: datetime) -> tuple[int, int]:
+    """Remove the already-ingested raw batches that hold the subject, ahead of their retention.
+
+    Returns (files removed, files not yet ingested that hold the subject): those must be ingested
+    first, or the erasure would be undone by the next ingest.
+    """
+    removed = waiting = 0
+    for path in landing_holding(stores, subject):
+        if landing.remove_processed(stores.landing_dir, stores.warehouse_path, path, now):
+            removed += 1
+        else:
+            waiting += 1
+    return removed, waiting

@@ -111,3 +111,14 @@ def expired_files(landing_dir: Path, warehouse_path: Path, retention: timedelta,
     """Landing files of batches whose landing retention has passed and that are still on disk."""
     paths = [landing_dir / TELEMETRY / row["file_name"] for row in _due(warehouse_path, retention, now)]
     return [p for p in paths if p.exists()]
+
+
+def remove_processed(landing_dir: Path, warehouse_path: Path, path: Path, now: datetime) -> bool:
+    """Delete a landing file early if the ledger has its batch (an erasure); returns whether it went."""
+    batch_id = batch_id_of_file(path)
+    if warehouse.ledger_entry(warehouse_path, batch_id) is None:
+        return False
+    path.unlink()
+    warehouse.mark_landing_removed(warehouse_path, [batch_id], now)
+    log.info("removed landing file of batch %s early: it held a subject whose data was erased", batch_id)
+    return True

@@ -65,6 +65,7 @@ def test_clause_6_2_1_access_exports_everything_held_with_masked_identifiers(set
         "models": 3,
         "quarantine": 1,
         "warehouse.consent_decisions": 1,
+        "landing": 12,  # raw records in landing, not yet past their three days
     }
     out = stores.requests_dir / row.request_id
     names = {p.name for p in out.iterdir()}
@@ -305,6 +306,25 @@ def test_clause_6_2_2_erasure_waits_for_the_vacuum_grace_period(settings: Settin
     world.build(settings)  # the default grace of one hour protects running readers
     stores = stores_for(settings)
     row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
-    assert row.status == Status.IN_PROGRESS and row.done == ["lake", "snapshots", "quarantine", "warehouse"]
+    assert row.status == Status.IN_PROGRESS and row.done == ["landing", "lake", "snapshots", "quarantine", "warehouse"]
     assert [r.request_id for r in requests.pending(stores)] == [row.request_id]
     assert not (stores.requests_dir / row.request_id / "receipt.json").exists()
+
+
+def test_clause_6_2_2_erasure_removes_raw_landing_batches_and_waits_for_ones_not_yet_ingested(
+    setup: tuple[world.World, Stores],
+) -> None:
+    w, stores = setup
+    events = world._events(world.SUBJECT.account_id, 0, "operation")
+    pending = write_batch(stores.landing_dir / "telemetry" / "zz-pending.ndjson", events)
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert row.status == Status.IN_PROGRESS
+    assert row.reason == "waiting for 1 landing batches holding the subject to be ingested"
+    assert not (stores.landing_dir / "telemetry" / "world.ndjson").exists()  # ingested already: removed early
+    assert _rows(stores, w.subject_pid) == 10  # nothing else was touched yet
+
+    ingest_batch(pending, ingest_context(_settings(stores)))
+    (resumed,) = requests.pending(stores)
+    done = requests.process(stores, resumed, world.NOW, actor="requests-flow", role="pipeline")
+    assert done.status == Status.COMPLETED and not pending.exists()
+    assert subject_data.locate(stores, resolve(world.SUBJECT, stores.keyring, stores.lake_dir)) == {}
