@@ -123,21 +123,28 @@ def submit(
 
 def _verify(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str) -> None:
     """Reject a deleting request on a subject under a legal hold; otherwise mark it verified."""
-    if row.kind in _DELETING:
-        holds = [
-            h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts
-        ]
-        if holds:
-            row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
-            governance.put_request(stores.warehouse_path, row)
-            audit.append(stores.audit_dir, actor=actor, role=role, action=f"request.{row.kind}.rejected",
-                         purpose="legal_hold", counts={"holds": len(holds)}, when=now)  # fmt: skip
-            raise HoldConflictError(
-                f"request {row.request_id} conflicts with legal hold {holds[0].hold_id} "
-                f"(owner {holds[0].owner}, until {holds[0].expires_at:%Y-%m-%d}); it was rejected, nothing was deleted"
-            )
+    _refuse_if_held(stores, row, subject, now, actor, role)
     row.status, row.updated_at = Status.VERIFIED, now
     governance.put_request(stores.warehouse_path, row)
+
+
+def _refuse_if_held(
+    stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str
+) -> None:
+    """A deleting request that has deleted nothing yet is rejected while a hold covers its subject."""
+    if row.kind not in _DELETING or any(step in row.done for step in ("landing", "lake")):
+        return
+    holds = [h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts]
+    if not holds:
+        return
+    row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
+    governance.put_request(stores.warehouse_path, row)
+    audit.append(stores.audit_dir, actor=actor, role=role, action=f"request.{row.kind}.rejected",
+                 purpose="legal_hold", counts={"holds": len(holds)}, when=now)  # fmt: skip
+    raise HoldConflictError(
+        f"request {row.request_id} conflicts with legal hold {holds[0].hold_id} "
+        f"(owner {holds[0].owner}, until {holds[0].expires_at:%Y-%m-%d}); it was rejected, nothing was deleted"
+    )
 
 
 def process(
@@ -147,6 +154,7 @@ def process(
     step = checkpoint or (lambda _: None)
     subject = from_json(row.subject)
     kind = Kind(row.kind)
+    _refuse_if_held(stores, row, subject, now, actor, role)  # a hold may have been placed since verification
     row.status, row.updated_at = Status.IN_PROGRESS, now
     governance.put_request(stores.warehouse_path, row)
     for name in STEPS[kind]:

@@ -188,15 +188,14 @@ def landing_holding(stores: Stores, subject: SubjectRows) -> dict[Path, int]:
 
 
 def erase_landing(stores: Stores, subject: SubjectRows, now: datetime) -> tuple[int, int]:
-    """Remove the already-ingested raw batches that hold the subject, ahead of their retention.
+    """Remove the raw landing batches that hold the subject, ahead of their retention.
 
-    Returns (files removed, files not yet ingested that hold the subject): those must be ingested
-    first, or the erasure would be undone by the next ingest.
+    Returns (files removed, files not yet ingested that hold the subject). While any is not yet
+    ingested nothing is removed: it must be ingested first, or the erasure would be undone by the
+    next ingest.
     """
-    removed = waiting = 0
-    for path in landing_holding(stores, subject):
-        if landing.remove_processed(stores.landing_dir, stores.warehouse_path, path, now):
-            removed += 1
-        else:
-            waiting += 1
-    return removed, waiting
+    holding = list(landing_holding(stores, subject))
+    waiting = [p for p in holding if not landing.ingested(stores.warehouse_path, p)]
+    if waiting:
+        return 0, len(waiting)
+    return sum(landing.remove_processed(stores.landing_dir, stores.warehouse_path, p, now) for p in holding), 0

@@ -113,6 +113,11 @@ def expired_files(landing_dir: Path, warehouse_path: Path, retention: timedelta,
     return [p for p in paths if p.exists()]
 
 
+def ingested(warehouse_path: Path, path: Path) -> bool:
+    """Whether the ledger has the batch in this landing file."""
+    return warehouse.ledger_entry(warehouse_path, batch_id_of_file(path)) is not None
+
+
 def remove_processed(landing_dir: Path, warehouse_path: Path, path: Path, now: datetime) -> bool:
     """Delete a landing file early if the ledger has its batch (an erasure); returns whether it went."""
     batch_id = batch_id_of_file(path)

@@ -320,11 +320,32 @@ def test_clause_6_2_2_erasure_removes_raw_landing_batches_and_waits_for_ones_not
     row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
     assert row.status == Status.IN_PROGRESS
     assert row.reason == "waiting for 1 landing batches holding the subject to be ingested"
-    assert not (stores.landing_dir / "telemetry" / "world.ndjson").exists()  # ingested already: removed early
-    assert _rows(stores, w.subject_pid) == 10  # nothing else was touched yet
+    assert (stores.landing_dir / "telemetry" / "world.ndjson").exists()  # nothing is touched while one waits
+    assert _rows(stores, w.subject_pid) == 10
 
     ingest_batch(pending, ingest_context(_settings(stores)))
     (resumed,) = requests.pending(stores)
     done = requests.process(stores, resumed, world.NOW, actor="requests-flow", role="pipeline")
     assert done.status == Status.COMPLETED and not pending.exists()
+    assert not (stores.landing_dir / "telemetry" / "world.ndjson").exists()  # ingested batches went early
     assert subject_data.locate(stores, resolve(world.SUBJECT, stores.keyring, stores.lake_dir)) == {}
+
+
+def test_clause_2_9_4_a_hold_placed_while_an_erasure_waits_stops_it(setup: tuple[world.World, Stores]) -> None:
+    w, stores = setup
+    write_batch(
+        stores.landing_dir / "telemetry" / "zz-pending.ndjson", world._events(world.SUBJECT.account_id, 0, "operation")
+    )  # the erasure waits for this batch
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert row.status == Status.IN_PROGRESS
+    holds.place(
+        stores,
+        world.SUBJECT,
+        reason="case 8",
+        owner="legal-team",
+        expires_at=world.NOW + timedelta(days=5),
+        now=world.NOW,
+    )
+    with pytest.raises(requests.HoldConflictError):
+        requests.process(stores, row, world.NOW, actor="requests-flow", role="pipeline")
+    assert _rows(stores, w.subject_pid) == 10 and requests.pending(stores) == []
