@@ -110,32 +110,43 @@ class PurgeReport:
         }
 
 
-def _purge_table(stores: Stores, name: str, today: date, held: frozenset[str], ended: frozenset[str]) -> int:
+@dataclass(frozen=True, slots=True)
+class _Purge:
+    """What one purge run knows before it starts: today, the holds and how far earlier runs got."""
+
+    today: date
+    held: frozenset[str]
+    ended: frozenset[str]  # subjects whose hold ended since the last run
+    marks: dict[tuple[str, str], date]
+
+
+def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
     schema = lakes.schema(stores.lake_dir, name)
-    rules = lake_rules(stores, name, schema, today)
+    rules = lake_rules(stores, name, schema, run.today)
     if rules is None:
         log.warning("lake table %s has no retention class: nothing purged from it", name)
         return 0
-    held_pred, held_expr = held_out(schema, held)
+    held_pred, held_expr = held_out(schema, run.held)
     removed = 0
     covered = {t for r in rules for t in (r.event_types or ())}
-    if lakes.partitioned(stores.lake_dir, name) and covered == {e.name for e in EVENT_TYPES} and not held:
+    if lakes.partitioned(stores.lake_dir, name) and covered == {e.name for e in EVENT_TYPES} and not run.held:
         floor = min(r.cutoff for r in rules)  # every type has expired before this day: drop whole partitions
-        removed += lakes.drop_partitions(stores.lake_dir, name, f"{PARTITION} < {literal(floor)}", "retention").rows
+        if any(day < floor for day in lakes.partition_dates(stores.lake_dir, name)):
+            predicate = f"{PARTITION} < {literal(floor)}"
+            removed += lakes.drop_partitions(stores.lake_dir, name, predicate, "retention").rows
     store = f"lake:{name}"
-    due = [(r, governance.watermark(stores.warehouse_path, store, r.retention_class)) for r in rules]
+    due = [(r, run.marks.get((store, r.retention_class))) for r in rules]
     due = [(r, since) for r, since in due if since is None or since < r.cutoff]
     if due:  # one pass over the table for every class: each file is rewritten at most once
         where = _with(_any([r.expression(schema, since) for r, since in due]), held_expr)
         pred = _and(" OR ".join(f"({r.predicate(since)})" for r, since in due), held_pred)
         removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
-        for rule, _ in due:
-            governance.set_watermark(stores.warehouse_path, store, rule.retention_class, rule.cutoff)
-    for rule in rules:
-        if ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
-            mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(ended), pa.string()))
-            where = _with(rule.expression(schema) & mine, held_expr)
-            pred = _and(rule.predicate(None), in_list(ACCOUNT_COLUMN, ended), held_pred)
+        run.marks.update({(store, rule.retention_class): rule.cutoff for rule, _ in due})
+    if run.ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
+        mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(run.ended), pa.string()))
+        where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr) if rules else None
+        pred = _and(" OR ".join(f"({r.predicate(None)})" for r in rules), in_list(ACCOUNT_COLUMN, run.ended), held_pred)
+        if where is not None:
             removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
     return removed
 
@@ -206,13 +217,16 @@ def _purge_quarantine(stores: Stores, now: datetime, held: frozenset[str]) -> in
 def purge(stores: Stores, now: datetime) -> PurgeReport:
     """Remove everything older than its class's period from every store, except what holds keep."""
     report = PurgeReport()
-    held = governance.held_subjects(stores.warehouse_path, now)
-    ended_holds = governance.ended_unswept(stores.warehouse_path, now)
-    ended = frozenset(h.subject_pid for h in ended_holds) - held
+    holds = governance.holds(stores.warehouse_path)
+    held = frozenset(h.subject_pid for h in holds if h.active(now))
+    ended_holds = [h for h in holds if not h.active(now) and h.swept_at is None]
+    run = _Purge(now.date(), held, frozenset(h.subject_pid for h in ended_holds) - held,
+                 governance.watermarks(stores.warehouse_path))  # fmt: skip
     report.subjects_held = len(held)
-    today = now.date()
+    today = run.today
     for name in lakes.tables(stores.lake_dir):
-        report.add(f"lake.{name}", _purge_table(stores, name, today, held, ended))
+        report.add(f"lake.{name}", _purge_table(stores, name, run))
+    governance.set_watermarks(stores.warehouse_path, run.marks)
     account_cutoff = stores.policy.cutoff("account", now)
     if account_cutoff is not None:
         report.add("warehouse", sum(governance.purge_state(stores.warehouse_path, account_cutoff, held).values()))

@@ -92,11 +92,6 @@ def held_subjects(path: Path, now: datetime) -> frozenset[str]:
     return frozenset(h.subject_pid for h in holds(path) if h.active(now))
 
 
-def ended_unswept(path: Path, now: datetime) -> list[Hold]:
-    """Holds that ended (released or expired) whose subject's expired data has not been purged since."""
-    return [h for h in holds(path) if not h.active(now) and h.swept_at is None]
-
-
 def mark_swept(path: Path, hold_ids: list[str], when: datetime) -> None:
     """Note that the purge has caught up with the data these ended holds had kept."""
     if not hold_ids:
@@ -145,22 +140,19 @@ def requests(path: Path) -> list[RequestRow]:
 
 
 # -- purge watermarks ---------------------------------------------------------------------------------------
-def watermark(path: Path, store: str, retention_class: str) -> date | None:
-    """The date before which ``store`` was last purged for ``retention_class``."""
+def watermarks(path: Path) -> dict[tuple[str, str], date]:
+    """(store, retention class) -> the date before which that store was last purged for that class."""
     with connect(path, read_only=True) as con:
-        row = con.execute(
-            "SELECT purged_before FROM retention_watermarks WHERE store = ? AND retention_class = ?",
-            [store, retention_class],
-        ).fetchone()
-    return None if row is None else row[0]
+        rows = con.execute("SELECT store, retention_class, purged_before FROM retention_watermarks").fetchall()
+    return {(store, cls): day for store, cls, day in rows}
 
 
-def set_watermark(path: Path, store: str, retention_class: str, purged_before: date) -> None:
-    """Record how far the purge of ``store`` for ``retention_class`` got."""
-    with connect(path) as con:
-        con.execute(
-            "INSERT OR REPLACE INTO retention_watermarks VALUES (?, ?, ?)", [store, retention_class, purged_before]
-        )
+def set_watermarks(path: Path, marks: dict[tuple[str, str], date]) -> None:
+    """Record how far the purge got, per (store, retention class)."""
+    if marks:
+        with connect(path) as con:
+            con.executemany("INSERT OR REPLACE INTO retention_watermarks VALUES (?, ?, ?)",
+                            [[store, cls, day] for (store, cls), day in marks.items()])  # fmt: skip
 
 
 # -- consent state of subjects ---------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_clause_5_1_2_the_daily_purge_starts_where_the_last_one_stopped(now_grac
     world.build(now_grace)
     stores = stores_for(now_grace)
     purge.purge(stores, world.NOW)
-    mark = governance.watermark(stores.warehouse_path, "lake:events", "operation_log")
+    mark = governance.watermarks(stores.warehouse_path)[("lake:events", "operation_log")]
     assert mark == world.NOW.date() - timedelta(days=90)
     assert purge.purge(stores, world.NOW).removed["lake.events"] == 0  # nothing new expired
 
