@@ -23,7 +23,7 @@ from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.privacy.stores import Stores, before, time_column
 from devicerisk.privacy.subjects import raw_record_matches
-from devicerisk.store import audit, governance, landing, quarantine, snapshots
+from devicerisk.store import audit, governance, landing, quarantine, request_files, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows, in_list, literal, mask_where
 
@@ -236,6 +236,8 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     if landing_days is not None:
         kept = timedelta(days=landing_days)
         report.add("landing", len(landing.purge_processed(stores.landing_dir, stores.warehouse_path, kept, now)))
+    if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
+        report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
     if (audit_cutoff := stores.policy.cutoff("audit_log", now)) is not None:
         report.add("audit", audit.expire(stores.audit_dir, audit_cutoff))
     for name in lakes.tables(stores.lake_dir):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from devicerisk.privacy.purge import held_out, holds_any, lake_rules, snapshot_files
 from devicerisk.privacy.stores import Stores, before, time_column
-from devicerisk.store import audit, governance, landing, quarantine, snapshots
+from devicerisk.store import audit, governance, landing, quarantine, request_files, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import mask_where
 
@@ -77,6 +77,10 @@ def _small_stores(stores: Stores, now: datetime, held: frozenset[str]) -> list[V
         files = landing.expired_files(stores.landing_dir, stores.warehouse_path, timedelta(days=days), now)
         if files:
             out.append(Violation("landing", "telemetry", "landing_raw", len(files)))
+    if (cutoff := policy.cutoff("request_export", now)) is not None and (
+        exports := request_files.exports_before(stores.requests_dir, cutoff)
+    ):
+        out.append(Violation("requests", "exports", "request_export", len(exports)))
     if (cutoff := policy.cutoff("audit_log", now)) is not None:
         old = sum(1 for r in audit.records(stores.audit_dir) if datetime.fromisoformat(str(r["at"])) < cutoff)
         if old:

@@ -198,7 +198,8 @@ def record_state(path: Path, table_name: str, rows: pa.Table, batch_id: str) -> 
 
 
 def purge_state(path: Path, cutoff: datetime, keep: frozenset[str], dry_run: bool = False) -> dict[str, int]:
-    """Delete (or with ``dry_run`` count) state rows dated before ``cutoff`` of subjects not in ``keep``."""
+    """Delete (or with ``dry_run`` count) rows dated before ``cutoff``: consent state of subjects not in ``keep``,
+    finished requests and ended holds."""
     verb = "SELECT 1 FROM" if dry_run else "DELETE FROM"
     tail = "" if dry_run else " RETURNING 1"
     counts: dict[str, int] = {}
@@ -206,7 +207,16 @@ def purge_state(path: Path, cutoff: datetime, keep: frozenset[str], dry_run: boo
         for name, column in STATE_TIME.items():
             query = f"{verb} {name} WHERE {column} < ? AND NOT list_contains(?, account_pid){tail}"
             counts[name] = len(con.execute(query, [cutoff, sorted(keep)]).fetchall())
+        for name, condition in _CLOSED.items():  # finished requests and ended holds name subjects too
+            counts[name] = len(con.execute(f"{verb} {name} WHERE {condition}{tail}", [cutoff]).fetchall())
     return counts
+
+
+#: Rows that are finished with, and the condition that makes one older than the cutoff (``?``).
+_CLOSED = {
+    "subject_requests": "updated_at < ? AND status IN ('completed', 'rejected')",
+    "legal_holds": "least(coalesce(released_at, expires_at), expires_at) < ?",
+}
 
 
 def add_aggregates_for(path: Path, counts: pa.Table | None, request: RequestRow) -> None:

@@ -7,6 +7,7 @@ masks with :mod:`devicerisk.privacy.masking`. Files are written atomically and o
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,21 @@ def read_receipt(requests_dir: Path, request_id: str) -> dict[str, Any] | None:
     """A request's receipt, if it has one."""
     path = folder(requests_dir, request_id) / RECEIPT
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def exports_before(requests_dir: Path, cutoff: datetime) -> list[Path]:
+    """Export files (not receipts) written before ``cutoff``."""
+    if not requests_dir.is_dir():
+        return []
+    return [
+        p for p in sorted(requests_dir.rglob("*"))
+        if p.is_file() and p.name != RECEIPT and datetime.fromtimestamp(p.stat().st_mtime, UTC) < cutoff
+    ]  # fmt: skip
+
+
+def remove_exports_before(requests_dir: Path, cutoff: datetime) -> int:
+    """Delete the export files written before ``cutoff``; receipts (counts only) stay with the request."""
+    old = exports_before(requests_dir, cutoff)
+    for path in old:
+        path.unlink()
+    return len(old)

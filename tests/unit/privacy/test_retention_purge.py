@@ -204,3 +204,28 @@ def test_clause_5_1_2_maintenance_clusters_partitions_by_account(now_grace: Sett
     assert outcome.rows == held and 0 < outcome.files_removed < files  # files without the account were skipped
     assert lakes.count_where(stores.lake_dir, "events", where) == 0
     assert lake.dataset(stores.lake_dir, "events").count_rows() == rows - held
+
+
+def test_clause_5_1_2_old_exports_finished_requests_and_ended_holds_are_purged(now_grace: Settings) -> None:
+    from devicerisk.privacy import requests
+    from devicerisk.privacy.requests import Kind
+
+    world.build(now_grace)
+    stores = stores_for(now_grace)
+    row = requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)
+    (hold,) = holds.place(stores, world.SUBJECT, reason="case 3", owner="legal", now=world.NOW,
+                          expires_at=world.NOW + timedelta(days=10))  # fmt: skip
+    holds.release(stores, hold.hold_id, actor="legal", now=world.NOW)
+    folder = stores.requests_dir / row.request_id
+    exported = [p for p in folder.rglob("*") if p.is_file() and p.name != "receipt.json"]
+
+    later = world.NOW + timedelta(days=31)
+    assert any(v.store == "requests" for v in retention_check.verify(stores, later))
+    report = purge.purge(stores, later)
+    assert report.removed["requests"] == len(exported) > 0
+    assert [p.name for p in folder.rglob("*") if p.is_file()] == ["receipt.json"]  # counts only: kept
+    assert retention_check.verify(stores, later) == []
+    assert governance.requests(stores.warehouse_path) and governance.holds(stores.warehouse_path)
+
+    purge.purge(stores, world.NOW + timedelta(days=1100))
+    assert governance.requests(stores.warehouse_path) == [] and governance.holds(stores.warehouse_path) == []
