@@ -349,3 +349,28 @@ def test_clause_2_9_4_a_hold_placed_while_an_erasure_waits_stops_it(setup: tuple
     with pytest.raises(requests.HoldConflictError):
         requests.process(stores, row, world.NOW, actor="requests-flow", role="pipeline")
     assert _rows(stores, w.subject_pid) == 10 and requests.pending(stores) == []
+
+
+def test_clause_5_2_3_every_request_and_purge_is_audited_without_identifiers(setup: tuple[world.World, Stores]) -> None:
+    from devicerisk.privacy import purge
+
+    w, stores = setup
+    requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)
+    requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    purge.purge(stores, world.NOW)
+    audit.append(
+        stores.audit_dir,
+        actor="retention-flow",
+        role="pipeline",
+        action="retention.purge",
+        purpose="retention",
+        counts={"removed.lake.events": 1},
+    )  # as the flow's task does
+    records = audit.records(stores.audit_dir)
+    assert [r["action"] for r in records] == ["request.access", "request.erasure", "retention.purge"]
+    assert all(r["actor"] and r["role"] and r["purpose"] and r["at"] for r in records)
+    assert records[0]["counts"]["lake.events"] == 11  # counts, never values
+    text = (stores.audit_dir / audit.LOG_NAME).read_text()
+    for secret in (w.subject_pid, w.imei_pid, world.SHARED_IMEI, world.SUBJECT.account_id, "13900139000"):
+        assert secret and secret not in text
+    assert audit.verify(stores.audit_dir) == []
