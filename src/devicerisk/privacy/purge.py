@@ -23,7 +23,7 @@ from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.privacy.stores import Stores, before, time_column
 from devicerisk.privacy.subjects import raw_record_matches
-from devicerisk.store import audit, governance, landing, quarantine, request_files, snapshots
+from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows, in_list, literal, mask_where
 
@@ -139,15 +139,17 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
     due = [(r, since) for r, since in due if since is None or since < r.cutoff]
     if due:  # one pass over the table for every class: each file is rewritten at most once
         where = _with(_any([r.expression(schema, since) for r, since in due]), held_expr)
-        pred = _and(" OR ".join(f"({r.predicate(since)})" for r, since in due), held_pred)
-        removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
+        pruning: lake_rewrite.Pruning = _and(" OR ".join(f"({r.predicate(since)})" for r, since in due), held_pred)
+        if all(r.time_col == PARTITION for r, _ in due) and lakes.partitioned(stores.lake_dir, name):
+            pruning = lake_rewrite.any_of(*(lake_rewrite.partition_between(PARTITION, s, r.cutoff) for r, s in due))
+        removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
         run.marks.update({(store, rule.retention_class): rule.cutoff for rule, _ in due})
     if run.ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
         mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(run.ended), pa.string()))
         where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr) if rules else None
-        pred = _and(" OR ".join(f"({r.predicate(None)})" for r in rules), in_list(ACCOUNT_COLUMN, run.ended), held_pred)
         if where is not None:
-            removed += lakes.delete_where(stores.lake_dir, name, pred, where, "retention").rows
+            pruning = lake_rewrite.may_hold({ACCOUNT_COLUMN: run.ended})
+            removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
     return removed
 
 

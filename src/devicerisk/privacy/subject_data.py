@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from devicerisk.ingest.read import read_batch
 from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, raw_record_matches
-from devicerisk.store import governance, landing, quarantine, snapshots
+from devicerisk.store import governance, lake_rewrite, landing, quarantine, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
 
@@ -110,9 +110,10 @@ def erase_lake(stores: Stores, subject: SubjectRows, action: str) -> lakes.Delet
     """Delete the subject's rows from every lake table (one commit per table that holds any)."""
     outcome = lakes.DeleteOutcome()
     for name, schema in _lake_tables(stores, subject):
-        predicate, where = subject.predicate(schema), subject.expression(schema)
-        if predicate is not None and where is not None:
-            outcome = outcome + lakes.delete_where(stores.lake_dir, name, predicate, where, action)
+        where = subject.expression(schema)
+        if where is not None:  # files whose account or identifier ranges cannot hold the subject are skipped
+            pruning = lake_rewrite.may_hold(subject.values(schema))
+            outcome = outcome + lakes.delete_where(stores.lake_dir, name, pruning, where, action)
     return outcome
 
 
@@ -174,7 +175,7 @@ def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
         top, _, leaf = DOMAIN_COLUMNS[domain][0].partition(".")
         column = raw.column(top).combine_chunks()
         values[domain] = pc.struct_field(column, leaf) if leaf else column
-    hits = pa.array([False] * raw.num_rows)
+    hits = pa.array([False] * raw.num_rows, pa.bool_())
     for pseudonymiser in stores.keyring:
         pids = {DOMAIN_COLUMNS[d][1]: pseudonymiser.pseudonymise(d, v) for d, v in values.items()}
         hits = pc.or_(hits, subject.mask(pa.table(pids)))

@@ -99,11 +99,13 @@ def _files(table: DeltaTable) -> pa.Table:
     return pa.table(table.get_add_actions(flatten=True))
 
 
-def delete_where(lake_dir: Path, name: str, pruning: str, where: ds.Expression, action: str) -> DeleteOutcome:
+def delete_where(
+    lake_dir: Path, name: str, pruning: lake_rewrite.Pruning, where: ds.Expression, action: str
+) -> DeleteOutcome:
     """Delete the rows matching ``where`` in one commit tagged ``action``, rewriting only the files that hold any.
 
-    ``pruning`` is a SQL predicate that Delta's file statistics evaluate to skip files; it must
-    select at least the rows ``where`` selects.
+    ``pruning`` chooses the candidate files from Delta's statistics (a SQL predicate, or a filter
+    over the add actions); it must admit every file that holds a row ``where`` selects.
     """
     table = _open(lake_dir, name)
     rows, removed, added, rewritten = lake_rewrite.rewrite_without(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -72,12 +73,66 @@ def file_stats(table: pa.Table) -> str:
     return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
 
 
-def candidates(table: DeltaTable, pruning: str) -> list[dict[str, Any]]:
-    """Add actions of the files whose statistics say they may hold rows matching the SQL ``pruning`` predicate."""
-    wanted = {Path(f.path).name for f in table.to_pyarrow_dataset(file_pruning_predicate=pruning).get_fragments()}
+#: Chooses candidate files from a table's add actions (flattened: ``partition.*``, ``min.*``, ``max.*``).
+FileFilter = Callable[[pa.Table], pa.Array]
+Pruning = str | FileFilter  # a SQL predicate for Delta's own pruning, or a filter over the add actions
+
+
+def candidates(table: DeltaTable, pruning: Pruning) -> list[dict[str, Any]]:
+    """Add actions of the files whose statistics say they may hold rows that ``pruning`` selects.
+
+    A :data:`FileFilter` reads the add actions directly (about 10 ms for 3,000 files); a SQL predicate
+    goes through Delta's own pruning (about 300 ms for the same files), for the cases no filter covers.
+    """
+    if isinstance(pruning, str):
+        wanted = {Path(f.path).name for f in table.to_pyarrow_dataset(file_pruning_predicate=pruning).get_fragments()}
+    else:
+        flat = pa.table(table.get_add_actions(flatten=True))
+        wanted = {Path(p).name for p in flat.filter(pruning(flat)).column("path").to_pylist()}
     columns = ["path", "size_bytes", "partition"] if table.metadata().partition_columns else ["path", "size_bytes"]
     actions = pa.table(table.get_add_actions(flatten=False)).select(columns)
     return [a for a in actions.to_pylist() if Path(a["path"]).name in wanted]
+
+
+def partition_between(column: str, since: date | None, before: date) -> FileFilter:
+    """Files of partitions ``since <= column < before``."""
+
+    def keep(actions: pa.Table) -> pa.Array:
+        values = actions.column(f"partition.{column}")
+        inside = pc.less(values, pa.scalar(before, values.type))
+        return inside if since is None else pc.and_(inside, pc.greater_equal(values, pa.scalar(since, values.type)))
+
+    return keep
+
+
+def may_hold(values: dict[str, frozenset[str]]) -> FileFilter:
+    """Files whose min/max statistics admit one of ``values`` in its column (no statistics: admitted)."""
+
+    def keep(actions: pa.Table) -> pa.Array:
+        out = pa.array([False] * actions.num_rows, pa.bool_())
+        for column, wanted in values.items():
+            lo, hi = f"min.{column}", f"max.{column}"
+            if lo not in actions.column_names or hi not in actions.column_names:
+                return pa.array([True] * actions.num_rows, pa.bool_())
+            low, high = actions.column(lo), actions.column(hi)
+            for value in wanted:
+                inside = pc.and_(pc.less_equal(low, value), pc.greater_equal(high, value))
+                out = pc.or_(out, pc.fill_null(inside, False))
+        return out
+
+    return keep
+
+
+def any_of(*filters: FileFilter) -> FileFilter:
+    """Files any of ``filters`` admits."""
+
+    def keep(actions: pa.Table) -> pa.Array:
+        out = pa.array([False] * actions.num_rows, pa.bool_())
+        for f in filters:
+            out = pc.or_(out, f(actions))
+        return out
+
+    return keep
 
 
 def _partition_strings(values: dict[str, Any] | None) -> dict[str, str | None]:
@@ -117,7 +172,7 @@ def _rewrite_file(root: Path, file: dict[str, Any], schema: pa.Schema, where: ds
 
 
 def rewrite_without(
-    table: DeltaTable, root: Path, pruning: str, where: ds.Expression, action: str
+    table: DeltaTable, root: Path, pruning: Pruning, where: ds.Expression, action: str
 ) -> tuple[int, int, int, int]:
     """Delete the rows matching ``where`` from the files ``pruning`` selects, in one commit.
 

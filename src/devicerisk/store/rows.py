@@ -82,6 +82,12 @@ class SubjectRows:
     def empty(self) -> bool:
         return not self.accounts and not any(self.identifiers.values())
 
+    def values(self, schema: pa.Schema) -> dict[str, frozenset[str]]:
+        """Column -> the subject's pseudonyms in it, for the columns a table of ``schema`` has."""
+        names = set(schema.names)
+        accounts = {ACCOUNT_COLUMN: self.accounts} if ACCOUNT_COLUMN in names and self.accounts else {}
+        return {**accounts, **self._ids(names)}
+
     def _ids(self, columns: set[str]) -> dict[str, frozenset[str]]:
         return {c: v for c, v in self.identifiers.items() if c in columns and v}
 
