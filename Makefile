@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format docs bench clean
+.PHONY: install demo test lint format docs bench bench-retention clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ docs: install
 
 bench: install
 	$(BIN)/python bench/ingest_bench.py --accounts 25000 --days 7 --repeats 3
+
+# Builds a 90-day lake of 10M events once under /tmp/devicerisk-retention-bench and reuses it.
+bench-retention: install
+	$(BIN)/python bench/retention_bench.py --events 10000000 --days 90 --repeats 3
 
 clean:
 	rm -rf data/lake data/warehouse.duckdb data/quarantine data/landing .pytest_cache

@@ -30,15 +30,23 @@ class Settings(BaseSettings):
     pseudonym_key_file: Path | None = None
     quarantine_key: SecretStr | None = Field(default=None, description="hex or base64, 32 bytes (AES-256-GCM)")
     quarantine_key_file: Path | None = None
+    # Keys retired by a rotation: still used to find (pseudonym) or read (quarantine) older data.
+    previous_pseudonym_key_files: list[Path] = Field(default_factory=list)
+    previous_quarantine_key_files: list[Path] = Field(default_factory=list)
     default_phone_region: str = "CN"
     minor_age: int = Field(default=18, ge=1, le=25)
     parse_chunk_rows: int = Field(default=65_536, ge=1, description="rows parsed per columnar block")
     landing_retention_days: float = Field(default=3, ge=0)
+    retention_config: Path | None = Field(default=None, description="TOML file of retention periods per class")
+    vacuum_grace_hours: int = Field(default=1, ge=0, description="unreferenced lake files live this long")
+    lake_cluster_file_bytes: int = Field(default=512 << 10, ge=1 << 16, description="target file size when clustering")
 
     @model_validator(mode="after")
     def _keys_outside_data(self) -> Settings:
         data = self.data_dir.resolve()
-        for path in (self.secrets_dir, self.pseudonym_key_file, self.quarantine_key_file):
+        keys = (self.secrets_dir, self.pseudonym_key_file, self.quarantine_key_file,
+                *self.previous_pseudonym_key_files, *self.previous_quarantine_key_files)  # fmt: skip
+        for path in keys:
             if path is not None and path.resolve().is_relative_to(data):
                 raise ValueError(f"keys must live outside the data directory: {path}")
         return self

@@ -1,12 +1,13 @@
 """The leak test: after a pipeline run, no raw identifier from landing occurs in any other file.
 
-It covers the lake (every Parquet file on disk), the Delta log, quarantine, the warehouse, and the
-Prefect database with its logs, artifacts and flow-run parameters. Files are read as data, not
-grepped as compressed bytes.
+It covers the lake (every Parquet file on disk), the Delta log, quarantine, the warehouse, access
+exports and request receipts, and the Prefect database with its logs, artifacts and flow-run
+parameters. Files are read as data, not grepped as compressed bytes.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from flows.pipeline import pipeline_flow
 from conftest import drain_prefect_logs
 from devicerisk.config import Settings
 from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files, scan_sqlite
+from devicerisk.privacy.subjects import Identifiers
 from devicerisk.synth import SynthConfig, generate
 from factories import event, write_batch
 
@@ -58,3 +60,44 @@ def test_the_scanner_finds_a_planted_leak(tmp_path: Path) -> None:
     pq.write_table(pa.table({"x": ["3C5AB4123456"]}), tmp_path / "t.parquet")
     report = scan_files([tmp_path / "log.txt", tmp_path / "t.parquet"], needles)
     assert {f.path.name for f in report.findings} == {"log.txt", "t.parquet"}
+
+
+def _a_subject(landing: Path) -> Identifiers:
+    """The raw identifiers of a registered account in the landing zone, as the subject would give them."""
+    import gzip
+
+    import orjson
+
+    for path in sorted((landing / "telemetry").glob("*.ndjson.gz")):
+        for raw in gzip.decompress(path.read_bytes()).splitlines():
+            record = orjson.loads(raw)
+            phone = (record.get("payload") or {}).get("phone")
+            imei = (record.get("device") or {}).get("imei")
+            if record.get("account_id") and phone and imei:
+                return Identifiers(account_id=record["account_id"], phone=phone, devices={"imei": imei})
+    raise AssertionError("the generator registered no account with a phone")
+
+
+def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
+    prefect_db: Path, env_settings: Settings
+) -> None:
+    from devicerisk.privacy import requests
+    from devicerisk.privacy.stores import stores_for
+
+    landing = env_settings.landing_dir
+    generate(landing, SynthConfig(accounts=80, days=2, seed=29, events_per_batch=5000))
+    pipeline_flow(str(env_settings.data_dir))  # ingest, then the retention purge
+    stores = stores_for(env_settings)
+    subject = _a_subject(landing)
+    now = datetime.now(UTC)
+    access = requests.submit(stores, requests.Kind.ACCESS, subject, now)
+    erasure = requests.submit(stores, requests.Kind.ERASURE, subject, now)
+    drain_prefect_logs()
+
+    exported = stores.requests_dir / access.request_id
+    assert (exported / "export.json").stat().st_size > 1000 and (exported / "summary.md").exists()
+    assert erasure.status in (requests.Status.COMPLETED, requests.Status.IN_PROGRESS)
+    report = scan_data_dir(env_settings.data_dir, extra_files=[prefect_db])
+    scanned = {p for p in env_settings.data_dir.rglob("*") if p.is_file() and p.is_relative_to(stores.requests_dir)}
+    assert len(scanned) >= 5  # the exports and the receipt were read
+    assert report.findings == [], report.findings[:10]

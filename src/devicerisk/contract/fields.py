@@ -35,6 +35,10 @@ RETENTION_CLASSES: tuple[RetentionClass, ...] = (
     RetentionClass("transaction", 1095, "Transaction records, kept as long as the law requires."),
     RetentionClass("account", 1095, "Account, consent and cancellation events (6.1, 6.3, 7)."),
     RetentionClass("label", 1095, "Fraud-team feedback labels."),
+    RetentionClass("score", 1095, "Risk scores and their serving snapshots, kept as long as the law requires."),
+    RetentionClass("model_snapshot", 180, "Feature and training snapshots kept with a model version."),
+    RetentionClass("audit_log", 1095, "The audit trail of actions on personal data (5.2.1, 5.2.3)."),
+    RetentionClass("request_export", 30, "Access exports prepared for data subjects (6.2.1), until handed over."),
     RetentionClass("event", None, "Envelope fields: the retention class of the event's type."),
 )
 

@@ -119,3 +119,20 @@ def load_quarantine_key(settings: Settings) -> Key:
     if len(key.material) != 32:
         raise MissingKeyError("the quarantine key must be exactly 32 bytes (AES-256)")
     return key
+
+
+def load_pseudonym_keyring(settings: Settings) -> list[Key]:
+    """The current pseudonym key, then the retired ones (to find data pseudonymised before a rotation)."""
+    retired = [_retired(p, "pseudonym") for p in settings.previous_pseudonym_key_files]
+    return [load_pseudonym_key(settings), *retired]
+
+
+def load_quarantine_keyring(settings: Settings) -> dict[str, Key]:
+    """Quarantine keys by id: the current one and the retired ones, so every sealed file stays readable."""
+    keys = [load_quarantine_key(settings)]
+    keys += [_retired(p, "quarantine") for p in settings.previous_quarantine_key_files]
+    return {k.key_id: k for k in reversed(keys)}
+
+
+def _retired(path: Path, purpose: str) -> Key:
+    return Key.from_bytes(_read_key_file(path, purpose), purpose)

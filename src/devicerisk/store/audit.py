@@ -43,7 +43,7 @@ def _digest(prev_hash: str, body: Mapping[str, object]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def _check_name(field: str, value: str) -> str:
+def check_name(field: str, value: str) -> str:
     if not _NAME.fullmatch(value):
         raise AuditError(f"audit field {field!r} must be a short name ([A-Za-z0-9_.:-], at most 64 characters)")
     return value
@@ -68,6 +68,36 @@ def _read_head(folder: Path) -> tuple[int, str]:
     return int(seq), digest
 
 
+def _body(
+    actor: str, role: str, action: str, purpose: str, counts: Mapping[str, int] | None, when: datetime | None
+) -> dict[str, object]:
+    return {
+        "actor": check_name("actor", actor),
+        "role": check_name("role", role),
+        "action": check_name("action", action),
+        "purpose": check_name("purpose", purpose),
+        "counts": {check_name("count", k): int(v) for k, v in (counts or {}).items()},
+        "at": (when or datetime.now(UTC)).isoformat(),
+    }
+
+
+def _chain(folder: Path, body: dict[str, object]) -> dict[str, object]:
+    """``body`` as the next record after the head (the caller holds the lock)."""
+    seq, prev = _read_head(folder)
+    body = {**body, "seq": seq + 1, "prev": prev}
+    return {**body, "hash": _digest(prev, body)}
+
+
+def _write_head(folder: Path, record: Mapping[str, object]) -> None:
+    tmp = folder / f".{HEAD_NAME}.tmp"
+    tmp.write_text(f"{record['seq']} {record['hash']}\n")
+    os.replace(tmp, folder / HEAD_NAME)
+
+
+def _line(record: Mapping[str, object]) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=True) + "\n"
+
+
 def append(
     folder: Path,
     *,
@@ -79,27 +109,48 @@ def append(
     when: datetime | None = None,
 ) -> dict[str, object]:
     """Append one record and return it. Counts are integers; names are short identifiers."""
-    body: dict[str, object] = {
-        "actor": _check_name("actor", actor),
-        "role": _check_name("role", role),
-        "action": _check_name("action", action),
-        "purpose": _check_name("purpose", purpose),
-        "counts": {_check_name("count", k): int(v) for k, v in (counts or {}).items()},
-        "at": (when or datetime.now(UTC)).isoformat(),
-    }
+    body = _body(actor, role, action, purpose, counts, when)
     with _locked(folder):
-        seq, prev = _read_head(folder)
-        body["seq"] = seq + 1
-        body["prev"] = prev
-        record = {**body, "hash": _digest(prev, body)}
+        record = _chain(folder, body)
         with (folder / LOG_NAME).open("a") as log:
-            log.write(json.dumps(record, sort_keys=True, ensure_ascii=True) + "\n")
+            log.write(_line(record))
             log.flush()
             os.fsync(log.fileno())
-        tmp = folder / f".{HEAD_NAME}.tmp"
-        tmp.write_text(f"{record['seq']} {record['hash']}\n")
-        os.replace(tmp, folder / HEAD_NAME)
+        _write_head(folder, record)
     return record
+
+
+def _split(lines: list[str]) -> tuple[dict[str, object] | None, list[str]]:
+    """The anchor left by :func:`expire` (if the log starts with one) and the record lines."""
+    if lines and lines[0].startswith('{"anchor"'):
+        return json.loads(lines[0])["anchor"], lines[1:]
+    return None, lines
+
+
+def expire(folder: Path, before: datetime, *, actor: str = "retention-flow") -> int:
+    """Drop the records dated before ``before`` from the start of the log (its retention); returns how many.
+
+    The first line becomes an anchor with the sequence number and hash of the last record dropped,
+    so the records kept still verify. An ``audit.expire`` record, chained like any other and written
+    in the same atomic replace, says through which record the log was cut: an anchor without it
+    (records removed from the start by hand) is reported by :func:`verify`.
+    """
+    with _locked(folder):
+        path = folder / LOG_NAME
+        _, lines = _split(path.read_text().splitlines() if path.exists() else [])
+        dated = [datetime.fromisoformat(str(json.loads(line)["at"])) for line in lines]
+        cut = next((i for i, at in enumerate(dated) if at >= before), len(lines))
+        if cut == 0:
+            return 0
+        last = json.loads(lines[cut - 1])
+        anchor = json.dumps({"anchor": {"seq": last["seq"], "hash": last["hash"]}}, sort_keys=True)
+        body = _body(actor, "pipeline", "audit.expire", "retention", {"records": cut, "through_seq": last["seq"]}, None)
+        record = _chain(folder, body)
+        tmp = folder / f".{LOG_NAME}.tmp"
+        tmp.write_text(anchor + "\n" + "".join(line + "\n" for line in lines[cut:]) + _line(record))
+        os.replace(tmp, path)
+        _write_head(folder, record)
+    return cut
 
 
 def records(folder: Path) -> list[dict[str, object]]:
@@ -107,16 +158,30 @@ def records(folder: Path) -> list[dict[str, object]]:
     path = folder / LOG_NAME
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    _, lines = _split(path.read_text().splitlines())
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _expired_through(line: str) -> object:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record.get("counts", {}).get("through_seq") if record.get("action") == "audit.expire" else None
 
 
 def verify(folder: Path) -> list[Problem]:
     """Check the whole chain and the head; an empty list means the log is intact."""
     path = folder / LOG_NAME
-    lines = path.read_text().splitlines() if path.exists() else []
+    anchor, lines = _split(path.read_text().splitlines() if path.exists() else [])
     problems: list[Problem] = []
-    prev, expected_seq = GENESIS, 1
-    for number, line in enumerate(lines, start=1):
+    prev, expected_seq, first = GENESIS, 1, 1
+    if anchor is not None:  # the log was cut by expire(): the chain resumes after the anchor
+        prev, expected_seq, first = str(anchor["hash"]), int(anchor["seq"]) + 1, 2  # type: ignore[call-overload]
+        if not any(_expired_through(line) == anchor["seq"] for line in lines):
+            problems.append(Problem(1, f"the log starts after record {anchor['seq']} but no audit.expire record "
+                                       "says so: records were removed from the start"))  # fmt: skip
+    for number, line in enumerate(lines, start=first):
         try:
             record = json.loads(line)
             claimed = record.pop("hash")
@@ -139,6 +204,6 @@ def verify(folder: Path) -> list[Problem]:
     if not problems:
         head_seq, head_hash = _read_head(folder)
         if (head_seq, head_hash) != (expected_seq - 1, prev):
-            problems.append(Problem(len(lines) + 1, f"the log ends at record {expected_seq - 1} but the head says "
+            problems.append(Problem(len(lines) + first, f"the log ends at record {expected_seq - 1} but the head says "
                                                     f"{head_seq}: records were removed from the end"))  # fmt: skip
     return problems

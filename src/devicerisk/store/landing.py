@@ -83,15 +83,8 @@ def purge_processed(landing_dir: Path, warehouse_path: Path, retention: timedelt
     A file is deleted only if its content still hashes to the committed batch, so a new file that
     reuses an old name is never lost.
     """
-    ledger = warehouse.ledger(warehouse_path)
-    due = ledger.filter(
-        pc.and_(
-            pc.is_null(ledger.column("landing_removed_at")),
-            pc.less_equal(ledger.column("committed_at"), now - retention),
-        )
-    )
     removed: list[str] = []
-    for row in due.select(["batch_id", "file_name"]).to_pylist():
+    for row in _due(warehouse_path, retention, now):
         path = landing_dir / TELEMETRY / row["file_name"]
         if path.exists() and batch_id_of(path.read_bytes()) == row["batch_id"]:
             path.unlink()
@@ -100,3 +93,37 @@ def purge_processed(landing_dir: Path, warehouse_path: Path, retention: timedelt
     if removed:
         warehouse.mark_landing_removed(warehouse_path, removed, now)
     return removed
+
+
+def _due(warehouse_path: Path, retention: timedelta, now: datetime) -> list[dict[str, str]]:
+    """Batches committed longer than ``retention`` ago whose landing file has not been removed."""
+    ledger = warehouse.ledger(warehouse_path)
+    due = ledger.filter(
+        pc.and_(
+            pc.is_null(ledger.column("landing_removed_at")),
+            pc.less_equal(ledger.column("committed_at"), now - retention),
+        )
+    )
+    return due.select(["batch_id", "file_name"]).to_pylist()
+
+
+def expired_files(landing_dir: Path, warehouse_path: Path, retention: timedelta, now: datetime) -> list[Path]:
+    """Landing files of batches whose landing retention has passed and that are still on disk."""
+    paths = [landing_dir / TELEMETRY / row["file_name"] for row in _due(warehouse_path, retention, now)]
+    return [p for p in paths if p.exists()]
+
+
+def ingested(warehouse_path: Path, path: Path) -> bool:
+    """Whether the ledger has the batch in this landing file."""
+    return warehouse.ledger_entry(warehouse_path, batch_id_of_file(path)) is not None
+
+
+def remove_processed(landing_dir: Path, warehouse_path: Path, path: Path, now: datetime) -> bool:
+    """Delete a landing file early if the ledger has its batch (an erasure); returns whether it went."""
+    batch_id = batch_id_of_file(path)
+    if warehouse.ledger_entry(warehouse_path, batch_id) is None:
+        return False
+    path.unlink()
+    warehouse.mark_landing_removed(warehouse_path, [batch_id], now)
+    log.info("removed landing file of batch %s early: it held a subject whose data was erased", batch_id)
+    return True

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -71,3 +73,39 @@ def reasons(quarantine_dir: Path, batch_id: str) -> list[dict[str, object]]:
     if not reasons_path.exists():
         return []
     return json.loads(reasons_path.read_text())["rejects"]
+
+
+def written_at(quarantine_dir: Path, batch_id: str) -> datetime:
+    """When a batch's rejects were stored (the reasons file's modification time)."""
+    _, reasons_path = _paths(quarantine_dir, batch_id)
+    return datetime.fromtimestamp(reasons_path.stat().st_mtime, UTC)
+
+
+def remove_batch(quarantine_dir: Path, batch_id: str) -> int:
+    """Delete a batch's quarantine files; returns how many records they held."""
+    held = len(reasons(quarantine_dir, batch_id))
+    for path in _paths(quarantine_dir, batch_id):
+        path.unlink(missing_ok=True)
+    return held
+
+
+def remove_records(quarantine_dir: Path, batch_id: str, key: Key, drop: Callable[[bytes], bool]) -> int:
+    """Rewrite a batch's rejects without the records whose raw bytes ``drop`` selects; returns how many went.
+
+    The batch's files are rewritten atomically, re-sealed with ``key``; a batch left empty is removed.
+    """
+    rejected = read(quarantine_dir, batch_id, key)
+    kept = [r for r in rejected if not drop(r.raw)]
+    gone = len(rejected) - len(kept)
+    if gone:
+        if kept:
+            write(quarantine_dir, batch_id, kept, key)
+        else:
+            remove_batch(quarantine_dir, batch_id)
+    return gone
+
+
+def key_id(quarantine_dir: Path, batch_id: str) -> str:
+    """The id of the key that sealed a batch's rejects (recorded beside them)."""
+    _, reasons_path = _paths(quarantine_dir, batch_id)
+    return str(json.loads(reasons_path.read_text())["key_id"])

@@ -1,4 +1,4 @@
-"""The warehouse: a DuckDB file of small mutable state (batch ledger, consent state).
+"""The warehouse: a DuckDB file of small mutable state (batch ledger, consent state, holds, requests).
 
 One writer at a time: every call opens the file, does its work in one transaction and closes it.
 SQL takes parameters; it is never built from input strings. Nothing here holds a raw identifier:
@@ -46,6 +46,28 @@ CREATE TABLE IF NOT EXISTS cancellations (
 CREATE TABLE IF NOT EXISTS age_declarations (
     account_pid VARCHAR NOT NULL, declared_at TIMESTAMPTZ NOT NULL, minor BOOLEAN NOT NULL,
     guardian_consent BOOLEAN NOT NULL, batch_id VARCHAR NOT NULL
+);
+-- Legal holds (2.9(4), 4.5(4)) suspend purging of a subject's data until released or expired.
+CREATE TABLE IF NOT EXISTS legal_holds (
+    hold_id VARCHAR PRIMARY KEY, subject_pid VARCHAR NOT NULL, reason VARCHAR NOT NULL, owner VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL, released_at TIMESTAMPTZ,
+    swept_at TIMESTAMPTZ
+);
+-- Data-subject requests and their progress; subjects appear as pseudonyms only.
+CREATE TABLE IF NOT EXISTS subject_requests (
+    request_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, subject JSON NOT NULL, options JSON NOT NULL,
+    status VARCHAR NOT NULL, received_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+    found JSON, done JSON NOT NULL DEFAULT '[]', deleted_at TIMESTAMPTZ, reason VARCHAR
+);
+-- How far each daily purge got, so the next one starts there instead of rescanning the past.
+CREATE TABLE IF NOT EXISTS retention_watermarks (
+    store VARCHAR NOT NULL, retention_class VARCHAR NOT NULL, purged_before DATE NOT NULL,
+    PRIMARY KEY (store, retention_class)
+);
+-- What anonymised accounts leave behind (6.3): event counts per day and type, linked to no account.
+CREATE TABLE IF NOT EXISTS anonymous_aggregates (
+    event_date DATE NOT NULL, event_type VARCHAR NOT NULL, events BIGINT NOT NULL,
+    PRIMARY KEY (event_date, event_type)
 );
 """
 

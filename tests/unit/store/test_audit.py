@@ -31,7 +31,7 @@ def test_an_untouched_log_verifies(tmp_path: Path) -> None:
     assert [r["seq"] for r in audit.records(tmp_path)] == [1, 2, 3, 4, 5]
 
 
-def test_an_edit_is_found_where_it_is(tmp_path: Path) -> None:
+def test_clause_5_2_3_an_edit_is_found_where_it_is(tmp_path: Path) -> None:
     _write(tmp_path, 5)
     lines = _lines(tmp_path)
     record = json.loads(lines[2])
@@ -42,7 +42,7 @@ def test_an_edit_is_found_where_it_is(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("change", ["delete", "insert", "reorder", "truncate"])
-def test_deletion_insertion_reordering_and_truncation_are_found(tmp_path: Path, change: str) -> None:
+def test_clause_5_2_3_deletion_insertion_reordering_and_truncation_are_found(tmp_path: Path, change: str) -> None:
     _write(tmp_path, 5)
     lines = _lines(tmp_path)
     if change == "delete":
@@ -60,7 +60,7 @@ def test_deletion_insertion_reordering_and_truncation_are_found(tmp_path: Path, 
     assert problems[0].line == expected_line, problems
 
 
-def test_fields_that_could_hold_a_value_are_refused(tmp_path: Path) -> None:
+def test_clause_5_2_1_audit_fields_that_could_hold_a_value_are_refused(tmp_path: Path) -> None:
     with pytest.raises(audit.AuditError):
         audit.append(tmp_path, actor="analyst", role="fraud", action="lookup", purpose="risk control for 13800138000")
     assert not (tmp_path / audit.LOG_NAME).exists()
@@ -70,7 +70,7 @@ def _append_many(folder: str, n: int) -> None:
     _write(Path(folder), n)
 
 
-def test_several_writers_keep_the_chain_whole(tmp_path: Path) -> None:
+def test_clause_5_2_3_several_writer_processes_keep_the_chain_whole(tmp_path: Path) -> None:
     ctx = mp.get_context("spawn")
     writers = [ctx.Process(target=_append_many, args=(str(tmp_path), 25)) for _ in range(4)]
     for w in writers:

@@ -1,0 +1,286 @@
+"""Data-subject requests: access (6.2.1), erasure (6.2.2), cancellation (6.3), consent withdrawal (6.1), minors (7.2).
+
+A request moves received -> verified -> in progress -> completed, or to rejected. Its id is derived
+from its kind, options and the subject's pseudonyms, so submitting the same request again resumes
+it if it is unfinished and is refused as a duplicate once it is complete. Each step is idempotent
+and recorded in the warehouse when done, so a crash at any point is finished by the next run.
+Counts are taken at verification, so a receipt reports what was held even if a run was interrupted
+after deleting and before recording. Erasures end with a vacuum: the request stays in progress
+until the grace period for running readers has passed and the old files are gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from devicerisk.contract.fields import EVENT_TYPES
+from devicerisk.privacy import subject_data
+from devicerisk.privacy.masking import mask_columns
+from devicerisk.privacy.stores import Stores
+from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
+from devicerisk.store import audit, governance, request_files
+from devicerisk.store.governance import RequestRow
+from devicerisk.store.rows import SubjectRows
+
+log = logging.getLogger(__name__)
+
+Checkpoint = Callable[[str], None]
+PURPOSES = tuple(sorted({e.purpose for e in EVENT_TYPES} | {"marketing", "personalisation"}))
+
+
+class Kind(StrEnum):
+    ACCESS = "access"
+    ERASURE = "erasure"
+    CANCELLATION = "cancellation"
+    WITHDRAWAL = "withdrawal"
+    MINOR = "minor"
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    VERIFIED = "verified"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+
+
+class RequestError(ValueError):
+    """A request that cannot be carried out; nothing was changed."""
+
+
+class DuplicateRequestError(RequestError):
+    """The same request was already completed."""
+
+
+class HoldConflictError(RequestError):
+    """The request would delete data that a legal hold keeps; it is rejected and reported."""
+
+
+_DELETING = (Kind.ERASURE, Kind.CANCELLATION, Kind.MINOR)
+#: The steps of each kind, in order. "state" records what ingest must honour from now on.
+STEPS: dict[Kind, tuple[str, ...]] = {
+    Kind.ACCESS: ("export",),
+    Kind.WITHDRAWAL: ("state",),
+    Kind.ERASURE: ("landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    Kind.MINOR: ("state", "landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    Kind.CANCELLATION: ("state", "landing", "aggregate", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+}
+
+
+def request_id(kind: Kind, subject: SubjectRows, options: dict[str, Any]) -> str:
+    """A stable id for the request: the same subject, kind and options give the same id."""
+    text = json.dumps({"kind": kind, "subject": to_json(subject), "options": options}, sort_keys=True)
+    return "req-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_options(kind: Kind, options: dict[str, Any], subject: SubjectRows) -> None:
+    if kind is Kind.WITHDRAWAL:
+        if options.get("purpose") not in PURPOSES:
+            raise RequestError(f"a withdrawal names its purpose, one of: {', '.join(PURPOSES)}")
+        if not subject.accounts:
+            raise RequestError("a withdrawal needs the account id or the phone number of an account")
+    if kind is Kind.CANCELLATION and options.get("mode") not in ("delete", "anonymise"):
+        raise RequestError("a cancellation is carried out by 'delete' or 'anonymise'")
+
+
+def submit(
+    stores: Stores,
+    kind: Kind,
+    ids: Identifiers,
+    now: datetime,
+    *,
+    options: dict[str, Any] | None = None,
+    actor: str = "privacy-officer",
+    role: str = "privacy",
+    checkpoint: Checkpoint | None = None,
+) -> RequestRow:
+    """Receive, verify and carry out a request (or resume it); returns its stored state."""
+    options = dict(options or {})
+    subject = resolve(ids, stores.keyring, stores.lake_dir)
+    _check_options(kind, options, subject)
+    rid = request_id(kind, subject, options)
+    step = checkpoint or (lambda _: None)
+    row = governance.get_request(stores.warehouse_path, rid)
+    if row is not None and row.status == Status.COMPLETED:
+        raise DuplicateRequestError(f"request {rid} was already completed on {row.updated_at:%Y-%m-%d}")
+    if row is None or row.status in (Status.REJECTED, Status.RECEIVED):
+        found = subject_data.locate(stores, subject)
+        if not found and kind is not Kind.WITHDRAWAL:
+            raise UnknownSubjectError("no store holds data about the identifiers given")
+        row = RequestRow(rid, kind, to_json(subject), options, Status.RECEIVED, now, now, found=found)
+        governance.put_request(stores.warehouse_path, row)
+        step("received")
+        _verify(stores, row, subject, now, actor, role)
+        step("verified")
+    return process(stores, row, now, actor=actor, role=role, checkpoint=step)
+
+
+def _verify(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str) -> None:
+    """Reject a deleting request on a subject under a legal hold; otherwise mark it verified."""
+    _refuse_if_held(stores, row, subject, now, actor, role)
+    row.status, row.updated_at = Status.VERIFIED, now
+    governance.put_request(stores.warehouse_path, row)
+
+
+def _refuse_if_held(
+    stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str
+) -> None:
+    """A deleting request that has deleted nothing yet is rejected while a hold covers its subject."""
+    if row.kind not in _DELETING or any(step in row.done for step in ("landing", "lake")):
+        return
+    holds = [h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts]
+    if not holds:
+        return
+    row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
+    governance.put_request(stores.warehouse_path, row)
+    audit.append(stores.audit_dir, actor=actor, role=role, action=f"request.{row.kind}.rejected",
+                 purpose="legal_hold", counts={"holds": len(holds)}, when=now)  # fmt: skip
+    raise HoldConflictError(
+        f"request {row.request_id} conflicts with legal hold {holds[0].hold_id} "
+        f"(owner {holds[0].owner}, until {holds[0].expires_at:%Y-%m-%d}); it was rejected, nothing was deleted"
+    )
+
+
+def process(
+    stores: Stores, row: RequestRow, now: datetime, *, actor: str, role: str, checkpoint: Checkpoint | None = None
+) -> RequestRow:
+    """Carry out the remaining steps of a verified or in-progress request."""
+    step = checkpoint or (lambda _: None)
+    subject = from_json(row.subject)
+    kind = Kind(row.kind)
+    _refuse_if_held(stores, row, subject, now, actor, role)  # a hold may have been placed since verification
+    row.status, row.updated_at = Status.IN_PROGRESS, now
+    governance.put_request(stores.warehouse_path, row)
+    for name in STEPS[kind]:
+        if name in row.done:
+            continue
+        if _STEP_FUNCTIONS[name](stores, row, subject, now) is False:
+            return row  # not yet: it waits for the vacuum grace period, or for landing batches to be ingested
+        if name != "aggregate":  # the aggregate step records itself, in its own transaction
+            row.done.append(name)
+            if name in ("landing", "lake", "snapshots", "quarantine", "warehouse") and row.deleted_at is None:
+                row.deleted_at = now
+            governance.put_request(stores.warehouse_path, row)
+        step(name)
+    return _complete(stores, row, subject, now, actor, role, step)
+
+
+def _landing(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> bool:
+    _, waiting = subject_data.erase_landing(stores, subject, now)
+    if waiting:
+        row.reason = f"waiting for {waiting} landing batches holding the subject to be ingested"
+        governance.put_request(stores.warehouse_path, row)
+        log.info("request %s: %s", row.request_id, row.reason)
+        return False
+    row.reason = None
+    return True
+
+
+def _complete(
+    stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str, step: Checkpoint
+) -> RequestRow:
+    receipt: dict[str, Any] = {
+        "request_id": row.request_id, "kind": row.kind, "options": row.options, "status": Status.COMPLETED,
+        "received_at": row.received_at, "completed_at": now, "records_per_store": row.found or {},
+    }  # fmt: skip
+    if row.kind in _DELETING:
+        receipt["left_in_current_versions"] = subject_data.locate(stores, subject)
+        receipt["rows_left_in_files_on_disk"] = subject_data.left_on_disk(stores, subject)
+    request_files.write_receipt(stores.requests_dir, row.request_id, receipt)
+    step("receipt")
+    counts = {k.replace("/", "."): v for k, v in (row.found or {}).items()}
+    audit.append(stores.audit_dir, actor=actor, role=role, action=f"request.{row.kind}",
+                 purpose="data_subject_rights", counts=counts, when=now)  # fmt: skip
+    step("audited")
+    row.status, row.updated_at = Status.COMPLETED, now
+    governance.put_request(stores.warehouse_path, row)
+    step("completed")
+    return row
+
+
+def pending(stores: Stores) -> list[RequestRow]:
+    """Requests verified or in progress (e.g. waiting for the vacuum, or interrupted)."""
+    return [r for r in governance.requests(stores.warehouse_path) if r.status in (Status.VERIFIED, Status.IN_PROGRESS)]
+
+
+# -- the steps ------------------------------------------------------------------------------------------------
+def _export(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    # Pseudonyms and batch ids (content hashes, 32 hex digits too) are masked like identifiers.
+    tables = {name: mask_columns(t, ["batch_id"]) for name, t in subject_data.collect(stores, subject).items()}
+    request_files.write_export(stores.requests_dir, row.request_id, tables, _summary(row, tables, now))
+
+
+def _summary(row: RequestRow, tables: dict[str, Any], now: datetime) -> str:
+    lines = [f"# Your data ({row.request_id})", "", f"Exported {now:%Y-%m-%d %H:%M} UTC. Identifiers are masked.", "",
+             "| where | records |", "|---|---:|"]  # fmt: skip
+    lines += [f"| {name} | {t.num_rows:,} |" for name, t in tables.items()]
+    events = tables.get("lake.events")
+    if events is not None and events.num_rows:
+        types = events.column("event_type").value_counts().to_pylist()
+        lines += ["", "Events by type: " + ", ".join(f"{t['values']} {t['counts']:,}" for t in types)]
+    return "\n".join(lines) + "\n"
+
+
+def _state(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    import pyarrow as pa
+
+    accounts = sorted(subject.accounts)
+    batch = f"request:{row.request_id}"
+    if row.kind == Kind.WITHDRAWAL:
+        rows = {"account_pid": accounts, "purpose": [row.options["purpose"]] * len(accounts),
+                "decided_at": [now] * len(accounts), "granted": [False] * len(accounts)}  # fmt: skip
+        governance.record_state(stores.warehouse_path, "consent_decisions", pa.table(rows), batch)
+    elif row.kind == Kind.CANCELLATION:
+        rows = {"account_pid": accounts, "cancelled_at": [now] * len(accounts)}
+        governance.record_state(stores.warehouse_path, "cancellations", pa.table(rows), batch)
+    elif row.kind == Kind.MINOR:
+        rows = {"account_pid": accounts, "declared_at": [now] * len(accounts), "minor": [True] * len(accounts),
+                "guardian_consent": [False] * len(accounts)}  # fmt: skip
+        governance.record_state(stores.warehouse_path, "age_declarations", pa.table(rows), batch)
+
+
+def _aggregate(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    counts = subject_data.event_counts(stores, subject) if row.options.get("mode") == "anonymise" else None
+    row.done.append("aggregate")
+    governance.add_aggregates_for(stores.warehouse_path, counts, row)
+
+
+def _lake(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    subject_data.erase_lake(stores, subject, f"request.{row.kind}")
+
+
+def _snapshots(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    subject_data.erase_snapshots(stores, subject)
+
+
+def _quarantine(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    subject_data.erase_quarantine(stores, subject)
+
+
+def _warehouse(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    # What ingest must keep honouring stays: the cancellation (6.3) or the minor's declaration (7.2).
+    keep = {Kind.CANCELLATION: ("cancellations",), Kind.MINOR: ("age_declarations",)}.get(Kind(row.kind), ())
+    if subject.accounts:
+        governance.delete_subject_state(stores.warehouse_path, subject.accounts, keep_tables=keep)
+
+
+def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> bool:
+    deleted = row.deleted_at or now
+    if now - deleted < stores.grace:
+        log.info("request %s waits for the vacuum grace period (until %s)", row.request_id, deleted + stores.grace)
+        return False
+    subject_data.vacuum_lake(stores, stores.grace)
+    return True
+
+
+_STEP_FUNCTIONS: dict[str, Callable[[Stores, RequestRow, SubjectRows, datetime], bool | None]] = {
+    "export": _export, "state": _state, "aggregate": _aggregate, "landing": _landing, "lake": _lake,
+    "snapshots": _snapshots,
+    "quarantine": _quarantine, "warehouse": _warehouse, "vacuum": _vacuum,
+}  # fmt: skip

@@ -1,0 +1,202 @@
+"""One subject's data in every store: find it, count it, export it, erase it, and prove it is gone.
+
+Stores are discovered, not listed: every Delta table in the lake and every Parquet snapshot under
+the serving and models folders, so tables added later are covered. Quarantined records are matched
+by pseudonymising their raw identifiers in memory; the warehouse by account pseudonym.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from devicerisk.ingest.read import read_batch
+from devicerisk.privacy.stores import Stores
+from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, raw_record_matches
+from devicerisk.store import governance, lake_rewrite, landing, quarantine, snapshots
+from devicerisk.store import lake_maintenance as lakes
+from devicerisk.store.rows import SubjectRows
+
+EVENTS = "events"
+
+
+def _lake_tables(stores: Stores, subject: SubjectRows) -> list[tuple[str, pa.Schema]]:
+    found = []
+    for name in lakes.tables(stores.lake_dir):
+        schema = lakes.schema(stores.lake_dir, name)
+        if subject.applies(schema):
+            found.append((name, schema))
+    return found
+
+
+def _snapshot_key(stores: Stores, store: str, path: Path) -> str:
+    return f"{store}/{path.relative_to(stores.snapshot_roots[store]).as_posix()}"
+
+
+def _quarantine_matches(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+    """Quarantined records of the subject, per batch (the records are decrypted in memory only)."""
+    out: dict[str, int] = {}
+    for batch in quarantine.batches(stores.quarantine_dir):
+        key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
+        n = sum(
+            raw_record_matches(r.raw, subject, stores.keyring)
+            for r in quarantine.read(stores.quarantine_dir, batch, key)
+        )
+        if n:
+            out[batch] = n
+    return out
+
+
+def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+    """How many records each store holds about the subject (stores holding none are left out)."""
+    counts: dict[str, int] = {}
+    for name, schema in _lake_tables(stores, subject):
+        expr = subject.expression(schema)
+        if expr is not None and (n := lakes.count_where(stores.lake_dir, name, expr)):
+            counts[f"lake.{name}"] = n
+    for store, root in stores.snapshot_roots.items():
+        n = sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
+        if n:
+            counts[store] = n
+    if q := sum(_quarantine_matches(stores, subject).values()):
+        counts["quarantine"] = q
+    if raw := sum(landing_holding(stores, subject).values()):
+        counts["landing"] = raw
+    if subject.accounts:
+        for table, rows in governance.subject_state(stores.warehouse_path, subject.accounts).items():
+            if rows.num_rows:
+                counts[f"warehouse.{table}"] = rows.num_rows
+    return counts
+
+
+def collect(stores: Stores, subject: SubjectRows) -> dict[str, pa.Table]:
+    """Every row held about the subject, per table or snapshot file (unmasked: mask before showing)."""
+    tables: dict[str, pa.Table] = {}
+    for name, schema in _lake_tables(stores, subject):
+        expr = subject.expression(schema)
+        rows = lakes.read_where(stores.lake_dir, name, expr) if expr is not None else None
+        if rows is not None and rows.num_rows:
+            tables[f"lake.{name}"] = rows
+    for store, root in stores.snapshot_roots.items():
+        for path in snapshots.files(root):
+            table = snapshots.read(path)
+            rows = table.filter(subject.mask(table))
+            if rows.num_rows:
+                tables[_snapshot_key(stores, store, path)] = rows
+    if subject.accounts:
+        for name, rows in governance.subject_state(stores.warehouse_path, subject.accounts).items():
+            if rows.num_rows:
+                tables[f"warehouse.{name}"] = rows
+    return tables
+
+
+def event_counts(stores: Stores, subject: SubjectRows) -> pa.Table:
+    """The subject's events per (event_date, event_type): what an anonymised account leaves behind."""
+    schema = pa.schema([("event_date", pa.date32()), ("event_type", pa.string()), ("events", pa.int64())])
+    if EVENTS not in lakes.tables(stores.lake_dir):
+        return schema.empty_table()
+    expr = subject.expression(lakes.schema(stores.lake_dir, EVENTS))
+    if expr is None:
+        return schema.empty_table()
+    rows = lakes.read_where(stores.lake_dir, EVENTS, expr).select(["event_date", "event_type"])
+    grouped = rows.group_by(["event_date", "event_type"]).aggregate([("event_type", "count")])
+    return grouped.rename_columns(["event_date", "event_type", "events"]).cast(schema)
+
+
+def erase_lake(stores: Stores, subject: SubjectRows, action: str) -> lakes.DeleteOutcome:
+    """Delete the subject's rows from every lake table (one commit per table that holds any)."""
+    outcome = lakes.DeleteOutcome()
+    for name, schema in _lake_tables(stores, subject):
+        where = subject.expression(schema)
+        if where is not None:  # files whose account or identifier ranges cannot hold the subject are skipped
+            pruning = lake_rewrite.may_hold(subject.values(schema))
+            outcome = outcome + lakes.delete_where(stores.lake_dir, name, pruning, where, action)
+    return outcome
+
+
+def erase_snapshots(stores: Stores, subject: SubjectRows) -> int:
+    """Rewrite every snapshot file that holds the subject without their rows."""
+    return sum(
+        snapshots.remove_rows(p, subject.mask) for root in stores.snapshot_roots.values() for p in snapshots.files(root)
+    )
+
+
+def erase_quarantine(stores: Stores, subject: SubjectRows) -> int:
+    """Remove the subject's quarantined records (re-sealed under the batch's own key)."""
+    removed = 0
+    for batch in _quarantine_matches(stores, subject):
+        key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
+        removed += quarantine.remove_records(
+            stores.quarantine_dir, batch, key, lambda raw: raw_record_matches(raw, subject, stores.keyring)
+        )
+    return removed
+
+
+def vacuum_lake(stores: Stores, grace: timedelta) -> int:
+    """Vacuum every lake table, so deleted rows' files go once no reader can need them."""
+    return sum(lakes.vacuum(stores.lake_dir, name, grace) for name in lakes.tables(stores.lake_dir))
+
+
+def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
+    """Rows of the subject in any Parquet file on disk, referenced by a table version or not."""
+    n = 0
+    for name in lakes.tables(stores.lake_dir):
+        n += sum(lakes.rows_in_file(p, subject.mask, subject.columns) for p in lakes.data_files(stores.lake_dir, name))
+    for root in stores.snapshot_roots.values():
+        n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
+    return n
+
+
+def _landing_columns() -> dict[str, str]:
+    """The DuckDB column types that read only a landing record's subject identifiers."""
+    nested: dict[str, list[str]] = {}
+    for domain in ("account", *SUBJECT_DOMAINS):
+        top, _, leaf = DOMAIN_COLUMNS[domain][0].partition(".")
+        nested.setdefault(top, []).append(leaf)
+    return {
+        top: "VARCHAR" if leaves == [""] else f"STRUCT({', '.join(f'{leaf} VARCHAR' for leaf in leaves)})"
+        for top, leaves in nested.items()
+    }
+
+
+_LANDING_COLUMNS = _landing_columns()
+
+
+def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
+    """The subject's records in one raw landing file, pseudonymised in memory as ingest would."""
+    raw = landing.read_json_typed(path, _LANDING_COLUMNS)
+    if raw is None:  # a file DuckDB cannot read whole: record by record
+        return sum(raw_record_matches(line, subject, stores.keyring) for line in read_batch(path).lines)
+    values: dict[str, pa.Array] = {}
+    for domain in ("account", *SUBJECT_DOMAINS):
+        top, _, leaf = DOMAIN_COLUMNS[domain][0].partition(".")
+        column = raw.column(top).combine_chunks()
+        values[domain] = pc.struct_field(column, leaf) if leaf else column
+    hits = pa.array([False] * raw.num_rows, pa.bool_())
+    for pseudonymiser in stores.keyring:
+        pids = {DOMAIN_COLUMNS[d][1]: pseudonymiser.pseudonymise(d, v) for d, v in values.items()}
+        hits = pc.or_(hits, subject.mask(pa.table(pids)))
+    return int(pc.sum(hits).as_py() or 0)
+
+
+def landing_holding(stores: Stores, subject: SubjectRows) -> dict[Path, int]:
+    """Raw landing files that hold the subject's records, with how many."""
+    found = {path: _landing_hits(stores, subject, path) for path in landing.pending_files(stores.landing_dir)}
+    return {path: n for path, n in found.items() if n}
+
+
+def erase_landing(stores: Stores, subject: SubjectRows, now: datetime) -> tuple[int, int]:
+    """Remove the raw landing batches that hold the subject, ahead of their retention.
+
+    Returns (files removed, files not yet ingested that hold the subject). While any is not yet
+    ingested nothing is removed: it must be ingested first, or the erasure would be undone by the
+    next ingest.
+    """
+    holding = list(landing_holding(stores, subject))
+    waiting = [p for p in holding if not landing.ingested(stores.warehouse_path, p)]
+    if waiting:
+        return 0, len(waiting)
+    return sum(landing.remove_processed(stores.landing_dir, stores.warehouse_path, p, now) for p in holding), 0

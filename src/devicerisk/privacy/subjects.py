@@ -1,0 +1,150 @@
+"""Finding a data subject from the raw identifiers they give (account id, phone, device ids).
+
+Each identifier is normalised and pseudonymised exactly as ingest does, under every key of the
+keyring (the current key and the previous ones whose data has not aged out), so rows written before
+a key rotation are found too. A phone number links to the accounts registered with it; a device id
+never links to accounts, because a device can be shared: it finds only rows that have no account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from devicerisk.contract.fields import FIELDS
+from devicerisk.contract.model import Action
+from devicerisk.privacy.pseudonymise import Pseudonymiser
+from devicerisk.store import lake_maintenance as lakes
+from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows
+
+#: Identifier domains a subject may give, besides the account id, and their lake columns.
+SUBJECT_DOMAINS = ("phone", "imei", "meid", "mac", "idfa", "idfv", "oaid", "android_id", "imsi", "iccid")
+_MAX_ACCOUNT_ID = 128
+
+
+def _columns() -> dict[str, tuple[str, str]]:
+    """domain -> (input path, lake column) for every pseudonymised field."""
+    out: dict[str, tuple[str, str]] = {}
+    for f in FIELDS:
+        for t in f.treatments:
+            if t.action is Action.PSEUDONYMISE and t.name is not None:
+                out[t.name] = (f.path, f"{f.column}_pid")
+    return out
+
+
+DOMAIN_COLUMNS = _columns()
+
+
+class MalformedIdentifierError(ValueError):
+    """An identifier that cannot be normalised (the message names its kind, never its value)."""
+
+
+class UnknownSubjectError(LookupError):
+    """No store holds anything about the identifiers given."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identifiers:
+    """What a data subject tells us about themselves: raw values, held in memory only."""
+
+    account_id: str | None = None
+    phone: str | None = None
+    devices: Mapping[str, str] = field(default_factory=dict)  # domain (imei, mac, ...) -> raw value
+
+    def __repr__(self) -> str:  # never print the values
+        given = [n for n, v in (("account_id", self.account_id), ("phone", self.phone)) if v] + sorted(self.devices)
+        return f"Identifiers({', '.join(given)})"
+
+    def items(self) -> list[tuple[str, str]]:
+        """(domain, raw value) pairs."""
+        pairs = [("account", self.account_id), ("phone", self.phone), *self.devices.items()]
+        return [(d, v) for d, v in pairs if v is not None]
+
+
+def pseudonymise_identifiers(ids: Identifiers, keyring: Iterable[Pseudonymiser]) -> SubjectRows:
+    """The subject's pseudonyms under every key, before phone numbers are linked to accounts."""
+    pairs = ids.items()
+    if not pairs:
+        raise MalformedIdentifierError("give at least one identifier: an account id, a phone number or a device id")
+    for domain, _ in pairs:
+        if domain != "account" and domain not in SUBJECT_DOMAINS:
+            raise MalformedIdentifierError(f"unknown identifier kind {domain!r} (known: {', '.join(SUBJECT_DOMAINS)})")
+    if ids.account_id is not None and len(ids.account_id) > _MAX_ACCOUNT_ID:
+        raise MalformedIdentifierError(f"the account id is longer than {_MAX_ACCOUNT_ID} characters")
+    accounts: set[str] = set()
+    identifiers: dict[str, set[str]] = {}
+    for pseudonymiser in keyring:
+        for domain, value in pairs:
+            pid = pseudonymiser.pseudonymise_one(domain, value)
+            if pid is None:
+                raise MalformedIdentifierError(f"the {domain} identifier given is malformed or a placeholder")
+            if domain == "account":
+                accounts.add(pid)
+            else:
+                identifiers.setdefault(DOMAIN_COLUMNS[domain][1], set()).add(pid)
+    return SubjectRows(frozenset(accounts), {c: frozenset(v) for c, v in identifiers.items()})
+
+
+def link_phone_accounts(lake_dir: Path, subject: SubjectRows) -> SubjectRows:
+    """``subject`` with the accounts registered with their phone numbers added."""
+    phone_column = DOMAIN_COLUMNS["phone"][1]
+    phones = subject.identifiers.get(phone_column)
+    if not phones:
+        return subject
+    linked = set(subject.accounts)
+    for name in lakes.tables(lake_dir):
+        schema = lakes.schema(lake_dir, name)
+        if {phone_column, ACCOUNT_COLUMN} <= set(schema.names):
+            where = ds.field(phone_column).isin(pa.array(sorted(phones), pa.string()))
+            found = lakes.read_where(lake_dir, name, where).column(ACCOUNT_COLUMN)
+            linked.update(v for v in pc.unique(found).to_pylist() if v is not None)
+    return SubjectRows(frozenset(linked), subject.identifiers)
+
+
+def resolve(ids: Identifiers, keyring: Iterable[Pseudonymiser], lake_dir: Path) -> SubjectRows:
+    """The subject's rows, from the raw identifiers they give."""
+    return link_phone_accounts(lake_dir, pseudonymise_identifiers(ids, list(keyring)))
+
+
+def to_json(subject: SubjectRows) -> dict[str, object]:
+    """The subject as stored with a request: pseudonyms only."""
+    return {"accounts": sorted(subject.accounts), "identifiers": {c: sorted(v) for c, v in subject.identifiers.items()}}
+
+
+def from_json(data: Mapping[str, object]) -> SubjectRows:
+    """The inverse of :func:`to_json`."""
+    identifiers = data.get("identifiers") or {}
+    assert isinstance(identifiers, dict)
+    return SubjectRows(frozenset(data.get("accounts") or ()), {c: frozenset(v) for c, v in identifiers.items()})  # type: ignore[arg-type]
+
+
+def _raw_value(record: dict, path: str) -> str | None:
+    node: object = record
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else None
+
+
+def raw_record_matches(raw: bytes, subject: SubjectRows, keyring: Iterable[Pseudonymiser]) -> bool:
+    """Whether a raw (quarantined) record belongs to ``subject``, judged as :class:`SubjectRows` judges rows."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False  # unreadable records hold no findable identifier; they age out with quarantine
+    if not isinstance(record, dict):
+        return False
+    for pseudonymiser in keyring:
+        row: dict[str, pa.Array] = {}
+        for domain, (path, column) in DOMAIN_COLUMNS.items():
+            value = _raw_value(record, path)
+            if value is not None and (column == ACCOUNT_COLUMN or column in subject.identifiers):
+                row[column] = pa.array([pseudonymiser.pseudonymise_one(domain, value)], pa.string())
+        if row and bool(subject.mask(pa.table(row))[0].as_py()):
+            return True
+    return False

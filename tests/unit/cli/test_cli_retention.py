@@ -1,0 +1,104 @@
+"""`devicerisk retention ...` and `devicerisk request ...`: masked output, clear errors, exit codes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import retention_world as world
+from devicerisk.cli import app
+from devicerisk.config import Settings
+from devicerisk.store import audit
+
+runner = CliRunner()
+COMMANDS = [["retention"], ["retention", "purge"], ["retention", "verify"], ["retention", "rekey-quarantine"],
+            ["retention", "hold"],
+            ["retention", "hold", "place"], ["retention", "hold", "release"], ["retention", "hold", "list"],
+            ["request"], ["request", "access"], ["request", "erase"], ["request", "cancel"], ["request", "withdraw"],
+            ["request", "minor"], ["request", "resume"], ["request", "list"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_retention_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("DEVICERISK_MODE", "production")
+    monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
+    monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
+    monkeypatch.setenv("DEVICERISK_SECRETS_DIR", str(settings.secrets_dir))
+    monkeypatch.setenv("DEVICERISK_VACUUM_GRACE_HOURS", "0")
+    return settings
+
+
+def _run(env: Settings, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--data-dir", str(env.data_dir)])
+    return result.exit_code, result.output
+
+
+def test_clause_6_2_2_erase_on_the_command_line_shows_counts_and_no_identifier(env: Settings) -> None:
+    w = world.build(env)
+    code, out = _run(env, "request", "erase", "--account", world.SUBJECT.account_id or "",
+                     "--device", f"imei={world.SHARED_IMEI}")  # fmt: skip
+    assert code == 0, out
+    assert "completed" in out and "lake.events: 11 records" in out
+    assert w.subject_pid not in out and world.SHARED_IMEI not in out and world.SUBJECT.account_id not in out
+    code, out = _run(env, "request", "list")
+    assert code == 0 and "erasure" in out and "completed" in out
+
+
+def test_clause_2_9_4_holds_on_the_command_line_are_masked(env: Settings) -> None:
+    w = world.build(env)
+    code, out = _run(env, "retention", "hold", "place", "--account", world.SUBJECT.account_id or "",
+                     "--reason", "case 12", "--owner", "legal-team", "--days", "30")  # fmt: skip
+    assert code == 0, out
+    hold_id = re.search(r"hold-[0-9a-f]{12}", out)
+    assert hold_id and w.subject_pid[:8] + "…" in out and w.subject_pid not in out
+    code, out = _run(env, "request", "erase", "--account", world.SUBJECT.account_id or "")
+    assert code == 2 and "legal hold" in out  # reported, not silently skipped
+    code, out = _run(env, "retention", "hold", "list")
+    assert code == 0 and "active" in out and w.subject_pid not in out
+    assert _run(env, "retention", "hold", "release", hold_id.group(0))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["request", "access", "--device", "imei=12"], "malformed"),
+        (["request", "access", "--device", "imei"], "KIND=VALUE"),
+        (["request", "erase", "--account", "acct-nobody"], "no store holds data"),
+        (["request", "withdraw", "--purpose", "fun", "--account", "acct-subject"], "purpose"),
+        (["request", "cancel", "--mode", "shred", "--account", "acct-subject"], "anonymise"),
+    ],
+)
+def test_bad_input_on_the_command_line_is_a_clear_error(env: Settings, args: list[str], message: str) -> None:
+    world.build(env)
+    code, out = _run(env, *args)
+    assert code == 2 and message in out, out
+
+
+def test_bad_input_tampered_audit_log_fails_verify_and_says_where(env: Settings) -> None:
+    for i in range(3):
+        audit.append(env.audit_dir, actor="x", role="y", action="z", purpose="p", counts={"n": i})
+    log = env.audit_dir / audit.LOG_NAME
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0], lines[1].replace('"n": 1', '"n": 7'), lines[2]]) + "\n")
+    code, out = _run(env, "audit", "verify")
+    assert code == 1 and "line 2" in out and "edited" in out
+
+
+def test_bad_input_retention_config_with_a_negative_period_stops_the_command(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "retention.toml"
+    config.write_text("[periods]\nlanding_raw = -3\n")
+    monkeypatch.setenv("DEVICERISK_RETENTION_CONFIG", str(config))
+    for args in (["retention", "verify"], ["request", "access", "--account", "acct-subject"]):
+        code, out = _run(env, *args)
+        assert code == 2 and "retention period of 'landing_raw' is negative" in out, out

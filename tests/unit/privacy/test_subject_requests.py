@@ -1,0 +1,376 @@
+"""Data-subject requests: access (6.2.1), erasure (6.2.2), cancellation (6.3), withdrawal (6.1), minors (7.2).
+
+Each runs on a world where every store holds the subject, a neighbour sharing their device, and a
+stranger; the requests must find all of the subject and nothing of the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+import retention_world as world
+from devicerisk.config import Settings
+from devicerisk.ingest.pipeline import ingest_batch
+from devicerisk.ingest.runtime import ingest_context
+from devicerisk.privacy import holds, requests, subject_data
+from devicerisk.privacy.requests import Kind, Status
+from devicerisk.privacy.stores import Stores, stores_for
+from devicerisk.privacy.subjects import Identifiers, MalformedIdentifierError, UnknownSubjectError, resolve
+from devicerisk.store import audit, governance, lake, snapshots
+from devicerisk.store import lake_maintenance as lakes
+from factories import write_batch
+
+_PID = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture
+def setup(settings: Settings) -> tuple[world.World, Stores]:
+    s = settings.model_copy(update={"vacuum_grace_hours": 0})
+    return world.build(s), stores_for(s)
+
+
+def _rows(stores: Stores, account: str) -> int:
+    return lakes.count_where(stores.lake_dir, "events", ds.field("account_id_pid") == account)
+
+
+def _snapshot_accounts(stores: Stores) -> list[str | None]:
+    return sorted(
+        (a or "")
+        for root in stores.snapshot_roots.values()
+        for p in snapshots.files(root)
+        for a in snapshots.read(p).column("account_id_pid").to_pylist()
+    )
+
+
+def _files_text(folder: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def test_clause_6_2_1_access_exports_everything_held_with_masked_identifiers(setup: tuple[world.World, Stores]) -> None:
+    w, stores = setup
+    row = requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)
+
+    assert row.status == Status.COMPLETED
+    assert row.found == {
+        "lake.events": 11,
+        "lake.labels": 1,
+        "lake.scores": 2,
+        "serving": 1,
+        "models": 3,
+        "quarantine": 1,
+        "warehouse.consent_decisions": 1,
+        "landing": 12,  # raw records in landing, not yet past their three days
+    }
+    out = stores.requests_dir / row.request_id
+    names = {p.name for p in out.iterdir()}
+    assert {"export.json", "summary.md", "receipt.json", "lake.events.csv", "lake.events.json"} <= names
+    assert {"serving/scores-v3.parquet.json", "models/v7/training.parquet.csv"} <= {
+        str(p.relative_to(out)) for p in out.rglob("*")
+    }
+    exported = json.loads((out / "export.json").read_text())
+    assert len(exported["lake.events"]) == 11
+    assert {r["account_id_pid"] for r in exported["lake.events"]} == {w.subject_pid[:8] + "…", None}
+    text = _files_text(out)
+    assert not _PID.search(text)  # no pseudonym, let alone a raw identifier, in full
+    assert world.SUBJECT.phone not in text and world.SHARED_IMEI not in text
+    assert "| lake.events | 11 |" in (out / "summary.md").read_text()
+    assert audit.records(stores.audit_dir)[-1]["action"] == "request.access"
+
+
+def test_clause_6_2_1_access_by_phone_finds_the_account(setup: tuple[world.World, Stores]) -> None:
+    w, stores = setup
+    subject = resolve(Identifiers(phone="+8613900139000"), stores.keyring, stores.lake_dir)
+    assert subject.accounts == frozenset({w.subject_pid})  # the phone links to the account it registered
+
+
+def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[world.World, Stores]) -> None:
+    w, stores = setup
+    neighbour_before, stranger_before = _rows(stores, w.neighbour_pid), _rows(stores, w.stranger_pid)
+
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+
+    assert row.status == Status.COMPLETED
+    subject = resolve(world.SUBJECT, stores.keyring, stores.lake_dir)
+    assert subject_data.locate(stores, subject) == {}
+    assert subject_data.left_on_disk(stores, subject) == 0  # every Parquet file on disk, not only the version
+    assert (_rows(stores, w.neighbour_pid), _rows(stores, w.stranger_pid)) == (neighbour_before, stranger_before)
+    # The unlogged training row on the subject's device went too; the neighbour's rows on it stay.
+    assert _snapshot_accounts(stores) == sorted([w.neighbour_pid, w.neighbour_pid, w.stranger_pid])
+    receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
+    assert receipt["records_per_store"] == row.found and receipt["rows_left_in_files_on_disk"] == 0
+    assert receipt["left_in_current_versions"] == {}
+    assert not _PID.search(json.dumps(receipt))  # counts only
+    assert audit.records(stores.audit_dir)[-1]["action"] == "request.erasure"
+
+
+def test_clause_6_2_2_the_lake_stays_readable_and_ingestible_after_an_erasure(
+    setup: tuple[world.World, Stores],
+) -> None:
+    _w, stores = setup
+    requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    events = lake.dataset(stores.lake_dir, "events")
+    assert events is not None
+    assert events.count_rows(filter=ds.field("event_type").isin(["operation", "crash"])) > 0  # filtered reads work
+    again = world._events(world.STRANGER, 0, "operation")
+    result = ingest_batch(
+        write_batch(stores.landing_dir / "telemetry" / "next.ndjson", again), ingest_context(_settings(stores))
+    )
+    assert result.accepted == 1
+
+
+def _settings(stores: Stores) -> Settings:
+    return Settings(
+        mode="production",
+        data_dir=stores.data_dir,
+        secrets_dir=stores.data_dir.parent / "secrets",
+        pseudonym_key_file=stores.data_dir.parent / "secrets" / "pseudonym.key",
+        quarantine_key_file=stores.data_dir.parent / "secrets" / "quarantine.key",
+    )
+
+
+def test_clause_6_3_cancellation_by_anonymisation_keeps_only_unlinked_aggregates(
+    setup: tuple[world.World, Stores],
+) -> None:
+    _w, stores = setup
+    subject = resolve(world.SUBJECT, stores.keyring, stores.lake_dir)
+    expected = subject_data.event_counts(stores, subject)
+    row = requests.submit(stores, Kind.CANCELLATION, world.SUBJECT, world.NOW, options={"mode": "anonymise"})
+
+    assert row.status == Status.COMPLETED
+    aggregates = governance.aggregates(stores.warehouse_path)
+    assert aggregates.column_names == ["event_date", "event_type", "events"]  # nothing links to an account
+    assert sum(aggregates.column("events").to_pylist()) == sum(expected.column("events").to_pylist()) == 11
+    assert subject_data.locate(stores, subject) == {"warehouse.cancellations": 1}  # ingest keeps honouring it
+    later = world._events(world.SUBJECT.account_id, 0, "operation")
+    later[0]["event_time"] = (world.NOW + timedelta(minutes=5)).isoformat()  # after the cancellation
+    result = ingest_batch(
+        write_batch(stores.landing_dir / "telemetry" / "later.ndjson", later), ingest_context(_settings(stores))
+    )
+    assert result.consent_dropped == 1 and result.reasons == {"dropped: account_cancelled": 1}
+
+
+def test_clause_6_3_cancellation_by_deletion(setup: tuple[world.World, Stores]) -> None:
+    w, stores = setup
+    requests.submit(stores, Kind.CANCELLATION, world.SUBJECT, world.NOW, options={"mode": "delete"})
+    assert _rows(stores, w.subject_pid) == 0
+    assert governance.aggregates(stores.warehouse_path).num_rows == 0
+
+
+def test_clause_6_1_withdrawal_stops_collection_from_the_next_ingest_and_keeps_earlier_data(
+    setup: tuple[world.World, Stores],
+) -> None:
+    w, stores = setup
+    before = _rows(stores, w.subject_pid)
+    row = requests.submit(stores, Kind.WITHDRAWAL, world.SUBJECT, world.NOW, options={"purpose": "risk_control"})
+    assert row.status == Status.COMPLETED
+    assert _rows(stores, w.subject_pid) == before  # data processed before the withdrawal stays (6.1.2)
+    later = world._events(world.SUBJECT.account_id, 0, "operation", "transaction")
+    later += world._events(world.NEIGHBOUR, 0, "operation")
+    for e in later:
+        e["event_time"] = (world.NOW + timedelta(minutes=5)).isoformat()
+    result = ingest_batch(
+        write_batch(stores.landing_dir / "telemetry" / "later.ndjson", later), ingest_context(_settings(stores))
+    )
+    assert result.reasons == {"dropped: consent_withdrawn": 2} and result.accepted == 1  # the neighbour's stays
+
+
+def test_clause_7_2_minor_without_guardian_consent_is_deleted(setup: tuple[world.World, Stores]) -> None:
+    w, stores = setup
+    row = requests.submit(stores, Kind.MINOR, world.SUBJECT, world.NOW)
+    assert row.status == Status.COMPLETED and _rows(stores, w.subject_pid) == 0
+    later = world._events(world.SUBJECT.account_id, 0, "operation")
+    result = ingest_batch(
+        write_batch(stores.landing_dir / "telemetry" / "later.ndjson", later), ingest_context(_settings(stores))
+    )
+    assert result.reasons == {"dropped: minor_without_guardian_consent": 1}
+
+
+class Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "step"),
+    [
+        *(
+            (Kind.ERASURE, {}, s)
+            for s in (
+                "received",
+                "verified",
+                "lake",
+                "snapshots",
+                "quarantine",
+                "warehouse",
+                "vacuum",
+                "receipt",
+                "audited",
+            )
+        ),
+        (Kind.CANCELLATION, {"mode": "anonymise"}, "state"),
+        (Kind.CANCELLATION, {"mode": "anonymise"}, "aggregate"),
+        (Kind.ACCESS, {}, "export"),
+    ],
+)
+def test_clause_6_2_2_a_request_survives_a_crash_at_every_step(
+    setup: tuple[world.World, Stores], kind: Kind, options: dict[str, str], step: str
+) -> None:
+    w, stores = setup
+    subject = resolve(world.SUBJECT, stores.keyring, stores.lake_dir)
+    expected = subject_data.locate(stores, subject)
+    expected_events = sum(subject_data.event_counts(stores, subject).column("events").to_pylist())
+
+    def crash(at: str) -> None:
+        if at == step:
+            raise Crash(at)
+
+    with pytest.raises(Crash):
+        requests.submit(stores, kind, world.SUBJECT, world.NOW, options=options, checkpoint=crash)
+    row = requests.submit(stores, kind, world.SUBJECT, world.NOW, options=options)  # the re-run completes it
+
+    assert row.status == Status.COMPLETED and row.found == expected
+    receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
+    assert receipt["records_per_store"] == expected
+    if kind is not Kind.ACCESS:
+        assert set(subject_data.locate(stores, subject)) <= {"warehouse.cancellations"}
+        assert subject_data.left_on_disk(stores, subject) == 0
+    if kind is Kind.CANCELLATION:  # counted once, however often the step ran
+        assert sum(governance.aggregates(stores.warehouse_path).column("events").to_pylist()) == expected_events
+    assert _rows(stores, w.neighbour_pid) == 3
+
+
+def test_bad_input_duplicate_request_is_refused(setup: tuple[world.World, Stores]) -> None:
+    _, stores = setup
+    requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    records = len(audit.records(stores.audit_dir))
+    with pytest.raises(requests.DuplicateRequestError, match="already completed"):
+        requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW + timedelta(hours=1))
+    assert len(audit.records(stores.audit_dir)) == records
+
+
+def test_bad_input_unknown_subject_is_refused_and_nothing_changes(setup: tuple[world.World, Stores]) -> None:
+    _, stores = setup
+    with pytest.raises(UnknownSubjectError, match="no store holds data"):
+        requests.submit(stores, Kind.ERASURE, Identifiers(account_id="acct-nobody"), world.NOW)
+    assert governance.requests(stores.warehouse_path) == [] and audit.records(stores.audit_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (Identifiers(devices={"imei": "12"}), "imei identifier given is malformed"),
+        (Identifiers(phone="call me"), "phone identifier given is malformed"),
+        (Identifiers(devices={"shoe_size": "42"}), "unknown identifier kind"),
+        (Identifiers(), "at least one identifier"),
+        (Identifiers(account_id="x" * 500), "longer than"),
+    ],
+)
+def test_bad_input_malformed_identifier_is_refused(
+    setup: tuple[world.World, Stores], ids: Identifiers, message: str
+) -> None:
+    _, stores = setup
+    with pytest.raises(MalformedIdentifierError, match=message) as err:
+        requests.submit(stores, Kind.ACCESS, ids, world.NOW)
+    assert "call me" not in str(err.value)  # the message names the kind, never the value
+    assert governance.requests(stores.warehouse_path) == []
+
+
+def test_bad_input_request_conflicting_with_a_legal_hold_is_rejected_and_reported(
+    setup: tuple[world.World, Stores],
+) -> None:
+    w, stores = setup
+    holds.place(
+        stores,
+        Identifiers(account_id=world.SUBJECT.account_id),
+        reason="case 7",
+        owner="legal-team",
+        expires_at=world.NOW + timedelta(days=9),
+        now=world.NOW,
+    )
+    before = _rows(stores, w.subject_pid)
+    with pytest.raises(requests.HoldConflictError, match="legal hold hold-"):
+        requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert _rows(stores, w.subject_pid) == before
+    (row,) = governance.requests(stores.warehouse_path)
+    assert row.status == Status.REJECTED and row.reason and row.reason.startswith("legal hold")
+    assert audit.records(stores.audit_dir)[-1]["action"] == "request.erasure.rejected"
+    assert requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW).status == Status.COMPLETED  # access is fine
+
+
+def test_clause_6_2_2_erasure_waits_for_the_vacuum_grace_period(settings: Settings) -> None:
+    world.build(settings)  # the default grace of one hour protects running readers
+    stores = stores_for(settings)
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert row.status == Status.IN_PROGRESS and row.done == ["landing", "lake", "snapshots", "quarantine", "warehouse"]
+    assert [r.request_id for r in requests.pending(stores)] == [row.request_id]
+    assert not (stores.requests_dir / row.request_id / "receipt.json").exists()
+
+
+def test_clause_6_2_2_erasure_removes_raw_landing_batches_and_waits_for_ones_not_yet_ingested(
+    setup: tuple[world.World, Stores],
+) -> None:
+    w, stores = setup
+    events = world._events(world.SUBJECT.account_id, 0, "operation")
+    pending = write_batch(stores.landing_dir / "telemetry" / "zz-pending.ndjson", events)
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert row.status == Status.IN_PROGRESS
+    assert row.reason == "waiting for 1 landing batches holding the subject to be ingested"
+    assert (stores.landing_dir / "telemetry" / "world.ndjson").exists()  # nothing is touched while one waits
+    assert _rows(stores, w.subject_pid) == 10
+
+    ingest_batch(pending, ingest_context(_settings(stores)))
+    (resumed,) = requests.pending(stores)
+    done = requests.process(stores, resumed, world.NOW, actor="requests-flow", role="pipeline")
+    assert done.status == Status.COMPLETED and not pending.exists()
+    assert not (stores.landing_dir / "telemetry" / "world.ndjson").exists()  # ingested batches went early
+    assert subject_data.locate(stores, resolve(world.SUBJECT, stores.keyring, stores.lake_dir)) == {}
+
+
+def test_clause_2_9_4_a_hold_placed_while_an_erasure_waits_stops_it(setup: tuple[world.World, Stores]) -> None:
+    w, stores = setup
+    write_batch(
+        stores.landing_dir / "telemetry" / "zz-pending.ndjson", world._events(world.SUBJECT.account_id, 0, "operation")
+    )  # the erasure waits for this batch
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert row.status == Status.IN_PROGRESS
+    holds.place(
+        stores,
+        world.SUBJECT,
+        reason="case 8",
+        owner="legal-team",
+        expires_at=world.NOW + timedelta(days=5),
+        now=world.NOW,
+    )
+    with pytest.raises(requests.HoldConflictError):
+        requests.process(stores, row, world.NOW, actor="requests-flow", role="pipeline")
+    assert _rows(stores, w.subject_pid) == 10 and requests.pending(stores) == []
+
+
+def test_clause_5_2_3_every_request_and_purge_is_audited_without_identifiers(setup: tuple[world.World, Stores]) -> None:
+    from devicerisk.privacy import purge
+
+    w, stores = setup
+    requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)
+    requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    purge.purge(stores, world.NOW)
+    audit.append(
+        stores.audit_dir,
+        actor="retention-flow",
+        role="pipeline",
+        action="retention.purge",
+        purpose="retention",
+        counts={"removed.lake.events": 1},
+    )  # as the flow's task does
+    records = audit.records(stores.audit_dir)
+    assert [r["action"] for r in records] == ["request.access", "request.erasure", "retention.purge"]
+    assert all(r["actor"] and r["role"] and r["purpose"] and r["at"] for r in records)
+    assert records[0]["counts"]["lake.events"] == 11  # counts, never values
+    text = (stores.audit_dir / audit.LOG_NAME).read_text()
+    for secret in (w.subject_pid, w.imei_pid, world.SHARED_IMEI, world.SUBJECT.account_id, "13900139000"):
+        assert secret and secret not in text
+    assert audit.verify(stores.audit_dir) == []
