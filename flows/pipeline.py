@@ -6,9 +6,12 @@ from prefect import flow
 
 from devicerisk.ingest.report import IngestSummary
 from flows.ingest import ingest_flow
+from flows.score import risk_flow
 
 
 @flow(name="pipeline")
 def pipeline_flow(data_dir: str | None = None) -> IngestSummary:
-    """Ingest new batches (risk scoring and retention join here as they are built)."""
-    return ingest_flow(data_dir)
+    """Ingest new batches, then labels, training if no model exists yet, and risk scores."""
+    summary = ingest_flow(data_dir)
+    risk_flow(data_dir)
+    return summary

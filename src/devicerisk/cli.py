@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devicerisk.cli_risk import risk_app
 from devicerisk.config import Settings
 
 app = typer.Typer(help="Privacy-first device-telemetry risk control.", no_args_is_help=True)
@@ -21,6 +22,7 @@ contract_app = typer.Typer(help="The data contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(risk_app, name="risk")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
@@ -87,9 +89,12 @@ def demo(
         land_broken_demo_batch(settings.landing_dir / landing.TELEMETRY)
     from flows.pipeline import pipeline_flow
 
-    with console.status("running the pipeline flow (ingest)..."):
+    with console.status("running the pipeline flow (ingest, labels, train, score)..."):
         summary = pipeline_flow(str(settings.data_dir))
     _print_summary(summary)
+    from devicerisk.cli_risk import print_top_accounts
+
+    print_top_accounts(settings)
     console.print(
         f"lake: {settings.lake_dir}  warehouse: {settings.warehouse_path}  quarantine: {settings.quarantine_dir}"
     )

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     minor_age: int = Field(default=18, ge=1, le=25)
     parse_chunk_rows: int = Field(default=65_536, ge=1, description="rows parsed per columnar block")
     landing_retention_days: float = Field(default=3, ge=0)
+    risk_alert_budget: int = Field(default=20, ge=1, description="transactions a day at the highest risk level")
+    risk_label_gap_days: float = Field(default=2, gt=0, description="gap between training and test for label delay")
+    risk_test_days: float = Field(default=2, gt=0, description="held-out days judging a new model")
 
     @model_validator(mode="after")
     def _keys_outside_data(self) -> Settings:
