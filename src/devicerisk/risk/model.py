@@ -13,6 +13,7 @@ model is marked ``kind = "unsupervised"`` and its scores are not probabilities.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,8 @@ class RiskModel:
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """Fraud probability (supervised) or anomaly rank (unsupervised), 0–1."""
+        if len(X) == 0:
+            return np.zeros(0)
         with single_threaded():
             if self.kind == "supervised":
                 return self.estimator.predict_proba(X)[:, 1]
@@ -115,7 +118,8 @@ class RiskModel:
 
 def reference_values(X: np.ndarray) -> np.ndarray:
     """Per feature, the median of the non-missing training values (0 where a feature is always missing)."""
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # an all-missing feature has no median: its reference is 0
+        warnings.simplefilter("ignore", RuntimeWarning)
         ref = np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0) if len(X) else np.zeros(X.shape[1])
     return np.nan_to_num(ref, nan=0.0)
 

@@ -130,9 +130,11 @@ def _gate(models_dir: Path, result: TrainingResult) -> tuple[bool, str]:
     candidate = result.transaction
     if current is None:
         return True, "no champion yet"
-    if candidate.model.kind != "supervised":
-        return False, "an unsupervised fallback never replaces a champion"
     champion = load_models(models_dir, current)["transaction"][0]
+    if candidate.model.kind != "supervised":
+        if champion.kind == "supervised":
+            return False, f"an unsupervised fallback never replaces the supervised champion {current}"
+        return True, "both are unsupervised fallbacks (no labels to compare them on): the newer one replaces it"
     if champion.features != candidate.model.features:
         return True, f"champion {current} uses other features; it cannot be compared and is replaced"
     p = champion.probability(candidate.test_X)
