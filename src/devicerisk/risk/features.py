@@ -103,6 +103,11 @@ H, D = 3_600_000_000, 86_400_000_000  # microseconds
 W = 7 * D
 
 
+def _h(expr: str) -> str:
+    """A 64-bit hash of an identifier (NULL stays NULL): windows sort and join on integers, not 32-hex text."""
+    return f"CASE WHEN {expr} IS NOT NULL THEN hash({expr}) END"
+
+
 def _win(part: str, width: int | None) -> str:
     """A frame over rows strictly before the current row's time (``width`` None = all history)."""
     start = "UNBOUNDED" if width is None else str(width)
@@ -111,9 +116,9 @@ def _win(part: str, width: int | None) -> str:
 
 _EV = f"""
 ev AS (
-    SELECT epoch_us(event_time) AS t, account_id_pid AS acct, {_DEVICE} AS dev, network_ip_prefix AS net,
-           device_imsi_country AS sim, event_type, action, status, kind, amount, transaction_id_pid AS txn,
-           counterparty_pid AS cp, timezone, language, app_platform,
+    SELECT epoch_us(event_time) AS t, {_h("account_id_pid")} AS acct, {_h(_DEVICE)} AS dev,
+           {_h("network_ip_prefix")} AS net, device_imsi_country AS sim, event_type, action, status, kind, amount,
+           {_h("transaction_id_pid")} AS txn, {_h("counterparty_pid")} AS cp, timezone, language, app_platform,
            try_cast(split_part(app_version, '.', 1) AS INTEGER) AS major,
            hardware_emulator, rooted,
            coalesce(installed_root_app, false) OR coalesce(running_root_app, false) AS root_app,
@@ -125,21 +130,24 @@ ev AS (
 # emulator_model, imei_checksum_ok); built by one of the two queries below.
 _Q_TXN = f"""
 q AS (
-    SELECT event_id AS qid, epoch_us(event_time) AS t, account_id_pid AS acct, transaction_id_pid AS txn,
-           {_DEVICE} AS dev,
-           network_ip_prefix AS net, device_imsi_country AS sim, counterparty_pid AS cp, amount, status, channel,
+    SELECT event_id AS qid, epoch_us(event_time) AS t, account_id_pid AS acct_pid, {_h("account_id_pid")} AS acct,
+           transaction_id_pid AS txn_pid, {_h(_DEVICE)} AS dev, {_h("network_ip_prefix")} AS net,
+           device_imsi_country AS sim, {_h("counterparty_pid")} AS cp, amount, status, channel,
            app_platform, try_cast(split_part(app_version, '.', 1) AS INTEGER) AS major,
            device_model_emulator AS emulator_model, device_imei_checksum_ok AS imei_checksum_ok
     FROM events
     WHERE event_type = 'transaction' AND event_time >= $start AND event_time < $end AND account_id_pid IS NOT NULL
 )"""
-_Q_ACCOUNT = """
+_Q_ACCOUNT = f"""
 q AS (
-    SELECT acct AS qid, epoch_us($end) AS t, acct, NULL::VARCHAR AS txn, arg_max(dev, t) AS dev, arg_max(net, t) AS net,
-           arg_max(sim, t) FILTER (sim IS NOT NULL) AS sim, NULL::VARCHAR AS cp, NULL::DOUBLE AS amount,
+    SELECT any_value(p.acct_pid) AS qid, epoch_us($end) AS t, any_value(p.acct_pid) AS acct_pid, ev.acct,
+           NULL::VARCHAR AS txn_pid, arg_max(dev, t) AS dev, arg_max(net, t) AS net,
+           arg_max(sim, t) FILTER (sim IS NOT NULL) AS sim, NULL::UBIGINT AS cp, NULL::DOUBLE AS amount,
            NULL::VARCHAR AS status, NULL::VARCHAR AS channel, arg_max(app_platform, t) AS app_platform,
            arg_max(major, t) AS major, NULL::BOOLEAN AS emulator_model, NULL::BOOLEAN AS imei_checksum_ok
-    FROM ev WHERE acct IS NOT NULL AND t >= epoch_us($start) GROUP BY acct
+    FROM ev JOIN (SELECT DISTINCT account_id_pid AS acct_pid, {_h("account_id_pid")} AS acct FROM events
+                  WHERE event_time >= $start AND event_time < $end AND account_id_pid IS NOT NULL) p USING (acct)
+    WHERE t >= epoch_us($start) GROUP BY ev.acct
 )"""
 
 _BODY = f"""
@@ -236,13 +244,14 @@ gn AS (
 ),
 -- feedback labels, each visible only from its reported_at
 lab AS (
-    SELECT subject_type, subject_pid, epoch_us(reported_at) AS r FROM labels WHERE label = 'fraud'
+    SELECT subject_type, hash(subject_pid) AS subject, epoch_us(reported_at) AS r
+    FROM labels WHERE label = 'fraud' AND subject_pid IS NOT NULL
 ),
 lt AS (
-    SELECT l.r, e.acct, e.dev, e.cp FROM lab l JOIN ev e ON e.txn = l.subject_pid AND e.event_type = 'transaction'
+    SELECT l.r, e.acct, e.dev, e.cp FROM lab l JOIN ev e ON e.txn = l.subject AND e.event_type = 'transaction'
     WHERE l.subject_type = 'transaction'
 ),
-la AS (SELECT r, subject_pid AS acct FROM lab WHERE subject_type = 'account'),
+la AS (SELECT r, subject AS acct FROM lab WHERE subject_type = 'account'),
 lc AS (
     SELECT qid, coalesce(sum(one) {_win("cp", None)}, 0) AS counterparty_fraud_reports
     FROM (SELECT NULL AS qid, r AS t, cp, 1 AS one FROM lt WHERE cp IS NOT NULL
@@ -270,7 +279,7 @@ pv AS (
     FROM (SELECT app_platform, t // {D} AS day, max(major) AS m FROM ev WHERE major IS NOT NULL GROUP BY ALL)
 )
 SELECT
-    q.qid, q.t, q.acct, q.txn,
+    q.qid, q.t, q.acct_pid AS acct, q.txn_pid AS txn,
     gd.accounts_on_device_24h::DOUBLE AS accounts_on_device_24h,
     gd.accounts_on_device_total::DOUBLE AS accounts_on_device_total,
     coalesce(ga.devices_of_account_7d, 0)::DOUBLE AS devices_of_account_7d,

@@ -140,9 +140,10 @@ def fit(
         early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed,
     )  # fmt: skip
     # a feature that is always missing (e.g. amounts for account probes) trains as a constant
-    hgb.fit(np.where(np.isnan(X).all(axis=0), 0.0, X), y)
-    calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="isotonic")
-    calibrated.fit(X_cal, y_cal)
+    with single_threaded():
+        hgb.fit(np.where(np.isnan(X).all(axis=0), 0.0, X), y)
+        calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="isotonic")
+        calibrated.fit(X_cal, y_cal)
     return RiskModel("supervised", calibrated, features, reference_values(X))
 
 

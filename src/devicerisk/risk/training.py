@@ -80,19 +80,20 @@ def matrix(features: pa.Table, names: list[str] | tuple[str, ...] = F.FEATURE_NA
 
 
 def fraud_targets(rows: pa.Table, labels: pa.Table, key: str, until: datetime | None) -> np.ndarray:
-    """1 where the row's transaction or account was reported as fraud (by ``until``, when given)."""
+    """1 where the row's subject (``key``) or its account (``acct``) was reported as fraud (by ``until``).
+
+    An account counts as reported when it was labelled itself or when one of its transactions was.
+    """
     if until is not None:
         labels = labels.filter(pc.less_equal(labels.column("reported_at"), pa.scalar(until)))
-    query = f"""
-        SELECT coalesce(bool_or(l.subject_pid IS NOT NULL), false) AS fraud
-        FROM (SELECT row_number() OVER () AS i, {key} AS subject, acct FROM rows) r
-        LEFT JOIN (SELECT subject_pid, account_id_pid FROM labels WHERE label = 'fraud') l
-          ON l.subject_pid IN (r.subject, r.acct) OR l.account_id_pid = r.acct
-        GROUP BY r.i ORDER BY r.i
-    """
-    with engine.registered(rows=rows, labels=labels.select(["subject_pid", "account_id_pid", "label"])) as con:
-        result = con.sql(query).to_arrow_table()
-    return result.column("fraud").to_numpy(zero_copy_only=False).astype(int)
+    fraud = labels.filter(pc.equal(labels.column("label"), "fraud"))
+    is_account = pc.equal(fraud.column("subject_type"), "account")
+    accounts = pa.concat_arrays([pc.filter(fraud.column("subject_pid"), is_account).combine_chunks(),
+                                 pc.drop_null(fraud.column("account_id_pid")).combine_chunks()])  # fmt: skip
+    subjects = pc.filter(fraud.column("subject_pid"), pc.invert(is_account)).combine_chunks()
+    hit = pc.or_(pc.fill_null(pc.is_in(rows.column(key), value_set=subjects), False),
+                 pc.fill_null(pc.is_in(rows.column("acct"), value_set=accounts), False))  # fmt: skip
+    return hit.to_numpy(zero_copy_only=False).astype(int)
 
 
 def _times(table: pa.Table) -> np.ndarray:
