@@ -150,10 +150,11 @@ def privacy_job(root: str, key: str, qkey: str) -> tuple[int, float]:
                    pseudonymised_truth(s.landing_dir, ingest_context(s).pseudonymiser))  # fmt: skip
     raw_events, raw_labels, raw_truth = _raw_tables(s, events)
     raw = train(raw_events, raw_labels, split, BUDGET, raw_truth)
-    result = {name: {"pseudonymised": getattr(pseudo, name).evaluation.roc_auc,
-                     "raw": getattr(raw, name).evaluation.roc_auc,
-                     "pseudonymised_ap": getattr(pseudo, name).evaluation.average_precision,
-                     "raw_ap": getattr(raw, name).evaluation.average_precision} for name in ("transaction", "account")}  # fmt: skip
+    result = {}
+    for name in ("transaction", "account"):
+        mine, theirs = getattr(pseudo, name).evaluation, getattr(raw, name).evaluation
+        result[name] = {"pseudonymised": mine.roc_auc, "raw": theirs.roc_auc, "pseudonymised_ap":
+                        mine.average_precision, "raw_ap": theirs.average_precision}  # fmt: skip
     (Path(root) / "privacy.json").write_text(json.dumps(result))
     return raw_events.num_rows, time.perf_counter() - t0
 

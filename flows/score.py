@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from devicerisk.config import Settings
-from devicerisk.risk.service import score_accounts, score_transactions
+from devicerisk.risk.service import not_trainable, score_accounts, score_transactions
 from devicerisk.store import audit, registry
 from flows.train import ingest_label_files, settings_of, train_flow
 
@@ -61,6 +61,10 @@ def risk_flow(data_dir: str | None = None) -> dict[str, int]:
     """After ingest: new labels, a first model if there is none yet, then transaction and account scores."""
     settings = settings_of(data_dir)
     if registry.champion(settings.models_dir) is None:
+        why = not_trainable(settings.lake_dir, settings.risk_label_gap_days, settings.risk_test_days)
+        if why is not None:
+            get_run_logger().warning("no model yet, and none can be trained: %s; nothing scored", why)
+            return {"transactions_scored": 0, "accounts_scored": 0}
         get_run_logger().info("no champion model yet: training one first")
         train_flow(data_dir)
     counts = score_transactions_flow(data_dir)

@@ -65,7 +65,7 @@ def print_top_accounts(settings: Settings, n: int = 10) -> None:
     for column in ("account", "score", "level", "reasons"):
         table.add_column(column)
     for r in rows:
-        table.add_row(mask(r["account_id_pid"]), f"{r['score']:.1f}", r["level"], "; ".join(r["reasons"]) or "-")
+        table.add_row(mask(r["account_id_pid"]), f"{r['score']:.2f}", r["level"], "; ".join(r["reasons"]) or "-")
     console.print(table)
 
 

@@ -78,7 +78,7 @@ def _score_section(name: str, trained: Trained, budget: str) -> list[str]:
         f"{TARGETS['precision_at_budget'] if name == 'transaction' else ''} |",
         f"| Brier score | {_fmt(ev.brier, 4)} | |",
         "",
-        f"Thresholds: elevated ≥ {trained.thresholds.elevated}, highest ≥ {trained.thresholds.highest} "
+        f"Thresholds: elevated ≥ {trained.thresholds.elevated:.4f}, highest ≥ {trained.thresholds.highest:.4f} "
         "(a score exactly on a threshold takes the higher level).",
         "",
         f"![reliability]({name}_reliability.png) ![scores]({name}_scores.png)",

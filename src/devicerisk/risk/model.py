@@ -1,6 +1,10 @@
 """The risk models: supervised gradient boosting, calibrated, or an unsupervised fallback; scores and levels.
 
-A score is the calibrated fraud probability in percent (0–100, one decimal). Levels come from two
+A score is the calibrated fraud probability in percent (0–100, kept at full precision so that the
+ranking survives; shown with one or two decimals). Calibration is Platt scaling (a sigmoid of the
+boosted trees' log-odds), which is monotonic and strictly increasing, so distinct model outputs keep
+distinct scores and the alert budget cuts between them (isotonic steps tied thousands of clear frauds
+at 100 and let them all through the budget). Levels come from two
 thresholds chosen from the alert budget: ``highest`` holds about the top ``budget`` scores per day,
 ``elevated`` the next ``ELEVATED_FACTOR`` times as many. A score exactly on a threshold takes the higher
 level (``score >= threshold``), so the budget is an upper bound only up to ties.
@@ -64,8 +68,8 @@ def levels(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
 
 
 def to_score(probability: np.ndarray) -> np.ndarray:
-    """Probabilities (0–1) as 0–100 scores with one decimal."""
-    return np.round(np.clip(probability, 0.0, 1.0) * 100.0, 1)
+    """Probabilities (0–1) as 0–100 scores."""
+    return np.clip(probability, 0.0, 1.0) * 100.0
 
 
 def thresholds_from_budget(scores: np.ndarray, days: float, budget_per_day: int) -> Thresholds:
@@ -78,8 +82,9 @@ def thresholds_from_budget(scores: np.ndarray, days: float, budget_per_day: int)
         i = int(np.clip(round(k), 1, len(ranked))) - 1
         return float(ranked[i])
 
-    highest = max(kth(budget_per_day * days), 0.1)  # a zero score is never an alert
-    elevated = min(max(kth(budget_per_day * days * (1 + ELEVATED_FACTOR)), 0.1), highest)
+    floor = 0.01  # a score of (almost) zero is never an alert
+    highest = max(kth(budget_per_day * days), floor)
+    elevated = min(max(kth(budget_per_day * days * (1 + ELEVATED_FACTOR)), floor), highest)
     return Thresholds(elevated=elevated, highest=highest)
 
 
@@ -88,7 +93,7 @@ class RiskModel:
     """A fitted model and what scoring needs to use and explain it."""
 
     kind: str  # "supervised" | "unsupervised"
-    estimator: Any  # CalibratedClassifierCV over a frozen HGB, or an IsolationForest
+    estimator: Any  # CalibratedClassifierCV (sigmoid) over a frozen HGB, or an IsolationForest
     features: list[str]
     reference: np.ndarray  # per feature: the typical value a reason is measured against
     rank_map: np.ndarray | None = None  # unsupervised: quantiles of training anomaly scores
@@ -142,8 +147,10 @@ def fit(
     # a feature that is always missing (e.g. amounts for account probes) trains as a constant
     with single_threaded():
         hgb.fit(np.where(np.isnan(X).all(axis=0), 0.0, X), y)
-        calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="isotonic")
-        calibrated.fit(X_cal, y_cal)
+        calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="sigmoid")
+        with warnings.catch_warnings():  # a rare class smaller than the folds is fine for a 2-parameter fit
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            calibrated.fit(X_cal, y_cal)
     return RiskModel("supervised", calibrated, features, reference_values(X))
 
 

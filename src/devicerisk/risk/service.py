@@ -23,7 +23,7 @@ from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
 from devicerisk.risk.model import RiskModel, Thresholds, levels, to_score
-from devicerisk.risk.training import TrainingResult, make_split, matrix, train
+from devicerisk.risk.training import NotEnoughData, TrainingResult, make_split, matrix, train
 from devicerisk.store import lake, registry, scores, serving
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,19 @@ def _model_meta(model: RiskModel, thresholds: Thresholds, metrics: dict[str, Any
         "thresholds": {"elevated": thresholds.elevated, "highest": thresholds.highest},
         "metrics": metrics,
     }
+
+
+def not_trainable(lake_dir: Path, gap_days: float, test_days: float) -> str | None:
+    """Why the lake cannot train a model yet (no events, or too short a span), or None if it can."""
+    table = lake.open_table(lake_dir, lake.EVENTS)
+    if table is None:
+        return "the lake has no events yet"
+    times = table.to_pyarrow_dataset().to_table(columns=["event_time"]).column("event_time")
+    try:
+        make_split(pc.min(times).as_py(), pc.max(times).as_py(), gap_days, test_days)
+    except NotEnoughData as err:
+        return str(err)
+    return None
 
 
 def train_and_register(

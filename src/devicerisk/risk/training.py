@@ -21,9 +21,13 @@ import pyarrow.compute as pc
 from devicerisk import engine
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import Evaluation, evaluate
-from devicerisk.risk.model import RiskModel, Thresholds, fit, thresholds_from_budget
+from devicerisk.risk.model import RiskModel, Thresholds, fit, thresholds_from_budget, to_score
 
 WARMUP = timedelta(days=1)  # the first day has no history for its windows: it is not trained on
+
+
+class NotEnoughData(ValueError):
+    """The lake does not span a training window, a label-delay gap and a test window yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,7 @@ def make_split(start: datetime, end: datetime, gap_days: float, test_days: float
     test_start = end - timedelta(days=test_days)
     train_end = test_start - timedelta(days=gap_days)
     if train_end <= start + WARMUP:
-        raise ValueError(f"the data ({start:%Y-%m-%d} to {end:%Y-%m-%d}) is too short for a {gap_days}-day gap "
+        raise NotEnoughData(f"the data ({start:%Y-%m-%d} to {end:%Y-%m-%d}) is too short for a {gap_days}-day gap "
                          f"and a {test_days}-day test window")  # fmt: skip
     return Split(start, train_end, test_start, end)
 
@@ -122,7 +126,7 @@ def _train_one(
     model = fit(X[fit_mask], y_train_all[fit_mask], X[cal_mask], y_train_all[cal_mask], names, seed)
     X_test, y_test = X[test_mask], y_test_all[test_mask]
     probability = model.probability(X_test)
-    scores = np.round(probability * 100, 1)
+    scores = to_score(probability)
     thresholds = thresholds_from_budget(scores, days, budget)
     ev = evaluate(y_test, probability, scores, thresholds, None if scenarios is None else scenarios[test_mask],
                   X_test, names)  # fmt: skip

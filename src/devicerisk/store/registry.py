@@ -39,7 +39,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.ensemble._iforest.IsolationForest",
     "sklearn.frozen._frozen.FrozenEstimator",
-    "sklearn.isotonic.IsotonicRegression",
+    "sklearn.calibration._SigmoidCalibration",
     "sklearn.tree._classes.ExtraTreeRegressor",
     "sklearn.tree._tree.Tree",
     "sklearn.utils._bunch.Bunch",

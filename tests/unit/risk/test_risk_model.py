@@ -9,6 +9,7 @@ from devicerisk.risk import reasons
 from devicerisk.risk.evaluate import Evaluation, at_least_as_good
 from devicerisk.risk.features import FEATURE_NAMES
 from devicerisk.risk.model import Thresholds, fit, level, levels, thresholds_from_budget
+from factories import risk_matrix
 
 TH = Thresholds(elevated=40.0, highest=80.0)
 
@@ -30,18 +31,8 @@ def test_thresholds_follow_the_alert_budget() -> None:
     assert int((scores >= th.highest).sum()) == 10
 
 
-def dataset(n: int = 3000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Fraud driven by accounts per device (column 0) and an emulator flag; the rest is noise."""
-    rng = np.random.default_rng(seed)
-    X = rng.poisson(0.3, size=(n, len(FEATURE_NAMES))).astype(float)
-    fraud = rng.random(n) < 0.1
-    X[fraud, 0] += rng.integers(8, 20, fraud.sum())
-    X[:, FEATURE_NAMES.index("emulator_model")] = (fraud & (rng.random(n) < 0.5)).astype(float)
-    return X, fraud.astype(int)
-
-
 def test_supervised_model_ranks_and_explains() -> None:
-    X, y = dataset()
+    X, y = risk_matrix()
     model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
     assert model.kind == "supervised" and not model.notes
     p = model.probability(X)
@@ -54,7 +45,7 @@ def test_supervised_model_ranks_and_explains() -> None:
 
 
 def test_contributions_measure_the_model_not_a_rule() -> None:
-    X, y = dataset()
+    X, y = risk_matrix()
     model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
     row = X[np.flatnonzero(y == 1)[:1]]
     contrib = reasons.contributions(model, row)
@@ -65,7 +56,7 @@ def test_contributions_measure_the_model_not_a_rule() -> None:
 
 @pytest.mark.parametrize("positives", [0, 5])
 def test_too_few_labels_fall_back_to_an_isolation_forest_and_say_so(positives: int) -> None:
-    X, _ = dataset(600)
+    X, _ = risk_matrix(600)
     y = np.zeros(len(X), dtype=int)
     y[:positives] = 1
     model = fit(X[:400], y[:400], X[400:], y[400:], list(FEATURE_NAMES))
