@@ -16,18 +16,15 @@ from devicerisk.synth import SynthConfig, generate
 
 
 @pytest.fixture
-def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("DEVICERISK_MODE", "production")
-    monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
-    monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
-    monkeypatch.setenv("DEVICERISK_SECRETS_DIR", str(settings.secrets_dir))
+def risk_settings(env_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A short lake trains with a one-day gap and a one-day test window."""
     monkeypatch.setenv("DEVICERISK_RISK_LABEL_GAP_DAYS", "1")
     monkeypatch.setenv("DEVICERISK_RISK_TEST_DAYS", "1")
-    return settings
+    return env_settings
 
 
-def test_risk_flow_end_to_end(prefect_db: Path, env_settings: Settings) -> None:
-    s = env_settings
+def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings) -> None:
+    s = risk_settings
     generate(s.landing_dir, SynthConfig(accounts=500, days=5, seed=23, events_per_batch=20_000, fraud_rate=0.12))
     ingest_flow(str(s.data_dir))
 
@@ -65,3 +62,11 @@ def test_risk_flow_end_to_end(prefect_db: Path, env_settings: Settings) -> None:
 
     second = train_flow(str(s.data_dir))  # same data, same seed: at least as good, so promoted
     assert second.promoted and registry.champion(s.models_dir) == second.version
+
+
+def test_risk_step_skips_a_lake_too_short_to_train(prefect_db: Path, env_settings: Settings) -> None:
+    s = env_settings
+    generate(s.landing_dir, SynthConfig(accounts=60, days=1, seed=29))
+    ingest_flow(str(s.data_dir))
+    assert risk_flow(str(s.data_dir)) == {"transactions_scored": 0, "accounts_scored": 0}
+    assert registry.champion(s.models_dir) is None and not s.serving_dir.exists()

@@ -11,7 +11,6 @@ transaction's account as found in the events table when the label arrives (null 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pyarrow.compute as pc
 
 from devicerisk import engine
 from devicerisk.contract.fields import LABEL_FIELDS
-from devicerisk.ingest.pipeline import IngestContext
+from devicerisk.ingest.pipeline import BatchResult, IngestContext
 from devicerisk.ingest.read import read_batch
 from devicerisk.ingest.validate import field_reason, parse_timestamp
 from devicerisk.store import lake, landing, quarantine
@@ -45,19 +44,6 @@ LABEL_SCHEMA = pa.schema(
         ("key_id", pa.string()),
     ]
 )
-
-
-@dataclass(slots=True)
-class LabelBatchResult:
-    """One label file's accounting: read = accepted + quarantined."""
-
-    batch_id: str
-    file_name: str
-    records_read: int = 0
-    accepted: int = 0
-    quarantined: int = 0
-    already_done: bool = False
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 def record_reason(record: object) -> str | None:
@@ -137,10 +123,14 @@ def resolve_accounts(table: pa.Table, lake_dir: Path) -> pa.Table:
         return con.sql(query).to_arrow_table().cast(LABEL_SCHEMA)
 
 
-def ingest_label_file(path: Path, ctx: IngestContext) -> LabelBatchResult:
-    """Ingest one landing label file exactly once (its content hash is the batch id)."""
+def ingest_label_file(path: Path, ctx: IngestContext) -> BatchResult:
+    """Ingest one landing label file exactly once (its content hash is the batch id).
+
+    The result is a telemetry batch's accounting, with nothing dropped by consent or deduplication:
+    records_read = accepted + quarantined.
+    """
     batch_id = landing.batch_id_of_file(path)
-    result = LabelBatchResult(batch_id, path.name)
+    result = BatchResult(batch_id, path.name)
     if lake.find_batch_commit(ctx.lake_dir, lake.LABELS, batch_id) is not None:
         result.already_done = True
         return result
@@ -151,6 +141,7 @@ def ingest_label_file(path: Path, ctx: IngestContext) -> LabelBatchResult:
     result.accepted, result.quarantined = len(good), len(rejected)
     for r in rejected:
         result.reasons[r.reason] = result.reasons.get(r.reason, 0) + 1
+    result.check()
     quarantine.write(ctx.quarantine_dir, batch_id, rejected, ctx.quarantine_key)
     table = treat_labels(good, ctx, batch_id) if good else LABEL_SCHEMA.empty_table()
     accounting = {"records_read": result.records_read, "accepted": result.accepted, "quarantined": result.quarantined,
@@ -162,7 +153,7 @@ def ingest_label_file(path: Path, ctx: IngestContext) -> LabelBatchResult:
     return result
 
 
-def ingest_labels(ctx: IngestContext, landing_dir: Path) -> list[LabelBatchResult]:
+def ingest_labels(ctx: IngestContext, landing_dir: Path) -> list[BatchResult]:
     """Ingest every label file in the landing zone not yet in the lake, in name order."""
     return [ingest_label_file(p, ctx) for p in landing.pending_files(landing_dir, landing.LABELS)]
 
