@@ -151,6 +151,10 @@ q AS (
 )"""
 
 _BODY = f"""
+-- the accounts, devices and networks of the query rows: only their histories are windowed
+qa AS (SELECT DISTINCT acct FROM q WHERE acct IS NOT NULL),
+qd AS (SELECT DISTINCT dev FROM q WHERE dev IS NOT NULL),
+qn AS (SELECT DISTINCT net FROM q WHERE net IS NOT NULL),
 -- velocity per account and per device: transaction and account events, plus the query rows (all flags 0)
 vel AS (
     SELECT NULL AS qid, t, acct, dev, (event_type = 'transaction')::INT AS txn,
@@ -160,6 +164,7 @@ vel AS (
            CASE WHEN action = 'password_change' THEN t END AS pw_t,
            CASE WHEN event_type = 'transaction' THEN amount END AS amount
     FROM ev WHERE event_type IN ('transaction', 'account')
+      AND (acct IN (SELECT acct FROM qa) OR dev IN (SELECT dev FROM qd))
     UNION ALL SELECT qid, t, acct, dev, 0, 0, 0, 0, NULL, NULL, NULL FROM q
 ),
 va AS (
@@ -190,7 +195,7 @@ di AS (
     SELECT NULL AS qid, t, dev, hardware_emulator::INT AS emu_hw, rooted::INT AS rooted, root_app::INT AS root_app,
            hook_app::INT AS hook_app, (kind IN ('crash', 'anr'))::INT AS crash,
            (event_type = 'device_info')::INT AS start, timezone, language, sim
-    FROM ev WHERE dev IS NOT NULL AND event_type IN ('device_info', 'app_list', 'crash')
+    FROM ev WHERE event_type IN ('device_info', 'app_list', 'crash') AND dev IN (SELECT dev FROM qd)
     UNION ALL SELECT qid, t, dev, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL FROM q WHERE dev IS NOT NULL
 ),
 dv AS (
@@ -207,15 +212,26 @@ dv AS (
     FROM di QUALIFY qid IS NOT NULL
 ),
 -- device graph: first sightings of each pair, and hourly sightings for windowed distinct counts
-pair_dev AS (SELECT dev, acct, min(t) AS first_t FROM ev WHERE dev IS NOT NULL AND acct IS NOT NULL GROUP BY ALL),
-pair_net AS (SELECT net, acct, min(t) AS first_t FROM ev WHERE net IS NOT NULL AND acct IS NOT NULL GROUP BY ALL),
-pair_sim AS (SELECT sim, acct, min(t) AS first_t FROM ev WHERE sim IS NOT NULL AND acct IS NOT NULL GROUP BY ALL),
+pair_dev AS (
+    SELECT dev, acct, min(t) AS first_t FROM ev
+    WHERE dev IS NOT NULL AND acct IS NOT NULL AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
+    GROUP BY ALL
+),
+pair_net AS (
+    SELECT net, acct, min(t) AS first_t FROM ev WHERE net IS NOT NULL AND acct IN (SELECT acct FROM qa) GROUP BY ALL
+),
+pair_sim AS (
+    SELECT sim, acct, min(t) AS first_t FROM ev WHERE sim IS NOT NULL AND acct IN (SELECT acct FROM qa) GROUP BY ALL
+),
 seen_dev AS (
-    SELECT dev, acct, min(t) AS t FROM ev WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - $w
+    SELECT dev, acct, min(t) AS t FROM ev
+    WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - $w
+      AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
     GROUP BY dev, acct, t // {H}
 ),
 seen_net AS (
-    SELECT net, acct, min(t) AS t FROM ev WHERE net IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - $d
+    SELECT net, acct, min(t) AS t FROM ev
+    WHERE net IN (SELECT net FROM qn) AND acct IS NOT NULL AND t >= epoch_us($start) - $d
     GROUP BY net, acct, t // {H}
 ),
 gd AS (
