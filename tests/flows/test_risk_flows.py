@@ -11,6 +11,7 @@ from flows.score import risk_flow, score_transactions_flow
 from flows.train import train_flow
 
 from devicerisk.config import Settings
+from devicerisk.privacy.leakscan import scan_data_dir
 from devicerisk.store import audit, registry, scores, serving
 from devicerisk.synth import SynthConfig, generate
 
@@ -62,6 +63,9 @@ def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings) -> None
 
     second = train_flow(str(s.data_dir))  # same data, same seed: at least as good, so promoted
     assert second.promoted and registry.champion(s.models_dir) == second.version
+
+    report = scan_data_dir(s.data_dir)  # scores, snapshots, models and cards hold no raw identifier
+    assert report.values > 10_000 and report.findings == [], report.findings[:5]
 
 
 def test_risk_step_skips_a_lake_too_short_to_train(prefect_db: Path, env_settings: Settings) -> None:
