@@ -114,6 +114,19 @@ def _win(part: str, width: int | None) -> str:
     return f"OVER (PARTITION BY {part} ORDER BY t RANGE BETWEEN {start} PRECEDING AND 1 PRECEDING)"
 
 
+def _graph(part: str, other: str, width: int, windowed: str, total: str) -> str:
+    """Distinct ``other`` per ``part`` over ``width`` (hourly sightings) and over all history (first sightings)."""
+    return f"""
+    SELECT qid,
+        count(DISTINCT {other}) {_win(part, width)} AS {windowed},
+        coalesce(sum(first) {_win(part, None)}, 0) AS {total}
+    FROM (SELECT NULL AS qid, t, {part}, {other}, 0 AS first FROM seen_dev
+          UNION ALL SELECT NULL, first_t, {part}, NULL, 1 FROM pair_dev
+          UNION ALL SELECT qid, t, {part}, NULL, 0 FROM q WHERE {part} IS NOT NULL)
+    QUALIFY qid IS NOT NULL
+"""
+
+
 _EV = f"""
 ev AS (
     SELECT epoch_us(event_time) AS t, {_h("account_id_pid")} AS acct, {_h(_DEVICE)} AS dev,
@@ -234,24 +247,8 @@ seen_net AS (
     WHERE net IN (SELECT net FROM qn) AND acct IS NOT NULL AND t >= epoch_us($start) - $d
     GROUP BY net, acct, t // {H}
 ),
-gd AS (
-    SELECT qid,
-        count(DISTINCT acct) {_win("dev", D)} AS accounts_on_device_24h,
-        coalesce(sum(first) {_win("dev", None)}, 0) AS accounts_on_device_total
-    FROM (SELECT NULL AS qid, t, dev, acct, 0 AS first FROM seen_dev
-          UNION ALL SELECT NULL, first_t, dev, NULL, 1 FROM pair_dev
-          UNION ALL SELECT qid, t, dev, NULL, 0 FROM q WHERE dev IS NOT NULL)
-    QUALIFY qid IS NOT NULL
-),
-ga AS (
-    SELECT qid,
-        count(DISTINCT dev) {_win("acct", W)} AS devices_of_account_7d,
-        coalesce(sum(first) {_win("acct", None)}, 0) AS devices_of_account_total
-    FROM (SELECT NULL AS qid, t, acct, dev, 0 AS first FROM seen_dev
-          UNION ALL SELECT NULL, first_t, acct, NULL, 1 FROM pair_dev
-          UNION ALL SELECT qid, t, acct, NULL, 0 FROM q)
-    QUALIFY qid IS NOT NULL
-),
+gd AS ({_graph("dev", "acct", D, "accounts_on_device_24h", "accounts_on_device_total")}),
+ga AS ({_graph("acct", "dev", W, "devices_of_account_7d", "devices_of_account_total")}),
 gn AS (
     SELECT qid, count(DISTINCT acct) {_win("net", D)} AS accounts_on_network_24h
     FROM (SELECT NULL AS qid, t, net, acct FROM seen_net

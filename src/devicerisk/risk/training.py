@@ -170,7 +170,8 @@ def train(
     y_a_eval, a_scen = _evaluation_targets(both, labels, truth, "account")
     account = _train_one(both, y_a_known, y_a_eval, a_train, ~a_train, a_cal, max(1, budget_per_day // 4), 1.0,
                          a_scen, seed)  # fmt: skip
-    notes = [*transaction.model.notes, *account.model.notes]
+    notes = [f"{name} score: {note}" for name, t in (("transaction", transaction), ("account", account))
+             for note in t.model.notes]  # fmt: skip
     return TrainingResult(split, transaction, account, notes)
 
 
