@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from devicerisk import engine
 from devicerisk.contract.fields import LABEL_FIELDS
@@ -109,8 +110,6 @@ def resolve_accounts(table: pa.Table, lake_dir: Path) -> pa.Table:
     wanted = pc.filter(table.column("subject_pid"), pc.equal(table.column("subject_type"), "transaction"))
     if events is None or len(wanted) == 0:
         return table
-    import pyarrow.dataset as ds
-
     owners = events.to_table(
         columns=["transaction_id_pid", "account_id_pid"], filter=ds.field("transaction_id_pid").isin(wanted)
     )
