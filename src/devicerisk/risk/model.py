@@ -120,6 +120,15 @@ class RiskModel:
     def score(self, X: np.ndarray) -> np.ndarray:
         return to_score(self.probability(X))
 
+    def used_features(self) -> list[int]:
+        """Indices of the features any tree splits on; the others cannot change a prediction."""
+        if self.kind != "supervised":
+            return list(range(len(self.features)))
+        hgb = self.estimator.estimator.estimator
+        used = {int(f) for trees in hgb._predictors for tree in trees
+                for f in tree.nodes["feature_idx"][~tree.nodes["is_leaf"].astype(bool)]}  # fmt: skip
+        return sorted(used)
+
 
 def reference_values(X: np.ndarray) -> np.ndarray:
     """Per feature, the median of the non-missing training values (0 where a feature is always missing)."""

@@ -30,7 +30,7 @@ def contributions(model: RiskModel, X: np.ndarray, base: np.ndarray | None = Non
         return out
     with single_threaded():
         base = model.margin(X) if base is None else base
-        for j in range(k):
+        for j in model.used_features():  # a feature no tree splits on contributes exactly nothing
             ref = model.reference[j]
             column = X[:, j]
             # a missing value is not a reason an analyst can act on: only known values that differ are measured

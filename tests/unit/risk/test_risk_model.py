@@ -84,3 +84,17 @@ def test_gate_keeps_the_better_champion() -> None:
     assert not at_least_as_good(_ev(0.97, 0.80), _ev(0.96, 0.85))
     assert not at_least_as_good(_ev(None, None), _ev(0.5, 0.1))
     assert at_least_as_good(_ev(0.9, 0.5), _ev(None, None))
+
+
+def test_features_no_tree_uses_contribute_nothing() -> None:
+    X, y = risk_matrix()
+    model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
+    used = set(model.used_features())
+    assert 0 in used
+    contrib = reasons.contributions(model, X[:200])
+    unused = [j for j in range(X.shape[1]) if j not in used]
+    assert unused and np.all(contrib[:, unused] == 0)
+    for j in unused:  # and occluding them really changes nothing
+        occluded = X[:200].copy()
+        occluded[:, j] = model.reference[j]
+        assert np.allclose(model.margin(occluded), model.margin(X[:200]))
