@@ -71,8 +71,8 @@ def _score_section(name: str, trained: Trained, budget: str) -> list[str]:
         "",
         "| metric | value | target |",
         "|---|---|---|",
-        f"| ROC AUC | {_fmt(ev.roc_auc)} | {TARGETS['roc_auc'] if name == 'transaction' else ''} |",
-        f"| average precision | {_fmt(ev.average_precision)} | "
+        f"| ROC AUC | {_fmt(ev.roc_auc, 4)} | {TARGETS['roc_auc'] if name == 'transaction' else ''} |",
+        f"| average precision | {_fmt(ev.average_precision, 4)} | "
         f"{TARGETS['average_precision'] if name == 'transaction' else ''} |",
         f"| precision at the alert budget ({budget}; {ev.alerts:,} alerts) | {_fmt(ev.precision_at_budget)} | "
         f"{TARGETS['precision_at_budget'] if name == 'transaction' else ''} |",
