@@ -7,11 +7,13 @@ from prefect import flow
 from devicerisk.ingest.report import IngestSummary
 from flows.ingest import ingest_flow
 from flows.retention import retention_flow
+from flows.score import risk_flow
 
 
 @flow(name="pipeline")
 def pipeline_flow(data_dir: str | None = None) -> IngestSummary:
-    """Ingest new batches, then purge what has expired (risk scoring joins here as it is built)."""
+    """Ingest new batches; then labels, training if no model exists yet, and risk scores; then the purge."""
     summary = ingest_flow(data_dir)
+    risk_flow(data_dir)
     retention_flow(data_dir)
     return summary

@@ -46,6 +46,16 @@ def ctx(settings: Settings) -> IngestContext:
     return ingest_context(settings)
 
 
+@pytest.fixture
+def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``settings`` also in the environment: flows build their own settings from it, as a deployment does."""
+    monkeypatch.setenv("DEVICERISK_MODE", "production")
+    monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
+    monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
+    monkeypatch.setenv("DEVICERISK_SECRETS_DIR", str(settings.secrets_dir))
+    return settings
+
+
 @pytest.fixture(scope="session")
 def prefect_db() -> Iterator[Path]:
     """A real Prefect engine and API server on loopback with a temporary SQLite database; yields its path."""

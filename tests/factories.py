@@ -99,3 +99,17 @@ def write_batch(path: Path, records: list[dict[str, Any] | bytes], compress: boo
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(data) if compress else data)
     return path
+
+
+def risk_matrix(n: int = 3000, seed: int = 1) -> tuple[Any, Any]:
+    """A feature matrix where fraud shows in accounts per device (column 0) and the emulator flag."""
+    import numpy as np
+
+    from devicerisk.risk.features import FEATURE_NAMES
+
+    rng = np.random.default_rng(seed)
+    X = rng.poisson(0.3, size=(n, len(FEATURE_NAMES))).astype(float)
+    fraud = rng.random(n) < 0.1
+    X[fraud, 0] += rng.integers(8, 20, fraud.sum())
+    X[:, FEATURE_NAMES.index("emulator_model")] = (fraud & (rng.random(n) < 0.5)).astype(float)
+    return X, fraud.astype(int)

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
+from devicerisk.cli_risk import risk_app
 from devicerisk.config import Settings
 
 app = typer.Typer(help="Privacy-first device-telemetry risk control.", no_args_is_help=True)
@@ -24,6 +25,7 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(request_app, name="request")
+app.add_typer(risk_app, name="risk")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
@@ -90,10 +92,13 @@ def demo(
         land_broken_demo_batch(settings.landing_dir / landing.TELEMETRY)
     from flows.pipeline import pipeline_flow
 
-    with console.status("running the pipeline flow (ingest, retention purge)..."):
+    with console.status("running the pipeline flow (ingest, labels, train, score, retention purge)..."):
         summary = pipeline_flow(str(settings.data_dir))
     _print_summary(summary)
     print_last_purge(settings.audit_dir)
+    from devicerisk.cli_risk import print_top_accounts
+
+    print_top_accounts(settings)
     console.print(
         f"lake: {settings.lake_dir}  warehouse: {settings.warehouse_path}  quarantine: {settings.quarantine_dir}"
     )

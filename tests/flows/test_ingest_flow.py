@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import duckdb
-import pytest
 from flows.ingest import ingest_flow
 from prefect.client.orchestration import get_client
 
@@ -14,16 +13,6 @@ from devicerisk.config import Settings
 from devicerisk.store import lake, warehouse
 from devicerisk.synth import SynthConfig, generate
 from factories import write_batch
-
-
-@pytest.fixture
-def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The flow builds its own settings from the environment, as a deployment would."""
-    monkeypatch.setenv("DEVICERISK_MODE", "production")
-    monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
-    monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
-    monkeypatch.setenv("DEVICERISK_SECRETS_DIR", str(settings.secrets_dir))
-    return settings
 
 
 def test_ingest_flow_end_to_end(prefect_db: Path, env_settings: Settings) -> None:

@@ -30,7 +30,13 @@ CONFIGURABLE = tuple(r.name for r in RETENTION_CLASSES if r.name not in _DERIVED
 KEEP_AS_LAW_REQUIRES = "law"
 
 #: The retention class of each lake table that is not per-event, and of the snapshot stores.
-TABLE_CLASSES: dict[str, str] = {"labels": "label", "scores": "score", "features": "model_snapshot"}
+TABLE_CLASSES: dict[str, str] = {
+    "labels": "label",
+    "scores": "score",
+    "transaction_scores": "score",
+    "account_scores": "score",
+    "features": "model_snapshot",
+}
 SERVING_CLASS = "score"
 MODELS_CLASS = "model_snapshot"
 #: Columns that date a row, in order of preference, for tables and snapshots that are not per-event.

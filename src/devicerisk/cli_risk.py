@@ -1,0 +1,94 @@
+"""``devicerisk risk``: train, score and inspect the risk models. Identifiers are always shown masked."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from devicerisk.config import Settings
+from devicerisk.privacy.masking import mask
+
+risk_app = typer.Typer(help="Risk scores: train, score, top accounts, model cards.", no_args_is_help=True)
+console = Console()
+DataDir = Annotated[str | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
+
+
+def _settings(data_dir: str | None) -> Settings:
+    from pathlib import Path
+
+    return Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
+
+
+def _quiet() -> None:
+    from devicerisk.cli import _quiet_prefect
+
+    _quiet_prefect()
+
+
+@risk_app.command("train")
+def train(data_dir: DataDir = None) -> None:
+    """Train both models (a Prefect flow run) and print the promotion decision."""
+    _quiet()
+    from flows.train import train_flow
+
+    outcome = train_flow(data_dir)
+    meta = outcome.metadata["transaction"]
+    console.print(f"model {outcome.version} ({meta['kind']}): {outcome.reason}")
+    for note in outcome.metadata["notes"]:
+        console.print(f"[yellow]{note}[/yellow]")
+    m = meta["metrics"]
+    console.print(f"held-out transactions: ROC AUC {m['roc_auc']}, AP {m['average_precision']}, "
+                  f"precision at budget {m['precision_at_budget']}")  # fmt: skip
+
+
+@risk_app.command("score")
+def score(data_dir: DataDir = None) -> None:
+    """Score new transactions and all recently active accounts with the champion."""
+    _quiet()
+    from flows.score import score_accounts_flow, score_transactions_flow
+
+    console.print(score_transactions_flow(data_dir) | score_accounts_flow(data_dir))
+
+
+def print_top_accounts(settings: Settings, n: int = 10) -> None:
+    """The riskiest accounts of the serving snapshot with their reasons, pseudonyms masked."""
+    from devicerisk.risk.service import top_accounts
+
+    rows = top_accounts(settings.serving_dir, n)
+    if not rows:
+        console.print("no account scores yet: run `devicerisk risk score`")
+        return
+    table = Table(title=f"top-risk accounts (model {rows[0]['model_version']}, {rows[0]['model_kind']})")
+    for column in ("account", "score", "level", "reasons"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(mask(r["account_id_pid"]), f"{r['score']:.2f}", r["level"], "; ".join(r["reasons"]) or "-")
+    console.print(table)
+
+
+@risk_app.command("top")
+def top(data_dir: DataDir = None, n: Annotated[int, typer.Option(min=1)] = 10) -> None:
+    """The riskiest accounts with their reasons (identifiers masked)."""
+    print_top_accounts(_settings(data_dir), n)
+
+
+@risk_app.command("card")
+def card(
+    data_dir: DataDir = None, version: Annotated[str | None, typer.Option(help="Default: champion.")] = None
+) -> None:
+    """Print a model's card (Markdown)."""
+    from devicerisk.store import registry
+
+    settings = _settings(data_dir)
+    chosen = version or registry.champion(settings.models_dir)
+    if chosen is None:
+        console.print("no model has been trained yet")
+        raise typer.Exit(1)
+    try:
+        console.print(registry.read_file(settings.models_dir, chosen, "card.md").decode())
+    except registry.UnknownModelVersion as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from err

@@ -1,0 +1,1 @@
+"""Risk scoring: point-in-time features, the transaction and account models, reasons and evaluation."""

@@ -1,0 +1,124 @@
+"""The model card of a training run: Markdown plus PNG plots (matplotlib, Agg), as bytes for the registry.
+
+It holds metrics and plots only: no identifier, raw or pseudonymised, appears in a card.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: plots are rendered to PNG bytes
+import matplotlib.pyplot as plt
+import numpy as np
+
+from devicerisk.risk.evaluate import TARGETS, Evaluation
+from devicerisk.risk.training import Trained, TrainingResult
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def reliability_png(name: str, ev: Evaluation) -> bytes:
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    if ev.reliability:
+        predicted, observed = zip(*ev.reliability, strict=True)
+        ax.plot(predicted, observed, marker="o", label=name)
+    ax.set_xlabel("predicted fraud probability")
+    ax.set_ylabel("observed fraud rate")
+    ax.set_title(f"{name}: reliability (Brier {_fmt(ev.brier)})")
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def distribution_png(name: str, trained: Trained) -> bytes:
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    bins = np.linspace(0, 100, 41)
+    for value, label in ((0, "legitimate"), (1, "fraud")):
+        scores = trained.test_scores[trained.test_target == value]
+        if len(scores):
+            ax.hist(scores, bins=bins, alpha=0.6, label=f"{label} ({len(scores):,})", log=True)
+    for level, threshold in (("elevated", trained.thresholds.elevated), ("highest", trained.thresholds.highest)):
+        ax.axvline(threshold, color="black", linestyle=":", linewidth=1)
+        ax.text(threshold, ax.get_ylim()[1], f" {level}", va="top", fontsize=8)
+    ax.set_xlabel("score (0–100)")
+    ax.set_ylabel("rows (log)")
+    ax.set_title(f"{name}: held-out score distribution")
+    ax.legend()
+    return _png(fig)
+
+
+def _score_section(name: str, trained: Trained, budget: str) -> list[str]:
+    ev = trained.evaluation
+    model = trained.model
+    lines = [f"## {name.capitalize()} risk", ""]
+    if model.kind != "supervised":
+        lines += [f"**Unsupervised fallback (IsolationForest).** {' '.join(model.notes)}", ""]
+    lines += [
+        f"Model: {model.kind}; trained on {trained.train_rows:,} rows with {trained.train_positives:,} fraud "
+        f"targets; held out {ev.rows:,} rows with {ev.positives:,} fraud.",
+        "",
+        "| metric | value | target |",
+        "|---|---|---|",
+        f"| ROC AUC | {_fmt(ev.roc_auc, 4)} | {TARGETS['roc_auc'] if name == 'transaction' else ''} |",
+        f"| average precision | {_fmt(ev.average_precision, 4)} | "
+        f"{TARGETS['average_precision'] if name == 'transaction' else ''} |",
+        f"| precision at the alert budget ({budget}; {ev.alerts:,} alerts) | {_fmt(ev.precision_at_budget)} | "
+        f"{TARGETS['precision_at_budget'] if name == 'transaction' else ''} |",
+        f"| Brier score | {_fmt(ev.brier, 4)} | |",
+        "",
+        f"Thresholds: elevated ≥ {trained.thresholds.elevated:.4f}, highest ≥ {trained.thresholds.highest:.4f} "
+        "(a score exactly on a threshold takes the higher level).",
+        "",
+        f"![reliability]({name}_reliability.png) ![scores]({name}_scores.png)",
+        "",
+    ]
+    if ev.recall_by_scenario:
+        lines += ["Recall per planted scenario (share of its fraud rows at elevated or highest):", "",
+                  "| scenario | recall |", "|---|---|"]  # fmt: skip
+        lines += [f"| {k} | {v:.3f} |" for k, v in ev.recall_by_scenario.items()] + [""]
+    if ev.single_flags:
+        best = sorted(ev.single_flags.items(), key=lambda kv: -kv[1]["roc_auc"])[:8]
+        lines += ["Single features used alone as the score (the best eight by AUC): none reaches the targets "
+                  "on its own." if all(v["roc_auc"] < TARGETS["roc_auc"] for _, v in best) else
+                  "Single features used alone as the score (the best eight by AUC):", "",
+                  "| feature | ROC AUC | average precision |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {k} | {v['roc_auc']:.3f} | {v['average_precision']:.3f} |" for k, v in best] + [""]
+    return lines
+
+
+def render(result: TrainingResult, metadata: dict[str, Any]) -> dict[str, bytes]:
+    """The card's files: ``card.md`` and its PNG plots."""
+    split = result.split
+    budget = f"top {metadata['budget_per_day']} a day"
+    lines = [
+        f"# Model card: {metadata['version']}",
+        "",
+        f"Training window {split.start:%Y-%m-%d %H:%M} to {split.train_end:%Y-%m-%d %H:%M} UTC; gap for label delay "
+        f"to {split.test_start:%Y-%m-%d %H:%M}; held-out test window to {split.end:%Y-%m-%d %H:%M}. "
+        f"Lake snapshot: events v{metadata['events_version']}, labels v{metadata['labels_version']}. "
+        f"Test judged against {metadata['judged_against']}.",
+        "",
+        *(f"> {note}" for note in result.notes),
+        "",
+    ]
+    files: dict[str, bytes] = {}
+    for name in ("transaction", "account"):
+        trained: Trained = getattr(result, name)
+        lines += _score_section(name, trained, budget if name == "transaction" else "top few a day")
+        files[f"{name}_reliability.png"] = reliability_png(name, trained.evaluation)
+        files[f"{name}_scores.png"] = distribution_png(name, trained)
+    lines += ["## Libraries", "", *(f"- {k} {v}" for k, v in metadata["libraries"].items()), ""]
+    files["card.md"] = "\n".join(lines).encode()
+    return files

@@ -1,0 +1,383 @@
+"""Point-in-time features in DuckDB SQL: for an event at time t, only data strictly before t is used.
+
+Every windowed aggregate runs over ``RANGE BETWEEN <w> PRECEDING AND 1 PRECEDING`` on the event time in
+microseconds, so the event itself and anything at or after t never counts. Feedback labels count only
+from their ``reported_at``: a label reported after t is invisible to a feature at t, however early the
+event it describes. Empty windows give 0 for counts and NULL for ratios and ages (the model treats NULL
+as its own branch), never NaN from a division.
+
+Query rows are transactions (transaction risk) or one probe per account at an as-of time (account risk);
+both go through the same SQL, so the two scores share one definition of every feature.
+
+Device graph distinct counts over 24 h / 7 d windows run on hourly sightings (the first sighting of each
+device-account pair per hour), which keeps them cheap; a pair seen only early in an hour that straddles
+the window edge may be missed, an error of at most one hour at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from devicerisk.risk.geo import timezone_countries
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One model input and how an analyst reads it in a reason."""
+
+    name: str
+    reason: str  # a format string of ``v`` (the value)
+    kind: str = "count"  # count | flag | ratio | hours
+
+
+#: The model's inputs, in matrix order.
+FEATURES: tuple[Feature, ...] = (
+    # device graph
+    Feature("accounts_on_device_24h", "device seen on {v:.0f} accounts in 24 h"),
+    Feature("accounts_on_device_total", "device seen on {v:.0f} accounts in the lake's history"),
+    Feature("devices_of_account_7d", "account used {v:.0f} devices in 7 d"),
+    Feature("devices_of_account_total", "account used {v:.0f} devices in the lake's history"),
+    Feature("accounts_on_network_24h", "network prefix used by {v:.0f} accounts in 24 h"),
+    # velocity per account
+    Feature("acct_txn_1h", "{v:.0f} transactions by this account in the hour before"),
+    Feature("acct_txn_24h", "{v:.0f} transactions by this account in 24 h"),
+    Feature("acct_txn_7d", "{v:.0f} transactions by this account in 7 d"),
+    Feature("acct_failed_pay_1h", "{v:.0f} failed payments by this account in the hour before"),
+    Feature("acct_failed_pay_24h", "{v:.0f} failed payments by this account in 24 h"),
+    Feature("acct_login_24h", "{v:.0f} logins to this account in 24 h"),
+    Feature("acct_login_failed_24h", "{v:.0f} failed logins to this account in 24 h"),
+    Feature("acct_login_failed_7d", "{v:.0f} failed logins to this account in 7 d"),
+    # velocity per device
+    Feature("dev_txn_1h", "{v:.0f} transactions from this device in the hour before"),
+    Feature("dev_txn_24h", "{v:.0f} transactions from this device in 24 h"),
+    Feature("dev_failed_pay_24h", "{v:.0f} failed payments from this device in 24 h"),
+    Feature("dev_login_24h", "{v:.0f} logins from this device in 24 h"),
+    # novelty
+    Feature("device_age_for_account_h", "device first used on this account {v:.1f} h before", "hours"),
+    Feature("network_age_for_account_h", "network prefix first used by this account {v:.1f} h before", "hours"),
+    Feature("new_sim_country", "SIM country new for this account", "flag"),
+    Feature("hours_since_registration", "account registered {v:.1f} h before", "hours"),
+    Feature("hours_since_password_change", "password changed {v:.1f} h before", "hours"),
+    # device integrity
+    Feature("emulator_model", "emulator model string", "flag"),
+    Feature("emulator_hardware", "emulator hardware string", "flag"),
+    Feature("rooted", "device reports root", "flag"),
+    Feature("root_app", "root tool installed or running", "flag"),
+    Feature("hook_app", "hooking framework installed or running", "flag"),
+    Feature("imei_checksum_bad", "invalid IMEI checksum", "flag"),
+    Feature("app_versions_behind", "app {v:.0f} major versions behind the newest", "count"),
+    Feature("crash_rate_7d", "{v:.2f} crashes per app start in 7 d", "ratio"),
+    # geography
+    Feature("sim_tz_mismatch", "SIM country differs from the time zone's country", "flag"),
+    Feature("sim_lang_mismatch", "SIM country differs from the language region", "flag"),
+    Feature("tz_lang_mismatch", "time zone country differs from the language region", "flag"),
+    # amount and counterparty
+    Feature("amount_to_median", "amount {v:.1f}× this account's median", "ratio"),
+    Feature("failed_status", "payment declined", "flag"),
+    Feature("bank_transfer", "bank transfer", "flag"),
+    Feature("counterparty_fraud_reports", "counterparty in {v:.0f} earlier fraud reports"),
+    Feature("account_fraud_reports", "account in {v:.0f} earlier fraud reports"),
+    Feature("device_fraud_reports", "device linked to {v:.0f} earlier fraud reports"),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+
+#: Lake columns the features read (a projection: the events table is wide).
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id", "event_type", "event_time", "account_id_pid", "device_imei_pid", "device_android_id_pid",
+    "device_idfv_pid", "device_mac_pid", "device_oaid_pid", "device_idfa_pid", "network_ip_prefix",
+    "device_imsi_country", "app_platform", "app_version", "device_model_emulator", "device_imei_checksum_ok",
+    "timezone", "language", "hardware_emulator", "rooted", "action", "transaction_id_pid", "amount", "status",
+    "channel", "counterparty_pid", "kind", "installed_root_app", "installed_hook_app", "running_root_app",
+    "running_hook_app",
+)  # fmt: skip
+LABEL_COLUMNS: tuple[str, ...] = ("subject_type", "subject_pid", "label", "reported_at")
+
+_DEVICE = ("coalesce(device_imei_pid, device_android_id_pid, device_idfv_pid, device_mac_pid, device_oaid_pid, "
+           "device_idfa_pid)")  # fmt: skip
+H, D = 3_600_000_000, 86_400_000_000  # microseconds
+W = 7 * D
+
+
+def _h(expr: str) -> str:
+    """A 64-bit hash of an identifier (NULL stays NULL): windows sort and join on integers, not 32-hex text."""
+    return f"CASE WHEN {expr} IS NOT NULL THEN hash({expr}) END"
+
+
+def _win(part: str, width: int | None) -> str:
+    """A frame over rows strictly before the current row's time (``width`` None = all history)."""
+    start = "UNBOUNDED" if width is None else str(width)
+    return f"OVER (PARTITION BY {part} ORDER BY t RANGE BETWEEN {start} PRECEDING AND 1 PRECEDING)"
+
+
+def _graph(part: str, other: str, width: int, windowed: str, total: str) -> str:
+    """Distinct ``other`` per ``part`` over ``width`` (hourly sightings) and over all history (first sightings)."""
+    return f"""
+    SELECT qid,
+        count(DISTINCT {other}) {_win(part, width)} AS {windowed},
+        coalesce(sum(first) {_win(part, None)}, 0) AS {total}
+    FROM (SELECT NULL AS qid, t, {part}, {other}, 0 AS first FROM seen_dev
+          UNION ALL SELECT NULL, first_t, {part}, NULL, 1 FROM pair_dev
+          UNION ALL SELECT qid, t, {part}, NULL, 0 FROM q WHERE {part} IS NOT NULL)
+    QUALIFY qid IS NOT NULL
+"""
+
+
+_EV = f"""
+ev AS (
+    SELECT epoch_us(event_time) AS t, {_h("account_id_pid")} AS acct, {_h(_DEVICE)} AS dev,
+           {_h("network_ip_prefix")} AS net, device_imsi_country AS sim, event_type, action, status, kind, amount,
+           {_h("transaction_id_pid")} AS txn, {_h("counterparty_pid")} AS cp, timezone, language, app_platform,
+           try_cast(split_part(app_version, '.', 1) AS INTEGER) AS major,
+           hardware_emulator, rooted,
+           coalesce(installed_root_app, false) OR coalesce(running_root_app, false) AS root_app,
+           coalesce(installed_hook_app, false) OR coalesce(running_hook_app, false) AS hook_app
+    FROM events WHERE event_time < $end
+)"""
+
+# q: query rows (qid, t, acct, txn, dev, net, sim, cp, amount, status, channel, app_platform, major,
+# emulator_model, imei_checksum_ok); built by one of the two queries below.
+_Q_TXN = f"""
+q AS (
+    SELECT event_id AS qid, epoch_us(event_time) AS t, account_id_pid AS acct_pid, {_h("account_id_pid")} AS acct,
+           transaction_id_pid AS txn_pid, {_h(_DEVICE)} AS dev, {_h("network_ip_prefix")} AS net,
+           device_imsi_country AS sim, {_h("counterparty_pid")} AS cp, amount, status, channel,
+           app_platform, try_cast(split_part(app_version, '.', 1) AS INTEGER) AS major,
+           device_model_emulator AS emulator_model, device_imei_checksum_ok AS imei_checksum_ok
+    FROM events
+    WHERE event_type = 'transaction' AND event_time >= $start AND event_time < $end AND account_id_pid IS NOT NULL
+)"""
+_Q_ACCOUNT = f"""
+q AS (
+    SELECT any_value(p.acct_pid) AS qid, epoch_us($end) AS t, any_value(p.acct_pid) AS acct_pid, ev.acct,
+           NULL::VARCHAR AS txn_pid, arg_max(dev, t) AS dev, arg_max(net, t) AS net,
+           arg_max(sim, t) FILTER (sim IS NOT NULL) AS sim, NULL::UBIGINT AS cp, NULL::DOUBLE AS amount,
+           NULL::VARCHAR AS status, NULL::VARCHAR AS channel, arg_max(app_platform, t) AS app_platform,
+           arg_max(major, t) AS major, NULL::BOOLEAN AS emulator_model, NULL::BOOLEAN AS imei_checksum_ok
+    FROM ev JOIN (SELECT DISTINCT account_id_pid AS acct_pid, {_h("account_id_pid")} AS acct FROM events
+                  WHERE event_time >= $start AND event_time < $end AND account_id_pid IS NOT NULL) p USING (acct)
+    WHERE t >= epoch_us($start) GROUP BY ev.acct
+)"""
+
+_BODY = f"""
+-- the accounts, devices and networks of the query rows: only their histories are windowed
+qa AS (SELECT DISTINCT acct FROM q WHERE acct IS NOT NULL),
+qd AS (SELECT DISTINCT dev FROM q WHERE dev IS NOT NULL),
+qn AS (SELECT DISTINCT net FROM q WHERE net IS NOT NULL),
+-- velocity per account and per device: transaction and account events, plus the query rows (all flags 0)
+vel AS (
+    SELECT NULL AS qid, t, acct, dev, (event_type = 'transaction')::INT AS txn,
+           (status = 'failed')::INT AS failed_pay, (action = 'login')::INT AS login,
+           (action = 'login_failed')::INT AS login_failed,
+           CASE WHEN action = 'register' THEN t END AS reg_t,
+           CASE WHEN action = 'password_change' THEN t END AS pw_t,
+           CASE WHEN event_type = 'transaction' THEN amount END AS amount
+    FROM ev WHERE event_type IN ('transaction', 'account')
+      AND (acct IN (SELECT acct FROM qa) OR dev IN (SELECT dev FROM qd))
+    UNION ALL SELECT qid, t, acct, dev, 0, 0, 0, 0, NULL, NULL, NULL FROM q
+),
+va AS (
+    SELECT qid,
+        coalesce(sum(txn) {_win("acct", H)}, 0) AS acct_txn_1h,
+        coalesce(sum(txn) {_win("acct", D)}, 0) AS acct_txn_24h,
+        coalesce(sum(txn) {_win("acct", W)}, 0) AS acct_txn_7d,
+        coalesce(sum(failed_pay) {_win("acct", H)}, 0) AS acct_failed_pay_1h,
+        coalesce(sum(failed_pay) {_win("acct", D)}, 0) AS acct_failed_pay_24h,
+        coalesce(sum(login) {_win("acct", D)}, 0) AS acct_login_24h,
+        coalesce(sum(login_failed) {_win("acct", D)}, 0) AS acct_login_failed_24h,
+        coalesce(sum(login_failed) {_win("acct", W)}, 0) AS acct_login_failed_7d,
+        max(reg_t) {_win("acct", None)} AS reg_t,
+        max(pw_t) {_win("acct", None)} AS pw_t,
+        median(amount) {_win("acct", 30 * D)} AS median_amount
+    FROM vel WHERE acct IS NOT NULL QUALIFY qid IS NOT NULL
+),
+vd AS (
+    SELECT qid,
+        coalesce(sum(txn) {_win("dev", H)}, 0) AS dev_txn_1h,
+        coalesce(sum(txn) {_win("dev", D)}, 0) AS dev_txn_24h,
+        coalesce(sum(failed_pay) {_win("dev", D)}, 0) AS dev_failed_pay_24h,
+        coalesce(sum(login) {_win("dev", D)}, 0) AS dev_login_24h
+    FROM vel WHERE dev IS NOT NULL QUALIFY qid IS NOT NULL
+),
+-- device integrity and locale, from device_info, app_list and crash events before t
+di AS (
+    SELECT NULL AS qid, t, dev, hardware_emulator::INT AS emu_hw, rooted::INT AS rooted, root_app::INT AS root_app,
+           hook_app::INT AS hook_app, (kind IN ('crash', 'anr'))::INT AS crash,
+           (event_type = 'device_info')::INT AS start, timezone, language, sim
+    FROM ev WHERE event_type IN ('device_info', 'app_list', 'crash') AND dev IN (SELECT dev FROM qd)
+    UNION ALL SELECT qid, t, dev, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL FROM q WHERE dev IS NOT NULL
+),
+dv AS (
+    SELECT qid,
+        max(emu_hw) {_win("dev", None)} AS emulator_hardware,
+        max(rooted) {_win("dev", None)} AS rooted,
+        coalesce(max(root_app) {_win("dev", None)}, 0) AS root_app,
+        coalesce(max(hook_app) {_win("dev", None)}, 0) AS hook_app,
+        coalesce(sum(crash) {_win("dev", W)}, 0) AS crashes_7d,
+        coalesce(sum(start) {_win("dev", W)}, 0) AS starts_7d,
+        last_value(timezone IGNORE NULLS) {_win("dev", None)} AS tz,
+        last_value(language IGNORE NULLS) {_win("dev", None)} AS lang,
+        last_value(sim IGNORE NULLS) {_win("dev", None)} AS dev_sim
+    FROM di QUALIFY qid IS NOT NULL
+),
+-- device graph: first sightings of each pair, and hourly sightings for windowed distinct counts
+pair_dev AS (
+    SELECT dev, acct, min(t) AS first_t FROM ev
+    WHERE dev IS NOT NULL AND acct IS NOT NULL AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
+    GROUP BY ALL
+),
+pair_net AS (
+    SELECT net, acct, min(t) AS first_t FROM ev WHERE net IS NOT NULL AND acct IN (SELECT acct FROM qa) GROUP BY ALL
+),
+pair_sim AS (
+    SELECT sim, acct, min(t) AS first_t FROM ev WHERE sim IS NOT NULL AND acct IN (SELECT acct FROM qa) GROUP BY ALL
+),
+seen_dev AS (
+    SELECT dev, acct, min(t) AS t FROM ev
+    WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - $w
+      AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
+    GROUP BY dev, acct, t // {H}
+),
+seen_net AS (
+    SELECT net, acct, min(t) AS t FROM ev
+    WHERE net IN (SELECT net FROM qn) AND acct IS NOT NULL AND t >= epoch_us($start) - $d
+    GROUP BY net, acct, t // {H}
+),
+gd AS ({_graph("dev", "acct", D, "accounts_on_device_24h", "accounts_on_device_total")}),
+ga AS ({_graph("acct", "dev", W, "devices_of_account_7d", "devices_of_account_total")}),
+gn AS (
+    SELECT qid, count(DISTINCT acct) {_win("net", D)} AS accounts_on_network_24h
+    FROM (SELECT NULL AS qid, t, net, acct FROM seen_net
+          UNION ALL SELECT qid, t, net, NULL FROM q WHERE net IS NOT NULL)
+    QUALIFY qid IS NOT NULL
+),
+-- feedback labels, each visible only from its reported_at
+lab AS (
+    SELECT subject_type, hash(subject_pid) AS subject, epoch_us(reported_at) AS r
+    FROM labels WHERE label = 'fraud' AND subject_pid IS NOT NULL
+),
+lt AS (
+    SELECT l.r, e.acct, e.dev, e.cp FROM lab l JOIN ev e ON e.txn = l.subject AND e.event_type = 'transaction'
+    WHERE l.subject_type = 'transaction'
+),
+la AS (SELECT r, subject AS acct FROM lab WHERE subject_type = 'account'),
+lc AS (
+    SELECT qid, coalesce(sum(one) {_win("cp", None)}, 0) AS counterparty_fraud_reports
+    FROM (SELECT NULL AS qid, r AS t, cp, 1 AS one FROM lt WHERE cp IS NOT NULL
+          UNION ALL SELECT qid, t, cp, 0 FROM q WHERE cp IS NOT NULL)
+    QUALIFY qid IS NOT NULL
+),
+lac AS (
+    SELECT qid, coalesce(sum(one) {_win("acct", None)}, 0) AS account_fraud_reports
+    FROM (SELECT NULL AS qid, r AS t, acct, 1 AS one FROM lt WHERE acct IS NOT NULL
+          UNION ALL SELECT NULL, r, acct, 1 FROM la
+          UNION ALL SELECT qid, t, acct, 0 FROM q)
+    QUALIFY qid IS NOT NULL
+),
+ldc AS (
+    SELECT qid, coalesce(sum(one) {_win("dev", None)}, 0) AS device_fraud_reports
+    FROM (SELECT NULL AS qid, r AS t, dev, 1 AS one FROM lt WHERE dev IS NOT NULL
+          UNION ALL SELECT NULL, la.r, p.dev, 1 FROM la JOIN pair_dev p ON p.acct = la.acct AND p.first_t < la.r
+          UNION ALL SELECT qid, t, dev, 0 FROM q WHERE dev IS NOT NULL)
+    QUALIFY qid IS NOT NULL
+),
+-- newest app major version per platform, as known on each earlier day
+pv AS (
+    SELECT app_platform, day, max(m) OVER (PARTITION BY app_platform ORDER BY day
+                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS newest
+    FROM (SELECT app_platform, t // {D} AS day, max(major) AS m FROM ev WHERE major IS NOT NULL GROUP BY ALL)
+)
+SELECT
+    q.qid, q.t, q.acct_pid AS acct, q.txn_pid AS txn,
+    gd.accounts_on_device_24h::DOUBLE AS accounts_on_device_24h,
+    gd.accounts_on_device_total::DOUBLE AS accounts_on_device_total,
+    coalesce(ga.devices_of_account_7d, 0)::DOUBLE AS devices_of_account_7d,
+    coalesce(ga.devices_of_account_total, 0)::DOUBLE AS devices_of_account_total,
+    gn.accounts_on_network_24h::DOUBLE AS accounts_on_network_24h,
+    va.acct_txn_1h::DOUBLE AS acct_txn_1h, va.acct_txn_24h::DOUBLE AS acct_txn_24h,
+    va.acct_txn_7d::DOUBLE AS acct_txn_7d, va.acct_failed_pay_1h::DOUBLE AS acct_failed_pay_1h,
+    va.acct_failed_pay_24h::DOUBLE AS acct_failed_pay_24h, va.acct_login_24h::DOUBLE AS acct_login_24h,
+    va.acct_login_failed_24h::DOUBLE AS acct_login_failed_24h,
+    va.acct_login_failed_7d::DOUBLE AS acct_login_failed_7d,
+    vd.dev_txn_1h::DOUBLE AS dev_txn_1h, vd.dev_txn_24h::DOUBLE AS dev_txn_24h,
+    vd.dev_failed_pay_24h::DOUBLE AS dev_failed_pay_24h, vd.dev_login_24h::DOUBLE AS dev_login_24h,
+    CASE WHEN pd.first_t < q.t THEN (q.t - pd.first_t) / {H} ELSE 0 END::DOUBLE AS device_age_for_account_h,
+    CASE WHEN pn.first_t < q.t THEN (q.t - pn.first_t) / {H} ELSE 0 END::DOUBLE AS network_age_for_account_h,
+    CASE WHEN q.sim IS NULL THEN NULL WHEN ps.first_t < q.t THEN 0 ELSE 1 END::DOUBLE AS new_sim_country,
+    ((q.t - va.reg_t) / {H})::DOUBLE AS hours_since_registration,
+    ((q.t - va.pw_t) / {H})::DOUBLE AS hours_since_password_change,
+    q.emulator_model::DOUBLE AS emulator_model,
+    dv.emulator_hardware::DOUBLE AS emulator_hardware,
+    dv.rooted::DOUBLE AS rooted,
+    dv.root_app::DOUBLE AS root_app,
+    dv.hook_app::DOUBLE AS hook_app,
+    (NOT q.imei_checksum_ok)::DOUBLE AS imei_checksum_bad,
+    greatest(pv.newest - q.major, 0)::DOUBLE AS app_versions_behind,
+    (dv.crashes_7d / nullif(dv.starts_7d, 0))::DOUBLE AS crash_rate_7d,
+    (coalesce(q.sim, dv.dev_sim) <> tzc.tz_country)::DOUBLE AS sim_tz_mismatch,
+    (coalesce(q.sim, dv.dev_sim) <> nullif(regexp_extract(dv.lang, '[-_]([A-Z]{{2}})$', 1), ''))::DOUBLE
+        AS sim_lang_mismatch,
+    (tzc.tz_country <> nullif(regexp_extract(dv.lang, '[-_]([A-Z]{{2}})$', 1), ''))::DOUBLE AS tz_lang_mismatch,
+    (q.amount / nullif(va.median_amount, 0))::DOUBLE AS amount_to_median,
+    (q.status = 'failed')::DOUBLE AS failed_status,
+    (q.channel = 'bank_transfer')::DOUBLE AS bank_transfer,
+    coalesce(lc.counterparty_fraud_reports, 0)::DOUBLE AS counterparty_fraud_reports,
+    lac.account_fraud_reports::DOUBLE AS account_fraud_reports,
+    coalesce(ldc.device_fraud_reports, 0)::DOUBLE AS device_fraud_reports
+FROM q
+LEFT JOIN va USING (qid) LEFT JOIN vd USING (qid) LEFT JOIN dv USING (qid)
+LEFT JOIN gd USING (qid) LEFT JOIN ga USING (qid) LEFT JOIN gn USING (qid)
+LEFT JOIN lc USING (qid) LEFT JOIN lac USING (qid) LEFT JOIN ldc USING (qid)
+LEFT JOIN pair_dev pd ON pd.acct = q.acct AND pd.dev = q.dev
+LEFT JOIN pair_net pn ON pn.acct = q.acct AND pn.net = q.net
+LEFT JOIN pair_sim ps ON ps.acct = q.acct AND ps.sim = q.sim
+LEFT JOIN pv ON pv.app_platform = q.app_platform AND pv.day = q.t // {D}
+LEFT JOIN tzc ON tzc.tz = dv.tz
+ORDER BY q.t, q.qid
+"""
+
+TRANSACTION_SQL = f"WITH {_EV}, {_Q_TXN}, {_BODY}"
+ACCOUNT_SQL = f"WITH {_EV}, {_Q_ACCOUNT}, {_BODY}"
+
+
+def empty_labels() -> pa.Table:
+    """A labels table with no rows (features are defined without any feedback)."""
+    return pa.table(
+        {
+            "subject_type": pa.array([], pa.string()),
+            "subject_pid": pa.array([], pa.string()),
+            "label": pa.array([], pa.string()),
+            "reported_at": pa.array([], pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def _run(sql: str, events: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
+    # A private connection: the query registers its own inputs, and DuckDB uses every core for it.
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("events", events.select([c for c in EVENT_COLUMNS if c in events.column_names]))
+        con.register("labels", (labels if labels is not None else empty_labels()).select(list(LABEL_COLUMNS)))
+        con.register("tzc", timezone_countries())
+        params = {"start": start, "end": end, "w": W, "d": D}
+        return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
+def transaction_features(events: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
+    """Features of every transaction with ``start <= event_time < end``: ``qid`` (event id), ``t``, ``acct``, ...
+
+    ``events`` must hold the lake rows from at least 30 days before ``start`` (the longest window) up
+    to ``end``; rows at or after ``end`` are ignored.
+    """
+    return _run(TRANSACTION_SQL, events, labels, start, end)
+
+
+def account_features(events: pa.Table, labels: pa.Table | None, active_from: datetime, as_of: datetime) -> pa.Table:
+    """Features of every account active in ``[active_from, as_of)``, as of ``as_of`` (``qid`` = account)."""
+    return _run(ACCOUNT_SQL, events, labels, active_from, as_of)

@@ -1,0 +1,168 @@
+"""Feedback-label ingestion: landing ``labels/*.ndjson`` -> the lake's ``labels`` table, exactly once.
+
+Each record is validated against ``LABEL_FIELDS``; invalid ones are quarantined (encrypted) with their
+reason. ``subject_id`` is pseudonymised in the domain of its subject (the transaction id domain or the
+account id domain), so a label joins the events it is about. A file is committed in one Delta commit
+tagged with its content hash, so re-running after a crash never adds it twice. The label's account
+pseudonym (``account_id_pid``) is the subject for account labels and, for transaction labels, the
+transaction's account as found in the events table when the label arrives (null if not yet ingested).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from devicerisk import engine
+from devicerisk.contract.fields import LABEL_FIELDS
+from devicerisk.ingest.pipeline import BatchResult, IngestContext
+from devicerisk.ingest.read import read_batch
+from devicerisk.ingest.validate import field_reason, parse_timestamp
+from devicerisk.store import lake, landing, quarantine
+from devicerisk.store.quarantine import Rejected
+
+log = logging.getLogger(__name__)
+
+#: The pseudonym domain of each subject type: the same domains as the ids in the events table.
+SUBJECT_DOMAINS = {"transaction": "transaction", "account": "account"}
+LABEL_SCHEMA = pa.schema(
+    [
+        ("label_id", pa.string()),
+        ("subject_type", pa.string()),
+        ("subject_pid", pa.string()),
+        ("account_id_pid", pa.string()),
+        ("label", pa.string()),
+        ("fraud_type", pa.string()),
+        ("reported_at", pa.timestamp("us", tz="UTC")),
+        ("event_date", pa.date32()),
+        ("batch_id", pa.string()),
+        ("key_id", pa.string()),
+    ]
+)
+
+
+def record_reason(record: object) -> str | None:
+    """Why one decoded label record breaks the contract, or None."""
+    if not isinstance(record, dict):
+        return "record is not a JSON object"
+    for f in LABEL_FIELDS:
+        reason = field_reason(f, record.get(f.path), "label")
+        if reason:
+            return reason
+    return None
+
+
+def _validate(lines: list[bytes], numbers: list[int]) -> tuple[list[dict[str, object]], list[Rejected]]:
+    good: list[dict[str, object]] = []
+    bad: list[Rejected] = []
+    for number, line in zip(numbers, lines, strict=True):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            bad.append(Rejected(number, "malformed JSON", line))
+            continue
+        reason = record_reason(record)
+        if reason:
+            bad.append(Rejected(number, reason, line))
+        else:
+            good.append(record)
+    return good, bad
+
+
+def treat_labels(records: list[dict[str, object]], ctx: IngestContext, batch_id: str) -> pa.Table:
+    """The lake rows of valid label records: subject ids pseudonymised in their subject's domain."""
+    subject_type = pa.array([r["subject_type"] for r in records], pa.string())
+    raw_ids = pa.array([r["subject_id"] for r in records], pa.string())
+    pids = pa.nulls(len(records), pa.string())
+    for kind, domain in SUBJECT_DOMAINS.items():
+        mask = pc.equal(subject_type, kind)
+        if pc.any(mask).as_py():
+            pids = pc.if_else(mask, ctx.pseudonymiser.pseudonymise(domain, raw_ids), pids)
+    reported = pa.array([parse_timestamp(str(r["reported_at"])) for r in records], pa.timestamp("us", tz="UTC"))
+    n = len(records)
+    table = pa.table(
+        {
+            "label_id": pa.array([r["label_id"] for r in records], pa.string()),
+            "subject_type": subject_type,
+            "subject_pid": pids,
+            "account_id_pid": pc.if_else(pc.equal(subject_type, "account"), pids, pa.nulls(n, pa.string())),
+            "label": pa.array([r["label"] for r in records], pa.string()),
+            "fraud_type": pa.array([r.get("fraud_type") for r in records], pa.string()),
+            "reported_at": reported,
+            "event_date": reported.cast(pa.date32()),
+            "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), n),
+            "key_id": pa.repeat(pa.scalar(ctx.pseudonymiser.key_id, pa.string()), n),
+        },
+        schema=LABEL_SCHEMA,
+    )
+    return resolve_accounts(table, ctx.lake_dir)
+
+
+def resolve_accounts(table: pa.Table, lake_dir: Path) -> pa.Table:
+    """Fill ``account_id_pid`` of transaction labels from the events table, where the transaction is there."""
+    events = lake.dataset(lake_dir, lake.EVENTS)
+    wanted = pc.filter(table.column("subject_pid"), pc.equal(table.column("subject_type"), "transaction"))
+    if events is None or len(wanted) == 0:
+        return table
+    owners = events.to_table(
+        columns=["transaction_id_pid", "account_id_pid"], filter=ds.field("transaction_id_pid").isin(wanted)
+    )
+    query = """
+        SELECT l.* REPLACE (coalesce(l.account_id_pid, o.account_id_pid) AS account_id_pid)
+        FROM labels l LEFT JOIN (SELECT DISTINCT * FROM owners) o
+          ON l.subject_type = 'transaction' AND o.transaction_id_pid = l.subject_pid
+    """
+    with engine.registered(labels=table, owners=owners) as con:
+        return con.sql(query).to_arrow_table().cast(LABEL_SCHEMA)
+
+
+def ingest_label_file(path: Path, ctx: IngestContext) -> BatchResult:
+    """Ingest one landing label file exactly once (its content hash is the batch id).
+
+    The result is a telemetry batch's accounting, with nothing dropped by consent or deduplication:
+    records_read = accepted + quarantined.
+    """
+    batch_id = landing.batch_id_of_file(path)
+    result = BatchResult(batch_id, path.name)
+    if lake.find_batch_commit(ctx.lake_dir, lake.LABELS, batch_id) is not None:
+        result.already_done = True
+        return result
+    raw = read_batch(path)
+    good, bad = _validate(raw.lines, list(raw.line_numbers))
+    rejected = [*raw.rejected, *bad]
+    result.records_read = raw.records_read
+    result.accepted, result.quarantined = len(good), len(rejected)
+    for r in rejected:
+        result.reasons[r.reason] = result.reasons.get(r.reason, 0) + 1
+    result.check()
+    quarantine.write(ctx.quarantine_dir, batch_id, rejected, ctx.quarantine_key)
+    table = treat_labels(good, ctx, batch_id) if good else LABEL_SCHEMA.empty_table()
+    accounting = {"records_read": result.records_read, "accepted": result.accepted, "quarantined": result.quarantined,
+                  "reasons": result.reasons, "file_name": path.name}  # fmt: skip
+    # An empty commit still records the batch id, so a file of rejects is not read again.
+    lake.append(ctx.lake_dir, lake.LABELS, table, batch_id, accounting)
+    log.info("labels %s: read %d, accepted %d, quarantined %d", path.name, result.records_read, result.accepted,
+             result.quarantined)  # fmt: skip
+    return result
+
+
+def ingest_labels(ctx: IngestContext, landing_dir: Path) -> list[BatchResult]:
+    """Ingest every label file in the landing zone not yet in the lake, in name order."""
+    return [ingest_label_file(p, ctx) for p in landing.pending_files(landing_dir, landing.LABELS)]
+
+
+def read_labels(lake_dir: Path, until: datetime | None = None) -> pa.Table:
+    """The labels in the lake (those reported at or before ``until``, when given)."""
+    data = lake.dataset(lake_dir, lake.LABELS)
+    if data is None:
+        return LABEL_SCHEMA.empty_table()
+    table = data.to_table()
+    if until is not None:
+        table = table.filter(pc.less_equal(table.column("reported_at"), pa.scalar(until.astimezone(UTC))))
+    return table

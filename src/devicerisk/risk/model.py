@@ -1,0 +1,173 @@
+"""The risk models: supervised gradient boosting, calibrated, or an unsupervised fallback; scores and levels.
+
+A score is the calibrated fraud probability in percent (0–100, kept at full precision so that the
+ranking survives; shown with one or two decimals). Calibration is Platt scaling (a sigmoid of the
+boosted trees' log-odds), which is monotonic and strictly increasing, so distinct model outputs keep
+distinct scores and the alert budget cuts between them (isotonic steps tied thousands of clear frauds
+at 100 and let them all through the budget). Levels come from two
+thresholds chosen from the alert budget: ``highest`` holds about the top ``budget`` scores per day,
+``elevated`` the next ``ELEVATED_FACTOR`` times as many. A score exactly on a threshold takes the higher
+level (``score >= threshold``), so the budget is an upper bound only up to ties.
+
+With fewer than ``MIN_POSITIVES`` fraud labels (or a single class) there is nothing to learn from; an
+IsolationForest scores instead, its score mapped to 0–100 by its rank among the training rows. Such a
+model is marked ``kind = "unsupervised"`` and its scores are not probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+from sklearn.frozen import FrozenEstimator
+from threadpoolctl import threadpool_limits
+
+log = logging.getLogger(__name__)
+
+MIN_POSITIVES = 20
+MIN_NEGATIVES = 20
+ELEVATED_FACTOR = 4
+LEVELS = ("normal", "elevated", "highest")
+_QUANTILES = 1001  # resolution of the unsupervised rank map
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Score thresholds of the two alert levels (0–100); ``highest >= elevated``."""
+
+    elevated: float
+    highest: float
+
+
+def single_threaded() -> threadpool_limits:
+    """OpenMP limited to one thread: tree prediction here runs 10-20× faster than with a thread team,
+    whose start-up and spinning dominate small batches on a busy 2-core machine (measured in bench/)."""
+    return threadpool_limits(1, user_api="openmp")
+
+
+def level(score: float, thresholds: Thresholds) -> str:
+    """The level of one score; a score exactly on a threshold takes the higher level."""
+    if score >= thresholds.highest:
+        return "highest"
+    if score >= thresholds.elevated:
+        return "elevated"
+    return "normal"
+
+
+def levels(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """:func:`level` of many scores."""
+    out = np.full(len(scores), "normal", dtype=object)
+    out[scores >= thresholds.elevated] = "elevated"
+    out[scores >= thresholds.highest] = "highest"
+    return out
+
+
+def to_score(probability: np.ndarray) -> np.ndarray:
+    """Probabilities (0–1) as 0–100 scores."""
+    return np.clip(probability, 0.0, 1.0) * 100.0
+
+
+def thresholds_from_budget(scores: np.ndarray, days: float, budget_per_day: int) -> Thresholds:
+    """Thresholds that put about ``budget_per_day`` scores a day at ``highest`` (over ``days`` of ``scores``)."""
+    ranked = np.sort(np.asarray(scores, dtype=float))[::-1]
+    if len(ranked) == 0:
+        return Thresholds(elevated=100.0, highest=100.0)
+
+    def kth(k: float) -> float:
+        i = int(np.clip(round(k), 1, len(ranked))) - 1
+        return float(ranked[i])
+
+    floor = 0.01  # a score of (almost) zero is never an alert
+    highest = max(kth(budget_per_day * days), floor)
+    elevated = min(max(kth(budget_per_day * days * (1 + ELEVATED_FACTOR)), floor), highest)
+    return Thresholds(elevated=elevated, highest=highest)
+
+
+@dataclass(slots=True)
+class RiskModel:
+    """A fitted model and what scoring needs to use and explain it."""
+
+    kind: str  # "supervised" | "unsupervised"
+    estimator: Any  # CalibratedClassifierCV (sigmoid) over a frozen HGB, or an IsolationForest
+    features: list[str]
+    reference: np.ndarray  # per feature: the typical value a reason is measured against
+    rank_map: np.ndarray | None = None  # unsupervised: quantiles of training anomaly scores
+    notes: list[str] = field(default_factory=list)
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        """Fraud probability (supervised) or anomaly rank (unsupervised), 0–1."""
+        if len(X) == 0:
+            return np.zeros(0)
+        with single_threaded():
+            if self.kind == "supervised":
+                return self.estimator.predict_proba(X)[:, 1]
+            assert self.rank_map is not None
+            raw = -self.estimator.score_samples(np.nan_to_num(X, nan=-1.0))
+            return np.searchsorted(self.rank_map, raw, side="right") / len(self.rank_map)
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """The model's raw output before calibration (log-odds, or anomaly score), for reasons."""
+        if self.kind == "supervised":
+            hgb = self.estimator.estimator.estimator  # CalibratedClassifierCV -> FrozenEstimator -> HGB
+            return hgb.decision_function(X)
+        return -self.estimator.score_samples(np.nan_to_num(X, nan=-1.0))
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return to_score(self.probability(X))
+
+    def used_features(self) -> list[int]:
+        """Indices of the features any tree splits on; the others cannot change a prediction."""
+        if self.kind != "supervised":
+            return list(range(len(self.features)))
+        hgb = self.estimator.estimator.estimator
+        used = {int(f) for trees in hgb._predictors for tree in trees
+                for f in tree.nodes["feature_idx"][~tree.nodes["is_leaf"].astype(bool)]}  # fmt: skip
+        return sorted(used)
+
+
+def reference_values(X: np.ndarray) -> np.ndarray:
+    """Per feature, the median of the non-missing training values (0 where a feature is always missing)."""
+    with warnings.catch_warnings():  # an all-missing feature has no median: its reference is 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0) if len(X) else np.zeros(X.shape[1])
+    return np.nan_to_num(ref, nan=0.0)
+
+
+def fit(
+    X: np.ndarray, y: np.ndarray, X_cal: np.ndarray, y_cal: np.ndarray, features: list[str], seed: int = 0
+) -> RiskModel:
+    """Fit the supervised model on (X, y) and calibrate it on the later (X_cal, y_cal); fall back if too few labels."""
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    if positives < MIN_POSITIVES or negatives < MIN_NEGATIVES or len(np.unique(y_cal)) < 2:
+        why = (f"too few labels to learn from ({positives} fraud, {negatives} legitimate in training; "
+               f"{int(y_cal.sum())} fraud in calibration): unsupervised IsolationForest fallback, "
+               "scores are anomaly ranks, not probabilities")  # fmt: skip
+        log.warning(why)
+        return fit_unsupervised(np.concatenate([X, X_cal]), features, seed, [why])
+    hgb = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
+        early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed,
+    )  # fmt: skip
+    # a feature that is always missing (e.g. amounts for account probes) trains as a constant
+    with single_threaded():
+        hgb.fit(np.where(np.isnan(X).all(axis=0), 0.0, X), y)
+        calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="sigmoid")
+        with warnings.catch_warnings():  # a rare class smaller than the folds is fine for a 2-parameter fit
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            calibrated.fit(X_cal, y_cal)
+    return RiskModel("supervised", calibrated, features, reference_values(X))
+
+
+def fit_unsupervised(X: np.ndarray, features: list[str], seed: int = 0, notes: list[str] | None = None) -> RiskModel:
+    """An IsolationForest over the features; its scores are mapped to ranks among the training rows."""
+    forest = IsolationForest(n_estimators=200, random_state=seed, n_jobs=1)
+    filled = np.nan_to_num(X, nan=-1.0)
+    forest.fit(filled)
+    raw = -forest.score_samples(filled)
+    rank_map = np.quantile(raw, np.linspace(0, 1, _QUANTILES)) if len(raw) else np.zeros(_QUANTILES)
+    return RiskModel("unsupervised", forest, features, reference_values(X), rank_map, list(notes or []))

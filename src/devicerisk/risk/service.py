@@ -1,0 +1,253 @@
+"""Training, registering and scoring on the lake: what the flows and the CLI call.
+
+Each function takes explicit folders and returns a small summary; the stores do the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from devicerisk.risk import card, reasons
+from devicerisk.risk import features as F
+from devicerisk.risk.evaluate import at_least_as_good, evaluate
+from devicerisk.risk.labels import read_labels
+from devicerisk.risk.model import RiskModel, Thresholds, levels, to_score
+from devicerisk.risk.training import NotEnoughData, TrainingResult, make_split, matrix, train
+from devicerisk.store import lake, registry, scores, serving
+
+log = logging.getLogger(__name__)
+
+LOOKBACK = timedelta(days=31)  # the longest feature window (30 d amount median) plus a day
+SERVING_DAYS = 7  # transaction scores kept in the serving snapshot
+SCORES = ("transaction", "account")
+
+
+class NoModel(LookupError):
+    """Scoring was asked for before any model was trained and promoted."""
+
+
+@dataclass(slots=True)
+class TrainOutcome:
+    version: str
+    promoted: bool
+    reason: str
+    metadata: dict[str, Any]
+    card: dict[str, bytes] = field(default_factory=dict)
+
+
+def _version_of(lake_dir: Path, name: str) -> int | None:
+    table = lake.open_table(lake_dir, name)
+    return None if table is None else table.version()
+
+
+def load_events(lake_dir: Path, since: datetime | None = None) -> pa.Table:
+    """The feature columns of the events table (from ``since``, a day early for the date partition)."""
+    data = lake.dataset(lake_dir, lake.EVENTS)
+    if data is None:
+        raise LookupError(f"the lake at {lake_dir} has no events yet: ingest first")
+    flt = None if since is None else ds.field("event_date") >= pa.scalar((since - timedelta(days=1)).date())
+    return data.to_table(columns=list(F.EVENT_COLUMNS), filter=flt)
+
+
+def libraries() -> dict[str, str]:
+    names = ("scikit-learn", "skops", "numpy", "duckdb", "pyarrow", "deltalake")
+    return {"python": platform.python_version(), **{n: package_version(n) for n in names}}
+
+
+def _model_meta(model: RiskModel, thresholds: Thresholds, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": model.kind,
+        "features": model.features,
+        "reference": model.reference.tolist(),
+        "rank_map": None if model.rank_map is None else model.rank_map.tolist(),
+        "notes": model.notes,
+        "thresholds": {"elevated": thresholds.elevated, "highest": thresholds.highest},
+        "metrics": metrics,
+    }
+
+
+def not_trainable(lake_dir: Path, gap_days: float, test_days: float) -> str | None:
+    """Why the lake cannot train a model yet (no events, or too short a span), or None if it can."""
+    table = lake.open_table(lake_dir, lake.EVENTS)
+    if table is None:
+        return "the lake has no events yet"
+    times = table.to_pyarrow_dataset().to_table(columns=["event_time"]).column("event_time")
+    try:
+        make_split(pc.min(times).as_py(), pc.max(times).as_py(), gap_days, test_days)
+    except NotEnoughData as err:
+        return str(err)
+    return None
+
+
+def train_and_register(
+    lake_dir: Path,
+    models_dir: Path,
+    budget_per_day: int = 20,
+    gap_days: float = 2.0,
+    test_days: float = 2.0,
+    truth: pa.Table | None = None,
+    seed: int = 0,
+    now: datetime | None = None,
+) -> TrainOutcome:
+    """Train both scores on the whole lake, save a new version with its card, and promote it if it passes the gate."""
+    events = load_events(lake_dir)
+    labels = read_labels(lake_dir)
+    times = events.column("event_time")
+    start, end = pc.min(times).as_py(), pc.max(times).as_py() + timedelta(microseconds=1)
+    split = make_split(start, end, gap_days, test_days)
+    result = train(events, labels, split, budget_per_day, truth, seed)
+    version = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    metadata: dict[str, Any] = {
+        "version": version,
+        "trained_at": datetime.now(UTC).isoformat(),
+        "training_window": {
+            "start": split.start,
+            "train_end": split.train_end,
+            "test_start": split.test_start,
+            "end": split.end,
+        },
+        "events_version": _version_of(lake_dir, lake.EVENTS),
+        "labels_version": _version_of(lake_dir, lake.LABELS),
+        "budget_per_day": budget_per_day,
+        "judged_against": "the generator's ground truth" if truth is not None else "the feedback labels",
+        "libraries": libraries(),
+        "notes": result.notes,
+    }
+    for name in SCORES:
+        trained = getattr(result, name)
+        metadata[name] = _model_meta(trained.model, trained.thresholds, trained.evaluation.as_dict())
+    promoted, why = _gate(models_dir, result)
+    metadata["promotion"] = {"promoted": promoted, "reason": why}
+    files = card.render(result, metadata)
+    registry.save(models_dir, version, {n: getattr(result, n).model.estimator for n in SCORES}, metadata, files)
+    if promoted:
+        registry.promote(models_dir, version)
+    log.info("model %s trained (%s); %s", version, result.transaction.model.kind, why)
+    return TrainOutcome(version, promoted, why, metadata, files)
+
+
+def _gate(models_dir: Path, result: TrainingResult) -> tuple[bool, str]:
+    """Promote unless the champion does better on the candidate's own held-out transactions."""
+    current = registry.champion(models_dir)
+    candidate = result.transaction
+    if current is None:
+        return True, "no champion yet"
+    champion = load_models(models_dir, current)["transaction"][0]
+    if candidate.model.kind != "supervised":
+        if champion.kind == "supervised":
+            return False, f"an unsupervised fallback never replaces the supervised champion {current}"
+        return True, "both are unsupervised fallbacks (no labels to compare them on): the newer one replaces it"
+    if champion.features != candidate.model.features:
+        return True, f"champion {current} uses other features; it cannot be compared and is replaced"
+    p = champion.probability(candidate.test_X)
+    champ_eval = evaluate(candidate.test_target, p, to_score(p), candidate.thresholds)
+    if at_least_as_good(candidate.evaluation, champ_eval):
+        return True, f"at least as good as champion {current} on the held-out window"
+    return False, (f"champion {current} kept: AUC {champ_eval.roc_auc:.4f} / AP {champ_eval.average_precision:.4f} "
+                   f"against the candidate's {candidate.evaluation.roc_auc:.4f} / "
+                   f"{candidate.evaluation.average_precision:.4f}")  # fmt: skip
+
+
+def load_models(models_dir: Path, version: str | None = None) -> dict[str, tuple[RiskModel, Thresholds]]:
+    """The models of ``version`` (default: the champion) with their thresholds."""
+    version = version or registry.champion(models_dir)
+    if version is None:
+        raise NoModel("no model has been trained yet: run `devicerisk risk train`")
+    meta = registry.metadata(models_dir, version)
+    out = {}
+    for name in SCORES:
+        m = meta[name]
+        estimator = registry.load_estimator(models_dir, version, name)
+        rank_map = None if m["rank_map"] is None else np.asarray(m["rank_map"])
+        model = RiskModel(m["kind"], estimator, list(m["features"]), np.asarray(m["reference"]), rank_map, m["notes"])
+        out[name] = (model, Thresholds(**m["thresholds"]))
+    return out
+
+
+def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa.Table:
+    """Scores, levels and worded reasons of feature rows (``qid``, ``acct``, ``txn``, ``t`` kept)."""
+    X = matrix(feats, model.features)
+    score = model.score(X)
+    why = reasons.explain(model, X)
+    return pa.table({
+        "qid": feats.column("qid"), "txn": feats.column("txn"), "account_id_pid": feats.column("acct"),
+        "t": feats.column("t"), "score": pa.array(score, pa.float64()),
+        "level": pa.array(levels(score, thresholds).tolist(), pa.string()),
+        "reasons": pa.array(why, pa.list_(pa.string())),
+    })  # fmt: skip
+
+
+def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: str) -> dict[str, int]:
+    """Score the transactions not scored yet, append them to the lake and republish the serving snapshot."""
+    version = registry.champion(models_dir)
+    model, thresholds = load_models(models_dir, version)["transaction"]
+    since = scores.last_scored_time(lake_dir)
+    events = load_events(lake_dir, None if since is None else since - LOOKBACK)
+    start = pc.min(events.column("event_time")).as_py() if since is None else since + timedelta(microseconds=1)
+    end = pc.max(events.column("event_time")).as_py() + timedelta(microseconds=1)
+    feats = F.transaction_features(events, read_labels(lake_dir), start, end)
+    table = score_table(feats, model, thresholds)
+    times = pc.cast(table.column("t"), pa.timestamp("us", tz="UTC"))
+    out = pa.table({
+        "event_id": table.column("qid"), "transaction_id_pid": table.column("txn"),
+        "account_id_pid": table.column("account_id_pid"), "event_time": times,
+        "event_date": pc.cast(times, pa.date32()), "score": table.column("score"), "level": table.column("level"),
+        "reasons": table.column("reasons"), "model_version": pa.repeat(pa.scalar(version), table.num_rows),
+        "model_kind": pa.repeat(pa.scalar(model.kind), table.num_rows),
+        "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), table.num_rows),
+    })  # fmt: skip
+    scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)
+    recent = scores.read(lake_dir, scores.TRANSACTION_SCORES)
+    if recent is not None and recent.num_rows:
+        cut = pc.max(recent.column("event_time")).as_py() - timedelta(days=SERVING_DAYS)
+        serving.publish(serving_dir, serving.TRANSACTIONS, recent.filter(pc.greater(recent.column("event_time"),
+                                                                                    pa.scalar(cut))))  # fmt: skip
+    alerts = int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)
+    return {"transactions_scored": out.num_rows, "highest": alerts}
+
+
+def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: str, active_days: float = 7.0,
+                   as_of: datetime | None = None) -> dict[str, int]:  # fmt: skip
+    """Score every account active in the last ``active_days`` as of ``as_of`` (default: the lake's newest event)."""
+    version = registry.champion(models_dir)
+    model, thresholds = load_models(models_dir, version)["account"]
+    if as_of is None:
+        table = lake.dataset(lake_dir, lake.EVENTS)
+        if table is None:
+            raise LookupError("the lake has no events yet: ingest first")
+        as_of = pc.max(table.to_table(columns=["event_time"]).column("event_time")).as_py() + timedelta(microseconds=1)
+    events = load_events(lake_dir, as_of - LOOKBACK)
+    feats = F.account_features(events, read_labels(lake_dir), as_of - timedelta(days=active_days), as_of)
+    table = score_table(feats, model, thresholds)
+    n = table.num_rows
+    out = pa.table({
+        "account_id_pid": table.column("account_id_pid"),
+        "as_of": pa.repeat(pa.scalar(as_of, pa.timestamp("us", tz="UTC")), n),
+        "event_date": pa.repeat(pa.scalar(as_of.date(), pa.date32()), n),
+        "score": table.column("score"), "level": table.column("level"), "reasons": table.column("reasons"),
+        "model_version": pa.repeat(pa.scalar(version), n), "model_kind": pa.repeat(pa.scalar(model.kind), n),
+        "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
+    })  # fmt: skip
+    scores.append(lake_dir, scores.ACCOUNT_SCORES, out, run_id)
+    serving.publish(serving_dir, serving.ACCOUNTS, out)
+    return {"accounts_scored": n, "highest": int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)}
+
+
+def top_accounts(serving_dir: Path, n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` riskiest accounts of the serving snapshot (pseudonyms: mask before showing)."""
+    table = serving.read(serving_dir, serving.ACCOUNTS)
+    if table is None:
+        return []
+    ranked = table.sort_by([("score", "descending"), ("account_id_pid", "ascending")]).slice(0, n)
+    return ranked.select(["account_id_pid", "score", "level", "reasons", "model_version", "model_kind"]).to_pylist()

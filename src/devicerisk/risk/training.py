@@ -1,0 +1,208 @@
+"""Training both scores on the lake: time split, targets from feedback labels, thresholds, evaluation.
+
+The window ``[data start, end)`` is split by time: train (the last fifth of it calibrates), then a gap
+as long as the label delay, then test. Training targets use only labels reported by the end of the gap,
+as a model trained then would have had them: a transaction is fraud if it, its account or another
+transaction of its account was reported as fraud (fraud accounts rarely transact honestly, and this gives
+the model far more positives than the sparse per-transaction reports); everything else counts as
+legitimate. The test window is judged against the ground truth
+when one is given (synthetic data) and against every label in the lake otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from devicerisk import engine
+from devicerisk.risk import features as F
+from devicerisk.risk.evaluate import Evaluation, evaluate
+from devicerisk.risk.model import RiskModel, Thresholds, fit, thresholds_from_budget, to_score
+
+WARMUP = timedelta(days=1)  # the first day has no history for its windows: it is not trained on
+
+
+class NotEnoughData(ValueError):
+    """The lake does not span a training window, a label-delay gap and a test window yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """The time split of one training run."""
+
+    start: datetime
+    train_end: datetime
+    test_start: datetime
+    end: datetime
+
+    @property
+    def test_days(self) -> float:
+        return (self.end - self.test_start).total_seconds() / 86_400
+
+
+@dataclass(slots=True)
+class Trained:
+    """One score's model, thresholds and held-out evaluation."""
+
+    model: RiskModel
+    thresholds: Thresholds
+    evaluation: Evaluation
+    test_scores: np.ndarray
+    test_target: np.ndarray
+    test_X: np.ndarray
+    train_rows: int
+    train_positives: int
+
+
+@dataclass(slots=True)
+class TrainingResult:
+    split: Split
+    transaction: Trained
+    account: Trained
+    notes: list[str] = field(default_factory=list)
+
+
+def make_split(start: datetime, end: datetime, gap_days: float, test_days: float) -> Split:
+    """Train, then a gap for the label delay, then test, ending at ``end``."""
+    test_start = end - timedelta(days=test_days)
+    train_end = test_start - timedelta(days=gap_days)
+    if train_end <= start + WARMUP:
+        raise NotEnoughData(f"the data ({start:%Y-%m-%d} to {end:%Y-%m-%d}) is too short for a {gap_days}-day gap "
+                         f"and a {test_days}-day test window")  # fmt: skip
+    return Split(start, train_end, test_start, end)
+
+
+def matrix(features: pa.Table, names: list[str] | tuple[str, ...] = F.FEATURE_NAMES) -> np.ndarray:
+    """The model matrix of a feature table (float64, NaN for missing)."""
+    if features.num_rows == 0:
+        return np.zeros((0, len(names)))
+    return np.column_stack([features.column(n).to_numpy(zero_copy_only=False).astype(float) for n in names])
+
+
+def fraud_targets(rows: pa.Table, labels: pa.Table, key: str, until: datetime | None) -> np.ndarray:
+    """1 where the row's subject (``key``) or its account (``acct``) was reported as fraud (by ``until``).
+
+    An account counts as reported when it was labelled itself or when one of its transactions was.
+    """
+    if until is not None:
+        labels = labels.filter(pc.less_equal(labels.column("reported_at"), pa.scalar(until)))
+    fraud = labels.filter(pc.equal(labels.column("label"), "fraud"))
+    is_account = pc.equal(fraud.column("subject_type"), "account")
+    accounts = pa.concat_arrays([pc.filter(fraud.column("subject_pid"), is_account).combine_chunks(),
+                                 pc.drop_null(fraud.column("account_id_pid")).combine_chunks()])  # fmt: skip
+    subjects = pc.filter(fraud.column("subject_pid"), pc.invert(is_account)).combine_chunks()
+    hit = pc.or_(pc.fill_null(pc.is_in(rows.column(key), value_set=subjects), False),
+                 pc.fill_null(pc.is_in(rows.column("acct"), value_set=accounts), False))  # fmt: skip
+    return hit.to_numpy(zero_copy_only=False).astype(int)
+
+
+def _times(table: pa.Table) -> np.ndarray:
+    return table.column("t").to_numpy(zero_copy_only=False)
+
+
+def _us(when: datetime) -> int:
+    return int(when.timestamp() * 1_000_000)
+
+
+def _train_one(
+    feats: pa.Table,
+    y_train_all: np.ndarray,
+    y_test_all: np.ndarray,
+    train_mask: np.ndarray,
+    test_mask: np.ndarray,
+    cal_mask: np.ndarray,
+    budget: int,
+    days: float,
+    scenarios: np.ndarray | None,
+    seed: int,
+) -> Trained:
+    X = matrix(feats)
+    names = list(F.FEATURE_NAMES)
+    fit_mask = train_mask & ~cal_mask
+    model = fit(X[fit_mask], y_train_all[fit_mask], X[cal_mask], y_train_all[cal_mask], names, seed)
+    X_test, y_test = X[test_mask], y_test_all[test_mask]
+    probability = model.probability(X_test)
+    scores = to_score(probability)
+    thresholds = thresholds_from_budget(scores, days, budget)
+    ev = evaluate(y_test, probability, scores, thresholds, None if scenarios is None else scenarios[test_mask],
+                  X_test, names)  # fmt: skip
+    return Trained(model, thresholds, ev, scores, y_test, X_test, int(train_mask.sum()),
+                   int(y_train_all[train_mask].sum()))  # fmt: skip
+
+
+def train(
+    events: pa.Table,
+    labels: pa.Table,
+    split: Split,
+    budget_per_day: int,
+    truth: pa.Table | None = None,
+    seed: int = 0,
+) -> TrainingResult:
+    """Train the transaction and account scores on ``events`` and ``labels`` over ``split``.
+
+    ``truth`` (optional, synthetic data only): ``subject_pid``, ``fraud`` (bool), ``scenario`` per
+    transaction and per account, to judge the test window and report recall per scenario.
+    """
+    label_cut = split.test_start  # the end of the gap: labels reported by then are known to training
+    txn = F.transaction_features(events, labels, split.start + WARMUP, split.end)
+    t = _times(txn)
+    train_mask = t < _us(split.train_end)
+    test_mask = t >= _us(split.test_start)
+    cal_from = _us(split.start + WARMUP + (split.train_end - split.start - WARMUP) * 0.8)
+    cal_mask = train_mask & (t >= cal_from)
+    y_known = _txn_targets(txn, labels, label_cut)
+    y_eval, scenarios = _evaluation_targets(txn, labels, truth, "transaction")
+    days = split.test_days
+    transaction = _train_one(txn, y_known, y_eval, train_mask, test_mask, cal_mask, budget_per_day, days, scenarios,
+                             seed)  # fmt: skip
+
+    acct_train = F.account_features(events, labels, split.train_end - timedelta(days=7), split.train_end)
+    acct_test = F.account_features(events, labels, split.test_start, split.end)
+    both = pa.concat_tables([acct_train, acct_test])
+    n_train = acct_train.num_rows
+    a_train = np.arange(both.num_rows) < n_train
+    a_cal = a_train & (_hash_share(both.column("qid")) < 0.2)  # one probe time: calibrate on a fifth of accounts
+    y_a_known = fraud_targets(both.append_column("subject", both.column("qid")), labels, "subject", label_cut)
+    y_a_eval, a_scen = _evaluation_targets(both, labels, truth, "account")
+    account = _train_one(both, y_a_known, y_a_eval, a_train, ~a_train, a_cal, max(1, budget_per_day // 4), 1.0,
+                         a_scen, seed)  # fmt: skip
+    notes = [f"{name} score: {note}" for name, t in (("transaction", transaction), ("account", account))
+             for note in t.model.notes]  # fmt: skip
+    return TrainingResult(split, transaction, account, notes)
+
+
+def _hash_share(values: pa.ChunkedArray) -> np.ndarray:
+    """A stable pseudo-random share in [0, 1) per value (pseudonyms are hex)."""
+    return np.array([int(v[:8], 16) / 2**32 if v else 0.0 for v in values.to_pylist()])
+
+
+def _txn_owner(txn: pa.Table) -> pa.Table:
+    """(qid, subject = transaction pseudonym, acct) of each transaction feature row."""
+    return txn.select(["qid", "acct"]).append_column("subject", txn.column("txn"))
+
+
+def _txn_targets(txn: pa.Table, labels: pa.Table, until: datetime | None) -> np.ndarray:
+    return fraud_targets(_txn_owner(txn), labels, "subject", until)
+
+
+def _evaluation_targets(
+    feats: pa.Table, labels: pa.Table, truth: pa.Table | None, kind: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The test target (ground truth if given, else every label) and the scenario of each row."""
+    rows = _txn_owner(feats) if kind == "transaction" else feats.append_column("subject", feats.column("qid"))
+    if truth is None:
+        return fraud_targets(rows, labels, "subject", None), None
+    query = """
+        SELECT coalesce(t.fraud, false) AS fraud, t.scenario
+        FROM (SELECT row_number() OVER () AS i, subject FROM rows) r
+        LEFT JOIN truth t ON t.subject_pid = r.subject AND t.subject_type = $kind
+        ORDER BY r.i
+    """
+    with engine.registered(rows=rows.select(["subject"]), truth=truth) as con:
+        result = con.sql(query, params={"kind": kind}).to_arrow_table()
+    y = result.column("fraud").to_numpy(zero_copy_only=False).astype(int)
+    return y, np.array(result.column("scenario").to_pylist(), dtype=object)

@@ -1,0 +1,110 @@
+"""Point-in-time features: windows, no leakage from the future or from labels not yet reported, empty windows."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from devicerisk.contract.schema import lake_schema
+from devicerisk.risk import features as F
+
+T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+ACCT, OTHER = "a" * 32, "b" * 32
+DEV = "d" * 32
+
+
+def events(rows: list[dict[str, Any]]) -> pa.Table:
+    """Lake-shaped event rows: every feature column, null unless given."""
+    schema = lake_schema()
+    fields = [schema.field(c) for c in F.EVENT_COLUMNS]
+    return pa.table({f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in fields})
+
+
+def txn(when: datetime, acct: str = ACCT, dev: str = DEV, **extra: Any) -> dict[str, Any]:
+    base = {"event_id": f"e-{when.isoformat()}-{acct[:2]}-{extra.get('status', '')}", "event_type": "transaction",
+            "event_time": when, "account_id_pid": acct, "device_android_id_pid": dev, "amount": 100.0,
+            "status": "success", "transaction_id_pid": f"t-{when.isoformat()}-{acct[:2]}", "app_platform": "android",
+            "app_version": "9.4.1"}  # fmt: skip
+    return base | extra
+
+
+def labels(rows: list[tuple[str, str, datetime]]) -> pa.Table:
+    return pa.table({
+        "subject_type": pa.array([r[0] for r in rows], pa.string()),
+        "subject_pid": pa.array([r[1] for r in rows], pa.string()),
+        "label": pa.array(["fraud"] * len(rows), pa.string()),
+        "reported_at": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
+    })  # fmt: skip
+
+
+def features_of(rows: list[dict[str, Any]], lab: pa.Table | None = None, at: datetime = T0) -> dict[str, Any]:
+    """The features of the transaction at ``at``."""
+    out = F.transaction_features(events(rows), lab, at, at + timedelta(seconds=1))
+    assert out.num_rows == 1
+    return out.to_pylist()[0]
+
+
+def test_velocity_windows_count_only_the_past() -> None:
+    history = [txn(T0 - timedelta(minutes=30)), txn(T0 - timedelta(hours=2), status="failed"),
+               txn(T0 - timedelta(hours=30)), txn(T0 - timedelta(days=8))]  # fmt: skip
+    future = [txn(T0 + timedelta(minutes=1)), txn(T0 + timedelta(hours=1), status="failed")]
+    f = features_of([*history, txn(T0), *future])
+    assert (f["acct_txn_1h"], f["acct_txn_24h"], f["acct_txn_7d"]) == (1, 2, 3)
+    assert (f["acct_failed_pay_1h"], f["acct_failed_pay_24h"]) == (0, 1)
+    assert f["dev_txn_24h"] == 2
+
+
+def test_an_event_at_the_same_instant_is_not_history() -> None:
+    rows = [txn(T0, status="failed", event_id="same-time"), txn(T0)]
+    out = F.transaction_features(events(rows), None, T0, T0 + timedelta(seconds=1)).to_pylist()
+    assert [(f["acct_txn_1h"], f["acct_failed_pay_1h"]) for f in out] == [(0, 0), (0, 0)]
+
+
+def test_a_label_counts_only_once_reported() -> None:
+    """Moving a label's reported time across t switches the feature: the label is never seen early."""
+    earlier = txn(T0 - timedelta(days=3))
+    rows = [earlier, txn(T0)]
+    subject = earlier["transaction_id_pid"]
+    late = features_of(rows, labels([("transaction", subject, T0 + timedelta(minutes=5))]))
+    on_time = features_of(rows, labels([("transaction", subject, T0 - timedelta(minutes=5))]))
+    exactly = features_of(rows, labels([("transaction", subject, T0)]))
+    assert late["account_fraud_reports"] == 0 and late["device_fraud_reports"] == 0
+    assert exactly["account_fraud_reports"] == 0  # strictly before t
+    assert on_time["account_fraud_reports"] == 1 and on_time["device_fraud_reports"] == 1
+
+
+def test_device_graph_counts_accounts_seen_before() -> None:
+    others = [txn(T0 - timedelta(hours=h), acct=c * 32) for h, c in ((1, "c"), (3, "e"), (30, "f"))]
+    f = features_of([*others, txn(T0)])
+    assert f["accounts_on_device_24h"] == 2  # c and e; f was seen 30 h before
+    assert f["accounts_on_device_total"] == 3
+    assert f["device_age_for_account_h"] == 0  # this account's first use of the device
+
+
+def test_amount_against_the_accounts_own_median() -> None:
+    history = [txn(T0 - timedelta(days=d), amount=a) for d, a in ((1, 10.0), (2, 20.0), (3, 30.0))]
+    f = features_of([*history, txn(T0, amount=120.0)])
+    assert f["amount_to_median"] == pytest.approx(6.0)
+
+
+def test_empty_windows_are_defined() -> None:
+    f = features_of([txn(T0)])
+    counts = [f.name for f in F.FEATURES if f.kind == "count" and f.name != "app_versions_behind"]
+    assert all(f[name] == 0 for name in counts if f[name] is not None), f
+    assert f["amount_to_median"] is None and f["hours_since_registration"] is None
+    assert not any(isinstance(v, float) and math.isnan(v) for v in f.values())
+
+
+def test_no_events_give_no_rows() -> None:
+    assert F.transaction_features(events([]), None, T0, T0 + timedelta(days=1)).num_rows == 0
+    assert F.account_features(events([]), None, T0, T0 + timedelta(days=1)).num_rows == 0
+
+
+def test_account_probe_sees_history_before_as_of_only() -> None:
+    rows = [txn(T0 - timedelta(hours=2)), txn(T0 - timedelta(minutes=10)), txn(T0 + timedelta(minutes=10))]
+    out = F.account_features(events(rows), None, T0 - timedelta(days=1), T0).to_pylist()
+    assert [(r["qid"], r["acct_txn_24h"]) for r in out] == [(ACCT, 2)]

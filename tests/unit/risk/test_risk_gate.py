@@ -1,0 +1,68 @@
+"""The promotion gate on real models in a real registry: the better model on the held-out rows wins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from devicerisk.risk.evaluate import evaluate
+from devicerisk.risk.features import FEATURE_NAMES
+from devicerisk.risk.model import RiskModel, fit, thresholds_from_budget
+from devicerisk.risk.service import _gate, _model_meta, load_models
+from devicerisk.risk.training import Split, Trained, TrainingResult
+from devicerisk.store import registry
+from factories import risk_matrix
+
+NAMES = list(FEATURE_NAMES)
+
+
+def trained(model: RiskModel, X: np.ndarray, y: np.ndarray) -> Trained:
+    p = model.probability(X)
+    th = thresholds_from_budget(p * 100, 1, 20)
+    return Trained(model, th, evaluate(y, p, p * 100, th), p * 100, y, X, 2000, int(y.sum()))
+
+
+def models() -> tuple[RiskModel, RiskModel, np.ndarray, np.ndarray]:
+    X, y = risk_matrix(4000, seed=3)
+    good = fit(X[:2000], y[:2000], X[2000:3000], y[2000:3000], NAMES)
+    shuffled = np.random.default_rng(0).permutation(y[:3000])
+    weak = fit(X[:2000], shuffled[:2000], X[2000:3000], shuffled[2000:3000], NAMES)
+    return good, weak, X[3000:], y[3000:]
+
+
+def register(models_dir: Path, version: str, model: RiskModel, X: np.ndarray, y: np.ndarray) -> None:
+    t = trained(model, X, y)
+    meta = {n: _model_meta(model, t.thresholds, {}) for n in ("transaction", "account")}
+    registry.save(models_dir, version, {"transaction": model.estimator, "account": model.estimator}, meta)
+    registry.promote(models_dir, version)
+
+
+def result(model: RiskModel, X: np.ndarray, y: np.ndarray) -> TrainingResult:
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    t = trained(model, X, y)
+    return TrainingResult(Split(when, when, when, when), t, t)
+
+
+def test_the_champion_stays_when_the_candidate_is_worse(tmp_path: Path) -> None:
+    good, weak, X, y = models()
+    register(tmp_path, "champion", good, X, y)
+    promoted, why = _gate(tmp_path, result(weak, X, y))
+    assert not promoted and "champion champion kept" in why
+    assert load_models(tmp_path)["transaction"][0].kind == "supervised"
+
+
+def test_a_better_candidate_replaces_the_champion(tmp_path: Path) -> None:
+    good, weak, X, y = models()
+    register(tmp_path, "champion", weak, X, y)
+    promoted, why = _gate(tmp_path, result(good, X, y))
+    assert promoted and "at least as good" in why
+
+
+def test_an_unsupervised_candidate_never_replaces_a_supervised_champion(tmp_path: Path) -> None:
+    good, _, X, y = models()
+    register(tmp_path, "champion", good, X, y)
+    fallback = fit(X, np.zeros(len(X), dtype=int), X, np.zeros(len(X), dtype=int), NAMES)
+    promoted, why = _gate(tmp_path, result(fallback, X, y))
+    assert fallback.kind == "unsupervised" and not promoted and "never replaces" in why

@@ -1,0 +1,100 @@
+"""Scores, levels at their thresholds, the alert budget, the unsupervised fallback and reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devicerisk.risk import reasons
+from devicerisk.risk.evaluate import Evaluation, at_least_as_good
+from devicerisk.risk.features import FEATURE_NAMES
+from devicerisk.risk.model import Thresholds, fit, level, levels, thresholds_from_budget
+from factories import risk_matrix
+
+TH = Thresholds(elevated=40.0, highest=80.0)
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [(0.0, "normal"), (39.9, "normal"), (40.0, "elevated"), (79.9, "elevated"), (80.0, "highest"), (100.0, "highest")],
+)
+def test_a_score_on_a_threshold_takes_the_higher_level(score: float, expected: str) -> None:
+    assert level(score, TH) == expected
+    assert levels(np.array([score]), TH)[0] == expected
+
+
+def test_thresholds_follow_the_alert_budget() -> None:
+    scores = np.arange(1.0, 101.0)  # 100 scores over 2 days
+    th = thresholds_from_budget(scores, days=2, budget_per_day=5)
+    assert th.highest == 91.0  # the 10th highest: 5 a day for 2 days
+    assert th.elevated == 51.0  # five times as many at elevated or above
+    assert int((scores >= th.highest).sum()) == 10
+
+
+def test_supervised_model_ranks_and_explains() -> None:
+    X, y = risk_matrix()
+    model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
+    assert model.kind == "supervised" and not model.notes
+    p = model.probability(X)
+    assert ((p[y == 1].mean()) - p[y == 0].mean()) > 0.5
+    row = int(np.flatnonzero((y == 1) & (X[:, 0] >= 10))[0])
+    words = reasons.explain(model, X[row : row + 1])[0]
+    assert words and words[0] == f"device seen on {X[row, 0]:.0f} accounts in 24 h"
+    typical = int(np.flatnonzero((y == 0) & (X[:, 0] == 0))[0])
+    assert not any("accounts in 24 h" in w for w in reasons.explain(model, X[typical : typical + 1])[0])
+
+
+def test_contributions_measure_the_model_not_a_rule() -> None:
+    X, y = risk_matrix()
+    model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
+    row = X[np.flatnonzero(y == 1)[:1]]
+    contrib = reasons.contributions(model, row)
+    occluded = row.copy()
+    occluded[0, 0] = model.reference[0]
+    assert contrib[0, 0] == pytest.approx(model.margin(row)[0] - model.margin(occluded)[0])
+
+
+@pytest.mark.parametrize("positives", [0, 5])
+def test_too_few_labels_fall_back_to_an_isolation_forest_and_say_so(positives: int) -> None:
+    X, _ = risk_matrix(600)
+    y = np.zeros(len(X), dtype=int)
+    y[:positives] = 1
+    model = fit(X[:400], y[:400], X[400:], y[400:], list(FEATURE_NAMES))
+    assert model.kind == "unsupervised"
+    assert "too few labels" in model.notes[0] and "IsolationForest" in model.notes[0]
+    p = model.probability(X)
+    assert p.min() >= 0 and p.max() <= 1 and len(np.unique(p)) > 10
+    assert all(isinstance(w, list) for w in reasons.explain(model, X[:5]))
+
+
+def test_reason_wording() -> None:
+    assert reasons.word("amount_to_median", 6.04) == "amount 6.0× this account's median"
+    assert reasons.word("emulator_model", 1.0) == "emulator model string"
+    assert reasons.word("accounts_on_device_24h", 14.0) == "device seen on 14 accounts in 24 h"
+
+
+def _ev(auc: float | None, ap: float | None) -> Evaluation:
+    return Evaluation(rows=10, positives=2, roc_auc=auc, average_precision=ap, precision_at_budget=None, alerts=0,
+                      brier=None)  # fmt: skip
+
+
+def test_gate_keeps_the_better_champion() -> None:
+    assert at_least_as_good(_ev(0.96, 0.85), _ev(0.96, 0.85))  # equal is good enough
+    assert not at_least_as_good(_ev(0.959, 0.85), _ev(0.96, 0.85))
+    assert not at_least_as_good(_ev(0.97, 0.80), _ev(0.96, 0.85))
+    assert not at_least_as_good(_ev(None, None), _ev(0.5, 0.1))
+    assert at_least_as_good(_ev(0.9, 0.5), _ev(None, None))
+
+
+def test_features_no_tree_uses_contribute_nothing() -> None:
+    X, y = risk_matrix()
+    model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
+    used = set(model.used_features())
+    assert 0 in used
+    contrib = reasons.contributions(model, X[:200])
+    unused = [j for j in range(X.shape[1]) if j not in used]
+    assert unused and np.all(contrib[:, unused] == 0)
+    for j in unused:  # and occluding them really changes nothing
+        occluded = X[:200].copy()
+        occluded[:, j] = model.reference[j]
+        assert np.allclose(model.margin(occluded), model.margin(X[:200]))
