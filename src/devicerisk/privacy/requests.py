@@ -1,8 +1,10 @@
 """Data-subject requests: access (6.2.1), erasure (6.2.2), cancellation (6.3), consent withdrawal (6.1), minors (7.2).
 
-A request moves received -> verified -> in progress -> completed, or to rejected. Its id is derived
-from its kind, options and the subject's pseudonyms, so submitting the same request again resumes
-it if it is unfinished and is refused as a duplicate once it is complete. Each step is idempotent
+A request moves received -> verified -> in progress -> completed, or to rejected. Submitting the same
+request (kind, options, the subject's pseudonyms) again resumes it while it is unfinished, and is
+refused as a duplicate for a short window after it completed; later it is a new request, with its own
+id (derived from the same and the time received): a subject may ask again, e.g. to erase data
+collected since, or to withdraw again after a re-grant. Each step is idempotent
 and recorded in the warehouse when done, so a crash at any point is finished by the next run.
 Counts are taken at verification, so a receipt reports what was held even if a run was interrupted
 after deleting and before recording. Erasures end with a vacuum: the request stays in progress
@@ -15,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -73,10 +75,22 @@ STEPS: dict[Kind, tuple[str, ...]] = {
 }
 
 
-def request_id(kind: Kind, subject: SubjectRows, options: dict[str, Any]) -> str:
-    """A stable id for the request: the same subject, kind and options give the same id."""
-    text = json.dumps({"kind": kind, "subject": to_json(subject), "options": options}, sort_keys=True)
+#: How long after a request completed the same request is taken for a resubmission and refused.
+DUPLICATE_WINDOW = timedelta(days=1)
+_UNFINISHED = (Status.RECEIVED, Status.VERIFIED, Status.IN_PROGRESS)
+
+
+def request_id(kind: Kind, subject: SubjectRows, options: dict[str, Any], received_at: datetime) -> str:
+    """The request's id: its kind, options, subject and the time it was received."""
+    text = json.dumps({"kind": kind, "subject": to_json(subject), "options": options,
+                       "received_at": received_at.isoformat()}, sort_keys=True)  # fmt: skip
     return "req-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _earlier(stores: Stores, kind: Kind, subject: SubjectRows, options: dict[str, Any]) -> RequestRow | None:
+    """The latest earlier submission of the same request, if any."""
+    same = (kind, to_json(subject), options)
+    return next((r for r in governance.requests(stores.warehouse_path) if (r.kind, r.subject, r.options) == same), None)
 
 
 def _check_options(kind: Kind, options: dict[str, Any], subject: SubjectRows) -> None:
@@ -104,12 +118,14 @@ def submit(
     options = dict(options or {})
     subject = resolve(ids, stores.keyring, stores.lake_dir)
     _check_options(kind, options, subject)
-    rid = request_id(kind, subject, options)
     step = checkpoint or (lambda _: None)
-    row = governance.get_request(stores.warehouse_path, rid)
-    if row is not None and row.status == Status.COMPLETED:
-        raise DuplicateRequestError(f"request {rid} was already completed on {row.updated_at:%Y-%m-%d}")
-    if row is None or row.status in (Status.REJECTED, Status.RECEIVED):
+    row = _earlier(stores, kind, subject, options)
+    if row is not None and row.status == Status.COMPLETED and now - row.updated_at < DUPLICATE_WINDOW:
+        raise DuplicateRequestError(f"request {row.request_id} was already completed on {row.updated_at:%Y-%m-%d}")
+    if row is None or row.status not in _UNFINISHED:
+        row = None  # a new request
+    if row is None or row.status == Status.RECEIVED:
+        rid = row.request_id if row is not None else request_id(kind, subject, options, now)
         found = subject_data.locate(stores, subject)
         if not found and kind is not Kind.WITHDRAWAL:
             raise UnknownSubjectError("no store holds data about the identifiers given")

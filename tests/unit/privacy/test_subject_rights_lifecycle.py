@@ -67,3 +67,18 @@ def test_clause_6_1_purge_keeps_the_latest_consent_decision_and_drops_superseded
     kept = [r for r in state["consent_decisions"].to_pylist() if r["account_pid"] == "a" * 32]
     assert [r["granted"] for r in kept] == [False]  # the withdrawal stays, the grant it superseded went
     assert state["age_declarations"].num_rows == 1  # an unresolved minor declaration stays (7.2)
+
+
+def test_clause_6_2_a_subject_may_repeat_a_request_after_the_first_completed(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    _w, stores, s = setup
+    first = requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)
+    again = requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW + timedelta(days=200))
+    assert again.status == requests.Status.COMPLETED and again.request_id != first.request_id
+    requests.submit(stores, Kind.WITHDRAWAL, world.SUBJECT, world.NOW, options={"purpose": "risk_control"})
+    _ingest_one(s, "regrant.ndjson", world.SUBJECT.account_id, action="consent", purpose="risk_control", granted=True)
+    withdrawn = requests.submit(stores, Kind.WITHDRAWAL, world.SUBJECT, world.NOW + timedelta(days=10),
+                                options={"purpose": "risk_control"})  # fmt: skip
+    assert withdrawn.status == requests.Status.COMPLETED
+    assert len(governance.requests(stores.warehouse_path)) == 4
