@@ -65,6 +65,7 @@ class HoldConflictError(RequestError):
 
 
 _DELETING = (Kind.ERASURE, Kind.CANCELLATION, Kind.MINOR)
+_DELETING_STEPS = ("landing", "lake", "snapshots", "quarantine", "warehouse")
 #: The steps of each kind, in order. "state" records what ingest must honour from now on.
 STEPS: dict[Kind, tuple[str, ...]] = {
     Kind.ACCESS: ("export",),
@@ -180,7 +181,7 @@ def process(
             return row  # not yet: it waits for the vacuum grace period, or for landing batches to be ingested
         if name != "aggregate":  # the aggregate step records itself, in its own transaction
             row.done.append(name)
-            if name in ("landing", "lake", "snapshots", "quarantine", "warehouse") and row.deleted_at is None:
+            if name in _DELETING_STEPS:  # the grace period runs from the last deletion this run committed
                 row.deleted_at = now
             governance.put_request(stores.warehouse_path, row)
         step(name)
@@ -292,6 +293,12 @@ def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime
         log.info("request %s waits for the vacuum grace period (until %s)", row.request_id, deleted + stores.grace)
         return False
     subject_data.vacuum_lake(stores, stores.grace)
+    if left := subject_data.left_on_disk(stores, subject):  # files a reader may still need: try again later
+        row.reason = f"{left} rows wait in files younger than the vacuum grace period"
+        governance.put_request(stores.warehouse_path, row)
+        log.info("request %s: %s", row.request_id, row.reason)
+        return False
+    row.reason = None
     return True
 
 

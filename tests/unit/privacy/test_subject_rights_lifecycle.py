@@ -6,6 +6,8 @@ years, a second request refused as a duplicate, an erasure completed with rows s
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import timedelta
 
 import pyarrow as pa
@@ -82,3 +84,39 @@ def test_clause_6_2_a_subject_may_repeat_a_request_after_the_first_completed(
                                 options={"purpose": "risk_control"})  # fmt: skip
     assert withdrawn.status == requests.Status.COMPLETED
     assert len(governance.requests(stores.warehouse_path)) == 4
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def _crash_at(step: str) -> requests.Checkpoint:
+    def crash(at: str) -> None:
+        if at == step:
+            raise _Crash(at)
+
+    return crash
+
+
+def test_clause_6_2_2_erasure_resumed_after_the_grace_completes_only_once_the_bytes_are_gone(
+    settings: Settings,
+) -> None:
+    s = settings.model_copy(update={"vacuum_grace_hours": 1})
+    world.build(s)
+    stores = stores_for(s)
+    with pytest.raises(_Crash):
+        requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW, checkpoint=_crash_at("landing"))
+    (row,) = requests.pending(stores)
+    later = world.NOW + timedelta(hours=2)  # resumed after the grace has passed since the landing step
+    row = requests.process(stores, row, later, actor="requests-flow", role="pipeline")
+    assert row.status == requests.Status.IN_PROGRESS and row.deleted_at == later  # the lake step's time
+    assert not (stores.requests_dir / row.request_id / "receipt.json").exists()
+    # The grace has passed for the files, too, but a vacuum that leaves rows on disk does not complete it.
+    row = requests.process(stores, row, later + timedelta(hours=2), actor="requests-flow", role="pipeline")
+    assert row.status == requests.Status.IN_PROGRESS and row.reason and "younger than the vacuum grace" in row.reason
+    done = requests.process(
+        dataclasses.replace(stores, grace=timedelta(0)), row, later + timedelta(hours=2), actor="f", role="pipeline"
+    )
+    assert done.status == requests.Status.COMPLETED
+    receipt = json.loads((stores.requests_dir / done.request_id / "receipt.json").read_text())
+    assert receipt["rows_left_in_files_on_disk"] == 0
