@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 import retention_world as world
@@ -21,7 +23,7 @@ from devicerisk.ingest.runtime import ingest_context
 from devicerisk.privacy import purge, requests
 from devicerisk.privacy.requests import Kind
 from devicerisk.privacy.stores import Stores, stores_for
-from devicerisk.store import governance, warehouse
+from devicerisk.store import governance, quarantine, snapshots, warehouse
 from devicerisk.store import lake_maintenance as lakes
 from factories import event, write_batch
 
@@ -120,3 +122,30 @@ def test_clause_6_2_2_erasure_resumed_after_the_grace_completes_only_once_the_by
     assert done.status == requests.Status.COMPLETED
     receipt = json.loads((stores.requests_dir / done.request_id / "receipt.json").read_text())
     assert receipt["rows_left_in_files_on_disk"] == 0
+
+
+def test_clause_5_1_2_rewriting_a_quarantine_batch_or_snapshot_keeps_its_retention_clock(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    w, stores, s = setup
+    recs = [event("transaction", account_id=a, event_time=world.NOW.isoformat()) for a in (world.SUBJECT.account_id,
+                                                                                         "acct-other")]  # fmt: skip
+    for e in recs:
+        e["payload"]["amount"] = "not a number"
+    ingest_batch(write_batch(s.landing_dir / "telemetry" / "shared.ndjson", recs), ingest_context(s))
+    old = world.NOW - timedelta(days=40)  # past the quarantine period
+    for path in stores.quarantine_dir.glob("*.reasons.json"):
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"written_at": old.isoformat()}))
+    snapshot = stores.models_dir / "v8" / "features.parquet"  # no time column: dated by when it was written
+    snapshot.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"account_id_pid": [w.subject_pid, w.stranger_pid], "f": [1.0, 2.0]}), snapshot)
+    made = world.NOW - timedelta(days=200)  # past the model snapshot period
+    os.utime(snapshot, (made.timestamp(), made.timestamp()))
+
+    requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)  # rewrites the shared batch and the snapshot
+
+    assert [quarantine.written_at(stores.quarantine_dir, b) for b in quarantine.batches(stores.quarantine_dir)] == [old]
+    assert snapshots.modified_at(snapshot) == made
+    report = purge.purge(stores, world.NOW)
+    assert report.removed["quarantine"] == 1 and quarantine.batches(stores.quarantine_dir) == []
+    assert not snapshot.exists()
