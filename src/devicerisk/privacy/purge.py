@@ -30,6 +30,8 @@ from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows, in_list, literal,
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "event_type"
+#: The watermark entry that records the day of a table's last purge (files added since may hold late rows).
+LAST_RUN = "_last_run"
 PARTITION = lakes.PARTITION
 
 
@@ -135,7 +137,8 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             predicate = f"{PARTITION} < {literal(floor)}"
             removed += lakes.drop_partitions(stores.lake_dir, name, predicate, "retention").rows
     store = f"lake:{name}"
-    due = [(r, run.marks.get((store, r.retention_class))) for r in rules]
+    due = [(r, _since(stores, name, r, run.marks.get((store, r.retention_class)), run.marks.get((store, LAST_RUN))))
+           for r in rules]  # fmt: skip
     due = [(r, since) for r, since in due if since is None or since < r.cutoff]
     if due:  # one pass over the table for every class: each file is rewritten at most once
         where = _with(_any([r.expression(schema, since) for r, since in due]), held_expr)
@@ -144,6 +147,7 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             pruning = lake_rewrite.any_of(*(lake_rewrite.partition_between(PARTITION, s, r.cutoff) for r, s in due))
         removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
         run.marks.update({(store, rule.retention_class): rule.cutoff for rule, _ in due})
+    run.marks[(store, LAST_RUN)] = run.today
     if run.ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
         mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(run.ended), pa.string()))
         where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr) if rules else None
@@ -151,6 +155,15 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             pruning = lake_rewrite.may_hold({ACCOUNT_COLUMN: run.ended})
             removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
     return removed
+
+
+def _since(stores: Stores, name: str, rule: Rule, mark: date | None, last_run: date | None) -> date | None:
+    """Where the purge of ``rule`` starts: its watermark, lowered to the oldest day of rows added since the last
+    run (late-arriving data dated before the watermark)."""
+    if mark is None or last_run is None:
+        return mark
+    late = lakes.oldest_added_since(stores.lake_dir, name, rule.time_col, last_run)
+    return mark if late is None or late >= mark else late
 
 
 def _any(exprs: list[ds.Expression]) -> ds.Expression:

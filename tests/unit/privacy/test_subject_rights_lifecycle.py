@@ -20,7 +20,7 @@ import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import purge, requests
+from devicerisk.privacy import purge, requests, retention_check
 from devicerisk.privacy.requests import Kind
 from devicerisk.privacy.stores import Stores, stores_for
 from devicerisk.store import governance, quarantine, snapshots, warehouse
@@ -149,3 +149,17 @@ def test_clause_5_1_2_rewriting_a_quarantine_batch_or_snapshot_keeps_its_retenti
     report = purge.purge(stores, world.NOW)
     assert report.removed["quarantine"] == 1 and quarantine.batches(stores.quarantine_dir) == []
     assert not snapshot.exists()
+
+
+def test_clause_5_1_2_late_rows_dated_before_the_purge_watermark_are_purged(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    _w, stores, s = setup
+    purge.purge(stores, world.NOW)
+    late = event("crash", account_id="acct-late", event_time=(world.NOW - timedelta(days=45)).isoformat())
+    ingest_batch(write_batch(s.landing_dir / "telemetry" / "late.ndjson", [late]), ingest_context(s))
+    expired = (ds.field("event_type") == "crash") & (ds.field("event_date") < (world.NOW - timedelta(days=31)).date())
+    assert lakes.count_where(stores.lake_dir, "events", expired) == 1
+    purge.purge(stores, world.NOW + timedelta(days=1))
+    assert lakes.count_where(stores.lake_dir, "events", expired) == 0
+    assert retention_check.verify(stores, world.NOW + timedelta(days=1)) == []
