@@ -251,6 +251,7 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     if landing_days is not None:
         kept = timedelta(days=landing_days)
         report.add("landing", len(landing.purge_processed(stores.landing_dir, stores.warehouse_path, kept, now)))
+        report.add("landing", landing.purge_unledgered(stores.landing_dir, kept, now))
     if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
         report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
     if (audit_cutoff := stores.policy.cutoff("audit_log", now)) is not None:

@@ -28,7 +28,7 @@ from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.store import audit, governance, request_files
 from devicerisk.store.governance import RequestRow
-from devicerisk.store.rows import SubjectRows
+from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,15 @@ def request_id(kind: Kind, subject: SubjectRows, options: dict[str, Any], receiv
 
 
 def _earlier(stores: Stores, kind: Kind, subject: SubjectRows, options: dict[str, Any]) -> RequestRow | None:
-    """The latest earlier submission of the same request, if any."""
+    """The latest earlier submission of the same request (the same identifiers given), if any."""
     same = (kind, to_json(subject), options)
-    return next((r for r in governance.requests(stores.warehouse_path) if (r.kind, r.subject, r.options) == same), None)
+    return next((r for r in governance.requests(stores.warehouse_path) if (r.kind, _given(r), r.options) == same), None)
+
+
+def _given(row: RequestRow) -> dict[str, Any]:
+    """A stored request's subject without the transactions found for it (see ``subject_data.with_transactions``)."""
+    ids = {c: v for c, v in row.subject.get("identifiers", {}).items() if c != TRANSACTION_COLUMN}
+    return {**row.subject, "identifiers": ids}
 
 
 def _check_options(kind: Kind, options: dict[str, Any], subject: SubjectRows) -> None:
@@ -127,6 +133,7 @@ def submit(
         row = None  # a new request
     if row is None or row.status == Status.RECEIVED:
         rid = row.request_id if row is not None else request_id(kind, subject, options, now)
+        subject = subject_data.with_transactions(stores, subject)  # stored with the request: labels need them
         found = subject_data.locate(stores, subject)
         if not found and kind is not Kind.WITHDRAWAL:
             raise UnknownSubjectError("no store holds data about the identifiers given")

@@ -21,7 +21,7 @@ from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.model import Action
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.store import lake_maintenance as lakes
-from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows
+from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows
 
 #: Identifier domains a subject may give, besides the account id, and their lake columns.
 SUBJECT_DOMAINS = ("phone", "imei", "meid", "mac", "idfa", "idfv", "oaid", "android_id", "imsi", "iccid")
@@ -145,6 +145,10 @@ def raw_record_matches(raw: bytes, subject: SubjectRows, keyring: Iterable[Pseud
             value = _raw_value(record, path)
             if value is not None and (column == ACCOUNT_COLUMN or column in subject.identifiers):
                 row[column] = pa.array([pseudonymiser.pseudonymise_one(domain, value)], pa.string())
+        kind, subject_id = record.get(SUBJECT_TYPE), record.get("subject_id")
+        if kind in ("account", "transaction") and isinstance(subject_id, str):  # a label, or the demo's truth
+            row[SUBJECT_TYPE] = pa.array([kind], pa.string())
+            row[SUBJECT_ID] = pa.array([pseudonymiser.pseudonymise_one(kind, subject_id)], pa.string())
         if row and bool(subject.mask(pa.table(row))[0].as_py()):
             return True
     return False

@@ -15,16 +15,18 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from deltalake import write_deltalake
 
 import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import purge, requests, retention_check
+from devicerisk.privacy import purge, requests, retention_check, subject_data
 from devicerisk.privacy.requests import Kind
 from devicerisk.privacy.stores import Stores, stores_for
 from devicerisk.store import governance, quarantine, snapshots, warehouse
 from devicerisk.store import lake_maintenance as lakes
+from devicerisk.store.rows import SubjectRows
 from factories import event, write_batch
 
 
@@ -163,3 +165,54 @@ def test_clause_5_1_2_late_rows_dated_before_the_purge_watermark_are_purged(
     purge.purge(stores, world.NOW + timedelta(days=1))
     assert lakes.count_where(stores.lake_dir, "events", expired) == 0
     assert retention_check.verify(stores, world.NOW + timedelta(days=1)) == []
+
+
+def _labels(stores: Stores) -> list[tuple[str, str]]:
+    rows = lakes.read_where(stores.lake_dir, "labels", ds.field("label").is_valid()).to_pylist()
+    return sorted((r["subject_type"], r["subject_id_pid"]) for r in rows)
+
+
+def test_clause_6_2_2_erasure_removes_account_and_transaction_labels_keyed_as_the_contract_defines(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    w, stores, _s = setup
+    neighbour_txn = stores.keyring[0].pseudonymise_one("transaction", f"T-{world.NEIGHBOUR}-1")
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert row.found and row.found["lake.labels"] == 2
+    assert _labels(stores) == sorted(
+        [("account", w.neighbour_pid), ("transaction", neighbour_txn), ("account", w.stranger_pid)]
+    )
+
+
+def test_clause_6_2_2_locate_fails_loudly_on_a_table_whose_pseudonyms_it_cannot_match(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    w, stores, _s = setup
+    table = pa.table({"customer_pid": [w.subject_pid], "note": ["x"]})
+    write_deltalake(str(stores.lake_dir / "notes"), table)
+    with pytest.raises(subject_data.UnmatchableTableError, match="notes has pseudonym columns"):
+        requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)
+    subject = SubjectRows(frozenset({w.subject_pid}))
+    with pytest.raises(subject_data.UnmatchableTableError):
+        subject_data.left_on_disk(stores, subject)
+
+
+def test_clause_6_2_2_raw_label_deliveries_are_erased_purged_and_verified(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    _w, stores, s = setup
+    delivery = s.landing_dir / "labels" / "labels-00000.ndjson"
+    delivery.parent.mkdir(parents=True)
+    accounts = (world.SUBJECT.account_id, world.NEIGHBOUR)
+    lines = [{"label_id": f"l{i}", "subject_type": "account", "subject_id": a, "label": "fraud",
+              "reported_at": world.NOW.isoformat()} for i, a in enumerate(accounts)]  # fmt: skip
+    delivery.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    assert row.found and row.found["landing"] == 13  # the telemetry records and the label
+    assert world.SUBJECT.account_id not in delivery.read_text() and world.NEIGHBOUR in delivery.read_text()
+    later = world.NOW + timedelta(days=4)  # past the landing period
+    assert ("landing", "labels", "landing_raw", 1) in [
+        dataclasses.astuple(v) for v in retention_check.verify(stores, later)
+    ]
+    purge.purge(stores, later)
+    assert not delivery.exists()
