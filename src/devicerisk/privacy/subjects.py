@@ -2,8 +2,9 @@
 
 Each identifier is normalised and pseudonymised exactly as ingest does, under every key of the
 keyring (the current key and the previous ones whose data has not aged out), so rows written before
-a key rotation are found too. A phone number links to the accounts registered with it; a device id
-never links to accounts, because a device can be shared: it finds only rows that have no account.
+a key rotation are found too. A phone number links to the one account it is currently registered with
+(refused when several are: numbers are shared and recycled); a device id never links to accounts,
+because a device can be shared: it finds only rows that have no account.
 """
 
 from __future__ import annotations
@@ -91,20 +92,45 @@ def pseudonymise_identifiers(ids: Identifiers, keyring: Iterable[Pseudonymiser])
     return SubjectRows(frozenset(accounts), {c: frozenset(v) for c, v in identifiers.items()})
 
 
+class AmbiguousPhoneError(ValueError):
+    """A phone number currently registered with more than one account: the caller must name the account."""
+
+
 def link_phone_accounts(lake_dir: Path, subject: SubjectRows) -> SubjectRows:
-    """``subject`` with the accounts registered with their phone numbers added."""
+    """``subject`` with the account whose latest registered phone number is theirs added.
+
+    Numbers are shared (family phones) and recycled, so an account an earlier number was registered with
+    is not the subject's, and a number registered with several accounts is refused: the account must be
+    named. When the account is named, the phone number only finds rows without an account.
+    """
     phone_column = DOMAIN_COLUMNS["phone"][1]
     phones = subject.identifiers.get(phone_column)
-    if not phones:
+    if not phones or subject.accounts:
         return subject
-    linked = set(subject.accounts)
+    linked: set[str] = set()
     for name in lakes.tables(lake_dir):
         schema = lakes.schema(lake_dir, name)
         if {phone_column, ACCOUNT_COLUMN} <= set(schema.names):
-            where = ds.field(phone_column).isin(pa.array(sorted(phones), pa.string()))
-            found = lakes.read_where(lake_dir, name, where).column(ACCOUNT_COLUMN)
-            linked.update(v for v in pc.unique(found).to_pylist() if v is not None)
+            linked |= _current_holders(lake_dir, name, schema, phone_column, phones)
+    if len(linked) > 1:
+        raise AmbiguousPhoneError(
+            f"the phone number is registered with {len(linked)} accounts: name the account as well (--account)"
+        )
     return SubjectRows(frozenset(linked), subject.identifiers)
+
+
+def _current_holders(lake_dir: Path, name: str, schema: pa.Schema, column: str, phones: frozenset[str]) -> set[str]:
+    """Accounts in table ``name`` whose latest registration (by ``event_time``) gives one of ``phones``."""
+    where = ds.field(column).isin(pa.array(sorted(phones), pa.string()))
+    candidates = pc.unique(lakes.read_where(lake_dir, name, where).column(ACCOUNT_COLUMN)).drop_null()
+    if len(candidates) == 0 or "event_time" not in schema.names:
+        return set(candidates.to_pylist())
+    rows = lakes.read_where(lake_dir, name, ds.field(ACCOUNT_COLUMN).isin(candidates) & ds.field(column).is_valid())
+    latest = rows.select([ACCOUNT_COLUMN, "event_time", column]).sort_by([("event_time", "descending")]).to_pylist()
+    current: dict[str, str] = {}
+    for row in latest:
+        current.setdefault(row[ACCOUNT_COLUMN], row[column])
+    return {account for account, phone in current.items() if phone in phones}
 
 
 def resolve(ids: Identifiers, keyring: Iterable[Pseudonymiser], lake_dir: Path) -> SubjectRows:

@@ -24,6 +24,7 @@ from devicerisk.ingest.runtime import ingest_context
 from devicerisk.privacy import purge, requests, retention_check, subject_data
 from devicerisk.privacy.requests import Kind
 from devicerisk.privacy.stores import Stores, stores_for
+from devicerisk.privacy.subjects import AmbiguousPhoneError, Identifiers, resolve
 from devicerisk.store import governance, quarantine, snapshots, warehouse
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
@@ -216,3 +217,32 @@ def test_clause_6_2_2_raw_label_deliveries_are_erased_purged_and_verified(
     ]
     purge.purge(stores, later)
     assert not delivery.exists()
+
+
+def _register_phone(s: Settings, name: str, account: str, phone: str, minutes: int) -> None:
+    e = event("account", account_id=account, event_time=(world.NOW + timedelta(minutes=minutes)).isoformat())
+    e["payload"] = {**e["payload"], "phone": phone}
+    ingest_batch(write_batch(s.landing_dir / "telemetry" / name, [e]), ingest_context(s))
+
+
+def test_clause_6_2_a_shared_phone_number_never_reaches_another_persons_account(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    w, stores, s = setup
+    phone = world.SUBJECT.phone or ""
+    _register_phone(s, "family.ndjson", world.NEIGHBOUR, phone, 1)  # the neighbour registers the same number
+    neighbour_rows = _subject_events(stores, w.neighbour_pid)
+    with pytest.raises(AmbiguousPhoneError, match="registered with 2 accounts: name the account"):
+        requests.submit(stores, Kind.ERASURE, Identifiers(phone=phone), world.NOW)
+    requests.submit(stores, Kind.ERASURE, Identifiers(account_id=world.SUBJECT.account_id, phone=phone), world.NOW)
+    assert _subject_events(stores, w.subject_pid) == 0 and _subject_events(stores, w.neighbour_pid) == neighbour_rows
+
+
+def test_clause_6_2_a_recycled_phone_number_links_only_to_its_current_holder(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    w, stores, s = setup
+    _register_phone(s, "moved.ndjson", world.SUBJECT.account_id or "", "+86 139 0013 9111", 1)  # a new number
+    _register_phone(s, "recycled.ndjson", world.NEIGHBOUR, world.SUBJECT.phone or "", 2)  # the old one, reissued
+    found = resolve(Identifiers(phone=world.SUBJECT.phone), stores.keyring, stores.lake_dir)
+    assert found.accounts == frozenset({w.neighbour_pid})
