@@ -20,12 +20,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from devicerisk.contract.fields import EVENT_TYPES
+from devicerisk.privacy import subject_data
 from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.privacy.stores import Stores, before, time_column
 from devicerisk.privacy.subjects import raw_record_matches
 from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, snapshots
 from devicerisk.store import lake_maintenance as lakes
-from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows, in_list, literal, mask_where
+from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows, in_list, literal, mask_where
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,24 @@ def lake_rules(stores: Stores, name: str, schema: pa.Schema, today: date) -> lis
 
 
 def held_out(schema: pa.Schema, held: frozenset[str]) -> tuple[str | None, ds.Expression | None]:
-    """A predicate and a filter that keep held subjects' rows out of a purge."""
-    if not held or ACCOUNT_COLUMN not in schema.names:
+    """A predicate and a filter that keep held subjects' rows out of a purge: by account, and in a table keyed
+    like labels by its account labels."""
+    names = set(schema.names)
+    if not held or not (ACCOUNT_COLUMN in names or {SUBJECT_TYPE, SUBJECT_ID} <= names):
         return None, None
-    pred = f"({ACCOUNT_COLUMN} IS NULL OR NOT ({in_list(ACCOUNT_COLUMN, held)}))"
-    expr = ds.field(ACCOUNT_COLUMN).is_null() | ~ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(held), pa.string()))
-    return pred, expr
+    values = pa.array(sorted(held), pa.string())
+    preds: list[str] = []
+    expr: ds.Expression | None = None
+    if ACCOUNT_COLUMN in names:
+        preds.append(f"({ACCOUNT_COLUMN} IS NULL OR NOT ({in_list(ACCOUNT_COLUMN, held)}))")
+        expr = ds.field(ACCOUNT_COLUMN).is_null() | ~ds.field(ACCOUNT_COLUMN).isin(values)
+    if {SUBJECT_TYPE, SUBJECT_ID} <= names:
+        preds.append(f"({SUBJECT_TYPE} IS NULL OR {SUBJECT_TYPE} <> 'account' OR {SUBJECT_ID} IS NULL "
+                     f"OR NOT ({in_list(SUBJECT_ID, held)}))")  # fmt: skip
+        typed = (ds.field(SUBJECT_TYPE).is_null() | (ds.field(SUBJECT_TYPE) != "account")
+                 | ds.field(SUBJECT_ID).is_null() | ~ds.field(SUBJECT_ID).isin(values))  # fmt: skip
+        expr = typed if expr is None else expr & typed
+    return _and(*preds), expr
 
 
 def _and(*terms: str | None) -> str:
@@ -148,12 +161,11 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
         removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
         run.marks.update({(store, rule.retention_class): rule.cutoff for rule, _ in due})
     run.marks[(store, LAST_RUN)] = run.today
-    if run.ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
-        mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(run.ended), pa.string()))
-        where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr) if rules else None
-        if where is not None:
-            pruning = lake_rewrite.may_hold({ACCOUNT_COLUMN: run.ended})
-            removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
+    ended = SubjectRows(run.ended)
+    if run.ended and rules and (mine := ended.expression(schema)) is not None:  # catch up with what a hold kept
+        where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr)
+        pruning = lake_rewrite.may_hold(ended.values(schema))
+        removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
     return removed
 
 
@@ -229,6 +241,18 @@ def _purge_quarantine(stores: Stores, now: datetime, held: frozenset[str]) -> in
     return removed
 
 
+def purge_landing(stores: Stores, retention: timedelta, now: datetime, held: frozenset[str]) -> tuple[list[str], int]:
+    """Remove raw landing files past ``retention`` except those holding a held subject's records; returns the
+    batch ids of ingested files removed and how many label (or truth) files went."""
+    expired = landing.expired_files(stores.landing_dir, stores.warehouse_path, retention, now)
+    expired += landing.expired_unledgered(stores.landing_dir, retention, now)
+    keep = (
+        frozenset(subject_data.landing_holding(stores, SubjectRows(held), expired)) if held and expired else frozenset()
+    )
+    removed = landing.purge_processed(stores.landing_dir, stores.warehouse_path, retention, now, keep)
+    return removed, landing.purge_unledgered(stores.landing_dir, retention, now, keep)
+
+
 def purge(stores: Stores, now: datetime) -> PurgeReport:
     """Remove everything older than its class's period from every store, except what holds keep."""
     report = PurgeReport()
@@ -250,8 +274,8 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     landing_days = stores.policy.days("landing_raw")
     if landing_days is not None:
         kept = timedelta(days=landing_days)
-        report.add("landing", len(landing.purge_processed(stores.landing_dir, stores.warehouse_path, kept, now)))
-        report.add("landing", landing.purge_unledgered(stores.landing_dir, kept, now))
+        removed, unledgered = purge_landing(stores, kept, now, held)
+        report.add("landing", len(removed) + unledgered)
     if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
         report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
     if (audit_cutoff := stores.policy.cutoff("audit_log", now)) is not None:

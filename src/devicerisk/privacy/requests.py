@@ -156,9 +156,9 @@ def _refuse_if_held(
     stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str
 ) -> None:
     """A deleting request that has deleted nothing yet is rejected while a hold covers its subject."""
-    if row.kind not in _DELETING or any(step in row.done for step in ("landing", "lake")):
-        return
-    holds = [h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts]
+    if row.kind not in _DELETING or any(step in row.done for step in _DELETING_STEPS):
+        return  # one that has started is paused before its next deleting step instead (see ``process``)
+    holds = _holds_on(stores, subject, now)
     if not holds:
         return
     row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
@@ -171,6 +171,11 @@ def _refuse_if_held(
     )
 
 
+def _holds_on(stores: Stores, subject: SubjectRows, now: datetime) -> list[governance.Hold]:
+    """The active legal holds on the subject's accounts."""
+    return [h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts]
+
+
 def process(
     stores: Stores, row: RequestRow, now: datetime, *, actor: str, role: str, checkpoint: Checkpoint | None = None
 ) -> RequestRow:
@@ -179,11 +184,18 @@ def process(
     subject = from_json(row.subject)
     kind = Kind(row.kind)
     _refuse_if_held(stores, row, subject, now, actor, role)  # a hold may have been placed since verification
+    if row.reason and row.reason.startswith("paused by legal hold"):
+        row.reason = None  # checked again before each deleting step
     row.status, row.updated_at = Status.IN_PROGRESS, now
     governance.put_request(stores.warehouse_path, row)
     for name in STEPS[kind]:
         if name in row.done:
             continue
+        if name in (*_DELETING_STEPS, "vacuum") and (holds := _holds_on(stores, subject, now)):
+            row.reason = f"paused by legal hold {holds[0].hold_id} until it ends"  # placed after deleting began
+            governance.put_request(stores.warehouse_path, row)
+            log.info("request %s: %s", row.request_id, row.reason)
+            return row
         if _STEP_FUNCTIONS[name](stores, row, subject, now) is False:
             return row  # not yet: it waits for the vacuum grace period, or for landing batches to be ingested
         if name != "aggregate":  # the aggregate step records itself, in its own transaction

@@ -228,10 +228,14 @@ def _unledgered_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
     return sum(raw_record_matches(line, subject, stores.keyring) for line in read_batch(path).lines)
 
 
-def landing_holding(stores: Stores, subject: SubjectRows) -> dict[Path, int]:
-    """Raw landing files of every kind that hold the subject's records, with how many."""
-    found = {path: _landing_hits(stores, subject, path) for path in landing.pending_files(stores.landing_dir)}
-    found |= {path: _unledgered_hits(stores, subject, path) for path in landing.unledgered_files(stores.landing_dir)}
+def landing_holding(stores: Stores, subject: SubjectRows, among: list[Path] | None = None) -> dict[Path, int]:
+    """Raw landing files of every kind (or ``among`` those given) that hold the subject's records, with how many."""
+    ledgered = landing.pending_files(stores.landing_dir) if among is None else [
+        p for p in among if p.parent.name not in landing.UNLEDGERED]  # fmt: skip
+    unledgered = landing.unledgered_files(stores.landing_dir) if among is None else [
+        p for p in among if p.parent.name in landing.UNLEDGERED]  # fmt: skip
+    found = {path: _landing_hits(stores, subject, path) for path in ledgered}
+    found |= {path: _unledgered_hits(stores, subject, path) for path in unledgered}
     return {path: n for path, n in found.items() if n}
 
 

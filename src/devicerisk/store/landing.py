@@ -81,8 +81,11 @@ def pending_files(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
     )
 
 
-def purge_processed(landing_dir: Path, warehouse_path: Path, retention: timedelta, now: datetime) -> list[str]:
-    """Delete landing files of batches committed longer than ``retention`` ago; returns their batch ids.
+def purge_processed(
+    landing_dir: Path, warehouse_path: Path, retention: timedelta, now: datetime, keep: frozenset[Path] = frozenset()
+) -> list[str]:
+    """Delete landing files of batches committed longer than ``retention`` ago, except ``keep`` (files a legal
+    hold keeps); returns their batch ids.
 
     A file is deleted only if its content still hashes to the committed batch, so a new file that
     reuses an old name is never lost.
@@ -90,6 +93,8 @@ def purge_processed(landing_dir: Path, warehouse_path: Path, retention: timedelt
     removed: list[str] = []
     for row in _due(warehouse_path, retention, now):
         path = landing_dir / TELEMETRY / row["file_name"]
+        if path in keep:
+            continue
         if path.exists() and batch_id_of(path.read_bytes()) == row["batch_id"]:
             path.unlink()
             log.info("removed landing file of batch %s after its retention", row["batch_id"])
@@ -150,9 +155,11 @@ def expired_unledgered(landing_dir: Path, retention: timedelta, now: datetime) -
     ]
 
 
-def purge_unledgered(landing_dir: Path, retention: timedelta, now: datetime) -> int:
-    """Delete unledgered landing files older than ``retention``; returns how many went."""
-    expired = expired_unledgered(landing_dir, retention, now)
+def purge_unledgered(
+    landing_dir: Path, retention: timedelta, now: datetime, keep: frozenset[Path] = frozenset()
+) -> int:
+    """Delete unledgered landing files older than ``retention``, except ``keep``; returns how many went."""
+    expired = [p for p in expired_unledgered(landing_dir, retention, now) if p not in keep]
     for path in expired:
         path.unlink()
         log.info("removed landing file %s/%s after its retention", path.parent.name, path.name)

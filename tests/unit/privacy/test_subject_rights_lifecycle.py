@@ -21,7 +21,7 @@ import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import purge, requests, retention_check, subject_data
+from devicerisk.privacy import holds, purge, requests, retention_check, subject_data
 from devicerisk.privacy.requests import Kind
 from devicerisk.privacy.stores import Stores, stores_for
 from devicerisk.privacy.subjects import AmbiguousPhoneError, Identifiers, resolve
@@ -246,3 +246,38 @@ def test_clause_6_2_a_recycled_phone_number_links_only_to_its_current_holder(
     _register_phone(s, "recycled.ndjson", world.NEIGHBOUR, world.SUBJECT.phone or "", 2)  # the old one, reissued
     found = resolve(Identifiers(phone=world.SUBJECT.phone), stores.keyring, stores.lake_dir)
     assert found.accounts == frozenset({w.neighbour_pid})
+
+
+def _hold(stores: Stores, days: int = 3000) -> str:
+    placed = holds.place(stores, world.SUBJECT, reason="case 9", owner="legal-team",
+                         expires_at=world.NOW + timedelta(days=days), now=world.NOW)  # fmt: skip
+    return placed[0].hold_id
+
+
+def test_clause_2_9_4_a_hold_placed_after_an_erasure_began_pauses_it_before_the_lake(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    w, stores, _s = setup
+    with pytest.raises(_Crash):
+        requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW, checkpoint=_crash_at("landing"))
+    hold_id = _hold(stores)
+    (row,) = requests.pending(stores)
+    row = requests.process(stores, row, world.NOW, actor="requests-flow", role="pipeline")
+    assert row.status == requests.Status.IN_PROGRESS and row.reason == f"paused by legal hold {hold_id} until it ends"
+    assert "lake" not in row.done and _subject_events(stores, w.subject_pid) == 10
+    holds.release(stores, hold_id, actor="legal-team", now=world.NOW)
+    done = requests.process(stores, row, world.NOW, actor="requests-flow", role="pipeline")
+    assert done.status == requests.Status.COMPLETED and done.reason is None
+    assert _subject_events(stores, w.subject_pid) == 0
+
+
+def test_clause_2_9_4_the_purge_keeps_a_held_subjects_raw_landing_batches_and_labels(
+    setup: tuple[world.World, Stores, Settings],
+) -> None:
+    w, stores, _s = setup
+    _hold(stores)
+    batch = stores.landing_dir / "telemetry" / "world.ndjson"
+    purge.purge(stores, world.NOW + timedelta(days=4))  # past the landing period
+    assert batch.exists()  # it holds the held subject's raw records
+    purge.purge(stores, world.NOW + timedelta(days=1200))  # past the label period
+    assert _labels(stores) == [("account", w.subject_pid)]  # the held subject's account label stays
