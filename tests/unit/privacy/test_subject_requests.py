@@ -209,6 +209,7 @@ class Crash(RuntimeError):
             for s in (
                 "received",
                 "verified",
+                "landing",
                 "lake",
                 "snapshots",
                 "quarantine",
