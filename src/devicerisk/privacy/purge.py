@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,8 +31,6 @@ from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, Subj
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "event_type"
-#: The watermark entry that records the day of a table's last purge (files added since may hold late rows).
-LAST_RUN = "_last_run"
 PARTITION = lakes.PARTITION
 
 
@@ -133,6 +131,7 @@ class _Purge:
     held: frozenset[str]
     ended: frozenset[str]  # subjects whose hold ended since the last run
     marks: dict[tuple[str, str], date]
+    last_runs: dict[str, datetime]  # lake store -> when its last purge finished (wall clock, as file times are)
 
 
 def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
@@ -150,7 +149,7 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             predicate = f"{PARTITION} < {literal(floor)}"
             removed += lakes.drop_partitions(stores.lake_dir, name, predicate, "retention").rows
     store = f"lake:{name}"
-    due = [(r, _since(stores, name, r, run.marks.get((store, r.retention_class)), run.marks.get((store, LAST_RUN))))
+    due = [(r, _since(stores, name, r, run.marks.get((store, r.retention_class)), run.last_runs.get(store)))
            for r in rules]  # fmt: skip
     due = [(r, since) for r, since in due if since is None or since < r.cutoff]
     if due:  # one pass over the table for every class: each file is rewritten at most once
@@ -160,7 +159,6 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             pruning = lake_rewrite.any_of(*(lake_rewrite.partition_between(PARTITION, s, r.cutoff) for r, s in due))
         removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
         run.marks.update({(store, rule.retention_class): rule.cutoff for rule, _ in due})
-    run.marks[(store, LAST_RUN)] = run.today
     ended = SubjectRows(run.ended)
     if run.ended and rules and (mine := ended.expression(schema)) is not None:  # catch up with what a hold kept
         where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr)
@@ -169,9 +167,9 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
     return removed
 
 
-def _since(stores: Stores, name: str, rule: Rule, mark: date | None, last_run: date | None) -> date | None:
-    """Where the purge of ``rule`` starts: its watermark, lowered to the oldest day of rows added since the last
-    run (late-arriving data dated before the watermark)."""
+def _since(stores: Stores, name: str, rule: Rule, mark: date | None, last_run: datetime | None) -> date | None:
+    """Where the purge of ``rule`` starts: its watermark, lowered to the oldest day of files added since the last
+    run finished (late-arriving data dated before the watermark; files the purge rewrites itself are older)."""
     if mark is None or last_run is None:
         return mark
     late = lakes.oldest_added_since(stores.lake_dir, name, rule.time_col, last_run)
@@ -260,7 +258,7 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     held = frozenset(h.subject_pid for h in holds if h.active(now))
     ended_holds = [h for h in holds if not h.active(now) and h.swept_at is None]
     run = _Purge(now.date(), held, frozenset(h.subject_pid for h in ended_holds) - held,
-                 governance.watermarks(stores.warehouse_path))  # fmt: skip
+                 governance.watermarks(stores.warehouse_path), governance.last_runs(stores.warehouse_path))  # fmt: skip
     report.subjects_held = len(held)
     today = run.today
     for name in lakes.tables(stores.lake_dir):
@@ -284,6 +282,10 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
         if lakes.partitioned(stores.lake_dir, name):
             report.partitions_clustered += lakes.cluster(stores.lake_dir, name, stores.cluster_file_bytes)
         report.files_vacuumed += lakes.vacuum(stores.lake_dir, name, stores.grace)
+    finished = datetime.now(UTC)  # after the purge's own rewrites and clustering: they are not late data
+    governance.set_last_runs(
+        stores.warehouse_path, {f"lake:{name}": finished for name in lakes.tables(stores.lake_dir)}
+    )
     governance.mark_swept(stores.warehouse_path, [h.hold_id for h in ended_holds], now)
     return report
 

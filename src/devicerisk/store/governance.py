@@ -155,6 +155,19 @@ def set_watermarks(path: Path, marks: dict[tuple[str, str], date]) -> None:
                             [[store, cls, day] for (store, cls), day in marks.items()])  # fmt: skip
 
 
+def last_runs(path: Path) -> dict[str, datetime]:
+    """Store -> when its last purge finished."""
+    with connect(path, read_only=True) as con:
+        return dict(con.execute("SELECT store, finished_at FROM retention_runs").fetchall())
+
+
+def set_last_runs(path: Path, runs: dict[str, datetime]) -> None:
+    """Record when each store's purge finished."""
+    if runs:
+        with connect(path) as con:
+            con.executemany("INSERT OR REPLACE INTO retention_runs VALUES (?, ?)", [[s, t] for s, t in runs.items()])
+
+
 # -- consent state of subjects ---------------------------------------------------------------------------------
 def subject_state(path: Path, accounts: frozenset[str]) -> dict[str, pa.Table]:
     """The consent, cancellation and age rows of ``accounts``."""

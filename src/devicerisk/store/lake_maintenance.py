@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -150,15 +150,15 @@ def rows_in_file(path: Path, mask: Callable[[pa.Table], pa.Array], columns: list
     return int(pc.sum(mask(pq.read_table(path, columns=columns))).as_py() or 0)
 
 
-def oldest_added_since(lake_dir: Path, name: str, column: str, since: date) -> date | None:
-    """The oldest ``column`` value (a date or time) in files added to the table on or after ``since``, from the
+def oldest_added_since(lake_dir: Path, name: str, column: str, since: datetime) -> date | None:
+    """The oldest ``column`` value (a date or time) in files added to the table after ``since``, from the
     add actions' partition values and statistics (no data file is read); ``None`` if none was added."""
     files = _files(_open(lake_dir, name))
     key = f"partition.{column}" if f"partition.{column}" in files.column_names else f"min.{column}"
     if key not in files.column_names or files.num_rows == 0:
         return None
-    start = int(datetime.combine(since, time(), UTC).timestamp() * 1000)
-    added = files.filter(pc.greater_equal(files.column("modification_time"), start)).column(key)
+    start = int(since.timestamp() * 1000)
+    added = files.filter(pc.greater(files.column("modification_time"), start)).column(key)
     oldest = pc.min(added).as_py()
     return oldest.date() if isinstance(oldest, datetime) else oldest
 
