@@ -127,7 +127,7 @@ def _raw_tables(s: Settings, events: pa.Table) -> tuple[pa.Table, pa.Table, pa.T
         FROM lake JOIN ({raw}) r USING (event_id)""", params={"files": files}).to_arrow_table()  # fmt: skip
     con.register("raw_events", raw_events)
     labels = con.sql("""
-        SELECT l.subject_type, l.subject_id AS subject_pid,
+        SELECT l.subject_type, l.subject_id AS subject_id_pid,
                CASE WHEN l.subject_type = 'account' THEN l.subject_id ELSE e.account_id_pid END AS account_id_pid,
                l.label, l.reported_at::TIMESTAMPTZ AS reported_at
         FROM read_json($files, format = 'newline_delimited', columns = {subject_type: 'VARCHAR',

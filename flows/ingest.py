@@ -20,7 +20,9 @@ from devicerisk.ingest.pipeline import BatchResult, IngestContext, StagedBatch, 
 from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
 from devicerisk.ingest.report import IngestSummary, audit_counts, summarise, summary_markdown
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.store import audit, landing
+from devicerisk.privacy.purge import purge_landing as purge_landing_fn
+from devicerisk.privacy.stores import stores_for
+from devicerisk.store import audit, governance, landing
 
 
 @task(cache_policy=NO_CACHE)
@@ -49,9 +51,10 @@ def commit(staged: StagedBatch, ctx: IngestContext) -> BatchResult:
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def purge_landing(settings: Settings) -> list[str]:
-    """Remove raw batches whose landing retention has passed."""
-    retention = timedelta(days=settings.landing_retention_days)
-    return landing.purge_processed(settings.landing_dir, settings.warehouse_path, retention, datetime.now(UTC))
+    """Remove raw batches whose landing retention has passed, except those a legal hold keeps."""
+    retention, now = timedelta(days=settings.landing_retention_days), datetime.now(UTC)
+    held = governance.held_subjects(settings.warehouse_path, now)
+    return purge_landing_fn(stores_for(settings), retention, now, held)[0]
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

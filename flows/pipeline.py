@@ -11,9 +11,14 @@ from flows.score import risk_flow
 
 
 @flow(name="pipeline")
-def pipeline_flow(data_dir: str | None = None) -> IngestSummary:
-    """Ingest new batches; then labels, training if no model exists yet, and risk scores; then the purge."""
+def pipeline_flow(data_dir: str | None = None, purge: bool = False) -> IngestSummary:
+    """Ingest new batches; then labels, training if no model exists yet, and risk scores; with ``purge``, the purge.
+
+    The pipeline runs hourly and the full purge (with clustering and vacuum) daily, in its own
+    deployment; the demo asks for both in one run.
+    """
     summary = ingest_flow(data_dir)
     risk_flow(data_dir)
-    retention_flow(data_dir)
+    if purge:
+        retention_flow(data_dir)
     return summary

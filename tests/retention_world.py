@@ -1,8 +1,9 @@
 """A small world for retention and request tests: every store holds a subject, a neighbour and strangers.
 
 The subject and a neighbour share a device (the same IMEI); an unlogged event on that device has no
-account. Besides the ingested events table there are a labels-like and a scores-like lake table, a
-serving snapshot and a model training snapshot, all keyed by ``account_id_pid``, as later tables will be.
+account. Besides the ingested events table there are a labels table keyed as the data contract defines
+it (``subject_type``, ``subject_id_pid``: account and transaction labels, no account column), a
+scores-like lake table, a serving snapshot and a model training snapshot keyed by ``account_id_pid``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def _events(account: str | None, days_ago: int, *types: str, imei: str = SHARED_
     for t in types:
         e = event(t, account_id=account, event_time=_at(days_ago))
         e["device"] = {**e["device"], "imei": imei}
+        if t == "transaction":  # each transaction its own id: labels on transactions are keyed by it
+            e["payload"] = {**e["payload"], "transaction_id": f"T-{account or 'unlogged'}-{days_ago}"}
         if t == "account":
             e["payload"] = {**e["payload"], "phone": SUBJECT.phone if account == SUBJECT.account_id else None}
         out.append(e)
@@ -79,7 +82,11 @@ def build(settings: Settings) -> World:
     imei = p.pseudonymise_one("imei", SHARED_IMEI)
     assert subject and neighbour and stranger and imei
     day = NOW.date()
-    _labels(settings.lake_dir, [subject, neighbour, stranger], [NOW - timedelta(days=5)] * 2 + [NOW])
+    txn = p.pseudonymise_one("transaction", f"T-{SUBJECT.account_id}-1")
+    neighbour_txn = p.pseudonymise_one("transaction", f"T-{NEIGHBOUR}-1")
+    _labels(settings.lake_dir, [("account", subject), ("transaction", txn), ("account", neighbour),
+                                ("transaction", neighbour_txn), ("account", stranger)],
+            [NOW - timedelta(days=5)] * 4 + [NOW])  # fmt: skip
     _scores(settings.lake_dir, [subject, neighbour, subject], [day, day, day - timedelta(days=2000)])
     _snapshot(
         settings.serving_dir / "scores-v3.parquet",
@@ -97,12 +104,14 @@ def build(settings: Settings) -> World:
     return World(settings, subject, neighbour, stranger, imei)
 
 
-def _labels(lake_dir: Path, accounts: list[str], when: list[datetime]) -> None:
+def _labels(lake_dir: Path, subjects: list[tuple[str, str | None]], when: list[datetime]) -> None:
+    """Labels as the data contract keys them: by subject type and that subject's pseudonym (no account column)."""
     table = pa.table(
         {
-            "label_id": [f"l{i}" for i in range(len(accounts))],
-            "account_id_pid": accounts,
-            "label": ["fraud"] * len(accounts),
+            "label_id": [f"l{i}" for i in range(len(subjects))],
+            "subject_type": [t for t, _ in subjects],
+            "subject_id_pid": [pid for _, pid in subjects],
+            "label": ["fraud"] * len(subjects),
             "reported_at": pa.array(when, pa.timestamp("us", "UTC")),
         }
     )

@@ -93,7 +93,7 @@ def demo(
     from flows.pipeline import pipeline_flow
 
     with console.status("running the pipeline flow (ingest, labels, train, score, retention purge)..."):
-        summary = pipeline_flow(str(settings.data_dir))
+        summary = pipeline_flow(str(settings.data_dir), purge=True)
     _print_summary(summary)
     print_last_purge(settings.audit_dir)
     from devicerisk.cli_risk import print_top_accounts

@@ -7,6 +7,8 @@ value shown is masked by :func:`devicerisk.privacy.masking.mask`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +26,21 @@ request_app = typer.Typer(help="Data-subject requests: access, erasure, cancella
 hold_app = typer.Typer(help="Legal holds (2.9(4), 4.5(4)).", no_args_is_help=True)
 retention_app.add_typer(hold_app, name="hold")
 console = Console()
+
+#: The concurrency limit that the flows' warehouse-writing tasks (tag "warehouse-writer") take, as Prefect names it.
+WAREHOUSE_WRITER = "tag:warehouse-writer"
+
+
+@contextmanager
+def warehouse_writer() -> Iterator[None]:
+    """Hold the warehouse-writer slot the flows take, so a request from the command line never races a flow's
+    write and is left in progress by a lock conflict (no limit created: nothing to wait for)."""
+    os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(WAREHOUSE_WRITER, occupy=1, strict=False):
+        yield
+
 
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
 Account = Annotated[str | None, typer.Option("--account", help="The subject's account id.")]
@@ -174,7 +191,8 @@ def _submit(kind: str, data_dir: Path | None, ids: Any, actor: str, options: dic
 
     stores = _stores(data_dir)
     try:
-        row = requests.submit(stores, requests.Kind(kind), ids, _now(), options=options, actor=actor)
+        with warehouse_writer():
+            row = requests.submit(stores, requests.Kind(kind), ids, _now(), options=options, actor=actor)
     except (ValueError, LookupError) as err:
         _fail(str(err))
     console.print(f"request {row.request_id} ({row.kind}): {row.status}")

@@ -7,7 +7,8 @@ parameters. Files are read as data, not grepped as compressed bytes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,17 +87,21 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
 
     landing = env_settings.landing_dir
     generate(landing, SynthConfig(accounts=80, days=2, seed=29, events_per_batch=5000))
-    pipeline_flow(str(env_settings.data_dir))  # ingest, then the retention purge
+    pipeline_flow(str(env_settings.data_dir), purge=True)  # ingest, then the retention purge
     stores = stores_for(env_settings)
     subject = _a_subject(landing)
     now = datetime.now(UTC)
     access = requests.submit(stores, requests.Kind.ACCESS, subject, now)
     erasure = requests.submit(stores, requests.Kind.ERASURE, subject, now)
+    assert erasure.status == requests.Status.IN_PROGRESS  # the default grace keeps old files for running readers
+    later = dataclasses.replace(stores, grace=timedelta(0))  # as if the grace period had passed
+    erasure = requests.process(later, erasure, now, actor="requests-flow", role="pipeline")
     drain_prefect_logs()
 
     exported = stores.requests_dir / access.request_id
     assert (exported / "export.json").stat().st_size > 1000 and (exported / "summary.md").exists()
-    assert erasure.status in (requests.Status.COMPLETED, requests.Status.IN_PROGRESS)
+    assert erasure.status == requests.Status.COMPLETED  # the receipt below is scanned too
+    assert (stores.requests_dir / erasure.request_id / "receipt.json").exists()
     report = scan_data_dir(env_settings.data_dir, extra_files=[prefect_db])
     scanned = {p for p in env_settings.data_dir.rglob("*") if p.is_file() and p.is_relative_to(stores.requests_dir)}
     assert len(scanned) >= 5  # the exports and the receipt were read

@@ -65,8 +65,12 @@ def test_clause_6_2_2_the_request_flow_finishes_an_interrupted_request(
     assert stored is not None and stored.status == Status.COMPLETED
 
 
-def test_the_pipeline_purges_after_ingest(prefect_db: Path, env_settings: Settings) -> None:
+def test_clause_5_1_2_the_hourly_pipeline_leaves_the_purge_to_the_daily_run_unless_asked(
+    prefect_db: Path, env_settings: Settings
+) -> None:
     generate(env_settings.landing_dir, SynthConfig(accounts=30, days=1, seed=5))
-    pipeline_flow(str(env_settings.data_dir))
+    pipeline_flow(str(env_settings.data_dir))  # as the hourly deployment runs it
+    assert [r["action"] for r in audit.records(env_settings.audit_dir)] == ["ingest"]
+    pipeline_flow(str(env_settings.data_dir), purge=True)  # as the demo runs it
     actions = [r["action"] for r in audit.records(env_settings.audit_dir)]
-    assert actions == ["ingest", "retention.purge"]
+    assert actions == ["ingest", "ingest", "retention.purge"]

@@ -168,8 +168,9 @@ LABEL_FIELDS: tuple[Field, ...] = (
     Field("label_id", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True, max_length=64),
     Field("subject_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True,
           enum=("transaction", "account")),
-    Field("subject_id", Kind.STRING, "user.account.account_id", S.SENSITIVE, (pseudonymise("label_subject"),), "label",
-          required=True, description="transaction id or account id; pseudonymised in that subject's domain"),
+    Field("subject_id", Kind.STRING, "user.account.account_id", S.SENSITIVE, (pseudonymise("account"),), "label",
+          required=True, description="account id, or transaction id when subject_type is transaction: pseudonymised in the "
+                                     "account or the transaction domain, so labels join the events"),
     Field("label", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True, enum=("fraud", "legitimate")),
     Field("fraud_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", max_length=64),
     Field("reported_at", Kind.TIMESTAMP, "system.operations", S.NONE, (KEEP,), "label", required=True),

@@ -13,19 +13,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from devicerisk.contract.fields import EVENT_TYPES
+from devicerisk.privacy import subject_data
 from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.privacy.stores import Stores, before, time_column
 from devicerisk.privacy.subjects import raw_record_matches
 from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, snapshots
 from devicerisk.store import lake_maintenance as lakes
-from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows, in_list, literal, mask_where
+from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows, in_list, literal, mask_where
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,24 @@ def lake_rules(stores: Stores, name: str, schema: pa.Schema, today: date) -> lis
 
 
 def held_out(schema: pa.Schema, held: frozenset[str]) -> tuple[str | None, ds.Expression | None]:
-    """A predicate and a filter that keep held subjects' rows out of a purge."""
-    if not held or ACCOUNT_COLUMN not in schema.names:
+    """A predicate and a filter that keep held subjects' rows out of a purge: by account, and in a table keyed
+    like labels by its account labels."""
+    names = set(schema.names)
+    if not held or not (ACCOUNT_COLUMN in names or {SUBJECT_TYPE, SUBJECT_ID} <= names):
         return None, None
-    pred = f"({ACCOUNT_COLUMN} IS NULL OR NOT ({in_list(ACCOUNT_COLUMN, held)}))"
-    expr = ds.field(ACCOUNT_COLUMN).is_null() | ~ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(held), pa.string()))
-    return pred, expr
+    values = pa.array(sorted(held), pa.string())
+    preds: list[str] = []
+    expr: ds.Expression | None = None
+    if ACCOUNT_COLUMN in names:
+        preds.append(f"({ACCOUNT_COLUMN} IS NULL OR NOT ({in_list(ACCOUNT_COLUMN, held)}))")
+        expr = ds.field(ACCOUNT_COLUMN).is_null() | ~ds.field(ACCOUNT_COLUMN).isin(values)
+    if {SUBJECT_TYPE, SUBJECT_ID} <= names:
+        preds.append(f"({SUBJECT_TYPE} IS NULL OR {SUBJECT_TYPE} <> 'account' OR {SUBJECT_ID} IS NULL "
+                     f"OR NOT ({in_list(SUBJECT_ID, held)}))")  # fmt: skip
+        typed = (ds.field(SUBJECT_TYPE).is_null() | (ds.field(SUBJECT_TYPE) != "account")
+                 | ds.field(SUBJECT_ID).is_null() | ~ds.field(SUBJECT_ID).isin(values))  # fmt: skip
+        expr = typed if expr is None else expr & typed
+    return _and(*preds), expr
 
 
 def _and(*terms: str | None) -> str:
@@ -118,6 +131,7 @@ class _Purge:
     held: frozenset[str]
     ended: frozenset[str]  # subjects whose hold ended since the last run
     marks: dict[tuple[str, str], date]
+    last_runs: dict[str, datetime]  # lake store -> when its last purge finished (wall clock, as file times are)
 
 
 def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
@@ -135,7 +149,8 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             predicate = f"{PARTITION} < {literal(floor)}"
             removed += lakes.drop_partitions(stores.lake_dir, name, predicate, "retention").rows
     store = f"lake:{name}"
-    due = [(r, run.marks.get((store, r.retention_class))) for r in rules]
+    due = [(r, _since(stores, name, r, run.marks.get((store, r.retention_class)), run.last_runs.get(store)))
+           for r in rules]  # fmt: skip
     due = [(r, since) for r, since in due if since is None or since < r.cutoff]
     if due:  # one pass over the table for every class: each file is rewritten at most once
         where = _with(_any([r.expression(schema, since) for r, since in due]), held_expr)
@@ -144,13 +159,21 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             pruning = lake_rewrite.any_of(*(lake_rewrite.partition_between(PARTITION, s, r.cutoff) for r, s in due))
         removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
         run.marks.update({(store, rule.retention_class): rule.cutoff for rule, _ in due})
-    if run.ended and ACCOUNT_COLUMN in schema.names:  # catch up with what an ended hold kept
-        mine = ds.field(ACCOUNT_COLUMN).isin(pa.array(sorted(run.ended), pa.string()))
-        where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr) if rules else None
-        if where is not None:
-            pruning = lake_rewrite.may_hold({ACCOUNT_COLUMN: run.ended})
-            removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
+    ended = SubjectRows(run.ended)
+    if run.ended and rules and (mine := ended.expression(schema)) is not None:  # catch up with what a hold kept
+        where = _with(_any([r.expression(schema) for r in rules]) & mine, held_expr)
+        pruning = lake_rewrite.may_hold(ended.values(schema))
+        removed += lakes.delete_where(stores.lake_dir, name, pruning, where, "retention").rows
     return removed
+
+
+def _since(stores: Stores, name: str, rule: Rule, mark: date | None, last_run: datetime | None) -> date | None:
+    """Where the purge of ``rule`` starts: its watermark, lowered to the oldest day of files added since the last
+    run finished (late-arriving data dated before the watermark; files the purge rewrites itself are older)."""
+    if mark is None or last_run is None:
+        return mark
+    late = lakes.oldest_added_since(stores.lake_dir, name, rule.time_col, last_run)
+    return mark if late is None or late >= mark else late
 
 
 def _any(exprs: list[ds.Expression]) -> ds.Expression:
@@ -216,6 +239,18 @@ def _purge_quarantine(stores: Stores, now: datetime, held: frozenset[str]) -> in
     return removed
 
 
+def purge_landing(stores: Stores, retention: timedelta, now: datetime, held: frozenset[str]) -> tuple[list[str], int]:
+    """Remove raw landing files past ``retention`` except those holding a held subject's records; returns the
+    batch ids of ingested files removed and how many label (or truth) files went."""
+    expired = landing.expired_files(stores.landing_dir, stores.warehouse_path, retention, now)
+    expired += landing.expired_unledgered(stores.landing_dir, retention, now)
+    keep = (
+        frozenset(subject_data.landing_holding(stores, SubjectRows(held), expired)) if held and expired else frozenset()
+    )
+    removed = landing.purge_processed(stores.landing_dir, stores.warehouse_path, retention, now, keep)
+    return removed, landing.purge_unledgered(stores.landing_dir, retention, now, keep)
+
+
 def purge(stores: Stores, now: datetime) -> PurgeReport:
     """Remove everything older than its class's period from every store, except what holds keep."""
     report = PurgeReport()
@@ -223,7 +258,7 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     held = frozenset(h.subject_pid for h in holds if h.active(now))
     ended_holds = [h for h in holds if not h.active(now) and h.swept_at is None]
     run = _Purge(now.date(), held, frozenset(h.subject_pid for h in ended_holds) - held,
-                 governance.watermarks(stores.warehouse_path))  # fmt: skip
+                 governance.watermarks(stores.warehouse_path), governance.last_runs(stores.warehouse_path))  # fmt: skip
     report.subjects_held = len(held)
     today = run.today
     for name in lakes.tables(stores.lake_dir):
@@ -237,7 +272,8 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     landing_days = stores.policy.days("landing_raw")
     if landing_days is not None:
         kept = timedelta(days=landing_days)
-        report.add("landing", len(landing.purge_processed(stores.landing_dir, stores.warehouse_path, kept, now)))
+        removed, unledgered = purge_landing(stores, kept, now, held)
+        report.add("landing", len(removed) + unledgered)
     if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
         report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
     if (audit_cutoff := stores.policy.cutoff("audit_log", now)) is not None:
@@ -246,6 +282,10 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
         if lakes.partitioned(stores.lake_dir, name):
             report.partitions_clustered += lakes.cluster(stores.lake_dir, name, stores.cluster_file_bytes)
         report.files_vacuumed += lakes.vacuum(stores.lake_dir, name, stores.grace)
+    finished = datetime.now(UTC)  # after the purge's own rewrites and clustering: they are not late data
+    governance.set_last_runs(
+        stores.warehouse_path, {f"lake:{name}": finished for name in lakes.tables(stores.lake_dir)}
+    )
     governance.mark_swept(stores.warehouse_path, [h.hold_id for h in ended_holds], now)
     return report
 

@@ -1,8 +1,10 @@
 """Data-subject requests: access (6.2.1), erasure (6.2.2), cancellation (6.3), consent withdrawal (6.1), minors (7.2).
 
-A request moves received -> verified -> in progress -> completed, or to rejected. Its id is derived
-from its kind, options and the subject's pseudonyms, so submitting the same request again resumes
-it if it is unfinished and is refused as a duplicate once it is complete. Each step is idempotent
+A request moves received -> verified -> in progress -> completed, or to rejected. Submitting the same
+request (kind, options, the subject's pseudonyms) again resumes it while it is unfinished, and is
+refused as a duplicate for a short window after it completed; later it is a new request, with its own
+id (derived from the same and the time received): a subject may ask again, e.g. to erase data
+collected since, or to withdraw again after a re-grant. Each step is idempotent
 and recorded in the warehouse when done, so a crash at any point is finished by the next run.
 Counts are taken at verification, so a receipt reports what was held even if a run was interrupted
 after deleting and before recording. Erasures end with a vacuum: the request stays in progress
@@ -15,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +28,7 @@ from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.store import audit, governance, request_files
 from devicerisk.store.governance import RequestRow
-from devicerisk.store.rows import SubjectRows
+from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class HoldConflictError(RequestError):
 
 
 _DELETING = (Kind.ERASURE, Kind.CANCELLATION, Kind.MINOR)
+_DELETING_STEPS = ("landing", "lake", "snapshots", "quarantine", "warehouse")
 #: The steps of each kind, in order. "state" records what ingest must honour from now on.
 STEPS: dict[Kind, tuple[str, ...]] = {
     Kind.ACCESS: ("export",),
@@ -73,10 +76,28 @@ STEPS: dict[Kind, tuple[str, ...]] = {
 }
 
 
-def request_id(kind: Kind, subject: SubjectRows, options: dict[str, Any]) -> str:
-    """A stable id for the request: the same subject, kind and options give the same id."""
-    text = json.dumps({"kind": kind, "subject": to_json(subject), "options": options}, sort_keys=True)
+#: How long after a request completed the same request is taken for a resubmission and refused.
+DUPLICATE_WINDOW = timedelta(days=1)
+_UNFINISHED = (Status.RECEIVED, Status.VERIFIED, Status.IN_PROGRESS)
+
+
+def request_id(kind: Kind, subject: SubjectRows, options: dict[str, Any], received_at: datetime) -> str:
+    """The request's id: its kind, options, subject and the time it was received."""
+    text = json.dumps({"kind": kind, "subject": to_json(subject), "options": options,
+                       "received_at": received_at.isoformat()}, sort_keys=True)  # fmt: skip
     return "req-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _earlier(stores: Stores, kind: Kind, subject: SubjectRows, options: dict[str, Any]) -> RequestRow | None:
+    """The latest earlier submission of the same request (the same identifiers given), if any."""
+    same = (kind, to_json(subject), options)
+    return next((r for r in governance.requests(stores.warehouse_path) if (r.kind, _given(r), r.options) == same), None)
+
+
+def _given(row: RequestRow) -> dict[str, Any]:
+    """A stored request's subject without the transactions found for it (see ``subject_data.with_transactions``)."""
+    ids = {c: v for c, v in row.subject.get("identifiers", {}).items() if c != TRANSACTION_COLUMN}
+    return {**row.subject, "identifiers": ids}
 
 
 def _check_options(kind: Kind, options: dict[str, Any], subject: SubjectRows) -> None:
@@ -104,12 +125,15 @@ def submit(
     options = dict(options or {})
     subject = resolve(ids, stores.keyring, stores.lake_dir)
     _check_options(kind, options, subject)
-    rid = request_id(kind, subject, options)
     step = checkpoint or (lambda _: None)
-    row = governance.get_request(stores.warehouse_path, rid)
-    if row is not None and row.status == Status.COMPLETED:
-        raise DuplicateRequestError(f"request {rid} was already completed on {row.updated_at:%Y-%m-%d}")
-    if row is None or row.status in (Status.REJECTED, Status.RECEIVED):
+    row = _earlier(stores, kind, subject, options)
+    if row is not None and row.status == Status.COMPLETED and now - row.updated_at < DUPLICATE_WINDOW:
+        raise DuplicateRequestError(f"request {row.request_id} was already completed on {row.updated_at:%Y-%m-%d}")
+    if row is None or row.status not in _UNFINISHED:
+        row = None  # a new request
+    if row is None or row.status == Status.RECEIVED:
+        rid = row.request_id if row is not None else request_id(kind, subject, options, now)
+        subject = subject_data.with_transactions(stores, subject)  # stored with the request: labels need them
         found = subject_data.locate(stores, subject)
         if not found and kind is not Kind.WITHDRAWAL:
             raise UnknownSubjectError("no store holds data about the identifiers given")
@@ -132,9 +156,9 @@ def _refuse_if_held(
     stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str
 ) -> None:
     """A deleting request that has deleted nothing yet is rejected while a hold covers its subject."""
-    if row.kind not in _DELETING or any(step in row.done for step in ("landing", "lake")):
-        return
-    holds = [h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts]
+    if row.kind not in _DELETING or any(step in row.done for step in _DELETING_STEPS):
+        return  # one that has started is paused before its next deleting step instead (see ``process``)
+    holds = _holds_on(stores, subject, now)
     if not holds:
         return
     row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
@@ -147,6 +171,11 @@ def _refuse_if_held(
     )
 
 
+def _holds_on(stores: Stores, subject: SubjectRows, now: datetime) -> list[governance.Hold]:
+    """The active legal holds on the subject's accounts."""
+    return [h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts]
+
+
 def process(
     stores: Stores, row: RequestRow, now: datetime, *, actor: str, role: str, checkpoint: Checkpoint | None = None
 ) -> RequestRow:
@@ -155,16 +184,23 @@ def process(
     subject = from_json(row.subject)
     kind = Kind(row.kind)
     _refuse_if_held(stores, row, subject, now, actor, role)  # a hold may have been placed since verification
+    if row.reason and row.reason.startswith("paused by legal hold"):
+        row.reason = None  # checked again before each deleting step
     row.status, row.updated_at = Status.IN_PROGRESS, now
     governance.put_request(stores.warehouse_path, row)
     for name in STEPS[kind]:
         if name in row.done:
             continue
+        if name in (*_DELETING_STEPS, "vacuum") and (holds := _holds_on(stores, subject, now)):
+            row.reason = f"paused by legal hold {holds[0].hold_id} until it ends"  # placed after deleting began
+            governance.put_request(stores.warehouse_path, row)
+            log.info("request %s: %s", row.request_id, row.reason)
+            return row
         if _STEP_FUNCTIONS[name](stores, row, subject, now) is False:
             return row  # not yet: it waits for the vacuum grace period, or for landing batches to be ingested
         if name != "aggregate":  # the aggregate step records itself, in its own transaction
             row.done.append(name)
-            if name in ("landing", "lake", "snapshots", "quarantine", "warehouse") and row.deleted_at is None:
+            if name in _DELETING_STEPS:  # the grace period runs from the last deletion this run committed
                 row.deleted_at = now
             governance.put_request(stores.warehouse_path, row)
         step(name)
@@ -276,6 +312,12 @@ def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime
         log.info("request %s waits for the vacuum grace period (until %s)", row.request_id, deleted + stores.grace)
         return False
     subject_data.vacuum_lake(stores, stores.grace)
+    if left := subject_data.left_on_disk(stores, subject):  # files a reader may still need: try again later
+        row.reason = f"{left} rows wait in files younger than the vacuum grace period"
+        governance.put_request(stores.warehouse_path, row)
+        log.info("request %s: %s", row.request_id, row.reason)
+        return False
+    row.reason = None
     return True
 
 

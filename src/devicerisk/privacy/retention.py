@@ -43,6 +43,10 @@ MODELS_CLASS = "model_snapshot"
 TIME_COLUMNS = ("event_date", "event_time", "scored_at", "reported_at", "created_at", "as_of", "snapshot_date")
 
 
+#: The longest period in days (100 years): beyond it a cutoff date falls before year 1 and cannot be computed.
+MAX_DAYS = 36_500
+
+
 class RetentionConfigError(ValueError):
     """The retention configuration is unusable: a period is missing, negative or not a number."""
 
@@ -78,10 +82,12 @@ class RetentionPolicy:
 def _period(name: str, value: object) -> float | None:
     if value == KEEP_AS_LAW_REQUIRES:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RetentionConfigError(f'retention period of {name!r} must be a number of days or "law", not {value!r}')
     if value < 0:
         raise RetentionConfigError(f"retention period of {name!r} is negative ({value} days)")
+    if value > MAX_DAYS:  # a cutoff must stay a date: longer periods are "law"
+        raise RetentionConfigError(f'retention period of {name!r} is over {MAX_DAYS} days; use "law" to keep')
     return float(value)
 
 

@@ -77,6 +77,11 @@ def _small_stores(stores: Stores, now: datetime, held: frozenset[str]) -> list[V
         files = landing.expired_files(stores.landing_dir, stores.warehouse_path, timedelta(days=days), now)
         if files:
             out.append(Violation("landing", "telemetry", "landing_raw", len(files)))
+        for kind in landing.UNLEDGERED:
+            old_files = [p for p in landing.expired_unledgered(stores.landing_dir, timedelta(days=days), now)
+                         if p.parent.name == kind]  # fmt: skip
+            if old_files:
+                out.append(Violation("landing", kind, "landing_raw", len(old_files)))
     if (cutoff := policy.cutoff("request_export", now)) is not None and (
         exports := request_files.exports_before(stores.requests_dir, cutoff)
     ):

@@ -12,24 +12,64 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from devicerisk.ingest.read import read_batch
 from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, raw_record_matches
 from devicerisk.store import governance, lake_rewrite, landing, quarantine, snapshots
 from devicerisk.store import lake_maintenance as lakes
-from devicerisk.store.rows import SubjectRows
+from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, TRANSACTION_COLUMN, SubjectRows
 
 EVENTS = "events"
+
+
+class UnmatchableTableError(RuntimeError):
+    """A lake table holds pseudonyms in columns that no subject lookup can match: it would be silently missed."""
+
+
+#: Columns by which a row can be matched to a subject (labels-like tables: with ``subject_type``).
+_MATCHABLE = frozenset({ACCOUNT_COLUMN, TRANSACTION_COLUMN, *(DOMAIN_COLUMNS[d][1] for d in SUBJECT_DOMAINS)})
+
+
+def check_matchable(name: str, schema: pa.Schema) -> None:
+    """Refuse a table whose pseudonym columns name no subject this module can find (a new key column)."""
+    names = set(schema.names)
+    pids = sorted(c for c in names if c.endswith("_pid"))
+    if pids and not (names & _MATCHABLE or {SUBJECT_TYPE, SUBJECT_ID} <= names):
+        raise UnmatchableTableError(
+            f"lake table {name} has pseudonym columns ({', '.join(pids)}) that no subject lookup can match: "
+            f"key it by {ACCOUNT_COLUMN}, or by {SUBJECT_TYPE} and {SUBJECT_ID}, before it holds personal data"
+        )
 
 
 def _lake_tables(stores: Stores, subject: SubjectRows) -> list[tuple[str, pa.Schema]]:
     found = []
     for name in lakes.tables(stores.lake_dir):
         schema = lakes.schema(stores.lake_dir, name)
+        check_matchable(name, schema)
         if subject.applies(schema):
             found.append((name, schema))
     return found
+
+
+def with_transactions(stores: Stores, subject: SubjectRows) -> SubjectRows:
+    """``subject`` with the pseudonyms of their transactions, by which labels on transactions are keyed.
+
+    Taken when a request is received and stored with it: the lake step deletes the events they come from.
+    """
+    if EVENTS not in lakes.tables(stores.lake_dir):
+        return subject
+    schema = lakes.schema(stores.lake_dir, EVENTS)
+    expr = subject.expression(schema)
+    if expr is None or TRANSACTION_COLUMN not in schema.names:
+        return subject
+    rows = lakes.read_where(stores.lake_dir, EVENTS, expr & ds.field(TRANSACTION_COLUMN).is_valid())
+    found = set(pc.unique(rows.column(TRANSACTION_COLUMN)).to_pylist())
+    if not found:
+        return subject
+    known = subject.identifiers.get(TRANSACTION_COLUMN, frozenset())
+    return SubjectRows(subject.accounts, {**subject.identifiers, TRANSACTION_COLUMN: known | frozenset(found)})
 
 
 def _snapshot_key(stores: Stores, store: str, path: Path) -> str:
@@ -144,6 +184,7 @@ def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
     """Rows of the subject in any Parquet file on disk, referenced by a table version or not."""
     n = 0
     for name in lakes.tables(stores.lake_dir):
+        check_matchable(name, lakes.schema(stores.lake_dir, name))
         n += sum(lakes.rows_in_file(p, subject.mask, subject.columns) for p in lakes.data_files(stores.lake_dir, name))
     for root in stores.snapshot_roots.values():
         n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
@@ -182,9 +223,19 @@ def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
     return int(pc.sum(hits).as_py() or 0)
 
 
-def landing_holding(stores: Stores, subject: SubjectRows) -> dict[Path, int]:
-    """Raw landing files that hold the subject's records, with how many."""
-    found = {path: _landing_hits(stores, subject, path) for path in landing.pending_files(stores.landing_dir)}
+def _unledgered_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
+    """The subject's records in a raw labels (or truth) file, matched record by record (these files are small)."""
+    return sum(raw_record_matches(line, subject, stores.keyring) for line in read_batch(path).lines)
+
+
+def landing_holding(stores: Stores, subject: SubjectRows, among: list[Path] | None = None) -> dict[Path, int]:
+    """Raw landing files of every kind (or ``among`` those given) that hold the subject's records, with how many."""
+    ledgered = landing.pending_files(stores.landing_dir) if among is None else [
+        p for p in among if p.parent.name not in landing.UNLEDGERED]  # fmt: skip
+    unledgered = landing.unledgered_files(stores.landing_dir) if among is None else [
+        p for p in among if p.parent.name in landing.UNLEDGERED]  # fmt: skip
+    found = {path: _landing_hits(stores, subject, path) for path in ledgered}
+    found |= {path: _unledgered_hits(stores, subject, path) for path in unledgered}
     return {path: n for path, n in found.items() if n}
 
 
@@ -195,8 +246,11 @@ def erase_landing(stores: Stores, subject: SubjectRows, now: datetime) -> tuple[
     ingested nothing is removed: it must be ingested first, or the erasure would be undone by the
     next ingest.
     """
-    holding = list(landing_holding(stores, subject))
+    holding = [p for p in landing_holding(stores, subject) if p.parent.name not in landing.UNLEDGERED]
     waiting = [p for p in holding if not landing.ingested(stores.warehouse_path, p)]
     if waiting:
         return 0, len(waiting)
-    return sum(landing.remove_processed(stores.landing_dir, stores.warehouse_path, p, now) for p in holding), 0
+    removed = sum(landing.remove_processed(stores.landing_dir, stores.warehouse_path, p, now) for p in holding)
+    for path in landing.unledgered_files(stores.landing_dir):  # no ledger: the subject's lines are cut out
+        landing.remove_lines(path, lambda line: raw_record_matches(line, subject, stores.keyring))
+    return removed, 0

@@ -2,8 +2,9 @@
 
 Each identifier is normalised and pseudonymised exactly as ingest does, under every key of the
 keyring (the current key and the previous ones whose data has not aged out), so rows written before
-a key rotation are found too. A phone number links to the accounts registered with it; a device id
-never links to accounts, because a device can be shared: it finds only rows that have no account.
+a key rotation are found too. A phone number links to the one account it is currently registered with
+(refused when several are: numbers are shared and recycled); a device id never links to accounts,
+because a device can be shared: it finds only rows that have no account.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.model import Action
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.store import lake_maintenance as lakes
-from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows
+from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows
 
 #: Identifier domains a subject may give, besides the account id, and their lake columns.
 SUBJECT_DOMAINS = ("phone", "imei", "meid", "mac", "idfa", "idfv", "oaid", "android_id", "imsi", "iccid")
@@ -91,20 +92,45 @@ def pseudonymise_identifiers(ids: Identifiers, keyring: Iterable[Pseudonymiser])
     return SubjectRows(frozenset(accounts), {c: frozenset(v) for c, v in identifiers.items()})
 
 
+class AmbiguousPhoneError(ValueError):
+    """A phone number currently registered with more than one account: the caller must name the account."""
+
+
 def link_phone_accounts(lake_dir: Path, subject: SubjectRows) -> SubjectRows:
-    """``subject`` with the accounts registered with their phone numbers added."""
+    """``subject`` with the account whose latest registered phone number is theirs added.
+
+    Numbers are shared (family phones) and recycled, so an account an earlier number was registered with
+    is not the subject's, and a number registered with several accounts is refused: the account must be
+    named. When the account is named, the phone number only finds rows without an account.
+    """
     phone_column = DOMAIN_COLUMNS["phone"][1]
     phones = subject.identifiers.get(phone_column)
-    if not phones:
+    if not phones or subject.accounts:
         return subject
-    linked = set(subject.accounts)
+    linked: set[str] = set()
     for name in lakes.tables(lake_dir):
         schema = lakes.schema(lake_dir, name)
         if {phone_column, ACCOUNT_COLUMN} <= set(schema.names):
-            where = ds.field(phone_column).isin(pa.array(sorted(phones), pa.string()))
-            found = lakes.read_where(lake_dir, name, where).column(ACCOUNT_COLUMN)
-            linked.update(v for v in pc.unique(found).to_pylist() if v is not None)
+            linked |= _current_holders(lake_dir, name, schema, phone_column, phones)
+    if len(linked) > 1:
+        raise AmbiguousPhoneError(
+            f"the phone number is registered with {len(linked)} accounts: name the account as well (--account)"
+        )
     return SubjectRows(frozenset(linked), subject.identifiers)
+
+
+def _current_holders(lake_dir: Path, name: str, schema: pa.Schema, column: str, phones: frozenset[str]) -> set[str]:
+    """Accounts in table ``name`` whose latest registration (by ``event_time``) gives one of ``phones``."""
+    where = ds.field(column).isin(pa.array(sorted(phones), pa.string()))
+    candidates = pc.unique(lakes.read_where(lake_dir, name, where).column(ACCOUNT_COLUMN)).drop_null()
+    if len(candidates) == 0 or "event_time" not in schema.names:
+        return set(candidates.to_pylist())
+    rows = lakes.read_where(lake_dir, name, ds.field(ACCOUNT_COLUMN).isin(candidates) & ds.field(column).is_valid())
+    latest = rows.select([ACCOUNT_COLUMN, "event_time", column]).sort_by([("event_time", "descending")]).to_pylist()
+    current: dict[str, str] = {}
+    for row in latest:
+        current.setdefault(row[ACCOUNT_COLUMN], row[column])
+    return {account for account, phone in current.items() if phone in phones}
 
 
 def resolve(ids: Identifiers, keyring: Iterable[Pseudonymiser], lake_dir: Path) -> SubjectRows:
@@ -145,6 +171,10 @@ def raw_record_matches(raw: bytes, subject: SubjectRows, keyring: Iterable[Pseud
             value = _raw_value(record, path)
             if value is not None and (column == ACCOUNT_COLUMN or column in subject.identifiers):
                 row[column] = pa.array([pseudonymiser.pseudonymise_one(domain, value)], pa.string())
+        kind, subject_id = record.get(SUBJECT_TYPE), record.get("subject_id")
+        if kind in ("account", "transaction") and isinstance(subject_id, str):  # a label, or the demo's truth
+            row[SUBJECT_TYPE] = pa.array([kind], pa.string())
+            row[SUBJECT_ID] = pa.array([pseudonymiser.pseudonymise_one(kind, subject_id)], pa.string())
         if row and bool(subject.mask(pa.table(row))[0].as_py()):
             return True
     return False

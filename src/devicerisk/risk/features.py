@@ -95,7 +95,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "channel", "counterparty_pid", "kind", "installed_root_app", "installed_hook_app", "running_root_app",
     "running_hook_app",
 )  # fmt: skip
-LABEL_COLUMNS: tuple[str, ...] = ("subject_type", "subject_pid", "label", "reported_at")
+LABEL_COLUMNS: tuple[str, ...] = ("subject_type", "subject_id_pid", "label", "reported_at")
 
 _DEVICE = ("coalesce(device_imei_pid, device_android_id_pid, device_idfv_pid, device_mac_pid, device_oaid_pid, "
            "device_idfa_pid)")  # fmt: skip
@@ -257,8 +257,8 @@ gn AS (
 ),
 -- feedback labels, each visible only from its reported_at
 lab AS (
-    SELECT subject_type, hash(subject_pid) AS subject, epoch_us(reported_at) AS r
-    FROM labels WHERE label = 'fraud' AND subject_pid IS NOT NULL
+    SELECT subject_type, hash(subject_id_pid) AS subject, epoch_us(reported_at) AS r
+    FROM labels WHERE label = 'fraud' AND subject_id_pid IS NOT NULL
 ),
 lt AS (
     SELECT l.r, e.acct, e.dev, e.cp FROM lab l JOIN ev e ON e.txn = l.subject AND e.event_type = 'transaction'
@@ -349,7 +349,7 @@ def empty_labels() -> pa.Table:
     return pa.table(
         {
             "subject_type": pa.array([], pa.string()),
-            "subject_pid": pa.array([], pa.string()),
+            "subject_id_pid": pa.array([], pa.string()),
             "label": pa.array([], pa.string()),
             "reported_at": pa.array([], pa.timestamp("us", tz="UTC")),
         }

@@ -35,7 +35,7 @@ LABEL_SCHEMA = pa.schema(
     [
         ("label_id", pa.string()),
         ("subject_type", pa.string()),
-        ("subject_pid", pa.string()),
+        ("subject_id_pid", pa.string()),
         ("account_id_pid", pa.string()),
         ("label", pa.string()),
         ("fraud_type", pa.string()),
@@ -90,7 +90,7 @@ def treat_labels(records: list[dict[str, object]], ctx: IngestContext, batch_id:
         {
             "label_id": pa.array([r["label_id"] for r in records], pa.string()),
             "subject_type": subject_type,
-            "subject_pid": pids,
+            "subject_id_pid": pids,
             "account_id_pid": pc.if_else(pc.equal(subject_type, "account"), pids, pa.nulls(n, pa.string())),
             "label": pa.array([r["label"] for r in records], pa.string()),
             "fraud_type": pa.array([r.get("fraud_type") for r in records], pa.string()),
@@ -107,7 +107,7 @@ def treat_labels(records: list[dict[str, object]], ctx: IngestContext, batch_id:
 def resolve_accounts(table: pa.Table, lake_dir: Path) -> pa.Table:
     """Fill ``account_id_pid`` of transaction labels from the events table, where the transaction is there."""
     events = lake.dataset(lake_dir, lake.EVENTS)
-    wanted = pc.filter(table.column("subject_pid"), pc.equal(table.column("subject_type"), "transaction"))
+    wanted = pc.filter(table.column("subject_id_pid"), pc.equal(table.column("subject_type"), "transaction"))
     if events is None or len(wanted) == 0:
         return table
     owners = events.to_table(
@@ -116,7 +116,7 @@ def resolve_accounts(table: pa.Table, lake_dir: Path) -> pa.Table:
     query = """
         SELECT l.* REPLACE (coalesce(l.account_id_pid, o.account_id_pid) AS account_id_pid)
         FROM labels l LEFT JOIN (SELECT DISTINCT * FROM owners) o
-          ON l.subject_type = 'transaction' AND o.transaction_id_pid = l.subject_pid
+          ON l.subject_type = 'transaction' AND o.transaction_id_pid = l.subject_id_pid
     """
     with engine.registered(labels=table, owners=owners) as con:
         return con.sql(query).to_arrow_table().cast(LABEL_SCHEMA)

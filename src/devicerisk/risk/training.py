@@ -92,9 +92,9 @@ def fraud_targets(rows: pa.Table, labels: pa.Table, key: str, until: datetime | 
         labels = labels.filter(pc.less_equal(labels.column("reported_at"), pa.scalar(until)))
     fraud = labels.filter(pc.equal(labels.column("label"), "fraud"))
     is_account = pc.equal(fraud.column("subject_type"), "account")
-    accounts = pa.concat_arrays([pc.filter(fraud.column("subject_pid"), is_account).combine_chunks(),
+    accounts = pa.concat_arrays([pc.filter(fraud.column("subject_id_pid"), is_account).combine_chunks(),
                                  pc.drop_null(fraud.column("account_id_pid")).combine_chunks()])  # fmt: skip
-    subjects = pc.filter(fraud.column("subject_pid"), pc.invert(is_account)).combine_chunks()
+    subjects = pc.filter(fraud.column("subject_id_pid"), pc.invert(is_account)).combine_chunks()
     hit = pc.or_(pc.fill_null(pc.is_in(rows.column(key), value_set=subjects), False),
                  pc.fill_null(pc.is_in(rows.column("acct"), value_set=accounts), False))  # fmt: skip
     return hit.to_numpy(zero_copy_only=False).astype(int)

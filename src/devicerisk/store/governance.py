@@ -155,6 +155,19 @@ def set_watermarks(path: Path, marks: dict[tuple[str, str], date]) -> None:
                             [[store, cls, day] for (store, cls), day in marks.items()])  # fmt: skip
 
 
+def last_runs(path: Path) -> dict[str, datetime]:
+    """Store -> when its last purge finished."""
+    with connect(path, read_only=True) as con:
+        return dict(con.execute("SELECT store, finished_at FROM retention_runs").fetchall())
+
+
+def set_last_runs(path: Path, runs: dict[str, datetime]) -> None:
+    """Record when each store's purge finished."""
+    if runs:
+        with connect(path) as con:
+            con.executemany("INSERT OR REPLACE INTO retention_runs VALUES (?, ?)", [[s, t] for s, t in runs.items()])
+
+
 # -- consent state of subjects ---------------------------------------------------------------------------------
 def subject_state(path: Path, accounts: frozenset[str]) -> dict[str, pa.Table]:
     """The consent, cancellation and age rows of ``accounts``."""
@@ -198,18 +211,33 @@ def record_state(path: Path, table_name: str, rows: pa.Table, batch_id: str) -> 
 
 
 def purge_state(path: Path, cutoff: datetime, keep: frozenset[str], dry_run: bool = False) -> dict[str, int]:
-    """Delete (or with ``dry_run`` count) rows dated before ``cutoff``: consent state of subjects not in ``keep``,
-    finished requests and ended holds."""
+    """Delete (or with ``dry_run`` count) rows dated before ``cutoff``: superseded consent state of subjects not
+    in ``keep``, finished requests and ended holds.
+
+    Ingest treats "no record" as allowed, so what it must keep honouring never goes: the latest consent
+    decision per (account, purpose), the latest age declaration per account, and every cancellation.
+    """
     verb = "SELECT 1 FROM" if dry_run else "DELETE FROM"
     tail = "" if dry_run else " RETURNING 1"
     counts: dict[str, int] = {}
     with connect(path, read_only=dry_run) as con:
-        for name, column in STATE_TIME.items():
-            query = f"{verb} {name} WHERE {column} < ? AND NOT list_contains(?, account_pid){tail}"
+        for name, key in _SUPERSEDED.items():
+            column = STATE_TIME[name]
+            superseded = (
+                f"SELECT rid FROM (SELECT rowid AS rid, {column}, account_pid, row_number() OVER "
+                f"(PARTITION BY {key} ORDER BY {column} DESC) AS newer FROM {name}) "
+                f"WHERE newer > 1 AND {column} < ? AND NOT list_contains(?, account_pid)"
+            )
+            query = f"{verb} {name} WHERE rowid IN ({superseded}){tail}"
             counts[name] = len(con.execute(query, [cutoff, sorted(keep)]).fetchall())
+        counts["cancellations"] = 0  # a cancellation (6.3) is honoured for as long as the account's data may come
         for name, condition in _CLOSED.items():  # finished requests and ended holds name subjects too
             counts[name] = len(con.execute(f"{verb} {name} WHERE {condition}{tail}", [cutoff]).fetchall())
     return counts
+
+
+#: Consent-state tables whose older rows a newer row supersedes, and the key a newer row replaces.
+_SUPERSEDED = {"consent_decisions": "account_pid, purpose", "age_declarations": "account_pid"}
 
 
 #: Rows that are finished with, and the condition that makes one older than the cutoff (``?``).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -148,6 +148,19 @@ def rows_in_file(path: Path, mask: Callable[[pa.Table], pa.Array], columns: list
     if columns is not None:
         columns = [c for c in columns if c in pq.read_schema(path).names]
     return int(pc.sum(mask(pq.read_table(path, columns=columns))).as_py() or 0)
+
+
+def oldest_added_since(lake_dir: Path, name: str, column: str, since: datetime) -> date | None:
+    """The oldest ``column`` value (a date or time) in files added to the table after ``since``, from the
+    add actions' partition values and statistics (no data file is read); ``None`` if none was added."""
+    files = _files(_open(lake_dir, name))
+    key = f"partition.{column}" if f"partition.{column}" in files.column_names else f"min.{column}"
+    if key not in files.column_names or files.num_rows == 0:
+        return None
+    start = int(since.timestamp() * 1000)
+    added = files.filter(pc.greater(files.column("modification_time"), start)).column(key)
+    oldest = pc.min(added).as_py()
+    return oldest.date() if isinstance(oldest, datetime) else oldest
 
 
 def partition_dates(lake_dir: Path, name: str) -> list[date]:

@@ -6,9 +6,12 @@ landing retention has passed.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
-from datetime import datetime, timedelta
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from devicerisk.store import warehouse
+from devicerisk.store.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,11 @@ def pending_files(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
     )
 
 
-def purge_processed(landing_dir: Path, warehouse_path: Path, retention: timedelta, now: datetime) -> list[str]:
-    """Delete landing files of batches committed longer than ``retention`` ago; returns their batch ids.
+def purge_processed(
+    landing_dir: Path, warehouse_path: Path, retention: timedelta, now: datetime, keep: frozenset[Path] = frozenset()
+) -> list[str]:
+    """Delete landing files of batches committed longer than ``retention`` ago, except ``keep`` (files a legal
+    hold keeps); returns their batch ids.
 
     A file is deleted only if its content still hashes to the committed batch, so a new file that
     reuses an old name is never lost.
@@ -86,6 +93,8 @@ def purge_processed(landing_dir: Path, warehouse_path: Path, retention: timedelt
     removed: list[str] = []
     for row in _due(warehouse_path, retention, now):
         path = landing_dir / TELEMETRY / row["file_name"]
+        if path in keep:
+            continue
         if path.exists() and batch_id_of(path.read_bytes()) == row["batch_id"]:
             path.unlink()
             log.info("removed landing file of batch %s after its retention", row["batch_id"])
@@ -127,3 +136,50 @@ def remove_processed(landing_dir: Path, warehouse_path: Path, path: Path, now: d
     warehouse.mark_landing_removed(warehouse_path, [batch_id], now)
     log.info("removed landing file of batch %s early: it held a subject whose data was erased", batch_id)
     return True
+
+
+# -- landing kinds without a ledger: label deliveries, and the synthetic ground truth of the demo -------------
+TRUTH = "truth"
+UNLEDGERED = (LABELS, TRUTH)
+
+
+def unledgered_files(landing_dir: Path) -> list[Path]:
+    """Raw files of the landing kinds no ingest ledger tracks (labels, truth)."""
+    return [p for kind in UNLEDGERED for p in pending_files(landing_dir, kind)]
+
+
+def expired_unledgered(landing_dir: Path, retention: timedelta, now: datetime) -> list[Path]:
+    """Unledgered landing files older than ``retention`` (by when they were delivered: their modification time)."""
+    return [
+        p for p in unledgered_files(landing_dir) if now - datetime.fromtimestamp(p.stat().st_mtime, UTC) > retention
+    ]
+
+
+def purge_unledgered(
+    landing_dir: Path, retention: timedelta, now: datetime, keep: frozenset[Path] = frozenset()
+) -> int:
+    """Delete unledgered landing files older than ``retention``, except ``keep``; returns how many went."""
+    expired = [p for p in expired_unledgered(landing_dir, retention, now) if p not in keep]
+    for path in expired:
+        path.unlink()
+        log.info("removed landing file %s/%s after its retention", path.parent.name, path.name)
+    return len(expired)
+
+
+def remove_lines(path: Path, drop: Callable[[bytes], bool]) -> int:
+    """Rewrite an NDJSON landing file without the lines ``drop`` selects, keeping its delivery time;
+    returns how many went (a file left empty is removed)."""
+    packed = path.name.endswith(".gz")
+    raw = path.read_bytes()
+    lines = (gzip.decompress(raw) if packed else raw).splitlines()
+    kept = [line for line in lines if line.strip() and not drop(line)]
+    gone = sum(1 for line in lines if line.strip()) - len(kept)
+    if gone:
+        stat = path.stat()
+        if kept:
+            data = b"".join(line + b"\n" for line in kept)
+            write_atomic(path, gzip.compress(data) if packed else data)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        else:
+            path.unlink()
+    return gone

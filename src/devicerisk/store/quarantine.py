@@ -43,10 +43,12 @@ def write(quarantine_dir: Path, batch_id: str, rejected: list[Rejected], key: Ke
         orjson.dumps({"line": r.line, "reason": r.reason, "raw_b64": base64.b64encode(r.raw).decode()}) + b"\n"
         for r in rejected
     )
+    written = written_at(quarantine_dir, batch_id) if reasons_path.exists() else datetime.now(UTC)
     write_atomic(records_path, seal(key, plain, batch_id.encode()))
     reasons = {
         "batch_id": batch_id,
         "key_id": key.key_id,
+        "written_at": written.isoformat(),  # a rewrite (erasure, re-keying) keeps the batch's retention clock
         "rejects": [{"line": r.line, "reason": r.reason} for r in rejected],
     }
     write_atomic(reasons_path, json.dumps(reasons, indent=1).encode())
@@ -76,8 +78,11 @@ def reasons(quarantine_dir: Path, batch_id: str) -> list[dict[str, object]]:
 
 
 def written_at(quarantine_dir: Path, batch_id: str) -> datetime:
-    """When a batch's rejects were stored (the reasons file's modification time)."""
+    """When a batch's rejects were first stored (recorded in the reasons file; before that, its modification time)."""
     _, reasons_path = _paths(quarantine_dir, batch_id)
+    recorded = json.loads(reasons_path.read_text()).get("written_at")
+    if recorded is not None:
+        return datetime.fromisoformat(recorded)
     return datetime.fromtimestamp(reasons_path.stat().st_mtime, UTC)
 
 

@@ -48,13 +48,20 @@ def remove_rows(path: Path, mask: RowMask) -> int:
     table = read(path)
     selected = mask(table)
     gone = int(pc.sum(selected).as_py() or 0)
-    if gone:
-        _write(path, table.filter(pc.invert(selected)))
+    if gone:  # the rewrite keeps the snapshot's age: its retention runs from when it was first written
+        metadata = {**(table.schema.metadata or {}), _WRITTEN_AT: modified_at(path).isoformat().encode()}
+        _write(path, table.filter(pc.invert(selected)).replace_schema_metadata(metadata))
     return gone
 
 
+_WRITTEN_AT = b"devicerisk.written_at"
+
+
 def modified_at(path: Path) -> datetime:
-    """When a snapshot file was last written."""
+    """When a snapshot was first written (kept in its metadata by rewrites; else the file's modification time)."""
+    recorded = (schema(path).metadata or {}).get(_WRITTEN_AT)
+    if recorded is not None:
+        return datetime.fromisoformat(recorded.decode())
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 

@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS retention_watermarks (
     store VARCHAR NOT NULL, retention_class VARCHAR NOT NULL, purged_before DATE NOT NULL,
     PRIMARY KEY (store, retention_class)
 );
+-- When each lake table's last purge finished: files added after it may hold late rows below the watermark.
+CREATE TABLE IF NOT EXISTS retention_runs (store VARCHAR PRIMARY KEY, finished_at TIMESTAMPTZ NOT NULL);
 -- What anonymised accounts leave behind (6.3): event counts per day and type, linked to no account.
 CREATE TABLE IF NOT EXISTS anonymous_aggregates (
     event_date DATE NOT NULL, event_type VARCHAR NOT NULL, events BIGINT NOT NULL,

@@ -102,3 +102,33 @@ def test_bad_input_retention_config_with_a_negative_period_stops_the_command(
     for args in (["retention", "verify"], ["request", "access", "--account", "acct-subject"]):
         code, out = _run(env, *args)
         assert code == 2 and "retention period of 'landing_raw' is negative" in out, out
+
+
+def test_clause_6_2_2_a_request_on_the_command_line_waits_for_the_warehouse_writer_slot(
+    prefect_db: Path, env: Settings
+) -> None:
+    import threading
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+
+    from devicerisk.cli_retention import WAREHOUSE_WRITER
+    from devicerisk.store import governance
+
+    world.build(env)
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WAREHOUSE_WRITER, limit=1))
+    try:
+        result: list[tuple[int, str]] = []
+        with concurrency(WAREHOUSE_WRITER, occupy=1, strict=True):  # a flow's task is writing the warehouse
+            worker = threading.Thread(target=lambda: result.append(_run(env, "request", "access", "--account",
+                                                                         world.SUBJECT.account_id or "")))  # fmt: skip
+            worker.start()
+            worker.join(timeout=3)
+            assert worker.is_alive() and governance.requests(env.warehouse_path) == []  # it waits for the slot
+        worker.join(timeout=60)
+        assert result and result[0][0] == 0 and "completed" in result[0][1]
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(WAREHOUSE_WRITER)

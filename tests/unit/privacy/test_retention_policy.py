@@ -71,3 +71,18 @@ def test_bad_input_retention_config_file_missing_or_without_periods(tmp_path: Pa
 def test_an_unknown_class_never_means_keep_forever() -> None:
     with pytest.raises(RetentionConfigError):
         default_policy().days("no_such_class")
+
+
+@pytest.mark.parametrize(("value", "message"), [("inf", "number of days"), ("nan", "number of days"),
+                                                ("1e12", "over 36500 days")])  # fmt: skip
+def test_bad_input_retention_config_with_an_infinite_or_huge_period_is_refused(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    periods = "".join(f"{name} = {value if name == 'crash_perf' else 30}\n" for name in CONFIGURABLE)
+    path = tmp_path / "retention.toml"
+    path.write_text("[periods]\n" + periods)  # TOML's own inf and nan, which JSON cannot write
+    with pytest.raises(RetentionConfigError, match=message):
+        load_policy(path)
+    assert load_policy(_config(tmp_path, dict.fromkeys(CONFIGURABLE, 36_500))).cutoff_date(
+        "crash_perf", date(2026, 11, 28)
+    ) == date(1926, 12, 23)  # the longest period still gives a date

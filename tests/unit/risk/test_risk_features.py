@@ -35,7 +35,7 @@ def txn(when: datetime, acct: str = ACCT, dev: str = DEV, **extra: Any) -> dict[
 def labels(rows: list[tuple[str, str, datetime]]) -> pa.Table:
     return pa.table({
         "subject_type": pa.array([r[0] for r in rows], pa.string()),
-        "subject_pid": pa.array([r[1] for r in rows], pa.string()),
+        "subject_id_pid": pa.array([r[1] for r in rows], pa.string()),
         "label": pa.array(["fraud"] * len(rows), pa.string()),
         "reported_at": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
     })  # fmt: skip

@@ -36,9 +36,9 @@ def test_labels_are_validated_pseudonymised_and_ingested_once(settings: Settings
 
     table = read_labels(settings.lake_dir).sort_by("label_id").to_pylist()
     p = ctx.pseudonymiser
-    assert table[0]["subject_pid"] == p.pseudonymise_one("transaction", GOOD[0]["subject_id"])
-    assert table[1]["subject_pid"] == p.pseudonymise_one("account", GOOD[1]["subject_id"])
-    assert table[1]["account_id_pid"] == table[1]["subject_pid"]
+    assert table[0]["subject_id_pid"] == p.pseudonymise_one("transaction", GOOD[0]["subject_id"])
+    assert table[1]["subject_id_pid"] == p.pseudonymise_one("account", GOOD[1]["subject_id"])
+    assert table[1]["account_id_pid"] == table[1]["subject_id_pid"]
     assert str(table[1]["reported_at"]) == "2026-11-04 02:00:00+00:00" and str(table[1]["event_date"]) == "2026-11-04"
     raw = orjson.dumps(table)
     assert b"1234567890" not in raw and b"202611010000000001123456" not in raw
