@@ -53,11 +53,14 @@ def score(data_dir: DataDir = None) -> None:
     console.print(score_transactions_flow(data_dir) | score_accounts_flow(data_dir))
 
 
-def print_top_accounts(settings: Settings, n: int = 10) -> None:
-    """The riskiest accounts of the serving snapshot with their reasons, pseudonyms masked."""
+def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team") -> None:
+    """The riskiest accounts of the serving snapshot with their reasons, pseudonyms masked; the lookup is audited."""
     from devicerisk.risk.service import top_accounts
+    from devicerisk.store import audit
 
     rows = top_accounts(settings.serving_dir, n)
+    audit.append(settings.audit_dir, actor=actor, role="fraud_analyst", action="lookup_top_accounts",
+                 purpose="risk_control", counts={"accounts_shown": len(rows)})  # fmt: skip
     if not rows:
         console.print("no account scores yet: run `devicerisk risk score`")
         return
@@ -70,9 +73,15 @@ def print_top_accounts(settings: Settings, n: int = 10) -> None:
 
 
 @risk_app.command("top")
-def top(data_dir: DataDir = None, n: Annotated[int, typer.Option(min=1)] = 10) -> None:
-    """The riskiest accounts with their reasons (identifiers masked)."""
-    print_top_accounts(_settings(data_dir), n)
+def top(
+    data_dir: DataDir = None,
+    n: Annotated[int, typer.Option(min=1)] = 10,
+    actor: Annotated[
+        str, typer.Option(help="Who looks the scores up (a short name, for the audit trail).")
+    ] = "fraud-team",
+) -> None:
+    """The riskiest accounts with their reasons (identifiers masked); each lookup leaves an audit record."""
+    print_top_accounts(_settings(data_dir), n, actor)
 
 
 @risk_app.command("card")

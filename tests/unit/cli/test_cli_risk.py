@@ -38,3 +38,21 @@ def test_top_accounts_are_masked(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "01234567…" in result.output and pid not in result.output
     assert "device seen on 14 accounts in 24 h" in result.output
+
+
+def test_clause_5_2_3_a_score_lookup_leaves_an_audit_record(tmp_path: Path) -> None:
+    from devicerisk.store import audit
+
+    serving.publish(tmp_path / "serving", serving.ACCOUNTS, pa.table({
+        "account_id_pid": ["0123456789abcdef0123456789abcdef"], "score": [97.5], "level": ["highest"],
+        "reasons": [["emulator model string"]], "model_version": ["v1"], "model_kind": ["supervised"],
+    }))  # fmt: skip
+    result = runner.invoke(app, ["risk", "top", "--data-dir", str(tmp_path), "--actor", "analyst-7"])
+    assert result.exit_code == 0, result.output
+    [record] = [r for r in audit.records(tmp_path / "audit") if r["action"] == "lookup_top_accounts"]
+    assert (
+        record["actor"] == "analyst-7"
+        and record["role"] == "fraud_analyst"
+        and record["counts"] == {"accounts_shown": 1}
+    )
+    assert audit.verify(tmp_path / "audit") == []
