@@ -56,6 +56,13 @@ def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     return settings
 
 
+@pytest.fixture
+def no_grace_settings(env_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``env_settings`` with no vacuum grace period, so erasures complete within a test."""
+    monkeypatch.setenv("DEVICERISK_VACUUM_GRACE_HOURS", "0")
+    return env_settings.model_copy(update={"vacuum_grace_hours": 0})
+
+
 @pytest.fixture(scope="session")
 def prefect_db() -> Iterator[Path]:
     """A real Prefect engine and API server on loopback with a temporary SQLite database; yields its path."""

@@ -28,13 +28,8 @@ def test_every_retention_command_has_help(command: list[str]) -> None:
 
 
 @pytest.fixture
-def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("DEVICERISK_MODE", "production")
-    monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
-    monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
-    monkeypatch.setenv("DEVICERISK_SECRETS_DIR", str(settings.secrets_dir))
-    monkeypatch.setenv("DEVICERISK_VACUUM_GRACE_HOURS", "0")
-    return settings
+def env(no_grace_settings: Settings) -> Settings:
+    return no_grace_settings
 
 
 def _run(env: Settings, *args: str) -> tuple[int, str]:
