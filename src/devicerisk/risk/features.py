@@ -4,7 +4,8 @@ Every windowed aggregate runs over ``RANGE BETWEEN <w> PRECEDING AND 1 PRECEDING
 microseconds, so the event itself and anything at or after t never counts. Feedback labels count only
 from their ``reported_at``: a label reported after t is invisible to a feature at t, however early the
 event it describes. Empty windows give 0 for counts and NULL for ratios and ages (the model treats NULL
-as its own branch), never NaN from a division.
+as its own branch), never NaN from a division. A row without a device (or network) has NULL novelty ages
+for it: unknown, not "first used 0 h before".
 
 Query rows are transactions (transaction risk) or one probe per account at an as-of time (account risk);
 both go through the same SQL, so the two scores share one definition of every feature.
@@ -305,8 +306,11 @@ SELECT
     va.acct_login_failed_7d::DOUBLE AS acct_login_failed_7d,
     vd.dev_txn_1h::DOUBLE AS dev_txn_1h, vd.dev_txn_24h::DOUBLE AS dev_txn_24h,
     vd.dev_failed_pay_24h::DOUBLE AS dev_failed_pay_24h, vd.dev_login_24h::DOUBLE AS dev_login_24h,
-    CASE WHEN pd.first_t < q.t THEN (q.t - pd.first_t) / {H} ELSE 0 END::DOUBLE AS device_age_for_account_h,
-    CASE WHEN pn.first_t < q.t THEN (q.t - pn.first_t) / {H} ELSE 0 END::DOUBLE AS network_age_for_account_h,
+    -- no device (network) on the row: its age is unknown (NULL), not 0 h, which means a pair new at t
+    CASE WHEN q.dev IS NULL THEN NULL WHEN pd.first_t < q.t THEN (q.t - pd.first_t) / {H} ELSE 0 END::DOUBLE
+        AS device_age_for_account_h,
+    CASE WHEN q.net IS NULL THEN NULL WHEN pn.first_t < q.t THEN (q.t - pn.first_t) / {H} ELSE 0 END::DOUBLE
+        AS network_age_for_account_h,
     CASE WHEN q.sim IS NULL THEN NULL WHEN ps.first_t < q.t THEN 0 ELSE 1 END::DOUBLE AS new_sim_country,
     ((q.t - va.reg_t) / {H})::DOUBLE AS hours_since_registration,
     ((q.t - va.pw_t) / {H})::DOUBLE AS hours_since_password_change,

@@ -15,6 +15,7 @@ from devicerisk.risk import features as F
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 ACCT, OTHER = "a" * 32, "b" * 32
 DEV = "d" * 32
+NET = "10.1.2.0/24"
 
 
 def events(rows: list[dict[str, Any]]) -> pa.Table:
@@ -92,9 +93,9 @@ def test_amount_against_the_accounts_own_median() -> None:
 
 
 def test_empty_windows_are_defined() -> None:
-    f = features_of([txn(T0)])
+    f = features_of([txn(T0, network_ip_prefix=NET)])  # a device and a network: every count is defined
     counts = [f.name for f in F.FEATURES if f.kind == "count" and f.name != "app_versions_behind"]
-    assert all(f[name] == 0 for name in counts if f[name] is not None), f
+    assert len(counts) > 15 and {name: f[name] for name in counts} == dict.fromkeys(counts, 0), f
     assert f["amount_to_median"] is None and f["hours_since_registration"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in f.values())
 
@@ -108,3 +109,14 @@ def test_account_probe_sees_history_before_as_of_only() -> None:
     rows = [txn(T0 - timedelta(hours=2)), txn(T0 - timedelta(minutes=10)), txn(T0 + timedelta(minutes=10))]
     out = F.account_features(events(rows), None, T0 - timedelta(days=1), T0).to_pylist()
     assert [(r["qid"], r["acct_txn_24h"]) for r in out] == [(ACCT, 2)]
+
+
+def test_novelty_is_unknown_without_a_device_or_network() -> None:
+    """No device (or network) on the transaction: its age for the account is NULL, not 0 h (a brand-new pair)."""
+    earlier = txn(T0 - timedelta(days=3), network_ip_prefix=NET)
+    unknown = features_of([earlier, txn(T0, device_android_id_pid=None)])
+    assert unknown["device_age_for_account_h"] is None and unknown["network_age_for_account_h"] is None
+    known = features_of([earlier, txn(T0, network_ip_prefix=NET)])
+    assert known["device_age_for_account_h"] == known["network_age_for_account_h"] == 72
+    new = features_of([earlier, txn(T0, device_android_id_pid="e" * 32, network_ip_prefix="10.9.9.0/24")])
+    assert new["device_age_for_account_h"] == new["network_age_for_account_h"] == 0

@@ -98,3 +98,17 @@ def test_features_no_tree_uses_contribute_nothing() -> None:
         occluded = X[:200].copy()
         occluded[:, j] = model.reference[j]
         assert np.allclose(model.margin(occluded), model.margin(X[:200]))
+
+
+def test_an_unknown_novelty_value_is_never_a_reason() -> None:
+    """A NULL device age (no device on the transaction) is not worded as "first used 0.0 h before"."""
+    X, y = risk_matrix()
+    j = list(FEATURE_NAMES).index("device_age_for_account_h")
+    X[:, j] = np.where(y == 1, 0.0, 500.0)  # fraud comes from a device new to the account, and only that
+    X[:, 0] = 0.0
+    X[:, list(FEATURE_NAMES).index("emulator_model")] = 0.0
+    model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
+    row = X[np.flatnonzero(y[2000:] == 1)[:1] + 2000].copy()
+    assert "device first used on this account 0.0 h before" in reasons.explain(model, row)[0]
+    row[0, j] = np.nan
+    assert not any("device first used" in w for w in reasons.explain(model, row)[0])
