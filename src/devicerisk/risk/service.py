@@ -28,7 +28,7 @@ from devicerisk.store import lake, registry, scores, serving
 
 log = logging.getLogger(__name__)
 
-LOOKBACK = timedelta(days=31)  # the longest feature window (30 d amount median) plus a day
+LOOKBACK = F.HISTORY  # every feature window ends within it: scoring sees the history training sees
 SERVING_DAYS = 7  # transaction scores kept in the serving snapshot
 SCORES = ("transaction", "account")
 
