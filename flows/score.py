@@ -24,8 +24,7 @@ def transactions(settings: Settings) -> dict[str, int]:
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def accounts(settings: Settings) -> dict[str, int]:
     """Score every recently active account and republish the serving snapshot."""
-    run_id = f"accounts-{uuid.uuid4().hex[:16]}"
-    return score_accounts(settings.lake_dir, settings.models_dir, settings.serving_dir, run_id)
+    return score_accounts(settings.lake_dir, settings.models_dir, settings.serving_dir)  # idempotent per as-of time
 
 
 @task(cache_policy=NO_CACHE)

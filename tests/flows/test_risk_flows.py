@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from flows.ingest import ingest_flow
-from flows.score import risk_flow, score_transactions_flow
+from flows.score import risk_flow, score_accounts_flow, score_transactions_flow
 from flows.train import train_flow
 
 from devicerisk.config import Settings
@@ -56,6 +56,10 @@ def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings) -> None
     again = score_transactions_flow(str(s.data_dir))  # nothing new: nothing scored twice
     assert again["transactions_scored"] == 0
     assert scores.read(s.lake_dir, scores.TRANSACTION_SCORES).num_rows == txn.num_rows
+    scored_accounts = scores.read(s.lake_dir, scores.ACCOUNT_SCORES)
+    assert scored_accounts is not None and scored_accounts.num_rows == counts["accounts_scored"] > 0
+    assert score_accounts_flow(str(s.data_dir))["accounts_scored"] == counts["accounts_scored"]  # same as-of again
+    assert scores.read(s.lake_dir, scores.ACCOUNT_SCORES).num_rows == scored_accounts.num_rows  # no duplicates
 
     actions = [r["action"] for r in audit.records(s.audit_dir)]
     assert {"ingest_labels", "train_models", "score_transactions", "score_accounts"} <= set(actions)

@@ -39,6 +39,11 @@ def _safe(fn: object, y: np.ndarray, s: np.ndarray) -> float | None:
     return float(fn(y, s))  # type: ignore[operator]
 
 
+def ranking_metrics(y: np.ndarray, scores: np.ndarray) -> tuple[float | None, float | None]:
+    """ROC AUC and average precision of ``scores`` against ``y`` (None without both classes)."""
+    return _safe(roc_auc_score, y, scores), _safe(average_precision_score, y, scores)
+
+
 def precision_at_budget(y: np.ndarray, scores: np.ndarray, thresholds: Thresholds) -> tuple[float | None, int]:
     """Share of fraud among the rows at the ``highest`` level (the daily alert budget), and how many."""
     alerts = scores >= thresholds.highest

@@ -4,7 +4,8 @@ Every windowed aggregate runs over ``RANGE BETWEEN <w> PRECEDING AND 1 PRECEDING
 microseconds, so the event itself and anything at or after t never counts. Feedback labels count only
 from their ``reported_at``: a label reported after t is invisible to a feature at t, however early the
 event it describes. Empty windows give 0 for counts and NULL for ratios and ages (the model treats NULL
-as its own branch), never NaN from a division.
+as its own branch), never NaN from a division. A row without a device (or network) has NULL novelty ages
+for it: unknown, not "first used 0 h before".
 
 Query rows are transactions (transaction risk) or one probe per account at an as-of time (account risk);
 both go through the same SQL, so the two scores share one definition of every feature.
@@ -17,7 +18,7 @@ the window edge may be missed, an error of at most one hour at the edge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -38,9 +39,9 @@ class Feature:
 FEATURES: tuple[Feature, ...] = (
     # device graph
     Feature("accounts_on_device_24h", "device seen on {v:.0f} accounts in 24 h"),
-    Feature("accounts_on_device_total", "device seen on {v:.0f} accounts in the lake's history"),
+    Feature("accounts_on_device_31d", "device seen on {v:.0f} accounts in 31 d"),
     Feature("devices_of_account_7d", "account used {v:.0f} devices in 7 d"),
-    Feature("devices_of_account_total", "account used {v:.0f} devices in the lake's history"),
+    Feature("devices_of_account_31d", "account used {v:.0f} devices in 31 d"),
     Feature("accounts_on_network_24h", "network prefix used by {v:.0f} accounts in 24 h"),
     # velocity per account
     Feature("acct_txn_1h", "{v:.0f} transactions by this account in the hour before"),
@@ -59,7 +60,7 @@ FEATURES: tuple[Feature, ...] = (
     # novelty
     Feature("device_age_for_account_h", "device first used on this account {v:.1f} h before", "hours"),
     Feature("network_age_for_account_h", "network prefix first used by this account {v:.1f} h before", "hours"),
-    Feature("new_sim_country", "SIM country new for this account", "flag"),
+    Feature("new_sim_country", "SIM country not seen on this account in 31 d", "flag"),
     Feature("hours_since_registration", "account registered {v:.1f} h before", "hours"),
     Feature("hours_since_password_change", "password changed {v:.1f} h before", "hours"),
     # device integrity
@@ -79,9 +80,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("amount_to_median", "amount {v:.1f}× this account's median", "ratio"),
     Feature("failed_status", "payment declined", "flag"),
     Feature("bank_transfer", "bank transfer", "flag"),
-    Feature("counterparty_fraud_reports", "counterparty in {v:.0f} earlier fraud reports"),
+    Feature("counterparty_fraud_reports", "counterparty in {v:.0f} fraud reports on transactions of the last 31 d"),
     Feature("account_fraud_reports", "account in {v:.0f} earlier fraud reports"),
-    Feature("device_fraud_reports", "device linked to {v:.0f} earlier fraud reports"),
+    Feature("device_fraud_reports", "device linked to {v:.0f} fraud reports in 31 d"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
@@ -101,6 +102,8 @@ _DEVICE = ("coalesce(device_imei_pid, device_android_id_pid, device_idfv_pid, de
            "device_idfa_pid)")  # fmt: skip
 H, D = 3_600_000_000, 86_400_000_000  # microseconds
 W = 7 * D
+HISTORY = timedelta(days=31)  # the longest window (30 d amount median) plus a day: what scoring loads
+HIST = 31 * D
 
 
 def _h(expr: str) -> str:
@@ -109,20 +112,40 @@ def _h(expr: str) -> str:
 
 
 def _win(part: str, width: int | None) -> str:
-    """A frame over rows strictly before the current row's time (``width`` None = all history)."""
+    """A frame over rows strictly before the current row's time (``width`` None = unbounded)."""
     start = "UNBOUNDED" if width is None else str(width)
     return f"OVER (PARTITION BY {part} ORDER BY t RANGE BETWEEN {start} PRECEDING AND 1 PRECEDING)"
 
 
 def _graph(part: str, other: str, width: int, windowed: str, total: str) -> str:
-    """Distinct ``other`` per ``part`` over ``width`` (hourly sightings) and over all history (first sightings)."""
+    """Distinct ``other`` per ``part`` over ``width`` (hourly sightings) and over 31 d (daily sightings)."""
     return f"""
     SELECT qid,
-        count(DISTINCT {other}) {_win(part, width)} AS {windowed},
-        coalesce(sum(first) {_win(part, None)}, 0) AS {total}
-    FROM (SELECT NULL AS qid, t, {part}, {other}, 0 AS first FROM seen_dev
-          UNION ALL SELECT NULL, first_t, {part}, NULL, 1 FROM pair_dev
-          UNION ALL SELECT qid, t, {part}, NULL, 0 FROM q WHERE {part} IS NOT NULL)
+        count(DISTINCT CASE WHEN hourly THEN {other} END) {_win(part, width)} AS {windowed},
+        count(DISTINCT CASE WHEN NOT hourly THEN {other} END) {_win(part, HIST)} AS {total}
+    FROM (SELECT NULL AS qid, t, {part}, {other}, true AS hourly FROM seen_dev
+          UNION ALL SELECT NULL, t, {part}, {other}, false FROM day_dev
+          UNION ALL SELECT qid, t, {part}, NULL, true FROM q WHERE {part} IS NOT NULL)
+    QUALIFY qid IS NOT NULL
+"""
+
+
+def _first_seen(key: str, sightings: str) -> str:
+    """The first daily sighting of (account, ``key``) in the 31 d before each query row (NULL: none)."""
+    return f"""
+    SELECT qid, min(t) OVER (PARTITION BY acct, {key} ORDER BY t RANGE BETWEEN {HIST} PRECEDING AND 1 PRECEDING)
+        AS first_t
+    FROM (SELECT NULL AS qid, t, acct, {key} FROM {sightings}
+          UNION ALL SELECT qid, t, acct, {key} FROM q WHERE {key} IS NOT NULL AND acct IS NOT NULL)
+    QUALIFY qid IS NOT NULL
+"""
+
+
+def _reports(part: str, sources: str) -> str:
+    """Fraud reports per ``part`` visible at t: +1 from a report's ``r``, -1 once its link leaves the window."""
+    return f"""
+    SELECT qid, coalesce(sum(one) {_win(part, None)}, 0) AS n
+    FROM ({sources} UNION ALL SELECT qid, t, {part}, 0 FROM q WHERE {part} IS NOT NULL)
     QUALIFY qid IS NOT NULL
 """
 
@@ -190,8 +213,8 @@ va AS (
         coalesce(sum(login) {_win("acct", D)}, 0) AS acct_login_24h,
         coalesce(sum(login_failed) {_win("acct", D)}, 0) AS acct_login_failed_24h,
         coalesce(sum(login_failed) {_win("acct", W)}, 0) AS acct_login_failed_7d,
-        max(reg_t) {_win("acct", None)} AS reg_t,
-        max(pw_t) {_win("acct", None)} AS pw_t,
+        max(reg_t) {_win("acct", HIST)} AS reg_t,
+        max(pw_t) {_win("acct", HIST)} AS pw_t,
         median(amount) {_win("acct", 30 * D)} AS median_amount
     FROM vel WHERE acct IS NOT NULL QUALIFY qid IS NOT NULL
 ),
@@ -213,29 +236,37 @@ di AS (
 ),
 dv AS (
     SELECT qid,
-        max(emu_hw) {_win("dev", None)} AS emulator_hardware,
-        max(rooted) {_win("dev", None)} AS rooted,
-        coalesce(max(root_app) {_win("dev", None)}, 0) AS root_app,
-        coalesce(max(hook_app) {_win("dev", None)}, 0) AS hook_app,
+        max(emu_hw) {_win("dev", HIST)} AS emulator_hardware,
+        max(rooted) {_win("dev", HIST)} AS rooted,
+        coalesce(max(root_app) {_win("dev", HIST)}, 0) AS root_app,
+        coalesce(max(hook_app) {_win("dev", HIST)}, 0) AS hook_app,
         coalesce(sum(crash) {_win("dev", W)}, 0) AS crashes_7d,
         coalesce(sum(start) {_win("dev", W)}, 0) AS starts_7d,
-        last_value(timezone IGNORE NULLS) {_win("dev", None)} AS tz,
-        last_value(language IGNORE NULLS) {_win("dev", None)} AS lang,
-        last_value(sim IGNORE NULLS) {_win("dev", None)} AS dev_sim
+        last_value(timezone IGNORE NULLS) {_win("dev", HIST)} AS tz,
+        last_value(language IGNORE NULLS) {_win("dev", HIST)} AS lang,
+        last_value(sim IGNORE NULLS) {_win("dev", HIST)} AS dev_sim
     FROM di QUALIFY qid IS NOT NULL
 ),
--- device graph: first sightings of each pair, and hourly sightings for windowed distinct counts
-pair_dev AS (
-    SELECT dev, acct, min(t) AS first_t FROM ev
-    WHERE dev IS NOT NULL AND acct IS NOT NULL AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
-    GROUP BY ALL
+-- device graph and novelty: daily sightings of each pair over 31 d, hourly ones for the shorter windows
+day_dev AS (
+    SELECT dev, acct, min(t) AS t FROM ev
+    WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - {HIST}
+      AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
+    GROUP BY dev, acct, t // {D}
 ),
-pair_net AS (
-    SELECT net, acct, min(t) AS first_t FROM ev WHERE net IS NOT NULL AND acct IN (SELECT acct FROM qa) GROUP BY ALL
+day_net AS (
+    SELECT net, acct, min(t) AS t FROM ev
+    WHERE net IS NOT NULL AND acct IN (SELECT acct FROM qa) AND t >= epoch_us($start) - {HIST}
+    GROUP BY net, acct, t // {D}
 ),
-pair_sim AS (
-    SELECT sim, acct, min(t) AS first_t FROM ev WHERE sim IS NOT NULL AND acct IN (SELECT acct FROM qa) GROUP BY ALL
+day_sim AS (
+    SELECT sim, acct, min(t) AS t FROM ev
+    WHERE sim IS NOT NULL AND acct IN (SELECT acct FROM qa) AND t >= epoch_us($start) - {HIST}
+    GROUP BY sim, acct, t // {D}
 ),
+nd AS ({_first_seen("dev", "day_dev")}),
+nn AS ({_first_seen("net", "day_net")}),
+ns AS ({_first_seen("sim", "day_sim")}),
 seen_dev AS (
     SELECT dev, acct, min(t) AS t FROM ev
     WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - $w
@@ -247,56 +278,65 @@ seen_net AS (
     WHERE net IN (SELECT net FROM qn) AND acct IS NOT NULL AND t >= epoch_us($start) - $d
     GROUP BY net, acct, t // {H}
 ),
-gd AS ({_graph("dev", "acct", D, "accounts_on_device_24h", "accounts_on_device_total")}),
-ga AS ({_graph("acct", "dev", W, "devices_of_account_7d", "devices_of_account_total")}),
+gd AS ({_graph("dev", "acct", D, "accounts_on_device_24h", "accounts_on_device_31d")}),
+ga AS ({_graph("acct", "dev", W, "devices_of_account_7d", "devices_of_account_31d")}),
 gn AS (
     SELECT qid, count(DISTINCT acct) {_win("net", D)} AS accounts_on_network_24h
     FROM (SELECT NULL AS qid, t, net, acct FROM seen_net
           UNION ALL SELECT qid, t, net, NULL FROM q WHERE net IS NOT NULL)
     QUALIFY qid IS NOT NULL
 ),
--- feedback labels, each visible only from its reported_at
+-- feedback labels, each visible from its reported_at r; one linked to a transaction (or to a device through
+-- the reported account's sightings) only while that link is inside the row's 31-day history, as when scoring
 lab AS (
     SELECT subject_type, hash(subject_id_pid) AS subject, epoch_us(reported_at) AS r
     FROM labels WHERE label = 'fraud' AND subject_id_pid IS NOT NULL
 ),
 lt AS (
-    SELECT l.r, e.acct, e.dev, e.cp FROM lab l JOIN ev e ON e.txn = l.subject AND e.event_type = 'transaction'
-    WHERE l.subject_type = 'transaction'
+    SELECT l.r, e.t + {HIST} AS gone, e.acct, e.dev, e.cp
+    FROM lab l JOIN ev e ON e.txn = l.subject AND e.event_type = 'transaction'
+    WHERE l.subject_type = 'transaction' AND e.t < l.r
 ),
 la AS (SELECT r, subject AS acct FROM lab WHERE subject_type = 'account'),
-lc AS (
-    SELECT qid, coalesce(sum(one) {_win("cp", None)}, 0) AS counterparty_fraud_reports
-    FROM (SELECT NULL AS qid, r AS t, cp, 1 AS one FROM lt WHERE cp IS NOT NULL
-          UNION ALL SELECT qid, t, cp, 0 FROM q WHERE cp IS NOT NULL)
-    QUALIFY qid IS NOT NULL
+lad AS (  -- devices of a reported account: linked while its last sighting before the report is in the window
+    SELECT la.r, max(d.t) + {HIST} AS gone, d.dev FROM la JOIN day_dev d ON d.acct = la.acct AND d.t < la.r
+    GROUP BY la.r, la.acct, d.dev
 ),
-lac AS (
-    SELECT qid, coalesce(sum(one) {_win("acct", None)}, 0) AS account_fraud_reports
-    FROM (SELECT NULL AS qid, r AS t, acct, 1 AS one FROM lt WHERE acct IS NOT NULL
-          UNION ALL SELECT NULL, r, acct, 1 FROM la
-          UNION ALL SELECT qid, t, acct, 0 FROM q)
-    QUALIFY qid IS NOT NULL
-),
-ldc AS (
-    SELECT qid, coalesce(sum(one) {_win("dev", None)}, 0) AS device_fraud_reports
-    FROM (SELECT NULL AS qid, r AS t, dev, 1 AS one FROM lt WHERE dev IS NOT NULL
-          UNION ALL SELECT NULL, la.r, p.dev, 1 FROM la JOIN pair_dev p ON p.acct = la.acct AND p.first_t < la.r
-          UNION ALL SELECT qid, t, dev, 0 FROM q WHERE dev IS NOT NULL)
-    QUALIFY qid IS NOT NULL
-),
+lc AS ({
+    _reports(
+        "cp",
+        "SELECT NULL AS qid, r AS t, cp, 1 AS one FROM lt WHERE cp IS NOT NULL "
+        "UNION ALL SELECT NULL, gone, cp, -1 FROM lt WHERE cp IS NOT NULL",
+    )
+}),
+lac AS ({
+    _reports(
+        "acct",
+        "SELECT NULL AS qid, r AS t, acct, 1 AS one FROM lt WHERE acct IS NOT NULL "
+        "UNION ALL SELECT NULL, gone, acct, -1 FROM lt WHERE acct IS NOT NULL "
+        "UNION ALL SELECT NULL, r, acct, 1 FROM la",
+    )
+}),
+ldc AS ({
+    _reports(
+        "dev",
+        "SELECT NULL AS qid, r AS t, dev, 1 AS one FROM lt WHERE dev IS NOT NULL "
+        "UNION ALL SELECT NULL, gone, dev, -1 FROM lt WHERE dev IS NOT NULL "
+        "UNION ALL SELECT NULL, r, dev, 1 FROM lad UNION ALL SELECT NULL, gone, dev, -1 FROM lad",
+    )
+}),
 -- newest app major version per platform, as known on each earlier day
 pv AS (
     SELECT app_platform, day, max(m) OVER (PARTITION BY app_platform ORDER BY day
-                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS newest
+                                           RANGE BETWEEN 31 PRECEDING AND 1 PRECEDING) AS newest
     FROM (SELECT app_platform, t // {D} AS day, max(major) AS m FROM ev WHERE major IS NOT NULL GROUP BY ALL)
 )
 SELECT
     q.qid, q.t, q.acct_pid AS acct, q.txn_pid AS txn,
     gd.accounts_on_device_24h::DOUBLE AS accounts_on_device_24h,
-    gd.accounts_on_device_total::DOUBLE AS accounts_on_device_total,
+    gd.accounts_on_device_31d::DOUBLE AS accounts_on_device_31d,
     coalesce(ga.devices_of_account_7d, 0)::DOUBLE AS devices_of_account_7d,
-    coalesce(ga.devices_of_account_total, 0)::DOUBLE AS devices_of_account_total,
+    coalesce(ga.devices_of_account_31d, 0)::DOUBLE AS devices_of_account_31d,
     gn.accounts_on_network_24h::DOUBLE AS accounts_on_network_24h,
     va.acct_txn_1h::DOUBLE AS acct_txn_1h, va.acct_txn_24h::DOUBLE AS acct_txn_24h,
     va.acct_txn_7d::DOUBLE AS acct_txn_7d, va.acct_failed_pay_1h::DOUBLE AS acct_failed_pay_1h,
@@ -305,9 +345,12 @@ SELECT
     va.acct_login_failed_7d::DOUBLE AS acct_login_failed_7d,
     vd.dev_txn_1h::DOUBLE AS dev_txn_1h, vd.dev_txn_24h::DOUBLE AS dev_txn_24h,
     vd.dev_failed_pay_24h::DOUBLE AS dev_failed_pay_24h, vd.dev_login_24h::DOUBLE AS dev_login_24h,
-    CASE WHEN pd.first_t < q.t THEN (q.t - pd.first_t) / {H} ELSE 0 END::DOUBLE AS device_age_for_account_h,
-    CASE WHEN pn.first_t < q.t THEN (q.t - pn.first_t) / {H} ELSE 0 END::DOUBLE AS network_age_for_account_h,
-    CASE WHEN q.sim IS NULL THEN NULL WHEN ps.first_t < q.t THEN 0 ELSE 1 END::DOUBLE AS new_sim_country,
+    -- no device (network) on the row: its age is unknown (NULL), not 0 h, which means a pair new at t
+    CASE WHEN q.dev IS NULL THEN NULL ELSE coalesce((q.t - nd.first_t) / {H}, 0) END::DOUBLE
+        AS device_age_for_account_h,
+    CASE WHEN q.net IS NULL THEN NULL ELSE coalesce((q.t - nn.first_t) / {H}, 0) END::DOUBLE
+        AS network_age_for_account_h,
+    CASE WHEN q.sim IS NULL THEN NULL WHEN ns.first_t IS NOT NULL THEN 0 ELSE 1 END::DOUBLE AS new_sim_country,
     ((q.t - va.reg_t) / {H})::DOUBLE AS hours_since_registration,
     ((q.t - va.pw_t) / {H})::DOUBLE AS hours_since_password_change,
     q.emulator_model::DOUBLE AS emulator_model,
@@ -325,16 +368,14 @@ SELECT
     (q.amount / nullif(va.median_amount, 0))::DOUBLE AS amount_to_median,
     (q.status = 'failed')::DOUBLE AS failed_status,
     (q.channel = 'bank_transfer')::DOUBLE AS bank_transfer,
-    coalesce(lc.counterparty_fraud_reports, 0)::DOUBLE AS counterparty_fraud_reports,
-    lac.account_fraud_reports::DOUBLE AS account_fraud_reports,
-    coalesce(ldc.device_fraud_reports, 0)::DOUBLE AS device_fraud_reports
+    coalesce(lc.n, 0)::DOUBLE AS counterparty_fraud_reports,
+    coalesce(lac.n, 0)::DOUBLE AS account_fraud_reports,
+    coalesce(ldc.n, 0)::DOUBLE AS device_fraud_reports
 FROM q
 LEFT JOIN va USING (qid) LEFT JOIN vd USING (qid) LEFT JOIN dv USING (qid)
 LEFT JOIN gd USING (qid) LEFT JOIN ga USING (qid) LEFT JOIN gn USING (qid)
 LEFT JOIN lc USING (qid) LEFT JOIN lac USING (qid) LEFT JOIN ldc USING (qid)
-LEFT JOIN pair_dev pd ON pd.acct = q.acct AND pd.dev = q.dev
-LEFT JOIN pair_net pn ON pn.acct = q.acct AND pn.net = q.net
-LEFT JOIN pair_sim ps ON ps.acct = q.acct AND ps.sim = q.sim
+LEFT JOIN nd USING (qid) LEFT JOIN nn USING (qid) LEFT JOIN ns USING (qid)
 LEFT JOIN pv ON pv.app_platform = q.app_platform AND pv.day = q.t // {D}
 LEFT JOIN tzc ON tzc.tz = dv.tz
 ORDER BY q.t, q.qid

@@ -9,7 +9,8 @@ thresholds chosen from the alert budget: ``highest`` holds about the top ``budge
 ``elevated`` the next ``ELEVATED_FACTOR`` times as many. A score exactly on a threshold takes the higher
 level (``score >= threshold``), so the budget is an upper bound only up to ties.
 
-With fewer than ``MIN_POSITIVES`` fraud labels (or a single class) there is nothing to learn from; an
+With fewer than ``MIN_POSITIVES`` fraud labels, or fewer than ``MIN_CALIBRATION_POSITIVES`` in the
+calibration slice, there is nothing to learn or calibrate from; an
 IsolationForest scores instead, its score mapped to 0–100 by its rank among the training rows. Such a
 model is marked ``kind = "unsupervised"`` and its scores are not probabilities.
 """
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MIN_POSITIVES = 20
 MIN_NEGATIVES = 20
+MIN_CALIBRATION_POSITIVES = 10  # fewer frauds cannot fit the sigmoid's two parameters: probabilities would be noise
 ELEVATED_FACTOR = 4
 LEVELS = ("normal", "elevated", "highest")
 _QUANTILES = 1001  # resolution of the unsupervised rank map
@@ -143,9 +145,12 @@ def fit(
 ) -> RiskModel:
     """Fit the supervised model on (X, y) and calibrate it on the later (X_cal, y_cal); fall back if too few labels."""
     positives, negatives = int(y.sum()), int(len(y) - y.sum())
-    if positives < MIN_POSITIVES or negatives < MIN_NEGATIVES or len(np.unique(y_cal)) < 2:
+    cal_positives, cal_negatives = int(y_cal.sum()), int(len(y_cal) - y_cal.sum())
+    if (positives < MIN_POSITIVES or negatives < MIN_NEGATIVES or cal_positives < MIN_CALIBRATION_POSITIVES
+            or cal_negatives == 0):  # fmt: skip
         why = (f"too few labels to learn from ({positives} fraud, {negatives} legitimate in training; "
-               f"{int(y_cal.sum())} fraud in calibration): unsupervised IsolationForest fallback, "
+               f"{cal_positives} fraud in calibration, at least {MIN_CALIBRATION_POSITIVES} needed): "
+               "unsupervised IsolationForest fallback, "
                "scores are anomaly ranks, not probabilities")  # fmt: skip
         log.warning(why)
         return fit_unsupervised(np.concatenate([X, X_cal]), features, seed, [why])

@@ -23,12 +23,12 @@ from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
 from devicerisk.risk.model import RiskModel, Thresholds, levels, to_score
-from devicerisk.risk.training import NotEnoughData, TrainingResult, make_split, matrix, train
+from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
 from devicerisk.store import lake, registry, scores, serving
 
 log = logging.getLogger(__name__)
 
-LOOKBACK = timedelta(days=31)  # the longest feature window (30 d amount median) plus a day
+LOOKBACK = F.HISTORY  # every feature window ends within it: scoring sees the history training sees
 SERVING_DAYS = 7  # transaction scores kept in the serving snapshot
 SCORES = ("transaction", "account")
 
@@ -138,12 +138,18 @@ def train_and_register(
 
 
 def _gate(models_dir: Path, result: TrainingResult) -> tuple[bool, str]:
-    """Promote unless the champion does better on the candidate's own held-out transactions."""
+    """Promote only if each score (transaction and account) passes its own gate against the champion's."""
     current = registry.champion(models_dir)
-    candidate = result.transaction
     if current is None:
         return True, "no champion yet"
-    champion = load_models(models_dir, current)["transaction"][0]
+    champions = load_models(models_dir, current)
+    verdicts = [(name, *_gate_one(champions[name][0], getattr(result, name), current)) for name in SCORES]
+    why = "; ".join(f"{name} score: {reason}" for name, _, reason in verdicts)
+    return all(ok for _, ok, _ in verdicts), why
+
+
+def _gate_one(champion: RiskModel, candidate: Trained, current: str) -> tuple[bool, str]:
+    """Does one candidate score replace the champion's: unless the champion does better on the candidate's test rows."""
     if candidate.model.kind != "supervised":
         if champion.kind == "supervised":
             return False, f"an unsupervised fallback never replaces the supervised champion {current}"
@@ -189,14 +195,18 @@ def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa
 
 
 def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: str) -> dict[str, int]:
-    """Score the transactions not scored yet, append them to the lake and republish the serving snapshot."""
+    """Score the transactions not scored yet (late arrivals too), append them to the lake, republish serving."""
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["transaction"]
-    since = scores.last_scored_time(lake_dir)
-    events = load_events(lake_dir, None if since is None else since - LOOKBACK)
-    start = pc.min(events.column("event_time")).as_py() if since is None else since + timedelta(microseconds=1)
+    # by event id, not by time: a transaction ingested late, older than the newest scored one, is still new
+    todo = scores.unscored_transactions(lake_dir)
+    if todo.num_rows == 0:
+        return {"transactions_scored": 0, "highest": 0}
+    start = pc.min(todo.column("event_time")).as_py()
+    events = load_events(lake_dir, start - LOOKBACK)
     end = pc.max(events.column("event_time")).as_py() + timedelta(microseconds=1)
     feats = F.transaction_features(events, read_labels(lake_dir), start, end)
+    feats = feats.filter(pc.is_in(feats.column("qid"), value_set=todo.column("event_id").combine_chunks()))
     table = score_table(feats, model, thresholds)
     times = pc.cast(table.column("t"), pa.timestamp("us", tz="UTC"))
     out = pa.table({
@@ -217,9 +227,13 @@ def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_
     return {"transactions_scored": out.num_rows, "highest": alerts}
 
 
-def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: str, active_days: float = 7.0,
+def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_days: float = 7.0,
                    as_of: datetime | None = None) -> dict[str, int]:  # fmt: skip
-    """Score every account active in the last ``active_days`` as of ``as_of`` (default: the lake's newest event)."""
+    """Score every account active in the last ``active_days`` as of ``as_of`` (default: the lake's newest event).
+
+    The lake commit is tagged ``accounts-<as_of>-<model version>``: a re-run for the same as-of time and
+    champion (a retry, or a second run with no new events) appends nothing.
+    """
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["account"]
     if as_of is None:
@@ -239,7 +253,7 @@ def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: 
         "model_version": pa.repeat(pa.scalar(version), n), "model_kind": pa.repeat(pa.scalar(model.kind), n),
         "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
     })  # fmt: skip
-    scores.append(lake_dir, scores.ACCOUNT_SCORES, out, run_id)
+    scores.append(lake_dir, scores.ACCOUNT_SCORES, out, f"accounts-{as_of:%Y%m%dT%H%M%S%fZ}-{version}")
     serving.publish(serving_dir, serving.ACCOUNTS, out)
     return {"accounts_scored": n, "highest": int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)}
 

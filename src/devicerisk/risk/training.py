@@ -1,6 +1,7 @@
 """Training both scores on the lake: time split, targets from feedback labels, thresholds, evaluation.
 
-The window ``[data start, end)`` is split by time: train (the last fifth of it calibrates), then a gap
+The window ``[data start, end)`` is split by time: train (the last fifth of it calibrates, or a random
+fifth of its rows when the last holds too few frauds), then a gap
 as long as the label delay, then test. Training targets use only labels reported by the end of the gap,
 as a model trained then would have had them: a transaction is fraud if it, its account or another
 transaction of its account was reported as fraud (fraud accounts rarely transact honestly, and this gives
@@ -21,7 +22,14 @@ import pyarrow.compute as pc
 from devicerisk import engine
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import Evaluation, evaluate
-from devicerisk.risk.model import RiskModel, Thresholds, fit, thresholds_from_budget, to_score
+from devicerisk.risk.model import (
+    MIN_CALIBRATION_POSITIVES,
+    RiskModel,
+    Thresholds,
+    fit,
+    thresholds_from_budget,
+    to_score,
+)
 
 WARMUP = timedelta(days=1)  # the first day has no history for its windows: it is not trained on
 
@@ -108,6 +116,24 @@ def _us(when: datetime) -> int:
     return int(when.timestamp() * 1_000_000)
 
 
+def calibration_rows(
+    train_mask: np.ndarray, cal_mask: np.ndarray, y: np.ndarray, seed: int
+) -> tuple[np.ndarray, str | None]:
+    """The calibration rows: ``cal_mask``, or a random fifth of the training rows if it holds too few frauds.
+
+    The newest training rows are the least labelled (labels arrive days late); a sigmoid fitted on a
+    handful of frauds is noise. The random fifth has more, at the price of sharing accounts with the
+    fitted rows (slightly optimistic calibration); the returned note says so.
+    """
+    found = int(y[cal_mask].sum())
+    if found >= MIN_CALIBRATION_POSITIVES:
+        return cal_mask, None
+    share = np.random.default_rng(seed).random(len(train_mask))
+    note = (f"only {found} fraud in the newest fifth of training (at least {MIN_CALIBRATION_POSITIVES} needed to "
+            "calibrate): calibrated on a random fifth of the training rows instead")  # fmt: skip
+    return train_mask & (share < 0.2), note
+
+
 def _train_one(
     feats: pa.Table,
     y_train_all: np.ndarray,
@@ -122,8 +148,11 @@ def _train_one(
 ) -> Trained:
     X = matrix(feats)
     names = list(F.FEATURE_NAMES)
+    cal_mask, note = calibration_rows(train_mask, cal_mask, y_train_all, seed)
     fit_mask = train_mask & ~cal_mask
     model = fit(X[fit_mask], y_train_all[fit_mask], X[cal_mask], y_train_all[cal_mask], names, seed)
+    if note is not None:
+        model.notes.insert(0, note)
     X_test, y_test = X[test_mask], y_test_all[test_mask]
     probability = model.probability(X_test)
     scores = to_score(probability)

@@ -7,7 +7,6 @@ purge find a subject's scores the same way as their events. Appends go through :
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,14 +28,21 @@ def append(lake_dir: Path, name: str, scores: pa.Table, run_id: str) -> int | No
     return lake.append(lake_dir, name, scores, run_id, {"rows": scores.num_rows})
 
 
-def last_scored_time(lake_dir: Path) -> datetime | None:
-    """The newest transaction time already scored, or None before the first scoring run."""
-    data = lake.dataset(lake_dir, TRANSACTION_SCORES)
-    if data is None:
-        return None
-    times = data.to_table(columns=["event_time"]).column("event_time")
-    newest = pc.max(times).as_py() if len(times) else None
-    return newest
+def unscored_transactions(lake_dir: Path) -> pa.Table:
+    """``event_id`` and ``event_time`` of the lake's transactions that have no score yet (an anti-join on event id).
+
+    Transactions without an account are never scored (they have no account history), so they are not listed.
+    """
+    events = lake.dataset(lake_dir, lake.EVENTS)
+    if events is None:
+        return pa.table({"event_id": pa.array([], pa.string()), "event_time": pa.array([], pa.timestamp("us", "UTC"))})
+    scorable = (pc.field("event_type") == "transaction") & pc.field("account_id_pid").is_valid()
+    todo = events.to_table(columns=["event_id", "event_time"], filter=scorable)
+    done = lake.dataset(lake_dir, TRANSACTION_SCORES)
+    if done is None:
+        return todo
+    scored = done.to_table(columns=["event_id"]).column("event_id").combine_chunks()
+    return todo.filter(pc.invert(pc.is_in(todo.column("event_id"), value_set=scored)))
 
 
 def read(lake_dir: Path, name: str) -> pa.Table | None:

@@ -15,6 +15,7 @@ from devicerisk.risk import features as F
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 ACCT, OTHER = "a" * 32, "b" * 32
 DEV = "d" * 32
+NET = "10.1.2.0/24"
 
 
 def events(rows: list[dict[str, Any]]) -> pa.Table:
@@ -81,7 +82,7 @@ def test_device_graph_counts_accounts_seen_before() -> None:
     others = [txn(T0 - timedelta(hours=h), acct=c * 32) for h, c in ((1, "c"), (3, "e"), (30, "f"))]
     f = features_of([*others, txn(T0)])
     assert f["accounts_on_device_24h"] == 2  # c and e; f was seen 30 h before
-    assert f["accounts_on_device_total"] == 3
+    assert f["accounts_on_device_31d"] == 3
     assert f["device_age_for_account_h"] == 0  # this account's first use of the device
 
 
@@ -92,9 +93,9 @@ def test_amount_against_the_accounts_own_median() -> None:
 
 
 def test_empty_windows_are_defined() -> None:
-    f = features_of([txn(T0)])
+    f = features_of([txn(T0, network_ip_prefix=NET)])  # a device and a network: every count is defined
     counts = [f.name for f in F.FEATURES if f.kind == "count" and f.name != "app_versions_behind"]
-    assert all(f[name] == 0 for name in counts if f[name] is not None), f
+    assert len(counts) > 15 and {name: f[name] for name in counts} == dict.fromkeys(counts, 0), f
     assert f["amount_to_median"] is None and f["hours_since_registration"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in f.values())
 
@@ -108,3 +109,43 @@ def test_account_probe_sees_history_before_as_of_only() -> None:
     rows = [txn(T0 - timedelta(hours=2)), txn(T0 - timedelta(minutes=10)), txn(T0 + timedelta(minutes=10))]
     out = F.account_features(events(rows), None, T0 - timedelta(days=1), T0).to_pylist()
     assert [(r["qid"], r["acct_txn_24h"]) for r in out] == [(ACCT, 2)]
+
+
+def test_novelty_is_unknown_without_a_device_or_network() -> None:
+    """No device (or network) on the transaction: its age for the account is NULL, not 0 h (a brand-new pair)."""
+    earlier = txn(T0 - timedelta(days=3), network_ip_prefix=NET)
+    unknown = features_of([earlier, txn(T0, device_android_id_pid=None)])
+    assert unknown["device_age_for_account_h"] is None and unknown["network_age_for_account_h"] is None
+    known = features_of([earlier, txn(T0, network_ip_prefix=NET)])
+    assert known["device_age_for_account_h"] == known["network_age_for_account_h"] == 72
+    new = features_of([earlier, txn(T0, device_android_id_pid="e" * 32, network_ip_prefix="10.9.9.0/24")])
+    assert new["device_age_for_account_h"] == new["network_age_for_account_h"] == 0
+
+
+def test_training_and_scoring_see_the_same_history() -> None:
+    """Features of a row from the whole lake (training) equal those from the 31 days a scoring run loads.
+
+    The account registered, met its device, network and SIM country and was reported 40 days before
+    the row: beyond the history window, so neither path may use it.
+    """
+    old = T0 - timedelta(days=40)
+    history = [
+        {"event_id": "reg", "event_type": "account", "event_time": old, "account_id_pid": ACCT, "action": "register",
+         "device_android_id_pid": DEV, "network_ip_prefix": NET, "device_imsi_country": "DE"},
+        txn(old + timedelta(hours=1), network_ip_prefix=NET, device_imsi_country="DE", counterparty_pid="p" * 32),
+        txn(old + timedelta(hours=2), acct=OTHER, network_ip_prefix=NET),
+        {"event_id": "info", "event_type": "device_info", "event_time": old, "device_android_id_pid": DEV,
+         "rooted": True, "timezone": "Europe/Berlin", "language": "de-DE", "hardware_emulator": True},
+        txn(T0 - timedelta(days=20), network_ip_prefix=NET, device_imsi_country="DE"),
+        txn(T0 - timedelta(days=2), acct=OTHER, network_ip_prefix=NET),
+    ]  # fmt: skip
+    row = txn(T0, network_ip_prefix=NET, device_imsi_country="DE", counterparty_pid="p" * 32)
+    lab = labels([("transaction", history[1]["transaction_id_pid"], old + timedelta(days=3)),
+                  ("transaction", history[2]["transaction_id_pid"], old + timedelta(days=3))])  # fmt: skip
+    whole = features_of([*history, row], lab)
+    loaded_from = T0 - F.HISTORY - timedelta(days=1)  # what a scoring run of this row loads (a day early at most)
+    scored = features_of([r for r in [*history, row] if r["event_time"] >= loaded_from], lab)
+    assert whole == scored
+    assert whole["device_age_for_account_h"] == 20 * 24  # first seen 20 days before within the window
+    assert whole["devices_of_account_31d"] == 1 and whole["accounts_on_device_31d"] == 2
+    assert whole["hours_since_registration"] is None and whole["counterparty_fraud_reports"] == 0

@@ -32,17 +32,18 @@ def models() -> tuple[RiskModel, RiskModel, np.ndarray, np.ndarray]:
     return good, weak, X[3000:], y[3000:]
 
 
-def register(models_dir: Path, version: str, model: RiskModel, X: np.ndarray, y: np.ndarray) -> None:
-    t = trained(model, X, y)
-    meta = {n: _model_meta(model, t.thresholds, {}) for n in ("transaction", "account")}
-    registry.save(models_dir, version, {"transaction": model.estimator, "account": model.estimator}, meta)
+def register(models_dir: Path, version: str, model: RiskModel, X: np.ndarray, y: np.ndarray,
+             account: RiskModel | None = None) -> None:  # fmt: skip
+    account = account or model
+    meta = {"transaction": _model_meta(model, trained(model, X, y).thresholds, {}),
+            "account": _model_meta(account, trained(account, X, y).thresholds, {})}  # fmt: skip
+    registry.save(models_dir, version, {"transaction": model.estimator, "account": account.estimator}, meta)
     registry.promote(models_dir, version)
 
 
-def result(model: RiskModel, X: np.ndarray, y: np.ndarray) -> TrainingResult:
+def result(model: RiskModel, X: np.ndarray, y: np.ndarray, account: RiskModel | None = None) -> TrainingResult:
     when = datetime(2026, 11, 1, tzinfo=UTC)
-    t = trained(model, X, y)
-    return TrainingResult(Split(when, when, when, when), t, t)
+    return TrainingResult(Split(when, when, when, when), trained(model, X, y), trained(account or model, X, y))
 
 
 def test_the_champion_stays_when_the_candidate_is_worse(tmp_path: Path) -> None:
@@ -66,3 +67,29 @@ def test_an_unsupervised_candidate_never_replaces_a_supervised_champion(tmp_path
     fallback = fit(X, np.zeros(len(X), dtype=int), X, np.zeros(len(X), dtype=int), NAMES)
     promoted, why = _gate(tmp_path, result(fallback, X, y))
     assert fallback.kind == "unsupervised" and not promoted and "never replaces" in why
+
+
+def fallback(X: np.ndarray) -> RiskModel:
+    return fit(X, np.zeros(len(X), dtype=int), X, np.zeros(len(X), dtype=int), NAMES)
+
+
+def test_an_unsupervised_account_fallback_never_replaces_a_supervised_account_champion(tmp_path: Path) -> None:
+    good, _, X, y = models()
+    register(tmp_path, "champion", good, X, y)
+    promoted, why = _gate(tmp_path, result(good, X, y, account=fallback(X)))  # transaction score as good
+    assert not promoted and "account" in why and "never replaces" in why
+    assert load_models(tmp_path)["account"][0].kind == "supervised"
+
+
+def test_a_worse_account_score_keeps_the_champion(tmp_path: Path) -> None:
+    good, weak, X, y = models()
+    register(tmp_path, "champion", good, X, y)
+    promoted, why = _gate(tmp_path, result(good, X, y, account=weak))
+    assert not promoted and "account score" in why and "champion champion kept" in why
+
+
+def test_both_scores_must_pass(tmp_path: Path) -> None:
+    good, weak, X, y = models()
+    register(tmp_path, "champion", weak, X, y, account=good)
+    promoted, why = _gate(tmp_path, result(good, X, y, account=good))  # better transaction, equal account
+    assert promoted and why.count("at least as good") == 2, why

@@ -8,7 +8,8 @@ import pytest
 from devicerisk.risk import reasons
 from devicerisk.risk.evaluate import Evaluation, at_least_as_good
 from devicerisk.risk.features import FEATURE_NAMES
-from devicerisk.risk.model import Thresholds, fit, level, levels, thresholds_from_budget
+from devicerisk.risk.model import MIN_CALIBRATION_POSITIVES, Thresholds, fit, level, levels, thresholds_from_budget
+from devicerisk.risk.training import calibration_rows
 from factories import risk_matrix
 
 TH = Thresholds(elevated=40.0, highest=80.0)
@@ -98,3 +99,43 @@ def test_features_no_tree_uses_contribute_nothing() -> None:
         occluded = X[:200].copy()
         occluded[:, j] = model.reference[j]
         assert np.allclose(model.margin(occluded), model.margin(X[:200]))
+
+
+def test_an_unknown_novelty_value_is_never_a_reason() -> None:
+    """A NULL device age (no device on the transaction) is not worded as "first used 0.0 h before"."""
+    X, y = risk_matrix()
+    j = list(FEATURE_NAMES).index("device_age_for_account_h")
+    X[:, j] = np.where(y == 1, 0.0, 500.0)  # fraud comes from a device new to the account, and only that
+    X[:, 0] = 0.0
+    X[:, list(FEATURE_NAMES).index("emulator_model")] = 0.0
+    model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
+    row = X[np.flatnonzero(y[2000:] == 1)[:1] + 2000].copy()
+    assert "device first used on this account 0.0 h before" in reasons.explain(model, row)[0]
+    row[0, j] = np.nan
+    assert not any("device first used" in w for w in reasons.explain(model, row)[0])
+
+
+@pytest.mark.parametrize("cal_positives", [1, MIN_CALIBRATION_POSITIVES - 1])
+def test_too_few_calibration_positives_fall_back_and_say_so(cal_positives: int) -> None:
+    """A sigmoid fitted on a handful of frauds is not a probability: the model falls back and says why."""
+    X, y = risk_matrix(6000, seed=1)
+    negatives = np.flatnonzero(y[3000:] == 0)[:1500] + 3000
+    positives = np.flatnonzero(y[3000:] == 1)[:cal_positives] + 3000
+    cal = np.concatenate([negatives, positives])
+    model = fit(X[:3000], y[:3000], X[cal], y[cal], list(FEATURE_NAMES))
+    assert model.kind == "unsupervised"
+    assert f"{cal_positives} fraud in calibration" in model.notes[0] and "at least" in model.notes[0]
+    enough = np.concatenate([negatives, np.flatnonzero(y[3000:] == 1)[:MIN_CALIBRATION_POSITIVES] + 3000])
+    assert fit(X[:3000], y[:3000], X[enough], y[enough], list(FEATURE_NAMES)).kind == "supervised"
+
+
+def test_too_few_frauds_in_the_newest_fifth_calibrate_on_a_random_fifth() -> None:
+    y = np.zeros(1000, dtype=int)
+    y[:300:3] = 1  # 100 frauds, all among the older rows
+    train = np.arange(1000) < 800
+    newest = train & (np.arange(1000) >= 640)
+    rows, note = calibration_rows(train, newest, y, seed=0)
+    assert note is not None and "only 0 fraud" in note
+    assert not (rows & ~train).any() and 100 < rows.sum() < 220 and y[rows].sum() >= MIN_CALIBRATION_POSITIVES
+    y[700:720] = 1  # enough frauds in the newest fifth: it calibrates
+    assert calibration_rows(train, newest, y, seed=0) == (newest, None)

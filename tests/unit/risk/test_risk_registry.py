@@ -16,9 +16,11 @@ from devicerisk.store import registry
 
 def small_model() -> object:
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(400, len(FEATURE_NAMES)))
-    y = (X[:, 0] + rng.normal(scale=0.5, size=400) > 1.2).astype(int)
-    return fit(X[:300], y[:300], X[300:], y[300:], list(FEATURE_NAMES)).estimator
+    X = rng.normal(size=(600, len(FEATURE_NAMES)))
+    y = (X[:, 0] + rng.normal(scale=0.5, size=600) > 1.2).astype(int)
+    model = fit(X[:400], y[:400], X[400:], y[400:], list(FEATURE_NAMES))
+    assert model.kind == "supervised"  # enough frauds to calibrate on
+    return model.estimator
 
 
 def test_round_trip_and_champion(tmp_path: Path) -> None:
