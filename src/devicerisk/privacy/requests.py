@@ -192,9 +192,7 @@ def process(
         if name in row.done:
             continue
         if name in (*_DELETING_STEPS, "vacuum") and (holds := _holds_on(stores, subject, now)):
-            row.reason = f"paused by legal hold {holds[0].hold_id} until it ends"  # placed after deleting began
-            governance.put_request(stores.warehouse_path, row)
-            log.info("request %s: %s", row.request_id, row.reason)
+            _wait(stores, row, f"paused by legal hold {holds[0].hold_id} until it ends")  # placed after deleting began
             return row
         if _STEP_FUNCTIONS[name](stores, row, subject, now) is False:
             return row  # not yet: it waits for the vacuum grace period, or for landing batches to be ingested
@@ -207,13 +205,18 @@ def process(
     return _complete(stores, row, subject, now, actor, role, step)
 
 
+def _wait(stores: Stores, row: RequestRow, reason: str) -> bool:
+    """Record why the request cannot go on yet; it resumes on a later run. Returns False (not done)."""
+    row.reason = reason
+    governance.put_request(stores.warehouse_path, row)
+    log.info("request %s: %s", row.request_id, reason)
+    return False
+
+
 def _landing(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> bool:
     _, waiting = subject_data.erase_landing(stores, subject, now)
     if waiting:
-        row.reason = f"waiting for {waiting} landing batches holding the subject to be ingested"
-        governance.put_request(stores.warehouse_path, row)
-        log.info("request %s: %s", row.request_id, row.reason)
-        return False
+        return _wait(stores, row, f"waiting for {waiting} landing batches holding the subject to be ingested")
     row.reason = None
     return True
 
@@ -313,10 +316,7 @@ def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime
         return False
     subject_data.vacuum_lake(stores, stores.grace)
     if left := subject_data.left_on_disk(stores, subject):  # files a reader may still need: try again later
-        row.reason = f"{left} rows wait in files younger than the vacuum grace period"
-        governance.put_request(stores.warehouse_path, row)
-        log.info("request %s: %s", row.request_id, row.reason)
-        return False
+        return _wait(stores, row, f"{left} rows wait in files younger than the vacuum grace period")
     row.reason = None
     return True
 
