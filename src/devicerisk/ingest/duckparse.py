@@ -11,6 +11,7 @@ aside for the Arrow path, which isolates the bad records.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ _OBJECT_WRONG_START = r'["\-0-9tf\[]'
 _ESCAPED_ASCII = r"\\u00[0-7][0-9a-fA-F]"
 # JSON that DuckDB tolerates and orjson (rightly) does not: non-finite literals, trailing commas.
 _NON_STANDARD = r"[:,\[]\s*[-+]?(?i:nan|inf)|,\s*[}\]]"
+_SPLIT_ABOVE = 20_000  # records; below this a second thread costs more than it saves
 
 
 @cache
@@ -78,5 +80,16 @@ def read_typed(path: Path) -> pa.Table | None:
 
 
 def suspicious(lines: pa.Array) -> pa.Array:
-    """True for each record (a binary array of lines) that the type guard flags for a strict check."""
-    return pc.match_substring_regex(lines, type_guard())
+    """True for each record (a binary array of lines) that the type guard flags for a strict check.
+
+    One regex call runs on one core; a large batch is matched in two halves at once (Arrow releases
+    the GIL), which halves the guard's wall time on two cores.
+    """
+    pattern = type_guard()
+    if len(lines) < _SPLIT_ABOVE:
+        return pc.match_substring_regex(lines, pattern)
+    half = len(lines) // 2
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard") as pool:
+        second = pool.submit(pc.match_substring_regex, lines.slice(half), pattern)
+        first = pc.match_substring_regex(lines.slice(0, half), pattern)
+        return pa.concat_arrays([first, second.result()])

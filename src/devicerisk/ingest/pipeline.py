@@ -151,15 +151,22 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
     )  # fmt: skip
 
 
-def prepare_batch(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target | None = None) -> PreparedBatch:
-    """Deduplicate against the lake and apply consent: reads the stores, writes nothing."""
+def prepare_batch(
+    staged: StagedBatch, ctx: IngestContext, con: warehouse.Target | None = None, committed_before: bool = False
+) -> PreparedBatch:
+    """Deduplicate against the lake and apply consent: reads the stores, writes nothing.
+
+    ``committed_before``: the lake already holds this batch (a crash came after its commit), so its own
+    rows are not duplicates of themselves.
+    """
     result = BatchResult(staged.batch_id, staged.file_name, records_read=staged.records_read, notes=staged.notes)
     result.quarantined = len(staged.rejected)
     result.reasons = dict(Counter(r.reason for r in staged.rejected))
 
     events = staged.events
     dates = pc.unique(events.column("event_date")).to_pylist()
-    seen = lake.event_ids_on(ctx.lake_dir, lake.EVENTS, dates, exclude_batch=staged.batch_id)
+    own = staged.batch_id if committed_before else None  # reading batch_id only when needed saves a column
+    seen = lake.event_ids_on(ctx.lake_dir, lake.EVENTS, dates, exclude_batch=own)
     fresh = pc.and_(staged.first_in_batch, not_seen(events.column("event_id"), seen))
     result.duplicates = len(fresh) - pc.sum(fresh).as_py() if len(fresh) else 0
     # Consent is judged on fresh events only, so a duplicate's drop is not counted twice. It reads
@@ -179,8 +186,10 @@ def prepare_batch(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target
 
 def _keep_rows(table: pa.Table, first: pa.Array, then: pa.Array) -> pa.Table:
     """Rows kept by ``first`` and then, among those, by ``then``: one copy of the wide table at most."""
-    rows = pc.indices_nonzero(first).filter(then)
-    return table if len(rows) == table.num_rows else table.take(rows)
+    keep = first.to_numpy(zero_copy_only=False).copy()
+    keep[keep] = then.to_numpy(zero_copy_only=False)
+    # a boolean filter copies runs of kept rows, cheaper than gathering them one by one with take
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def _accounting(result: BatchResult) -> dict[str, object]:
@@ -214,13 +223,13 @@ def _commit(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target, step
     done = _already_done(staged.batch_id, staged.file_name, con)
     if done is not None:
         return done
-    prepared = prepare_batch(staged, ctx, con)
+    committed = lake.find_batch_commit(ctx.lake_dir, lake.EVENTS, staged.batch_id)
+    prepared = prepare_batch(staged, ctx, con, committed_before=committed is not None)
     result = prepared.result
     quarantine.write(ctx.quarantine_dir, staged.batch_id, prepared.rejected, ctx.quarantine_key)
     step("quarantine_written")
 
     if prepared.events.num_rows:
-        committed = lake.find_batch_commit(ctx.lake_dir, lake.EVENTS, staged.batch_id)
         if committed is None:
             result.lake_version = lake.append(
                 ctx.lake_dir, lake.EVENTS, prepared.events, staged.batch_id, _accounting(result)

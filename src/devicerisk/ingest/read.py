@@ -8,9 +8,11 @@ the cut-off record.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +23,61 @@ from devicerisk.store.quarantine import Rejected
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+_WHITESPACE = b" \t\r\x0b\x0c"  # what bytes.strip removes, besides the newline split on
+
+
+class ContiguousLines(Sequence[bytes]):
+    """The records of a batch as views over its bytes: no Python object per record until one is asked for.
+
+    Splitting 100,000 records into ``bytes`` objects held the GIL for about 90 ms a batch; finding the
+    newlines with numpy takes a fifth of that and lets the commit thread run meanwhile.
+    """
+
+    __slots__ = ("data", "starts")
+
+    def __init__(self, data: bytes, starts: np.ndarray) -> None:
+        self.data = data  # ends with a newline
+        self.starts = starts  # n + 1 offsets: record i is data[starts[i] : starts[i + 1] - 1]
+
+    @classmethod
+    def of(cls, data: bytes) -> ContiguousLines | None:
+        """The records of ``data`` if none is blank or oversize (the common case), else None."""
+        body = data if data.endswith(b"\n") else data + b"\n"
+        ends = np.flatnonzero(np.frombuffer(body, np.uint8) == ord("\n"))
+        starts = np.concatenate([[0], ends + 1]).astype(np.int64)
+        lengths = np.diff(starts) - 1
+        if lengths.min() == 0 or lengths.max() > MAX_RECORD_BYTES:
+            return None
+        lines = cls(body, starts)
+        first = np.frombuffer(body, np.uint8)[starts[:-1]]
+        padded = np.flatnonzero(np.isin(first, np.frombuffer(_WHITESPACE, np.uint8)))
+        return lines if all(lines[int(i)].strip() for i in padded) else None
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def __iter__(self) -> Iterator[bytes]:
+        data, starts = self.data, self.starts.tolist()
+        return (data[a : b - 1] for a, b in pairwise(starts))
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.data[self.starts[index] : self.starts[index + 1] - 1]
+
+    def arrow(self) -> pa.Array:
+        """The records as an Arrow binary array, zero-copy over the bytes; each keeps its trailing newline,
+        which no type-guard pattern matches."""
+        buffers = [None, pa.py_buffer(self.starts), pa.py_buffer(self.data)]
+        return pa.Array.from_buffers(pa.large_binary(), len(self), buffers)
 
 
 @dataclass(slots=True)
@@ -29,13 +86,10 @@ class RawBatch:
 
     batch_id: str
     file_name: str
-    lines: list[bytes] = field(default_factory=list)
+    lines: Sequence[bytes] = field(default_factory=list)
     line_numbers: Sequence[int] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: The batch's bytes, when ``lines`` are all of its lines, each followed by one newline.
-    contiguous: bytes | None = None
-    line_lengths: np.ndarray | None = None  # with ``contiguous``
     file_bytes: int = 0
     #: (size, mtime_ns) of the file when it was read, to notice a file replaced since.
     file_version: tuple[int, int] | None = None
@@ -46,12 +100,9 @@ class RawBatch:
 
     def line_array(self) -> pa.Array:
         """The records as an Arrow binary array (zero-copy over the batch's bytes when contiguous)."""
-        if self.contiguous is None or self.line_lengths is None:
-            return pa.array(self.lines, pa.binary())
-        ends = np.cumsum(self.line_lengths + 1)
-        offsets = np.concatenate([[0], ends]).astype(np.int64)
-        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(self.contiguous)]
-        return pa.Array.from_buffers(pa.large_binary(), len(self.lines), buffers)
+        if isinstance(self.lines, ContiguousLines):
+            return self.lines.arrow()
+        return pa.array(list(self.lines), pa.binary())
 
 
 def _gunzip(raw: bytes) -> tuple[bytes, str | None]:
@@ -78,6 +129,11 @@ def _gunzip(raw: bytes) -> tuple[bytes, str | None]:
 def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = False) -> RawBatch:
     """Split NDJSON bytes into records, rejecting oversize ones up front."""
     batch = RawBatch(batch_id, file_name)
+    if not data:
+        return batch
+    if not cut_off and (contiguous := ContiguousLines.of(data)) is not None:
+        batch.lines, batch.line_numbers = contiguous, range(1, len(contiguous) + 1)  # nothing to skip
+        return batch
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -85,20 +141,17 @@ def split_records(batch_id: str, file_name: str, data: bytes, cut_off: bool = Fa
         last = lines.pop()
         batch.rejected.append(Rejected(len(lines) + 1, "truncated gzip: record cut off", last))
     # Encoding is checked by the parsers, which reject a record with invalid UTF-8 by its own reason.
-    lengths = np.fromiter(map(len, lines), np.int64, len(lines))
-    if not cut_off and lines and lengths.max() <= MAX_RECORD_BYTES and all(map(bytes.strip, lines)):
-        batch.lines, batch.line_numbers = lines, range(1, len(lines) + 1)  # the common case: nothing to skip
-        batch.contiguous = data if data.endswith(b"\n") else data + b"\n"
-        batch.line_lengths = lengths
-        return batch
+    kept: list[bytes] = []
+    numbers: list[int] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue  # a blank line is not a record
         if len(line) > MAX_RECORD_BYTES:
             batch.rejected.append(Rejected(number, f"record exceeds {MAX_RECORD_BYTES} bytes", line))
             continue
-        batch.lines.append(line)
-        batch.line_numbers.append(number)  # type: ignore[attr-defined]
+        kept.append(line)
+        numbers.append(number)
+    batch.lines, batch.line_numbers = kept, numbers
     return batch
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -98,9 +99,8 @@ class ConsentOutcome:
 def apply_consent(events: pa.Table, state: dict[str, pa.Table]) -> ConsentOutcome:
     """Decide which treated events may be kept under the stored and in-batch consent state."""
     purposes = pa.table({"event_type": [e.name for e in EVENT_TYPES], "purpose": [e.purpose for e in EVENT_TYPES]})
-    indexed = events.select(["account_id_pid", "event_time", "event_type"]).append_column(
-        "idx", pa.array(range(events.num_rows), pa.int64())
-    )
+    positions = pa.array(np.arange(events.num_rows, dtype=np.int64))
+    indexed = events.select(["account_id_pid", "event_time", "event_type"]).append_column("idx", positions)
     old = {
         f"old_{name}": schema.empty_table()
         if state.get(name) is None
@@ -114,6 +114,6 @@ def apply_consent(events: pa.Table, state: dict[str, pa.Table]) -> ConsentOutcom
         with engine.registered(**{f"new_{name}": table for name, table in updates.items()}):
             verdict = con.sql(_DROP_SQL).to_arrow_table()
     counts = {row["values"]: row["counts"] for row in pc.value_counts(verdict.column("reason")).to_pylist()}
-    dropped = verdict.column("idx").combine_chunks()
-    keep = pc.invert(pc.is_in(pa.array(range(events.num_rows), pa.int64()), value_set=dropped))
-    return ConsentOutcome(keep=keep, dropped_by_reason=counts, updates=updates)
+    keep = np.ones(events.num_rows, dtype=bool)
+    keep[verdict.column("idx").to_numpy()] = False
+    return ConsentOutcome(keep=pa.array(keep), dropped_by_reason=counts, updates=updates)

@@ -48,11 +48,13 @@ def append(lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting:
     path = table_path(lake_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     props = CommitProperties(custom_metadata={BATCH_KEY: batch_id, ACCOUNTING_KEY: json.dumps(accounting)})
+    table = open_table(lake_dir, name)
     write_deltalake(
-        str(path), data, mode="append", partition_by=["event_date"], commit_properties=props,
+        table if table is not None else str(path), data, mode="append", partition_by=["event_date"],
+        commit_properties=props,
         writer_properties=WriterProperties(compression="ZSTD"),  # a third smaller than Snappy, as fast here
     )  # fmt: skip
-    table = DeltaTable(str(path))
+    table = table if table is not None else DeltaTable(str(path))  # a table object follows its own writes
     log.debug("appended %d rows to %s at version %d", data.num_rows, name, table.version())
     return table.version()
 
@@ -74,11 +76,13 @@ def dataset(lake_dir: Path, name: str) -> ds.Dataset | None:
     return None if table is None else table.to_pyarrow_dataset()
 
 
-def event_ids_on(lake_dir: Path, name: str, dates: Iterable[date], exclude_batch: str) -> pa.Array:
-    """Event ids already in the lake on ``dates``, except those written by ``exclude_batch``."""
+def event_ids_on(lake_dir: Path, name: str, dates: Iterable[date], exclude_batch: str | None = None) -> pa.Array:
+    """Event ids already in the lake on ``dates``, except those written by ``exclude_batch`` (if given)."""
     data = dataset(lake_dir, name)
     wanted = sorted(set(dates))
     if data is None or not wanted:
         return pa.array([], pa.string())
-    predicate = ds.field("event_date").isin(pa.array(wanted, pa.date32())) & (ds.field("batch_id") != exclude_batch)
+    predicate = ds.field("event_date").isin(pa.array(wanted, pa.date32()))
+    if exclude_batch is not None:
+        predicate &= ds.field("batch_id") != exclude_batch
     return data.to_table(columns=["event_id"], filter=predicate).column("event_id").combine_chunks()

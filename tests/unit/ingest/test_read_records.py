@@ -1,0 +1,50 @@
+"""Splitting a batch into records: the zero-copy path agrees with a plain split, record for record."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from devicerisk.contract.fields import MAX_RECORD_BYTES
+from devicerisk.ingest.read import ContiguousLines, split_records
+
+_RECORD = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x"))
+
+
+def _plain(data: bytes) -> tuple[list[bytes], list[int]]:
+    """The records a straightforward split keeps: non-blank lines, with their 1-based numbers."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    kept = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    return [line for _, line in kept], [n for n, _ in kept]
+
+
+@given(st.lists(_RECORD, max_size=30), st.booleans())
+def test_split_records_keeps_exactly_the_non_blank_lines(records: list[bytes], final_newline: bool) -> None:
+    data = b"\n".join(records) + (b"\n" if final_newline and records else b"")
+    batch = split_records("b", "f", data)
+    lines, numbers = _plain(data)
+    assert list(batch.lines) == lines
+    assert [batch.lines[i] for i in range(len(batch.lines))] == lines
+    assert list(batch.line_numbers) == numbers
+    assert batch.rejected == []
+
+
+@given(st.lists(_RECORD.filter(lambda b: b.strip() != b""), min_size=1, max_size=30))
+def test_contiguous_lines_view_the_bytes_without_copying_records(records: list[bytes]) -> None:
+    data = b"\n".join(records) + b"\n"
+    lines = ContiguousLines.of(data)
+    assert lines is not None
+    assert list(lines) == records and lines[-1] == records[-1] and lines[1:3] == records[1:3]
+    # the Arrow view keeps each record's newline, nothing else
+    assert lines.arrow().to_pylist() == [r + b"\n" for r in records]
+
+
+def test_blank_and_oversize_records_leave_the_fast_path() -> None:
+    assert ContiguousLines.of(b'{"a":1}\n   \n{"b":2}\n') is None
+    assert ContiguousLines.of(b'{"a":1}\n\n') is None
+    assert ContiguousLines.of(b"x" * (MAX_RECORD_BYTES + 1) + b"\n") is None
+    batch = split_records("b", "f", b'{"a":1}\n' + b"y" * (MAX_RECORD_BYTES + 1) + b"\n \n{}")
+    assert list(batch.lines) == [b'{"a":1}', b"{}"] and list(batch.line_numbers) == [1, 4]
+    assert [r.line for r in batch.rejected] == [2]
