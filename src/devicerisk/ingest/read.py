@@ -43,14 +43,14 @@ class ContiguousLines(Sequence[bytes]):
     def of(cls, data: bytes) -> ContiguousLines | None:
         """The records of ``data`` if none is blank or oversize (the common case), else None."""
         body = data if data.endswith(b"\n") else data + b"\n"
-        ends = np.flatnonzero(np.frombuffer(body, np.uint8) == ord("\n"))
-        starts = np.concatenate([[0], ends + 1]).astype(np.int64)
+        octets = np.frombuffer(body, np.uint8)
+        starts = np.concatenate([[0], np.flatnonzero(octets == ord("\n")) + 1]).astype(np.int64)
         lengths = np.diff(starts) - 1
         if lengths.min() == 0 or lengths.max() > MAX_RECORD_BYTES:
             return None
         lines = cls(body, starts)
-        first = np.frombuffer(body, np.uint8)[starts[:-1]]
-        padded = np.flatnonzero(np.isin(first, np.frombuffer(_WHITESPACE, np.uint8)))
+        # a record that starts with whitespace may be blank: only those few are checked one by one
+        padded = np.flatnonzero(np.isin(octets[starts[:-1]], np.frombuffer(_WHITESPACE, np.uint8)))
         return lines if all(lines[int(i)].strip() for i in padded) else None
 
     def __len__(self) -> int:
