@@ -38,6 +38,7 @@ from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk import features as F
 from devicerisk.risk import reasons
 from devicerisk.risk.labels import ingest_labels, read_labels
+from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import single_threaded
 from devicerisk.risk.service import LOOKBACK, load_events, load_models, train_and_register
 from devicerisk.risk.training import make_split, matrix, train
@@ -150,9 +151,10 @@ def privacy_job(root: str, key: str, qkey: str) -> tuple[int, float]:
     events = load_events(s.lake_dir)
     start = pc.min(events.column("event_time")).as_py()
     end = pc.max(events.column("event_time")).as_py() + timedelta(microseconds=1)
-    split = make_split(start, end, GAP_DAYS, TEST_DAYS)
+    labels = read_labels(s.lake_dir)
+    split = make_split(start, end, GAP_DAYS, TEST_DAYS, observed_label_delay(events, labels).days)  # as training
     t0 = time.perf_counter()
-    pseudo = train(events, read_labels(s.lake_dir), split, BUDGET,
+    pseudo = train(events, labels, split, BUDGET,
                    pseudonymised_truth(s.landing_dir, ingest_context(s).pseudonymiser))  # fmt: skip
     raw_events, raw_labels, raw_truth = _raw_tables(s, events)
     raw = train(raw_events, raw_labels, split, BUDGET, raw_truth)

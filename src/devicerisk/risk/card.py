@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from devicerisk.risk.evaluate import TARGETS, Evaluation, ranking_metrics
-from devicerisk.risk.training import Trained, TrainingResult
+from devicerisk.risk.training import Split, Trained, TrainingResult
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -126,6 +126,23 @@ def _single_feature_section(single: dict[str, dict[str, float]]) -> list[str]:
     return lines + [f"| {k} | {v['roc_auc']:.3f} | {v['average_precision']:.3f} |" for k, v in best] + [""]
 
 
+def _days(a: Any, b: Any) -> str:
+    return f"{(b - a).total_seconds() / 86_400:.1f} d"
+
+
+def _split_table(split: Split, metadata: dict[str, Any]) -> list[str]:
+    """The time split as a table: train, the label-delay gap, test, and the wait for the test's labels."""
+    delay = metadata.get("label_delay", {}).get("text", f"label delay {split.label_delay_days:.1f} days")
+    rows = [("training (labels reported by the end of the gap)", split.start, split.train_end),
+            (f"gap for label delay ({delay})", split.train_end, split.test_start),
+            ("held-out test", split.test_start, split.end)]  # fmt: skip
+    if split.newest is not None and split.newest > split.end:
+        rows.append(("wait for the test window's labels (not used)", split.end, split.newest))
+    lines = ["| part | from (UTC) | to (UTC) | length |", "|---|---|---|---|"]
+    lines += [f"| {name} | {a:%Y-%m-%d %H:%M} | {b:%Y-%m-%d %H:%M} | {_days(a, b)} |" for name, a, b in rows]
+    return [*lines, ""]
+
+
 def render(result: TrainingResult, metadata: dict[str, Any]) -> dict[str, bytes]:
     """The card's files: ``card.md`` and its PNG plots."""
     split = result.split
@@ -133,8 +150,7 @@ def render(result: TrainingResult, metadata: dict[str, Any]) -> dict[str, bytes]
     lines = [
         f"# Model card: {metadata['version']}",
         "",
-        f"Training window {split.start:%Y-%m-%d %H:%M} to {split.train_end:%Y-%m-%d %H:%M} UTC; gap for label delay "
-        f"to {split.test_start:%Y-%m-%d %H:%M}; held-out test window to {split.end:%Y-%m-%d %H:%M}. "
+        *_split_table(split, metadata),
         f"Lake snapshot: events v{metadata['events_version']}, labels v{metadata['labels_version']}. "
         f"Test judged against {metadata['judged_against']}.",
         "",

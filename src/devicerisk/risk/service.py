@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -22,6 +22,7 @@ from devicerisk.risk import card, reasons
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
+from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import RiskModel, Thresholds, levels, to_score
 from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
 from devicerisk.store import lake, registry, scores, serving
@@ -105,7 +106,8 @@ def train_and_register(
     labels = read_labels(lake_dir)
     times = events.column("event_time")
     start, end = pc.min(times).as_py(), pc.max(times).as_py() + timedelta(microseconds=1)
-    split = make_split(start, end, gap_days, test_days)
+    delay = observed_label_delay(events, labels)
+    split = make_split(start, end, gap_days, test_days, delay.days, labels_only=truth is None)
     result = train(events, labels, split, budget_per_day, truth, seed)
     version = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     metadata: dict[str, Any] = {
@@ -116,7 +118,11 @@ def train_and_register(
             "train_end": split.train_end,
             "test_start": split.test_start,
             "end": split.end,
+            "newest": split.newest,
+            "training_mature": split.training_mature,
+            "test_mature": split.test_mature,
         },
+        "label_delay": {**asdict(delay), "text": delay.describe()},
         "events_version": _version_of(lake_dir, lake.EVENTS),
         "labels_version": _version_of(lake_dir, lake.LABELS),
         "budget_per_day": budget_per_day,
@@ -142,6 +148,11 @@ def _gate(models_dir: Path, result: TrainingResult) -> tuple[bool, str]:
     current = registry.champion(models_dir)
     if current is None:
         return True, "no champion yet"
+    if not result.split.test_mature:
+        return False, (
+            f"champion {current} kept: the held-out window's fraud is not all reported yet (it ends less "
+            f"than the {result.split.label_delay_days:.1f}-day label delay before the newest data)"
+        )
     champions = load_models(models_dir, current)
     verdicts = [(name, *_gate_one(champions[name][0], getattr(result, name), current)) for name in SCORES]
     why = "; ".join(f"{name} score: {reason}" for name, _, reason in verdicts)
