@@ -193,7 +193,7 @@ def _train_one(
     scores = to_score(probability)
     thresholds = thresholds_from_budget(scores, days, budget)
     ev = evaluate(y_test, probability, scores, thresholds, None if scenarios is None else scenarios[test_mask],
-                  X_test, names)  # fmt: skip
+                  X_test, names, days, budget)  # fmt: skip
     return Trained(model, thresholds, ev, scores, y_test, X_test, int(train_mask.sum()),
                    int(y_train_all[train_mask].sum()))  # fmt: skip
 
