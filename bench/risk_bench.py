@@ -40,10 +40,9 @@ from devicerisk.risk import reasons
 from devicerisk.risk.labels import ingest_labels, read_labels
 from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import single_threaded
-from devicerisk.risk.service import LOOKBACK, load_events, load_models, train_and_register
+from devicerisk.risk.service import LOOKBACK, load_events, load_models, scan_events, train_and_register
 from devicerisk.risk.training import make_split, matrix, train
 from devicerisk.risk.truth import pseudonymised_truth
-from devicerisk.store import lake
 from devicerisk.synth import SynthConfig, generate
 from ingest_bench import run_once
 
@@ -89,11 +88,12 @@ def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[
     model, _ = load_models(s.models_dir)["transaction"]
     labels = read_labels(s.lake_dir)
     start = time.perf_counter()
-    times = lake.dataset(s.lake_dir, lake.EVENTS).to_table(columns=["event_time"]).column("event_time")
-    newest = pc.max(times).as_py() + timedelta(microseconds=1)
-    begin = pc.min(times).as_py() if last_days is None else newest - timedelta(days=last_days)
-    events = load_events(s.lake_dir, None if last_days is None else begin - LOOKBACK)
-    loaded = time.perf_counter()
+    whole = scan_events(s.lake_dir)  # one version for the run; DuckDB scans its Parquet files itself
+    oldest, newest = whole.bounds()
+    newest += timedelta(microseconds=1)
+    begin = oldest if last_days is None else newest - timedelta(days=last_days)
+    events = whole if last_days is None else scan_events(s.lake_dir, begin - LOOKBACK, whole.version)
+    loaded = time.perf_counter()  # the rows are read inside the feature query from here on
     feats = F.transaction_features(events, labels, begin, newest)
     X = matrix(feats, model.features)
     featured = time.perf_counter()

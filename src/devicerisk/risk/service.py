@@ -25,7 +25,7 @@ from devicerisk.risk.labels import read_labels
 from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import RiskModel, Thresholds, levels, to_score
 from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
-from devicerisk.store import lake, registry, scores, serving
+from devicerisk.store import lake, lake_scan, registry, scores, serving
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,16 @@ def load_events(lake_dir: Path, since: datetime | None = None) -> pa.Table:
         raise LookupError(f"the lake at {lake_dir} has no events yet: ingest first")
     flt = None if since is None else ds.field("event_date") >= pa.scalar((since - timedelta(days=1)).date())
     return data.to_table(columns=list(F.EVENT_COLUMNS), filter=flt)
+
+
+def scan_events(lake_dir: Path, since: datetime | None = None, version: int | None = None) -> lake_scan.Snapshot:
+    """The events table (at ``version``, default the current one) from ``since`` (a day early for the date
+    partition), for DuckDB to scan."""
+    day = None if since is None else (since - timedelta(days=1)).date()
+    snap = lake_scan.snapshot(lake_dir, lake.EVENTS, day, version)
+    if snap is None:
+        raise LookupError(f"the lake at {lake_dir} has no events yet: ingest first")
+    return snap
 
 
 def libraries() -> dict[str, str]:
@@ -214,8 +224,8 @@ def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_
     if todo.num_rows == 0:
         return {"transactions_scored": 0, "highest": 0}
     start = pc.min(todo.column("event_time")).as_py()
-    events = load_events(lake_dir, start - LOOKBACK)
-    end = pc.max(events.column("event_time")).as_py() + timedelta(microseconds=1)
+    events = scan_events(lake_dir, start - LOOKBACK)
+    end = events.bounds()[1] + timedelta(microseconds=1)
     feats = F.transaction_features(events, read_labels(lake_dir), start, end)
     feats = feats.filter(pc.is_in(feats.column("qid"), value_set=todo.column("event_id").combine_chunks()))
     table = score_table(feats, model, thresholds)
@@ -247,12 +257,11 @@ def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_d
     """
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["account"]
+    pinned = None
     if as_of is None:
-        table = lake.dataset(lake_dir, lake.EVENTS)
-        if table is None:
-            raise LookupError("the lake has no events yet: ingest first")
-        as_of = pc.max(table.to_table(columns=["event_time"]).column("event_time")).as_py() + timedelta(microseconds=1)
-    events = load_events(lake_dir, as_of - LOOKBACK)
+        whole = scan_events(lake_dir)
+        as_of, pinned = whole.bounds()[1] + timedelta(microseconds=1), whole.version
+    events = scan_events(lake_dir, as_of - LOOKBACK, pinned)
     feats = F.account_features(events, read_labels(lake_dir), as_of - timedelta(days=active_days), as_of)
     table = score_table(feats, model, thresholds)
     n = table.num_rows
