@@ -13,11 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
-
-#define THREADS 2
-#define MIN_PER_THREAD 20000
 
 typedef struct {
     const double *X;
@@ -85,24 +81,10 @@ static PyObject *path_contributions(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "a split node with a bad feature or child index");
             goto done;
         }
-    int threads = (n >= 2 * MIN_PER_THREAD) ? THREADS : 1;
-    Job jobs[THREADS];
-    pthread_t ids[THREADS];
+    /* one thread: a few hundred thousand rows take a fraction of a second, and the machine is shared */
+    Job job = {X.buf, k, f, threshold.buf, missing_left.buf, l, r, leaf, value.buf, root, trees, out.buf, 0, n};
     Py_BEGIN_ALLOW_THREADS
-    for (int t = 0; t < threads; t++)
-        jobs[t] = (Job){X.buf, k, f, threshold.buf, missing_left.buf, l, r, leaf, value.buf, root, trees, out.buf,
-                        n * t / threads, n * (t + 1) / threads};
-    int started = 0;
-    for (int t = 1; t < threads; t++)
-        if (pthread_create(&ids[t], NULL, run, &jobs[t]) == 0)
-            started = t;
-        else
-            break;
-    run(&jobs[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(ids[t], NULL);
-    for (int t = started + 1; t < threads; t++) /* a thread that could not start: do its share here */
-        run(&jobs[t]);
+    run(&job);
     Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
