@@ -5,13 +5,14 @@ folder outside the repository, then measures, each in a fresh process so its pea
 
 - training both models on the whole lake (features, fits, calibration, card, registry);
 - batch scoring every transaction of the lake, features included, beside the bare ``predict_proba``
-  rate on the same matrix, and a typical after-ingest run (the newest day);
+  rate on the same matrix, and a typical after-ingest run (the newest day); each beside the previous
+  path on the same rows (pyarrow read, occlusion reasons) as the reference, in its own process;
 - the privacy cost: the same training on features from raw identifiers (read from the landing NDJSON,
   in memory only) against the pseudonymised and minimised lake.
 
 Usage::
 
-    .venv/bin/python bench/risk_bench.py --accounts 14500 --days 30 --seed 2027
+    .venv/bin/python bench/risk_bench.py --accounts 14500 --days 30 --seed 2028
 """
 
 from __future__ import annotations
@@ -111,6 +112,31 @@ def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[
     return len(X), seconds
 
 
+def reference_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[int, float]:
+    """The previous scoring path on the same rows, as the reference: the feature columns materialised
+    through pyarrow before DuckDB reads them, and reasons by occlusion (one re-prediction per feature)."""
+    s = settings_for(root, key, qkey)
+    model, _ = load_models(s.models_dir)["transaction"]
+    labels = read_labels(s.lake_dir)
+    start = time.perf_counter()
+    whole = scan_events(s.lake_dir)
+    oldest, newest = whole.bounds()
+    newest += timedelta(microseconds=1)
+    begin = oldest if last_days is None else newest - timedelta(days=last_days)
+    events = load_events(s.lake_dir, None if last_days is None else begin - LOOKBACK)
+    loaded = time.perf_counter()
+    X = matrix(F.transaction_features(events, labels, begin, newest), model.features)
+    featured = time.perf_counter()
+    model.score(X)
+    scored = time.perf_counter()
+    reasons.top_reasons(model, X, reasons.occlusion(model, X))
+    seconds = time.perf_counter() - start
+    parts = {"load_s": loaded - start, "features_s": featured - loaded, "score_s": scored - featured,
+             "reasons_s": start + seconds - scored}  # fmt: skip
+    (Path(root) / f"reference-{last_days}.json").write_text(json.dumps({"rows": len(X)} | parts))
+    return len(X), seconds
+
+
 def _raw_tables(s: Settings, events: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
     """Events, labels and truth keyed by raw identifiers (from the landing zone, in memory only)."""
     con = duckdb.connect()
@@ -184,7 +210,9 @@ def main() -> None:
         meta = json.loads((Path(root) / "train.json").read_text())
         full = run_once(score_job, (root, key, qkey, None))
         day = run_once(score_job, (root, key, qkey, 1.0))
+        refs = {d: run_once(reference_job, (root, key, qkey, d)) for d in (None, 1.0)}
         bare = {d: json.loads((Path(root) / f"score-{d}.json").read_text()) for d in (None, 1.0)}
+        ref_parts = {d: json.loads((Path(root) / f"reference-{d}.json").read_text()) for d in (None, 1.0)}
         summary: dict[str, Any] = {
             "lake": lake,
             "train_seconds": trained["seconds"], "train_peak_rss_mib": trained["peak_rss_mib"],
@@ -194,11 +222,17 @@ def main() -> None:
             "score_all": {"transactions": full["rows"], "seconds": full["seconds"],
                           "per_s": full["rows"] / full["seconds"], "peak_rss_mib": full["peak_rss_mib"],
                           "predict_proba_per_s": bare[None]["rows"] / bare[None]["predict_proba_s"],
-                          "parts": {k: v for k, v in bare[None].items() if k.endswith("_s")}},
+                          "parts": {k: v for k, v in bare[None].items() if k.endswith("_s")},
+                          "reference_per_s": refs[None]["rows"] / refs[None]["seconds"],
+                          "speedup_vs_reference": refs[None]["seconds"] / full["seconds"],
+                          "reference_parts": {k: v for k, v in ref_parts[None].items() if k.endswith("_s")}},
             "score_last_day": {"transactions": day["rows"], "seconds": day["seconds"],
                                "per_s": day["rows"] / day["seconds"],
                                "predict_proba_per_s": bare[1.0]["rows"] / max(bare[1.0]["predict_proba_s"], 1e-9),
-                               "parts": {k: v for k, v in bare[1.0].items() if k.endswith("_s")}},
+                               "parts": {k: v for k, v in bare[1.0].items() if k.endswith("_s")},
+                               "reference_per_s": refs[1.0]["rows"] / refs[1.0]["seconds"],
+                               "speedup_vs_reference": refs[1.0]["seconds"] / day["seconds"],
+                               "reference_parts": {k: v for k, v in ref_parts[1.0].items() if k.endswith("_s")}},
         }  # fmt: skip
         if not args.skip_privacy:
             run_once(privacy_job, (root, key, qkey))
