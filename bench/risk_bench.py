@@ -5,13 +5,14 @@ folder outside the repository, then measures, each in a fresh process so its pea
 
 - training both models on the whole lake (features, fits, calibration, card, registry);
 - batch scoring every transaction of the lake, features included, beside the bare ``predict_proba``
-  rate on the same matrix, and a typical after-ingest run (the newest day);
+  rate on the same matrix, and a typical after-ingest run (the newest day); each beside the previous
+  path on the same rows (pyarrow read, occlusion reasons) as the reference, in its own process;
 - the privacy cost: the same training on features from raw identifiers (read from the landing NDJSON,
   in memory only) against the pseudonymised and minimised lake.
 
 Usage::
 
-    .venv/bin/python bench/risk_bench.py --accounts 14500 --days 30 --seed 2027
+    .venv/bin/python bench/risk_bench.py --accounts 14500 --days 30 --seed 2028
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk import features as F
 from devicerisk.risk import reasons
 from devicerisk.risk.labels import ingest_labels, read_labels
+from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import single_threaded
-from devicerisk.risk.service import LOOKBACK, load_events, load_models, train_and_register
+from devicerisk.risk.service import LOOKBACK, load_events, load_models, scan_events, train_and_register
 from devicerisk.risk.training import make_split, matrix, train
 from devicerisk.risk.truth import pseudonymised_truth
-from devicerisk.store import lake
 from devicerisk.synth import SynthConfig, generate
 from ingest_bench import run_once
 
@@ -88,11 +89,12 @@ def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[
     model, _ = load_models(s.models_dir)["transaction"]
     labels = read_labels(s.lake_dir)
     start = time.perf_counter()
-    times = lake.dataset(s.lake_dir, lake.EVENTS).to_table(columns=["event_time"]).column("event_time")
-    newest = pc.max(times).as_py() + timedelta(microseconds=1)
-    begin = pc.min(times).as_py() if last_days is None else newest - timedelta(days=last_days)
-    events = load_events(s.lake_dir, None if last_days is None else begin - LOOKBACK)
-    loaded = time.perf_counter()
+    whole = scan_events(s.lake_dir)  # one version for the run; DuckDB scans its Parquet files itself
+    oldest, newest = whole.bounds()
+    newest += timedelta(microseconds=1)
+    begin = oldest if last_days is None else newest - timedelta(days=last_days)
+    events = whole if last_days is None else scan_events(s.lake_dir, begin - LOOKBACK, whole.version)
+    loaded = time.perf_counter()  # the rows are read inside the feature query from here on
     feats = F.transaction_features(events, labels, begin, newest)
     X = matrix(feats, model.features)
     featured = time.perf_counter()
@@ -107,6 +109,31 @@ def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[
         model.estimator.predict_proba(X)
         bare = time.perf_counter() - bare
     (Path(root) / f"score-{last_days}.json").write_text(json.dumps({"rows": len(X), "predict_proba_s": bare} | parts))
+    return len(X), seconds
+
+
+def reference_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[int, float]:
+    """The previous scoring path on the same rows, as the reference: the feature columns materialised
+    through pyarrow before DuckDB reads them, and reasons by occlusion (one re-prediction per feature)."""
+    s = settings_for(root, key, qkey)
+    model, _ = load_models(s.models_dir)["transaction"]
+    labels = read_labels(s.lake_dir)
+    start = time.perf_counter()
+    whole = scan_events(s.lake_dir)
+    oldest, newest = whole.bounds()
+    newest += timedelta(microseconds=1)
+    begin = oldest if last_days is None else newest - timedelta(days=last_days)
+    events = load_events(s.lake_dir, None if last_days is None else begin - LOOKBACK)
+    loaded = time.perf_counter()
+    X = matrix(F.transaction_features(events, labels, begin, newest), model.features)
+    featured = time.perf_counter()
+    model.score(X)
+    scored = time.perf_counter()
+    reasons.top_reasons(model, X, reasons.occlusion(model, X))
+    seconds = time.perf_counter() - start
+    parts = {"load_s": loaded - start, "features_s": featured - loaded, "score_s": scored - featured,
+             "reasons_s": start + seconds - scored}  # fmt: skip
+    (Path(root) / f"reference-{last_days}.json").write_text(json.dumps({"rows": len(X)} | parts))
     return len(X), seconds
 
 
@@ -150,9 +177,10 @@ def privacy_job(root: str, key: str, qkey: str) -> tuple[int, float]:
     events = load_events(s.lake_dir)
     start = pc.min(events.column("event_time")).as_py()
     end = pc.max(events.column("event_time")).as_py() + timedelta(microseconds=1)
-    split = make_split(start, end, GAP_DAYS, TEST_DAYS)
+    labels = read_labels(s.lake_dir)
+    split = make_split(start, end, GAP_DAYS, TEST_DAYS, observed_label_delay(events, labels).days)  # as training
     t0 = time.perf_counter()
-    pseudo = train(events, read_labels(s.lake_dir), split, BUDGET,
+    pseudo = train(events, labels, split, BUDGET,
                    pseudonymised_truth(s.landing_dir, ingest_context(s).pseudonymiser))  # fmt: skip
     raw_events, raw_labels, raw_truth = _raw_tables(s, events)
     raw = train(raw_events, raw_labels, split, BUDGET, raw_truth)
@@ -182,7 +210,9 @@ def main() -> None:
         meta = json.loads((Path(root) / "train.json").read_text())
         full = run_once(score_job, (root, key, qkey, None))
         day = run_once(score_job, (root, key, qkey, 1.0))
+        refs = {d: run_once(reference_job, (root, key, qkey, d)) for d in (None, 1.0)}
         bare = {d: json.loads((Path(root) / f"score-{d}.json").read_text()) for d in (None, 1.0)}
+        ref_parts = {d: json.loads((Path(root) / f"reference-{d}.json").read_text()) for d in (None, 1.0)}
         summary: dict[str, Any] = {
             "lake": lake,
             "train_seconds": trained["seconds"], "train_peak_rss_mib": trained["peak_rss_mib"],
@@ -192,11 +222,17 @@ def main() -> None:
             "score_all": {"transactions": full["rows"], "seconds": full["seconds"],
                           "per_s": full["rows"] / full["seconds"], "peak_rss_mib": full["peak_rss_mib"],
                           "predict_proba_per_s": bare[None]["rows"] / bare[None]["predict_proba_s"],
-                          "parts": {k: v for k, v in bare[None].items() if k.endswith("_s")}},
+                          "parts": {k: v for k, v in bare[None].items() if k.endswith("_s")},
+                          "reference_per_s": refs[None]["rows"] / refs[None]["seconds"],
+                          "speedup_vs_reference": refs[None]["seconds"] / full["seconds"],
+                          "reference_parts": {k: v for k, v in ref_parts[None].items() if k.endswith("_s")}},
             "score_last_day": {"transactions": day["rows"], "seconds": day["seconds"],
                                "per_s": day["rows"] / day["seconds"],
                                "predict_proba_per_s": bare[1.0]["rows"] / max(bare[1.0]["predict_proba_s"], 1e-9),
-                               "parts": {k: v for k, v in bare[1.0].items() if k.endswith("_s")}},
+                               "parts": {k: v for k, v in bare[1.0].items() if k.endswith("_s")},
+                               "reference_per_s": refs[1.0]["rows"] / refs[1.0]["seconds"],
+                               "speedup_vs_reference": refs[1.0]["seconds"] / day["seconds"],
+                               "reference_parts": {k: v for k, v in ref_parts[1.0].items() if k.endswith("_s")}},
         }  # fmt: skip
         if not args.skip_privacy:
             run_once(privacy_job, (root, key, qkey))

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     vacuum_grace_hours: int = Field(default=1, ge=0, description="unreferenced lake files live this long")
     lake_cluster_file_bytes: int = Field(default=512 << 10, ge=1 << 16, description="target file size when clustering")
     risk_alert_budget: int = Field(default=20, ge=1, description="transactions a day at the highest risk level")
-    risk_label_gap_days: float = Field(default=2, gt=0, description="gap between training and test for label delay")
+    risk_label_gap_days: float = Field(default=2, gt=0, description="least gap before test; label delay lengthens")
     risk_test_days: float = Field(default=2, gt=0, description="held-out days judging a new model")
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -41,6 +42,12 @@ def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings) -> None
     assert (folder / "card.md").exists() and (folder / "transaction_reliability.png").read_bytes()[:4] == b"\x89PNG"
     card = (folder / "card.md").read_text()
     assert "ROC AUC" in card and "Recall per planted scenario" in card
+    delay, window = meta["label_delay"], meta["training_window"]
+    assert delay["measured"] > 0 and f"| gap for label delay ({delay['text']}) |" in card
+    gap = datetime.fromisoformat(window["test_start"]) - datetime.fromisoformat(window["train_end"])
+    gap_days = gap.total_seconds() / 86_400
+    assert window["training_mature"] == (gap_days >= delay["days"])  # else the card says the labels are immature
+    assert window["training_mature"] or "at the label cut have immature labels" in card
 
     txn = scores.read(s.lake_dir, scores.TRANSACTION_SCORES)
     assert txn is not None and txn.num_rows == counts["transactions_scored"] > 0

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from devicerisk.risk.evaluate import TARGETS, Evaluation, ranking_metrics
-from devicerisk.risk.training import Trained, TrainingResult
+from devicerisk.risk.training import Split, Trained, TrainingResult
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -113,17 +113,48 @@ def _unreported_section(trained: Trained) -> list[str]:
             f"average precision {_fmt(ap, 4)}.", ""]  # fmt: skip
 
 
+#: The single-feature metrics the card checks, with their names in the card.
+_SINGLE_METRICS = {"roc_auc": "ROC AUC", "average_precision": "average precision",
+                   "precision_at_budget": "precision at the alert budget"}  # fmt: skip
+
+
 def _single_feature_section(single: dict[str, dict[str, float]]) -> list[str]:
-    """Each feature alone as the score; says which reach the AUC or AP target on their own."""
-    auc, ap = TARGETS["roc_auc"], TARGETS["average_precision"]
-    reaching = [k for k, v in single.items() if v["roc_auc"] >= auc or v["average_precision"] >= ap]
-    best = sorted(single.items(), key=lambda kv: (-kv[1]["average_precision"], -kv[1]["roc_auc"]))[:8]
-    head = ("Single features used alone as the score (the best eight by average precision): none reaches the "
-            "AUC or AP target on its own." if not reaching else
-            "Single features used alone as the score (the best eight by average precision); reaching the AUC or "
-            f"AP target on their own: {', '.join(sorted(reaching))}.")  # fmt: skip
-    lines = [head, "", "| feature | ROC AUC | average precision |", "|---|---|---|"]
-    return lines + [f"| {k} | {v['roc_auc']:.3f} | {v['average_precision']:.3f} |" for k, v in best] + [""]
+    """Each feature alone as the score: which reach a target on their own, and the best one per metric."""
+    metrics = [m for m in _SINGLE_METRICS if all(m in v for v in single.values())]
+    reaching = sorted(k for k, v in single.items() if any(v[m] >= TARGETS[m] for m in metrics))
+    targets = " or ".join(_SINGLE_METRICS[m] for m in metrics)
+    head = (f"Single features used alone as the score (each in its riskier direction; the best eight by average "
+            f"precision): none reaches the {targets} target on its own." if not reaching else
+            "Single features used alone as the score (each in its riskier direction; the best eight by average "
+            f"precision); reaching the {targets} target on their own: {', '.join(reaching)}.")  # fmt: skip
+    best = []
+    for m in metrics:
+        name, values = max(single.items(), key=lambda kv: (kv[1][m], kv[0]))
+        best.append(f"{_SINGLE_METRICS[m]} {name} ({values[m]:.3f}, target {TARGETS[m]})")
+    top = sorted(single.items(), key=lambda kv: (-kv[1]["average_precision"], -kv[1]["roc_auc"]))[:8]
+    header = "| feature | " + " | ".join(_SINGLE_METRICS[m] for m in metrics) + " |"
+    lines = [head, "", f"Best single feature by {'; by '.join(best)}.", "", header, "|---" * (len(metrics) + 1) + "|"]
+    for k, v in top:
+        low = " (low values risky)" if v.get("direction", 1.0) < 0 else ""
+        lines.append(f"| {k}{low} | " + " | ".join(f"{v[m]:.3f}" for m in metrics) + " |")
+    return [*lines, ""]
+
+
+def _days(a: Any, b: Any) -> str:
+    return f"{(b - a).total_seconds() / 86_400:.1f} d"
+
+
+def _split_table(split: Split, metadata: dict[str, Any]) -> list[str]:
+    """The time split as a table: train, the label-delay gap, test, and the wait for the test's labels."""
+    delay = metadata.get("label_delay", {}).get("text", f"label delay {split.label_delay_days:.1f} days")
+    rows = [("training (labels reported by the end of the gap)", split.start, split.train_end),
+            (f"gap for label delay ({delay})", split.train_end, split.test_start),
+            ("held-out test", split.test_start, split.end)]  # fmt: skip
+    if split.newest is not None and split.newest > split.end:
+        rows.append(("wait for the test window's labels (not used)", split.end, split.newest))
+    lines = ["| part | from (UTC) | to (UTC) | length |", "|---|---|---|---|"]
+    lines += [f"| {name} | {a:%Y-%m-%d %H:%M} | {b:%Y-%m-%d %H:%M} | {_days(a, b)} |" for name, a, b in rows]
+    return [*lines, ""]
 
 
 def render(result: TrainingResult, metadata: dict[str, Any]) -> dict[str, bytes]:
@@ -133,8 +164,7 @@ def render(result: TrainingResult, metadata: dict[str, Any]) -> dict[str, bytes]
     lines = [
         f"# Model card: {metadata['version']}",
         "",
-        f"Training window {split.start:%Y-%m-%d %H:%M} to {split.train_end:%Y-%m-%d %H:%M} UTC; gap for label delay "
-        f"to {split.test_start:%Y-%m-%d %H:%M}; held-out test window to {split.end:%Y-%m-%d %H:%M}. "
+        *_split_table(split, metadata),
         f"Lake snapshot: events v{metadata['events_version']}, labels v{metadata['labels_version']}. "
         f"Test judged against {metadata['judged_against']}.",
         "",

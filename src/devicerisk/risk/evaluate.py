@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from devicerisk.risk.model import Thresholds
+from devicerisk.risk.model import Thresholds, thresholds_from_budget
 
 #: AUC, AP and precision at the alert budget that the transaction score must reach.
 TARGETS = {"roc_auc": 0.95, "average_precision": 0.80, "precision_at_budget": 0.60}
@@ -51,18 +51,41 @@ def precision_at_budget(y: np.ndarray, scores: np.ndarray, thresholds: Threshold
     return (float(y[alerts].mean()) if n else None), n
 
 
-def single_flag_baselines(X: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, dict[str, float]]:
-    """Each feature alone as a score: its AUC and AP (missing counts as the lowest value)."""
+def single_flag_baselines(
+    X: np.ndarray, y: np.ndarray, names: list[str], days: float = 1.0, budget_per_day: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Each feature alone as a score: its AUC, AP and (with a budget) precision at the alert budget.
+
+    A feature is read in the direction that ranks fraud higher (AUC at least 0.5; ``direction`` -1 when
+    low values are the risky ones); a missing value counts as the least risky. Precision at the budget
+    has the model's definition: the feature scaled to 0-100 (least risky 0), thresholds from the same
+    budget over the same days, then the share of fraud among the rows at or above ``highest``; a flag's
+    ties all count as alerts, and its absence never does.
+    """
     out: dict[str, dict[str, float]] = {}
     if len(np.unique(y)) < 2:
         return out
     for j, name in enumerate(names):
-        column = np.nan_to_num(X[:, j], nan=-1.0)
-        if np.all(column == column[0]):
+        raw = X[:, j]
+        if np.all(np.isnan(raw)) or np.nanmin(raw) == np.nanmax(raw):
             continue
-        out[name] = {"roc_auc": float(roc_auc_score(y, column)), "average_precision": float(
-            average_precision_score(y, column))}  # fmt: skip
+        column, direction = _oriented(raw, 1.0), 1.0
+        if roc_auc_score(y, column) < 0.5:
+            column, direction = _oriented(raw, -1.0), -1.0
+        ap = float(average_precision_score(y, column))
+        out[name] = {"roc_auc": float(roc_auc_score(y, column)), "average_precision": ap, "direction": direction}
+        if budget_per_day is not None:
+            # scaled to 0-100 like a score (least risky = 0), so the model's threshold rule and floor apply
+            scaled = (column - column.min()) / (column.max() - column.min()) * 100.0
+            precision, _ = precision_at_budget(y, scaled, thresholds_from_budget(scaled, days, budget_per_day))
+            out[name]["precision_at_budget"] = 0.0 if precision is None else precision
     return out
+
+
+def _oriented(column: np.ndarray, sign: float) -> np.ndarray:
+    """``sign * column`` with missing values below every known one."""
+    signed = sign * column
+    return np.where(np.isnan(signed), np.nanmin(signed) - 1.0, signed)
 
 
 def evaluate(
@@ -73,8 +96,14 @@ def evaluate(
     scenarios: np.ndarray | None = None,
     X: np.ndarray | None = None,
     names: list[str] | None = None,
+    days: float = 1.0,
+    budget_per_day: int | None = None,
 ) -> Evaluation:
-    """Metrics of ``probability`` (0–1) and ``scores`` (0–100) against ``y`` (1 = fraud)."""
+    """Metrics of ``probability`` (0–1) and ``scores`` (0–100) against ``y`` (1 = fraud).
+
+    With ``X`` and ``names``, each feature alone is scored as well (``budget_per_day`` over ``days``:
+    the budget the thresholds came from, for the single features' precision at the budget).
+    """
     y = np.asarray(y, dtype=int)
     p_at_k, alerts = precision_at_budget(y, scores, thresholds)
     both = len(np.unique(y)) == 2
@@ -98,7 +127,7 @@ def evaluate(
         brier=float(brier_score_loss(y, np.clip(probability, 0, 1))) if len(y) else None,
         reliability=reliability,
         recall_by_scenario=recall,
-        single_flags=single_flag_baselines(X, y, names) if X is not None and names else {},
+        single_flags=single_flag_baselines(X, y, names, days, budget_per_day) if X is not None and names else {},
     )
 
 

@@ -17,8 +17,10 @@ the window edge may be missed, an error of at most one hour at the edge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -397,11 +399,24 @@ def empty_labels() -> pa.Table:
     )
 
 
-def _run(sql: str, events: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
+class EventSource(Protocol):
+    """Lake events DuckDB can scan itself (``store.lake_scan.Snapshot``): no Arrow copy of the rows first."""
+
+    def register(self, con: duckdb.DuckDBPyConnection, view: str, columns: Sequence[str]) -> None: ...
+
+
+#: The events a query reads: an Arrow table of lake rows, or a snapshot DuckDB scans directly.
+Events = pa.Table | EventSource
+
+
+def _run(sql: str, events: Events, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
     # A private connection: the query registers its own inputs, and DuckDB uses every core for it.
     con = duckdb.connect(":memory:")
     try:
-        con.register("events", events.select([c for c in EVENT_COLUMNS if c in events.column_names]))
+        if isinstance(events, pa.Table):
+            con.register("events", events.select([c for c in EVENT_COLUMNS if c in events.column_names]))
+        else:
+            events.register(con, "events", EVENT_COLUMNS)
         con.register("labels", (labels if labels is not None else empty_labels()).select(list(LABEL_COLUMNS)))
         con.register("tzc", timezone_countries())
         params = {"start": start, "end": end, "w": W, "d": D}
@@ -410,7 +425,7 @@ def _run(sql: str, events: pa.Table, labels: pa.Table | None, start: datetime, e
         con.close()
 
 
-def transaction_features(events: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
+def transaction_features(events: Events, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
     """Features of every transaction with ``start <= event_time < end``: ``qid`` (event id), ``t``, ``acct``, ...
 
     ``events`` must hold the lake rows from at least 30 days before ``start`` (the longest window) up
@@ -419,6 +434,6 @@ def transaction_features(events: pa.Table, labels: pa.Table | None, start: datet
     return _run(TRANSACTION_SQL, events, labels, start, end)
 
 
-def account_features(events: pa.Table, labels: pa.Table | None, active_from: datetime, as_of: datetime) -> pa.Table:
+def account_features(events: Events, labels: pa.Table | None, active_from: datetime, as_of: datetime) -> pa.Table:
     """Features of every account active in ``[active_from, as_of)``, as of ``as_of`` (``qid`` = account)."""
     return _run(ACCOUNT_SQL, events, labels, active_from, as_of)

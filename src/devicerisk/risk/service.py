@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -22,9 +22,10 @@ from devicerisk.risk import card, reasons
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
+from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import RiskModel, Thresholds, levels, to_score
 from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
-from devicerisk.store import lake, registry, scores, serving
+from devicerisk.store import lake, lake_scan, registry, scores, serving
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,16 @@ def load_events(lake_dir: Path, since: datetime | None = None) -> pa.Table:
         raise LookupError(f"the lake at {lake_dir} has no events yet: ingest first")
     flt = None if since is None else ds.field("event_date") >= pa.scalar((since - timedelta(days=1)).date())
     return data.to_table(columns=list(F.EVENT_COLUMNS), filter=flt)
+
+
+def scan_events(lake_dir: Path, since: datetime | None = None, version: int | None = None) -> lake_scan.Snapshot:
+    """The events table (at ``version``, default the current one) from ``since`` (a day early for the date
+    partition), for DuckDB to scan."""
+    day = None if since is None else (since - timedelta(days=1)).date()
+    snap = lake_scan.snapshot(lake_dir, lake.EVENTS, day, version)
+    if snap is None:
+        raise LookupError(f"the lake at {lake_dir} has no events yet: ingest first")
+    return snap
 
 
 def libraries() -> dict[str, str]:
@@ -105,7 +116,8 @@ def train_and_register(
     labels = read_labels(lake_dir)
     times = events.column("event_time")
     start, end = pc.min(times).as_py(), pc.max(times).as_py() + timedelta(microseconds=1)
-    split = make_split(start, end, gap_days, test_days)
+    delay = observed_label_delay(events, labels)
+    split = make_split(start, end, gap_days, test_days, delay.days, labels_only=truth is None)
     result = train(events, labels, split, budget_per_day, truth, seed)
     version = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     metadata: dict[str, Any] = {
@@ -116,7 +128,11 @@ def train_and_register(
             "train_end": split.train_end,
             "test_start": split.test_start,
             "end": split.end,
+            "newest": split.newest,
+            "training_mature": split.training_mature,
+            "test_mature": split.test_mature,
         },
+        "label_delay": {**asdict(delay), "text": delay.describe()},
         "events_version": _version_of(lake_dir, lake.EVENTS),
         "labels_version": _version_of(lake_dir, lake.LABELS),
         "budget_per_day": budget_per_day,
@@ -142,6 +158,11 @@ def _gate(models_dir: Path, result: TrainingResult) -> tuple[bool, str]:
     current = registry.champion(models_dir)
     if current is None:
         return True, "no champion yet"
+    if not result.split.test_mature:
+        return False, (
+            f"champion {current} kept: the held-out window's fraud is not all reported yet (it ends less "
+            f"than the {result.split.label_delay_days:.1f}-day label delay before the newest data)"
+        )
     champions = load_models(models_dir, current)
     verdicts = [(name, *_gate_one(champions[name][0], getattr(result, name), current)) for name in SCORES]
     why = "; ".join(f"{name} score: {reason}" for name, _, reason in verdicts)
@@ -203,8 +224,8 @@ def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_
     if todo.num_rows == 0:
         return {"transactions_scored": 0, "highest": 0}
     start = pc.min(todo.column("event_time")).as_py()
-    events = load_events(lake_dir, start - LOOKBACK)
-    end = pc.max(events.column("event_time")).as_py() + timedelta(microseconds=1)
+    events = scan_events(lake_dir, start - LOOKBACK)
+    end = events.bounds()[1] + timedelta(microseconds=1)
     feats = F.transaction_features(events, read_labels(lake_dir), start, end)
     feats = feats.filter(pc.is_in(feats.column("qid"), value_set=todo.column("event_id").combine_chunks()))
     table = score_table(feats, model, thresholds)
@@ -236,12 +257,11 @@ def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_d
     """
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["account"]
+    pinned = None
     if as_of is None:
-        table = lake.dataset(lake_dir, lake.EVENTS)
-        if table is None:
-            raise LookupError("the lake has no events yet: ingest first")
-        as_of = pc.max(table.to_table(columns=["event_time"]).column("event_time")).as_py() + timedelta(microseconds=1)
-    events = load_events(lake_dir, as_of - LOOKBACK)
+        whole = scan_events(lake_dir)
+        as_of, pinned = whole.bounds()[1] + timedelta(microseconds=1), whole.version
+    events = scan_events(lake_dir, as_of - LOOKBACK, pinned)
     feats = F.account_features(events, read_labels(lake_dir), as_of - timedelta(days=active_days), as_of)
     table = score_table(feats, model, thresholds)
     n = table.num_rows

@@ -1,13 +1,15 @@
 """Training both scores on the lake: time split, targets from feedback labels, thresholds, evaluation.
 
 The window ``[data start, end)`` is split by time: train (the last fifth of it calibrates, or a random
-fifth of its rows when the last holds too few frauds), then a gap
-as long as the label delay, then test. Training targets use only labels reported by the end of the gap,
-as a model trained then would have had them: a transaction is fraud if it, its account or another
-transaction of its account was reported as fraud (fraud accounts rarely transact honestly, and this gives
-the model far more positives than the sparse per-transaction reports); everything else counts as
-legitimate. The test window is judged against the ground truth
-when one is given (synthetic data) and against every label in the lake otherwise.
+fifth of its rows when the last holds too few frauds), then a gap at least as long as the observed
+label delay (``maturity``), then test. Training targets use only labels reported by the end of the gap
+(the label cut), as a model trained then would have had them; the gap makes them mature: a training row
+is at least one label delay old at the cut, so its fraud, if any, has been reported. The targets: a
+transaction is fraud if it, its account or another transaction of its account was reported as fraud
+(fraud accounts rarely transact honestly, and this gives the model far more positives than the sparse
+per-transaction reports); everything else counts as legitimate. The test window is judged against the
+ground truth when one is given (synthetic data) and against every label in the lake otherwise; then the
+test window ends one label delay before the newest data, so its frauds are reported too.
 """
 
 from __future__ import annotations
@@ -40,12 +42,22 @@ class NotEnoughData(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """The time split of one training run."""
+    """The time split of one training run: train ``[start, train_end)``, gap, test ``[test_start, end)``.
+
+    ``newest`` is the end of the data (later than ``end`` when the test's labels need time to arrive);
+    ``training_mature`` / ``test_mature`` say whether the training rows / the test rows are at least
+    ``label_delay_days`` old at the label cut / at ``newest``; ``notes`` say why not.
+    """
 
     start: datetime
     train_end: datetime
     test_start: datetime
     end: datetime
+    newest: datetime | None = None
+    label_delay_days: float = 0.0
+    training_mature: bool = True
+    test_mature: bool = True
+    notes: tuple[str, ...] = ()
 
     @property
     def test_days(self) -> float:
@@ -74,14 +86,37 @@ class TrainingResult:
     notes: list[str] = field(default_factory=list)
 
 
-def make_split(start: datetime, end: datetime, gap_days: float, test_days: float) -> Split:
-    """Train, then a gap for the label delay, then test, ending at ``end``."""
-    test_start = end - timedelta(days=test_days)
-    train_end = test_start - timedelta(days=gap_days)
-    if train_end <= start + WARMUP:
+def make_split(
+    start: datetime, end: datetime, gap_days: float, test_days: float, delay_days: float = 0.0,
+    labels_only: bool = False,
+) -> Split:  # fmt: skip
+    """Train, then a gap of at least ``gap_days`` and ``delay_days`` (the label delay), then test.
+
+    The test ends at ``end`` (the newest data), or ``delay_days`` before it when it is judged on the
+    feedback labels alone (``labels_only``): a test window whose frauds are not reported yet would make
+    the gate compare models on missing labels. A lake too short for the label delay first gives up the
+    longer gap, then the test's wait; the split is then marked immature and its notes say so.
+    """
+    mature_end = end - timedelta(days=delay_days) if labels_only else end
+    tries = [(max(gap_days, delay_days), mature_end), (gap_days, mature_end), (gap_days, end)]
+    for gap, test_end in dict.fromkeys(tries):  # in order, without repeats
+        test_start = test_end - timedelta(days=test_days)
+        train_end = test_start - timedelta(days=gap)
+        if train_end > start + WARMUP:
+            break
+    else:
         raise NotEnoughData(f"the data ({start:%Y-%m-%d} to {end:%Y-%m-%d}) is too short for a {gap_days}-day gap "
                          f"and a {test_days}-day test window")  # fmt: skip
-    return Split(start, train_end, test_start, end)
+    training_mature, test_mature = gap >= delay_days, test_end == mature_end
+    notes = []
+    if not training_mature:
+        notes.append(f"the lake is too short for a gap as long as the label delay ({delay_days:.1f} days): training "
+                     f"rows less than {delay_days:.1f} days old at the label cut have immature labels (fraud not "
+                     "reported yet counts as legitimate)")  # fmt: skip
+    if not test_mature:
+        notes.append(f"the lake is too short to let the test window's labels arrive ({delay_days:.1f} days): "
+                     "judged on partly reported fraud, this model does not replace a champion")  # fmt: skip
+    return Split(start, train_end, test_start, test_end, end, delay_days, training_mature, test_mature, tuple(notes))
 
 
 def matrix(features: pa.Table, names: list[str] | tuple[str, ...] = F.FEATURE_NAMES) -> np.ndarray:
@@ -158,7 +193,7 @@ def _train_one(
     scores = to_score(probability)
     thresholds = thresholds_from_budget(scores, days, budget)
     ev = evaluate(y_test, probability, scores, thresholds, None if scenarios is None else scenarios[test_mask],
-                  X_test, names)  # fmt: skip
+                  X_test, names, days, budget)  # fmt: skip
     return Trained(model, thresholds, ev, scores, y_test, X_test, int(train_mask.sum()),
                    int(y_train_all[train_mask].sum()))  # fmt: skip
 
@@ -199,8 +234,8 @@ def train(
     y_a_eval, a_scen = _evaluation_targets(both, labels, truth, "account")
     account = _train_one(both, y_a_known, y_a_eval, a_train, ~a_train, a_cal, max(1, budget_per_day // 4), 1.0,
                          a_scen, seed)  # fmt: skip
-    notes = [f"{name} score: {note}" for name, t in (("transaction", transaction), ("account", account))
-             for note in t.model.notes]  # fmt: skip
+    scored = (("transaction", transaction), ("account", account))
+    notes = [*split.notes, *(f"{name} score: {note}" for name, t in scored for note in t.model.notes)]
     return TrainingResult(split, transaction, account, notes)
 
 

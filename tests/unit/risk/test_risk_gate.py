@@ -93,3 +93,13 @@ def test_both_scores_must_pass(tmp_path: Path) -> None:
     register(tmp_path, "champion", weak, X, y, account=good)
     promoted, why = _gate(tmp_path, result(good, X, y, account=good))  # better transaction, equal account
     assert promoted and why.count("at least as good") == 2, why
+
+
+def test_a_candidate_judged_on_unreported_fraud_never_replaces_the_champion(tmp_path: Path) -> None:
+    good, weak, X, y = models()
+    register(tmp_path, "champion", weak, X, y)
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    immature = Split(when, when, when, when, when, 13.0, test_mature=False)
+    promoted, why = _gate(tmp_path, TrainingResult(immature, trained(good, X, y), trained(good, X, y)))
+    assert not promoted and "not all reported yet" in why and "13.0-day" in why
+    assert _gate(tmp_path / "empty", TrainingResult(immature, trained(good, X, y), trained(good, X, y)))[0]

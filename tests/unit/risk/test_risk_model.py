@@ -46,13 +46,49 @@ def test_supervised_model_ranks_and_explains() -> None:
 
 
 def test_contributions_measure_the_model_not_a_rule() -> None:
+    """The tree-path credits of a row add up exactly to the model's raw output, in C and in numpy alike."""
     X, y = risk_matrix()
     model = fit(X[:2000], y[:2000], X[2000:], y[2000:], list(FEATURE_NAMES))
-    row = X[np.flatnonzero(y == 1)[:1]]
-    contrib = reasons.contributions(model, row)
+    X = X.copy()
+    X[::7, 3] = np.nan  # missing values take the trees' missing-value branches
+    paths = reasons.tree_paths(model)
+    assert paths is not None
+    credit = reasons.path_contributions(paths, X)
+    np.testing.assert_allclose(credit.sum(axis=1) + paths.bias, model.margin(X), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(reasons.path_contributions(paths, X, accelerated=False), credit, rtol=0, atol=1e-12)
+    fraud = np.flatnonzero(y == 1)
+    assert np.median(credit[fraud, 0]) > 0.5  # the planted signal (accounts per device) raises fraud rows
+    contrib = reasons.contributions(model, X)
+    assert np.all(contrib[np.isnan(X)] == 0) and np.array_equal(contrib[~np.isnan(X)], credit[~np.isnan(X)])
+
+
+def test_the_fallback_is_explained_by_occlusion() -> None:
+    X, _ = risk_matrix(600)
+    model = fit(X[:400], np.zeros(400, dtype=int), X[400:], np.zeros(200, dtype=int), list(FEATURE_NAMES))
+    row = X[np.flatnonzero(X[:, 0] > model.reference[0] + 5)[:1]]
     occluded = row.copy()
     occluded[0, 0] = model.reference[0]
-    assert contrib[0, 0] == pytest.approx(model.margin(row)[0] - model.margin(occluded)[0])
+    drop = model.margin(row)[0] - model.margin(occluded)[0]
+    assert model.kind == "unsupervised" and drop != 0
+    assert reasons.contributions(model, row)[0, 0] == pytest.approx(drop)
+
+
+def test_the_accelerator_refuses_inconsistent_trees() -> None:
+    X, y = risk_matrix(1000)
+    paths = reasons.tree_paths(fit(X[:600], y[:600], X[600:], y[600:], list(FEATURE_NAMES)))
+    assert paths is not None and reasons._trees is not None
+    split = int(np.flatnonzero(paths.is_leaf == 0)[0])
+    looped = paths.left.copy()
+    looped[split] = split  # a child pointing back at its parent would never reach a leaf
+    out = np.zeros(X.shape)
+    with pytest.raises(ValueError, match="bad feature or child index"):
+        reasons._trees.path_contributions(X, X.shape[0], X.shape[1], paths.feature, paths.threshold,
+                                          paths.missing_left, looped, paths.right, paths.is_leaf, paths.value,
+                                          paths.roots, out)  # fmt: skip
+    with pytest.raises(ValueError, match="inconsistent array sizes"):
+        reasons._trees.path_contributions(X, X.shape[0], X.shape[1] + 1, paths.feature, paths.threshold,
+                                          paths.missing_left, paths.left, paths.right, paths.is_leaf, paths.value,
+                                          paths.roots, out)  # fmt: skip
 
 
 @pytest.mark.parametrize("positives", [0, 5])
