@@ -64,7 +64,7 @@ def _score_section(name: str, trained: Trained, budget: str) -> list[str]:
     model = trained.model
     lines = [f"## {name.capitalize()} risk", ""]
     if model.kind != "supervised":
-        lines += [f"**Unsupervised fallback (IsolationForest).** {' '.join(model.notes)}", ""]
+        lines += [f"**Unsupervised fallback (IsolationForest).** {'; '.join(model.notes)}.", ""]
     lines += [
         f"Model: {model.kind}; trained on {trained.train_rows:,} rows with {trained.train_positives:,} fraud "
         f"targets; held out {ev.rows:,} rows with {ev.positives:,} fraud.",
