@@ -308,6 +308,15 @@ class Behaviour:
                 amount = float(max(0.5, round(unit * r.uniform(0.5, 3.0), acc.country.decimals)))
                 self.em.transaction(acc, dev, env, t, amount, status=status, channel="card", counterparty=merchant,
                                     institution=r.choice(CARD_ISSUERS), fraud="card_testing")  # fmt: skip
+        elif arg == "bulk":  # legitimate: many small label payments to one service; a card may hit its limit
+            service = self.em.merchants[acc.idx % len(self.em.merchants)]
+            limit_at = r.randint(5, 40) if r.random() < 0.4 else None  # after this many, the card is declined
+            for i in range(r.randint(15, 80)):
+                t += int(r.uniform(3, 30) * _SEC)
+                declined = (limit_at is not None and i >= limit_at) or r.random() < 0.03
+                self.em.transaction(acc, dev, env, t, self.em.amount(acc, r.uniform(0.05, 0.3)),
+                                    status="failed" if declined else "success", channel="card",
+                                    counterparty=service)  # fmt: skip
         else:  # legitimate: a run of small in-game or sticker purchases
             for _ in range(r.randint(4, 12)):
                 t += int(r.uniform(20, 120) * _SEC)

@@ -32,6 +32,8 @@ LOOKALIKE_TAGS: tuple[str, ...] = (
     "old_version_crash",
     "rooted_legit",
     "small_purchase_burst",
+    "bulk_shipper",
+    "pickup_kiosk",
     "new_phone",
     "shared_network",
     "app_player",

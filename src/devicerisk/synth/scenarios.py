@@ -24,6 +24,7 @@ Action = tuple[int, int, str, int, object]
 _EXCLUSIVE_ROLES = (  # (tag, share of legitimate accounts); one of these per account at most
     ("family_device", 0.04), ("traveller", 0.03), ("old_version_crash", 0.03), ("rooted_legit", 0.015),
     ("small_purchase_burst", 0.02), ("new_phone", 0.015), ("shared_network", 0.02), ("app_player", 0.004),
+    ("bulk_shipper", 0.004), ("pickup_kiosk", 0.01),
 )  # fmt: skip
 _LIFECYCLE = (  # independent of the above
     ("registered_in_window", 0.10), ("minor_with_guardian", 0.01), ("minor_without_guardian", 0.01),
@@ -123,7 +124,7 @@ class Builder:
         r = self.rng
         units: list[tuple[str | None, int]] = []  # (role, accounts); groups share a device or a network
         for tag, share in _EXCLUSIVE_ROLES:
-            grouped = {"family_device": (2, 4), "shared_network": (4, 8)}.get(tag)
+            grouped = {"family_device": (2, 4), "shared_network": (4, 8), "pickup_kiosk": (10, 30)}.get(tag)
             k = round(n * share)
             if n >= 60:
                 k = max(k, grouped[0] if grouped else 1)
@@ -149,6 +150,8 @@ class Builder:
                 self._family(life[i : i + size])
             elif role == "shared_network":
                 self._office(life[i : i + size])
+            elif role == "pickup_kiosk":
+                self._kiosk(life[i : i + size])
             else:
                 self._legit_one(role, life[i])
             i += size
@@ -181,6 +184,10 @@ class Builder:
         elif role == "small_purchase_burst":
             for _ in range(r.randint(1, 2)):
                 self.at(self.when(0.05, 0.95), "burst", acc.idx, "legit")
+        elif role == "bulk_shipper":  # a small business paying a day's shipping labels in one run, most days
+            for day in range(self.start_ms, self.end_ms - DAY_MS, DAY_MS):
+                if r.random() < 0.5:
+                    self.at(day + r.randint(8 * 60, 18 * 60) * 60_000, "burst", acc.idx, "bulk")
         elif role == "new_phone":
             new_platform = platform if platform == "web" or r.random() < 0.8 else f.platform_for(country)
             self.at(self.when(0.2, 0.8), "new_phone", acc.idx, f.device(country, new_platform, clear_ids=True))
@@ -227,6 +234,18 @@ class Builder:
             acc.net.home_ip = ids.int_to_ip(base + r.randint(2, 20), 4)
             acc.net.wifi_p = 0.8
             acc.tags.add("shared_network")
+            acc.group = group
+
+    def _kiosk(self, lives: list[set[str]]) -> None:
+        """Customers of one parcel pickup point who sign in on its shared tablet now and then: many
+        accounts on one device, as in a device farm, but each also on a phone of its own."""
+        country = self.country()
+        kiosk = self.f.device(country, "android")
+        group = f"kiosk-{len(self.accounts)}"
+        for life in lives:
+            acc = self._legit_one(None, life, country)
+            acc.web, acc.web_share = kiosk, self.rng.uniform(0.2, 0.5)
+            acc.tags.add("pickup_kiosk")
             acc.group = group
 
     # -- fraud scenarios ---------------------------------------------------------------------------
