@@ -12,7 +12,7 @@ folder outside the repository, then measures, each in a fresh process so its pea
 
 Usage::
 
-    .venv/bin/python bench/risk_bench.py --accounts 14500 --days 30 --seed 2028
+    .venv/bin/python bench/risk_bench.py --accounts 14500 --days 30 --seed 2029
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=14_500)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=2027)
+    parser.add_argument("--seed", type=int, default=2029)
     parser.add_argument("--skip-privacy", action="store_true")
     args = parser.parse_args()
     key, qkey = secrets.token_hex(32), secrets.token_hex(32)

@@ -159,7 +159,7 @@ class Behaviour:
         native = dev.platform != "web"
         t = self.app_start(ms, env, dev, acc, day) if native else ms
         can_act = logged and not acc.cancelled
-        if can_act and r.random() < (0.5 if not native else 0.08):
+        if can_act and (dev.shared or r.random() < (0.5 if not native else 0.08)):
             t = self.login(t, env, dev, acc, failures=1 if r.random() < 0.08 else 0)
         t = self.ops(t, env, dev, acc, 1 + int(r.expovariate(0.2)))
         if can_act and r.random() < acc.txn_p:

@@ -34,6 +34,7 @@ LOOKALIKE_TAGS: tuple[str, ...] = (
     "small_purchase_burst",
     "bulk_shipper",
     "pickup_kiosk",
+    "expat",
     "new_phone",
     "shared_network",
     "app_player",

@@ -55,6 +55,7 @@ class Device:
     ua: str | None
     old_version: bool
     tags: frozenset[str]
+    shared: bool = False  # a public device (a kiosk): every user signs in each time
 
 
 @dataclass(slots=True)
@@ -145,9 +146,11 @@ class DeviceFactory:
         lat: bool | None = None,
         clear_ids: bool = False,
         traceable: bool = True,
+        sim_home: Country | None = None,
     ) -> Device:
         """A handset install. ``clear_ids``: the SDK gets no telephony IDs (fresh install on a new OS);
-        ``traceable``: False for devices without an account in the truth file, which get no planted bad IMEI."""
+        ``traceable``: False for devices without an account in the truth file, which get no planted bad IMEI;
+        ``sim_home``: the SIM's country when it is not ``country`` (whose time zone and language the device uses)."""
         r = self.rng
         if platform == "web":
             return self.browser(country)
@@ -166,7 +169,7 @@ class DeviceFactory:
             dev["idfv"] = ids.uuid4(r).upper()
             tags.update(("limited_ad_tracking",) if zero else ())
         else:
-            self._android_ids(dev, alt, tags, country, model, emulator, lat, clear_ids, traceable)
+            self._android_ids(dev, alt, tags, sim_home or country, model, emulator, lat, clear_ids, traceable)
         app = {"platform": platform, "version": version}
         frag = f'"app":{dumps(app)},"device":{dumps(dev)}'
         frags = (frag,)

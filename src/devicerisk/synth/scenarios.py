@@ -6,6 +6,7 @@ of scheduled actions (registrations, takeovers, bursts, farm rounds) the generat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ Action = tuple[int, int, str, int, object]
 _EXCLUSIVE_ROLES = (  # (tag, share of legitimate accounts); one of these per account at most
     ("family_device", 0.04), ("traveller", 0.03), ("old_version_crash", 0.03), ("rooted_legit", 0.015),
     ("small_purchase_burst", 0.02), ("new_phone", 0.015), ("shared_network", 0.02), ("app_player", 0.004),
-    ("bulk_shipper", 0.004), ("pickup_kiosk", 0.01),
+    ("bulk_shipper", 0.004), ("pickup_kiosk", 0.015), ("expat", 0.02),
 )  # fmt: skip
 _LIFECYCLE = (  # independent of the above
     ("registered_in_window", 0.10), ("minor_with_guardian", 0.01), ("minor_without_guardian", 0.01),
@@ -124,7 +125,7 @@ class Builder:
         r = self.rng
         units: list[tuple[str | None, int]] = []  # (role, accounts); groups share a device or a network
         for tag, share in _EXCLUSIVE_ROLES:
-            grouped = {"family_device": (2, 4), "shared_network": (4, 8), "pickup_kiosk": (10, 30)}.get(tag)
+            grouped = {"family_device": (2, 4), "shared_network": (4, 8), "pickup_kiosk": (20, 60)}.get(tag)
             k = round(n * share)
             if n >= 60:
                 k = max(k, grouped[0] if grouped else 1)
@@ -162,13 +163,15 @@ class Builder:
         r, f = self.rng, self.f
         country = country or self.country()
         model = None
-        if role in ("rooted_legit", "app_player"):
+        # an expat's phone keeps the SIM of home but uses the time zone and language of where they live
+        home = self.country(tuple(c for c in COUNTRIES if c != country.code)) if role == "expat" else None
+        if role in ("rooted_legit", "app_player", "expat"):
             platform = "android"
             model = r.choice(EMULATORS[3:]) if role == "app_player" else None
         else:
             platform = "web" if r.random() < 0.04 else f.platform_for(country)
         dev = f.device(country, platform, model=model, old_version=role == "old_version_crash",
-                       rooted=role == "rooted_legit")  # fmt: skip
+                       rooted=role == "rooted_legit", sim_home=home)  # fmt: skip
         acc = self.account(country, [dev], f.home_net(country), minor=_minor(life))
         if register_at is not None:
             self.register(acc, register_at)
@@ -240,11 +243,11 @@ class Builder:
         """Customers of one parcel pickup point who sign in on its shared tablet now and then: many
         accounts on one device, as in a device farm, but each also on a phone of its own."""
         country = self.country()
-        kiosk = self.f.device(country, "android")
+        kiosk = dataclasses.replace(self.f.device(country, "android"), shared=True)
         group = f"kiosk-{len(self.accounts)}"
         for life in lives:
             acc = self._legit_one(None, life, country)
-            acc.web, acc.web_share = kiosk, self.rng.uniform(0.2, 0.5)
+            acc.web, acc.web_share = kiosk, self.rng.uniform(0.3, 0.7)
             acc.tags.add("pickup_kiosk")
             acc.group = group
 

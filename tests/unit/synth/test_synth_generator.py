@@ -28,6 +28,7 @@ from devicerisk.contract.fields import FIELDS, LABEL_FIELDS, SCHEMA_VERSION
 from devicerisk.contract.model import Field, Kind
 from devicerisk.synth import FRAUD_SCENARIOS, LOOKALIKE_TAGS, SynthConfig, generate
 from devicerisk.synth.clock import DAY_MS, JS_UTC, MILLIS, Clock, to_ms
+from devicerisk.synth.world import COUNTRIES
 
 SMALL = SynthConfig(accounts=400, days=4, events_per_batch=5000, seed=11)
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
@@ -304,6 +305,36 @@ def test_every_scenario_and_lookalike_is_in_the_truth(
     card = [e for e in events if e["event_type"] == "transaction" and e["payload"]["transaction_id"] in fraud_txns
             and fraud_txns[e["payload"]["transaction_id"]]["scenario"] == "card_testing"]  # fmt: skip
     assert Counter(e["payload"]["status"] for e in card).most_common(1)[0][0] == "failed"
+
+
+def test_lookalikes_show_the_patterns_of_fraud(events: list[dict[str, Any]], accounts: dict[str, Any]) -> None:
+    """Honest users with fraud's patterns, so that no single rule separates the two."""
+    tagged = {tag: {a for a, t in accounts.items() if tag in t["tags"] and not t["fraud"]}
+              for tag in ("pickup_kiosk", "bulk_shipper", "expat")}  # fmt: skip
+    assert all(tagged.values())
+    # a pickup kiosk: one handset that many honest accounts sign in on, as in a device farm
+    users: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if e["account_id"] in tagged["pickup_kiosk"] and "android_id" in e["device"]:
+            users[e["device"]["android_id"]].add(e["account_id"])
+    assert max(len(u) for u in users.values()) >= 10
+    # a bulk shipper: a run of 15 or more card payments within an hour, some of them declined
+    runs = []
+    for account in tagged["bulk_shipper"]:
+        times = sorted((datetime.fromisoformat(e["event_time"]), e["payload"]["status"]) for e in events
+                       if e["account_id"] == account and e["event_type"] == "transaction")  # fmt: skip
+        runs += [
+            times[i : i + 15] for i in range(len(times) - 14) if times[i + 14][0] - times[i][0] <= timedelta(hours=1)
+        ]
+    assert runs and any(status == "failed" for run in runs for _, status in run)
+    # an expat: the SIM's country is not the country of the phone's time zone
+    mcc_country = {c.mcc: code for code, country in COUNTRIES.items() for c in country.carriers}
+    tz_country = {tz: code for code, country in COUNTRIES.items() for tz in country.tzs}
+    sims = {(e["account_id"], e["device"]["imsi"][:3]) for e in events
+            if e["account_id"] in tagged["expat"] and "imsi" in e["device"]}  # fmt: skip
+    zones = {e["account_id"]: e["payload"]["timezone"] for e in events
+             if e["account_id"] in tagged["expat"] and e["event_type"] == "device_info"}  # fmt: skip
+    assert any(mcc_country[mcc] != tz_country[zones[a]] for a, mcc in sims if a in zones)
 
 
 def test_labels_arrive_after_the_event(run: tuple[Path, Any], events: list[dict[str, Any]]) -> None:
