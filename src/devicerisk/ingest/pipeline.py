@@ -152,7 +152,7 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
 
 
 def prepare_batch(
-    staged: StagedBatch, ctx: IngestContext, con: warehouse.Target | None = None, committed_before: bool = False
+    staged: StagedBatch, ctx: IngestContext, con: warehouse.Target | None = None, *, committed_before: bool
 ) -> PreparedBatch:
     """Deduplicate against the lake and apply consent: reads the stores, writes nothing.
 

@@ -155,7 +155,7 @@ class Behaviour:
         r = self.rng
         dev = acc.web if acc.web is not None and r.random() < acc.web_share else acc.devices[0]
         logged = acc.account_id is not None and r.random() > 0.03
-        env = self.em.env(acc, dev, ms, logged)
+        env = self.em.env(acc, dev, ms, logged, net=dev.site)
         native = dev.platform != "web"
         t = self.app_start(ms, env, dev, acc, day) if native else ms
         can_act = logged and not acc.cancelled
@@ -295,6 +295,8 @@ class Behaviour:
 
     def do_burst(self, ms: int, acc: Account, arg: object) -> None:
         r = self.rng
+        if arg != "card_testing" and (not acc.active or acc.cancelled):
+            return  # an honest user pays only while the account exists
         dev = acc.devices[0]
         env = self.em.env(acc, dev, ms)
         t = self.ops(ms, env, dev, acc, 1, ("/checkout",))

@@ -56,6 +56,7 @@ class Device:
     old_version: bool
     tags: frozenset[str]
     shared: bool = False  # a public device (a kiosk): every user signs in each time
+    site: NetPlan | None = None  # a public device's own network, whoever uses it
 
 
 @dataclass(slots=True)

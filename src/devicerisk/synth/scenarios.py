@@ -187,14 +187,15 @@ class Builder:
         elif role == "small_purchase_burst":
             for _ in range(r.randint(1, 2)):
                 self.at(self.when(0.05, 0.95), "burst", acc.idx, "legit")
-        elif role == "bulk_shipper":  # a small business paying a day's shipping labels in one run, most days
-            for day in range(self.start_ms, self.end_ms - DAY_MS, DAY_MS):
-                if r.random() < 0.5:
-                    self.at(day + r.randint(8 * 60, 18 * 60) * 60_000, "burst", acc.idx, "bulk")
         elif role == "new_phone":
             new_platform = platform if platform == "web" or r.random() < 0.8 else f.platform_for(country)
             self.at(self.when(0.2, 0.8), "new_phone", acc.idx, f.device(country, new_platform, clear_ids=True))
         self._lifecycle(acc, life)
+        if role == "bulk_shipper":  # a small business paying a day's shipping labels in one run, most days
+            first = max(self.start_ms, acc.created_ms or self.start_ms)
+            for day in range(first, self.end_ms - HOUR_MS, DAY_MS):
+                if r.random() < 0.5:
+                    self.at(min(day + r.randint(1, 10) * HOUR_MS, self.end_ms - 1), "burst", acc.idx, "bulk")
         return acc
 
     def _lifecycle(self, acc: Account, life: set[str]) -> None:
@@ -243,12 +244,13 @@ class Builder:
         """Customers of one parcel pickup point who sign in on its shared tablet now and then: many
         accounts on one device, as in a device farm, but each also on a phone of its own."""
         country = self.country()
-        kiosk = dataclasses.replace(self.f.device(country, "android"), shared=True)
+        site = self.f.home_net(country)  # the pickup point's own connection
+        kiosk = dataclasses.replace(self.f.device(country, "android"), shared=True, site=site)
         group = f"kiosk-{len(self.accounts)}"
         for life in lives:
             acc = self._legit_one(None, life, country)
             acc.web, acc.web_share = kiosk, self.rng.uniform(0.3, 0.7)
-            acc.tags.add("pickup_kiosk")
+            acc.tags |= kiosk.tags | {"pickup_kiosk"}  # its identifier quirks are seen on every user
             acc.group = group
 
     # -- fraud scenarios ---------------------------------------------------------------------------

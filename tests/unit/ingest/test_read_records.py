@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devicerisk.contract.fields import MAX_RECORD_BYTES
+from devicerisk.ingest import read
 from devicerisk.ingest.read import ContiguousLines, split_records
 
 _RECORD = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x"))
@@ -48,3 +49,16 @@ def test_blank_and_oversize_records_leave_the_fast_path() -> None:
     batch = split_records("b", "f", b'{"a":1}\n' + b"y" * (MAX_RECORD_BYTES + 1) + b"\n \n{}")
     assert list(batch.lines) == [b'{"a":1}', b"{}"] and list(batch.line_numbers) == [1, 4]
     assert [r.line for r in batch.rejected] == [2]
+
+
+@given(st.lists(_RECORD.filter(lambda b: b.strip() != b""), min_size=1, max_size=30), st.integers(1, 7))
+def test_newlines_found_across_slice_boundaries(records: list[bytes], chunk: int) -> None:
+    # the newline search runs in slices of the batch; tiny slices put boundaries everywhere
+    data = b"\n".join(records) + b"\n"
+    original = read._CHUNK
+    read._CHUNK = chunk
+    try:
+        lines = ContiguousLines.of(data)
+    finally:
+        read._CHUNK = original
+    assert lines is not None and list(lines) == records
