@@ -297,12 +297,12 @@ lab AS (
 lt AS (
     SELECT l.r, e.t + {HIST} AS gone, e.acct, e.dev, e.cp
     FROM lab l JOIN ev e ON e.txn = l.subject AND e.event_type = 'transaction'
-    WHERE l.subject_type = 'transaction' AND e.t < l.r
+    WHERE l.subject_type = 'transaction' AND e.t < l.r AND l.r < e.t + {HIST}  -- a report after its link is gone
 ),
 la AS (SELECT r, subject AS acct FROM lab WHERE subject_type = 'account'),
 lad AS (  -- devices of a reported account: linked while its last sighting before the report is in the window
     SELECT la.r, max(d.t) + {HIST} AS gone, d.dev FROM la JOIN day_dev d ON d.acct = la.acct AND d.t < la.r
-    GROUP BY la.r, la.acct, d.dev
+    GROUP BY la.r, la.acct, d.dev HAVING la.r < max(d.t) + {HIST}
 ),
 lc AS ({
     _reports(
