@@ -132,6 +132,12 @@ def _graph(part: str, other: str, width: int, windowed: str, total: str) -> str:
 """
 
 
+def _since(width: int, bucket: int) -> str:
+    """The oldest sighting a window of ``width`` before ``$start`` can reach, down to a whole ``bucket``: a
+    bucket is kept whole or dropped whole, so its sighting is always its true first row."""
+    return f"(epoch_us($start) - {width}) // {bucket} * {bucket}"
+
+
 def _first_seen(key: str, sightings: str) -> str:
     """The first daily sighting of (account, ``key``) in the 31 d before each query row (NULL: none)."""
     return f"""
@@ -252,18 +258,18 @@ dv AS (
 -- device graph and novelty: daily sightings of each pair over 31 d, hourly ones for the shorter windows
 day_dev AS (
     SELECT dev, acct, min(t) AS t FROM ev
-    WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - {HIST}
+    WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= {_since(HIST, D)}
       AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
     GROUP BY dev, acct, t // {D}
 ),
 day_net AS (
     SELECT net, acct, min(t) AS t FROM ev
-    WHERE net IS NOT NULL AND acct IN (SELECT acct FROM qa) AND t >= epoch_us($start) - {HIST}
+    WHERE net IS NOT NULL AND acct IN (SELECT acct FROM qa) AND t >= {_since(HIST, D)}
     GROUP BY net, acct, t // {D}
 ),
 day_sim AS (
     SELECT sim, acct, min(t) AS t FROM ev
-    WHERE sim IS NOT NULL AND acct IN (SELECT acct FROM qa) AND t >= epoch_us($start) - {HIST}
+    WHERE sim IS NOT NULL AND acct IN (SELECT acct FROM qa) AND t >= {_since(HIST, D)}
     GROUP BY sim, acct, t // {D}
 ),
 nd AS ({_first_seen("dev", "day_dev")}),
@@ -271,13 +277,13 @@ nn AS ({_first_seen("net", "day_net")}),
 ns AS ({_first_seen("sim", "day_sim")}),
 seen_dev AS (
     SELECT dev, acct, min(t) AS t FROM ev
-    WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= epoch_us($start) - $w
+    WHERE dev IS NOT NULL AND acct IS NOT NULL AND t >= {_since(W, H)}
       AND (dev IN (SELECT dev FROM qd) OR acct IN (SELECT acct FROM qa))
     GROUP BY dev, acct, t // {H}
 ),
 seen_net AS (
     SELECT net, acct, min(t) AS t FROM ev
-    WHERE net IN (SELECT net FROM qn) AND acct IS NOT NULL AND t >= epoch_us($start) - $d
+    WHERE net IN (SELECT net FROM qn) AND acct IS NOT NULL AND t >= {_since(D, H)}
     GROUP BY net, acct, t // {H}
 ),
 gd AS ({_graph("dev", "acct", D, "accounts_on_device_24h", "accounts_on_device_31d")}),
@@ -419,7 +425,7 @@ def _run(sql: str, events: Events, labels: pa.Table | None, start: datetime, end
             events.register(con, "events", EVENT_COLUMNS)
         con.register("labels", (labels if labels is not None else empty_labels()).select(list(LABEL_COLUMNS)))
         con.register("tzc", timezone_countries())
-        params = {"start": start, "end": end, "w": W, "d": D}
+        params = {"start": start, "end": end}
         return con.sql(sql, params=params).to_arrow_table()
     finally:
         con.close()

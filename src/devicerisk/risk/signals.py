@@ -1,11 +1,11 @@
 """Risk signals: the lake's events reduced to the numbers the point-in-time features read.
 
-One row per event, every column a fixed-width number, so a signal table is small, memory-mappable and
-read in full in milliseconds, where decoding the wide events table takes seconds. Identifiers are the same
-64-bit hashes of pseudonyms the SQL features join on (0: missing); text values the features only compare
-(countries, platforms) are 32-bit codes (0: missing, 1: present but without a country or region);
-flags are 1/0, or -1 for missing where the feature tells missing from false. Transactions also keep their
-event id and pseudonyms, which the scores are written with.
+One row per event the features can see, every column a fixed-width number, so a signal table is
+small, memory-mappable and read in full in milliseconds, where decoding the wide events table takes
+seconds. Identifiers are the same 64-bit hashes of pseudonyms the SQL features join on (0: missing);
+text values the features only compare (countries, platforms) are 32-bit codes (0: missing, 1: present
+but without a country or region); flags are 1/0, or -1 for missing where the feature tells missing
+from false. Transactions also keep their event id and pseudonyms, which the scores are written with.
 
 ``windows.transaction_features`` computes the features from these rows in C, exactly as
 ``features.TRANSACTION_SQL`` does from the lake (a parity test holds them together).
@@ -46,11 +46,11 @@ def _key(expr: str) -> str:
     return f"coalesce(CASE WHEN {expr} IS NOT NULL THEN hash({expr}) END, 0)::UBIGINT"
 
 
-SIGNAL_SQL = f"""
+_ROWS = f"""
 SELECT epoch_us(e.event_time) AS t, {_key("account_id_pid")} AS acct, {_key(F._DEVICE)} AS dev,
        {_key("network_ip_prefix")} AS net, {_key("transaction_id_pid")} AS txn, {_key("counterparty_pid")} AS cp,
        {_case("event_type", ETYPES)} AS etype, {_case("action", ACTIONS)} AS action,
-       {_flag("status = 'failed'")} AS failed, (kind IN ('crash', 'anr'))::UTINYINT AS crash,
+       {_flag("status = 'failed'")} AS failed, coalesce(kind IN ('crash', 'anr'), false)::UTINYINT AS crash,
        coalesce(amount, 'NaN'::DOUBLE) AS amount,
        {_code("device_imsi_country")} AS sim,
        CASE WHEN e.timezone IS NULL THEN 0 ELSE coalesce({_code("tzc.tz_country")}, 1) END::UINTEGER AS tzc,
@@ -67,6 +67,20 @@ SELECT epoch_us(e.event_time) AS t, {_key("account_id_pid")} AS acct, {_key(F._D
        CASE WHEN event_type = 'transaction' THEN account_id_pid END AS account_id_pid,
        CASE WHEN event_type = 'transaction' THEN transaction_id_pid END AS transaction_id_pid
 FROM events e LEFT JOIN tzc ON tzc.tz = e.timezone
+"""
+
+#: Every transaction, account, device-info, app-list and crash event; of the others (operation logs,
+#: performance), only those the features can see: the first of a device-account or network-account pair
+#: in its hour, of a SIM-account pair in its day, and of an app major version on a platform in its day.
+#: A row dropped here always has an earlier row (kept) in the same bucket of the same batch, so the first
+#: row of every bucket across all batches is kept and the windows find the same sightings.
+SIGNAL_SQL = f"""
+SELECT * FROM ({_ROWS})
+QUALIFY etype <> 0
+    OR (acct <> 0 AND dev <> 0 AND t = min(t) OVER (PARTITION BY acct, dev, t // {F.H}))
+    OR (acct <> 0 AND net <> 0 AND t = min(t) OVER (PARTITION BY acct, net, t // {F.H}))
+    OR (acct <> 0 AND sim <> 0 AND t = min(t) OVER (PARTITION BY acct, sim, t // {F.D}))
+    OR (platform <> 0 AND major <> -2147483648 AND t = min(t) OVER (PARTITION BY platform, major, t // {F.D}))
 ORDER BY t
 """
 
@@ -86,7 +100,7 @@ lt AS (
 la AS (SELECT r, subject AS acct FROM lab WHERE subject_type = 'account'),
 day_dev AS (
     SELECT dev, acct, min(t) AS t FROM sig
-    WHERE dev <> 0 AND acct IN (SELECT acct FROM la) AND t >= $start - {F.HIST} AND t < $end
+    WHERE dev <> 0 AND acct IN (SELECT acct FROM la) AND t >= ($start - {F.HIST}) // {F.D} * {F.D} AND t < $end
     GROUP BY dev, acct, t // {F.D}
 ),
 lad AS (
@@ -121,7 +135,7 @@ def signals(events: F.Events) -> pa.Table:
         else:
             events.register(con, "events", F.EVENT_COLUMNS)
         con.register("tzc", timezone_countries())
-        return con.sql(SIGNAL_SQL).to_arrow_table()
+        return con.sql(SIGNAL_SQL).to_arrow_table().combine_chunks()  # one chunk: columns read without a copy
     finally:
         con.close()
 

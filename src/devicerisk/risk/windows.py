@@ -1,0 +1,93 @@
+"""Transaction features from risk signals, computed in C: the numbers of ``features.TRANSACTION_SQL``.
+
+The SQL is the definition (training uses it, and it runs anywhere DuckDB does); this path computes the
+same point-in-time windows in one pass per account, device and network over the signal rows
+(``devicerisk._windows``), for scoring at high rates. A parity test holds the two together on generated
+lakes. Without the built extension, ``available()`` is False and scoring uses the SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from devicerisk.risk import features as F
+from devicerisk.risk import signals as S
+
+try:  # the optional C engine (see _windows.c)
+    from devicerisk import _windows
+except ImportError:  # pragma: no cover - depends on the build
+    _windows = None
+
+#: The signal columns the engine reads, in its argument order.
+ENGINE_COLUMNS = ("t", "acct", "dev", "net", "cp", "etype", "action", "crash", "root_app", "hook_app", "failed",
+                  "hw_emu", "rooted", "emu_model", "imei_ok", "bank", "amount", "sim", "tzc", "langr", "platform",
+                  "major")  # fmt: skip
+_DTYPES = {"t": np.int64, "acct": np.uint64, "dev": np.uint64, "net": np.uint64, "cp": np.uint64, "amount": np.float64,
+           "failed": np.int8, "hw_emu": np.int8, "rooted": np.int8, "emu_model": np.int8, "imei_ok": np.int8,
+           "bank": np.int8, "sim": np.uint32, "tzc": np.uint32, "langr": np.uint32, "platform": np.uint32,
+           "major": np.int32}  # fmt: skip
+
+
+def available() -> bool:
+    """Whether the C engine is built (and fills exactly the model's feature columns)."""
+    return _windows is not None and _windows.feature_count() == len(F.FEATURE_NAMES)
+
+
+def _column(sig: pa.Table, name: str) -> np.ndarray:
+    return np.ascontiguousarray(sig.column(name).to_numpy(), dtype=_DTYPES.get(name, np.uint8))
+
+
+def in_time_order(sig: pa.Table) -> pa.Table:
+    """``sig`` sorted by ``t`` (kept as is when it already is: segments come sorted)."""
+    t = sig.column("t").to_numpy()
+    if len(t) < 2 or bool(np.all(t[1:] >= t[:-1])):
+        return sig
+    return sig.take(pa.array(np.argsort(t, kind="stable")))
+
+
+def transaction_features(
+    sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime
+) -> tuple[pa.Table, np.ndarray]:
+    """Features of every transaction with ``start <= event_time < end``, from the signal rows.
+
+    Returns the rows (``qid`` event id, ``t``, ``acct``, ``txn``) in time order and their matrix in
+    ``features.FEATURE_NAMES`` order (NaN for missing). ``sig`` must cover at least the 31 days before
+    ``start`` (the longest window); rows at or after ``end`` are ignored.
+    """
+    if not available():
+        raise RuntimeError("the C feature engine (devicerisk._windows) is not built")
+    sig = in_time_order(sig)
+    start_us, end_us = S.micros(start), S.micros(end)
+    t = _column(sig, "t")
+    is_query = (_column(sig, "etype") == S.ETYPES["transaction"]) & (_column(sig, "acct") != 0)
+    qidx = np.flatnonzero(is_query & (t >= start_us) & (t < end_us)).astype(np.int64)
+    steps = S.report_steps(sig, labels, start, end).sort_by([("t", "ascending")])
+    step_cols = tuple(
+        np.ascontiguousarray(steps.column(name).to_numpy(), dtype=dtype)
+        for name, dtype in (("t", np.int64), ("kind", np.uint8), ("key", np.uint64), ("step", np.int8))
+    )
+    X = np.full((len(qidx), len(F.FEATURE_NAMES)), np.nan)
+    cols = tuple(_column(sig, name) for name in ENGINE_COLUMNS)
+    _windows.windows(cols, step_cols, start_us, end_us, qidx, X)
+    take = pa.array(qidx)
+    rows = pa.table({
+        "qid": sig.column("event_id").take(take), "t": pa.array(t[qidx]),
+        "acct": sig.column("account_id_pid").take(take), "txn": sig.column("transaction_id_pid").take(take),
+    })  # fmt: skip
+    return rows, X
+
+
+def matrix(X: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """The columns of a full feature matrix that a model reads, in its order."""
+    index = {name: i for i, name in enumerate(F.FEATURE_NAMES)}
+    return np.ascontiguousarray(X[:, [index[n] for n in names]])
+
+
+def as_table(rows: pa.Table, X: np.ndarray) -> pa.Table:
+    """Rows and matrix as one feature table, shaped like ``features.transaction_features`` (NaN as null)."""
+    columns = {name: pa.array(X[:, i], mask=np.isnan(X[:, i])) for i, name in enumerate(F.FEATURE_NAMES)}
+    return pa.table({"qid": rows.column("qid"), "t": rows.column("t"), "acct": rows.column("acct"),
+                     "txn": rows.column("txn"), **columns})  # fmt: skip
