@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from devicerisk.risk import features as F
 from devicerisk.risk.geo import timezone_countries
@@ -144,8 +145,18 @@ def report_steps(sig: pa.Table, labels: pa.Table | None, start: datetime, end: d
     """The fraud reports' +1/-1 steps (``t``, ``kind``, ``key``, ``step``) for features of ``[start, end)``."""
     con = duckdb.connect(":memory:")
     try:
-        con.register("sig", sig.select(["t", "acct", "dev", "txn", "cp", "etype"]))
         con.register("labels", (labels if labels is not None else F.empty_labels()).select(list(F.LABEL_COLUMNS)))
+        reported = con.sql("""SELECT subject_type, hash(subject_id_pid) AS subject FROM labels
+                              WHERE label = 'fraud' AND subject_id_pid IS NOT NULL""").to_arrow_table()
+        is_txn = pc.equal(reported.column("subject_type"), "transaction")
+        # only the rows a report can link to: its transactions, and the rows of reported accounts
+        linked = pc.or_(
+            pc.and_(pc.equal(sig.column("etype"), ETYPES["transaction"]),
+                    pc.is_in(sig.column("txn"), value_set=reported.column("subject").filter(is_txn))),
+            pc.and_(pc.not_equal(sig.column("dev"), pa.scalar(0, pa.uint64())),
+                    pc.is_in(sig.column("acct"), value_set=reported.column("subject").filter(pc.invert(is_txn)))),
+        )  # fmt: skip
+        con.register("sig", sig.select(["t", "acct", "dev", "txn", "cp", "etype"]).filter(linked))
         params = {"start": micros(start), "end": micros(end)}
         return con.sql(DELTA_SQL, params=params).to_arrow_table()
     finally:

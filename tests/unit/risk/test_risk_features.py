@@ -11,6 +11,7 @@ import pytest
 
 from devicerisk.contract.schema import lake_schema
 from devicerisk.risk import features as F
+from devicerisk.risk import signals, windows
 
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 ACCT, OTHER = "a" * 32, "b" * 32
@@ -43,10 +44,17 @@ def labels(rows: list[tuple[str, str, datetime]]) -> pa.Table:
 
 
 def features_of(rows: list[dict[str, Any]], lab: pa.Table | None = None, at: datetime = T0) -> dict[str, Any]:
-    """The features of the transaction at ``at``."""
-    out = F.transaction_features(events(rows), lab, at, at + timedelta(seconds=1))
+    """The features of the transaction at ``at`` (the SQL's, checked against the C engine's on the way)."""
+    table = events(rows)
+    out = F.transaction_features(table, lab, at, at + timedelta(seconds=1))
     assert out.num_rows == 1
-    return out.to_pylist()[0]
+    got = out.to_pylist()[0]
+    _, X = windows.transaction_features(signals.signals(table), lab, at, at + timedelta(seconds=1))
+    engine = dict(zip(F.FEATURE_NAMES, X[0].tolist(), strict=True))
+    for name in F.FEATURE_NAMES:
+        want = got[name]
+        assert math.isnan(engine[name]) if want is None else engine[name] == pytest.approx(want), name
+    return got
 
 
 def test_velocity_windows_count_only_the_past() -> None:
