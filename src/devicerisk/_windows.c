@@ -102,6 +102,8 @@ typedef struct {
     uint64_t *keys;
     int32_t *vals;
     size_t cap, used;
+    uint64_t last_key; /* the key asked for last (0: none): an entity's rows mostly repeat their device, etc. */
+    int32_t last_val;
 } Map;
 
 static inline uint64_t mix(uint64_t x) {
@@ -114,6 +116,7 @@ static inline uint64_t mix(uint64_t x) {
 static int map_init(Map *m, size_t cap) {
     m->cap = cap;
     m->used = 0;
+    m->last_key = 0;
     m->keys = calloc(cap, sizeof(uint64_t));
     m->vals = malloc(cap * sizeof(int32_t));
     return (m->keys && m->vals) ? 0 : -1;
@@ -135,6 +138,7 @@ static int map_clear(Map *m) {
     }
     if (m->used) memset(m->keys, 0, m->cap * sizeof(uint64_t));
     m->used = 0;
+    m->last_key = 0;
     return 0;
 }
 
@@ -150,6 +154,10 @@ static inline int32_t map_find(const Map *m, uint64_t key) {
 
 /* The value of key, inserting ``next`` when absent (*added set); -2 when out of memory. */
 static int32_t map_get(Map *m, uint64_t key, int32_t next, int *added) {
+    if (key == m->last_key) {
+        *added = 0;
+        return m->last_val;
+    }
     if ((m->used + 1) * 2 > m->cap) {
         Map bigger;
         if (map_init(&bigger, m->cap * 2)) return -2;
@@ -168,7 +176,8 @@ static int32_t map_get(Map *m, uint64_t key, int32_t next, int *added) {
     while (m->keys[i]) {
         if (m->keys[i] == key) {
             *added = 0;
-            return m->vals[i];
+            m->last_key = key;
+            return m->last_val = m->vals[i];
         }
         i = (i + 1) & mask;
     }
@@ -176,7 +185,8 @@ static int32_t map_get(Map *m, uint64_t key, int32_t next, int *added) {
     m->vals[i] = next;
     m->used++;
     *added = 1;
-    return next;
+    m->last_key = key;
+    return m->last_val = next;
 }
 
 /* ---- partitions: rows of one entity, contiguous and in time order ---- */
