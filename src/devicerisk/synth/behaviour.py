@@ -173,7 +173,19 @@ class Behaviour:
     # -- scheduled actions ---------------------------------------------------------------------------
 
     def run(self, ms: int, kind: str, idx: int, arg: object) -> None:
-        getattr(self, f"do_{kind}")(ms, self.accounts[idx], arg)
+        acc = self.accounts[idx]
+        if acc.blocked and kind != "farm_round":  # a farm's round goes on with its other accounts
+            return
+        getattr(self, f"do_{kind}")(ms, acc, arg)
+
+    def block(self, acc: Account) -> None:
+        """The platform closes a fraudster's account once a fraud report on it came in: it does nothing
+        more. A takeover victim's account stays open (the takeover is over; the victim carries on)."""
+        if acc.scenario is None or acc.scenario == "account_takeover":
+            return
+        acc.blocked = True
+        acc.active = False
+        self.activate(acc)
 
     def do_register(self, ms: int, acc: Account, arg: object) -> None:
         r = self.rng
@@ -332,6 +344,8 @@ class Behaviour:
         for idx in self.farms[arg]:  # type: ignore[index]
             member = self.accounts[idx]
             dev = member.devices[0]
+            if member.blocked:
+                continue
             if not member.active:
                 member.created_ms = member.fraud_since_ms = t
                 self.do_register(t, member, None)

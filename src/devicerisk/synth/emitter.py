@@ -43,15 +43,19 @@ def uuid4_block(rng: np.random.Generator, n: int) -> list[str]:
 
 
 class LabelSink:
-    """Fraud-team feedback, kept in a heap by ``reported_at`` and released as simulated time passes."""
+    """Fraud-team feedback, kept in a heap by ``reported_at`` and released as simulated time passes.
+
+    Released fraud reports are also remembered by account (``take_reported``): the platform acts on them.
+    """
 
     def __init__(self, rng: random.Random, clock: Clock) -> None:
         self.rng = rng
         self.clock = clock
-        self._heap: list[tuple[int, int, bytes]] = []
+        self._heap: list[tuple[int, int, bytes, int | None]] = []
         self._seq = 0
+        self._reported: list[int] = []
 
-    def add(self, subject_type: str, subject_id: str, fraud_type: str | None, event_ms: int) -> None:
+    def add(self, subject_type: str, subject_id: str, fraud_type: str | None, event_ms: int, account: int) -> None:
         r = self.rng
         # labels arrive 1-14 days after the event; whole seconds, rounded up so never early
         reported = -(-(event_ms + DAY_MS + r.randrange(13 * DAY_MS)) // 1000) * 1000
@@ -65,13 +69,21 @@ class LabelSink:
             row["fraud_type"] = fraud_type
         row["reported_at"] = self.clock.utc(reported)
         self._seq += 1
-        heapq.heappush(self._heap, (reported, self._seq, orjson.dumps(row) + b"\n"))
+        heapq.heappush(self._heap, (reported, self._seq, orjson.dumps(row) + b"\n", account if fraud_type else None))
 
     def release(self, until_ms: int | None) -> list[bytes]:
         """Labels reported before ``until_ms`` (all when None), in reporting order."""
         out = []
         while self._heap and (until_ms is None or self._heap[0][0] < until_ms):
-            out.append(heapq.heappop(self._heap)[2])
+            _, _, line, account = heapq.heappop(self._heap)
+            out.append(line)
+            if account is not None:
+                self._reported.append(account)
+        return out
+
+    def take_reported(self) -> list[int]:
+        """Accounts (by index) with a fraud report released since the last call."""
+        out, self._reported = self._reported, []
         return out
 
 
@@ -187,9 +199,9 @@ class Emitter:
             self.truth({"subject_type": "transaction", "subject_id": txn_id, "account_id": acc.account_id,
                         "fraud": True, "scenario": fraud, "event_time": self.clock.utc(ms)})  # fmt: skip
             if r.random() < 0.3:
-                self.labels.add("transaction", txn_id, fraud, ms)
+                self.labels.add("transaction", txn_id, fraud, ms, acc.idx)
         elif r.random() < (0.05 if acc.tags.intersection(LOOKALIKE_TAGS) else 0.01):
-            self.labels.add("transaction", txn_id, None, ms)
+            self.labels.add("transaction", txn_id, None, ms, acc.idx)
         if not acc.labelled:
             self.label_account(acc, ms, fraud)
         return txn_id
@@ -201,4 +213,4 @@ class Emitter:
         acc.labelled = True
         p = 0.5 if fraud else (0.2 if acc.tags.intersection(LOOKALIKE_TAGS) else 0.03)
         if self.rng.random() < p:
-            self.labels.add("account", acc.account_id, fraud, ms)
+            self.labels.add("account", acc.account_id, fraud, ms, acc.idx)

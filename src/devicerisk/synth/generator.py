@@ -131,6 +131,8 @@ def generate(out: Path, config: SynthConfig, progress: Callable[[int], None] | N
             pending = buf[cut:]
             if (e - start_ms) % DAY_MS == 0:
                 label_writer.write(labels.release(e))
+                for idx in labels.take_reported():  # the fraud team acts on the day's reports
+                    behaviour.block(accounts[idx])
             if progress is not None:
                 progress(batches.events)
         # sessions that ran past the end of the window, and late deliveries

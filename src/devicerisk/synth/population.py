@@ -99,6 +99,7 @@ class Account:
     bank_account: str = ""
     labelled: bool = False
     active: bool = True  # False until the account registers inside the window
+    blocked: bool = False  # a fraudster's account, closed once a fraud report on it came in
     id_json: str = "null"  # account_id as JSON, serialised once
 
     def __post_init__(self) -> None:

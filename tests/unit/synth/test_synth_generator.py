@@ -357,6 +357,30 @@ def test_labels_arrive_after_the_event(run: tuple[Path, Any], events: list[dict[
         assert (lab["label"] == "fraud") == ("fraud_type" in lab)
 
 
+def test_a_reported_fraudster_is_closed_down(
+    run: tuple[Path, Any], events: list[dict[str, Any]], truth: list[dict[str, Any]], accounts: dict[str, Any]
+) -> None:
+    """Once a fraud report on a fraudster's account comes in (released at the end of its day), the account
+    does nothing more; a takeover victim's account stays open."""
+    labels = [json.loads(line) for path in run[1].label_files for line in path.open()]
+    owner = {t["subject_id"]: t["account_id"] for t in truth if t["subject_type"] == "transaction"}
+    start = to_ms(SMALL.start)
+    closed: dict[str, int] = {}
+    for lab in labels:
+        if lab["label"] != "fraud":
+            continue
+        acct = lab["subject_id"] if lab["subject_type"] == "account" else owner[lab["subject_id"]]
+        if accounts[acct]["scenario"] in (None, "account_takeover"):
+            continue
+        reported = to_ms(datetime.fromisoformat(lab["reported_at"]))
+        released = start + (reported - start) // DAY_MS * DAY_MS + DAY_MS  # the day boundary after the report
+        closed[acct] = min(closed.get(acct, released), released)
+    assert len(closed) >= 3  # the check below is not empty
+    late = [e for e in events if e["account_id"] in closed
+            and to_ms(datetime.fromisoformat(e["event_time"])) > closed[e["account_id"]] + 2 * 3_600_000]  # fmt: skip
+    assert late == []  # (a session or burst already under way may run on for a while)
+
+
 # -- files, determinism, streaming ---------------------------------------------------------------------
 
 
