@@ -120,7 +120,8 @@ def _write_segment(signals_dir: Path, rows: pa.Table, version: int) -> _Segment:
     tmp = signals_dir / f".{name}.tmp"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
-        writer.write_table(rows, max_chunksize=_BATCH_ROWS)
+        for offset in range(0, rows.num_rows, _BATCH_ROWS):  # DuckDB's small chunks joined: fewer batches to map
+            writer.write_table(rows.slice(offset, _BATCH_ROWS).combine_chunks())
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
