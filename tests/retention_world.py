@@ -3,7 +3,8 @@
 The subject and a neighbour share a device (the same IMEI); an unlogged event on that device has no
 account. Besides the ingested events table there are a labels table keyed as the data contract defines
 it (``subject_type``, ``subject_id_pid``: account and transaction labels, no account column), a
-scores-like lake table, a serving snapshot and a model training snapshot keyed by ``account_id_pid``.
+scores-like lake table, a serving snapshot and a model training snapshot keyed by ``account_id_pid``,
+and the signal log built from the events, as scoring builds it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from devicerisk.ingest.runtime import ingest_context
 from devicerisk.privacy.keys import load_pseudonym_key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.privacy.subjects import Identifiers
+from devicerisk.store import signal_log
 from factories import event, write_batch
 
 SHARED_IMEI = "352099001761481"
@@ -101,6 +103,7 @@ def build(settings: Settings) -> World:
             "feature": [1.0, 2.0, 3.0, 4.0],
         },
     )
+    signal_log.refresh(settings.lake_dir, settings.signals_dir)
     return World(settings, subject, neighbour, stranger, imei)
 
 

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         return self.data_dir / "serving"
 
     @property
+    def signals_dir(self) -> Path:
+        """The signal log: the lake's events as fixed-width rows for fast scoring (a derived cache of the lake)."""
+        return self.data_dir / "signals"
+
+    @property
     def requests_dir(self) -> Path:
         """Data-subject request outputs: access exports and receipts (identifiers masked)."""
         return self.data_dir / "requests"

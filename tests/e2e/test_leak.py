@@ -1,7 +1,7 @@
 """The leak test: after a pipeline run, no raw identifier from landing occurs in any other file.
 
-It covers the lake (every Parquet file on disk), the Delta log, quarantine, the warehouse, access
-exports and request receipts, and the Prefect database with its logs, artifacts and flow-run
+It covers the lake (every Parquet file on disk), the Delta log, the signal log, quarantine, the
+warehouse, access exports and request receipts, and the Prefect database with its logs, artifacts and flow-run
 parameters. Files are read as data, not grepped as compressed bytes.
 """
 
@@ -18,6 +18,7 @@ from conftest import drain_prefect_logs
 from devicerisk.config import Settings
 from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files, scan_sqlite
 from devicerisk.privacy.subjects import Identifiers
+from devicerisk.store import signal_log
 from devicerisk.synth import SynthConfig, generate
 from factories import event, write_batch
 
@@ -39,6 +40,7 @@ def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Setti
 
     pipeline_flow(str(env_settings.data_dir))
     drain_prefect_logs()
+    assert signal_log.refresh(env_settings.lake_dir, env_settings.signals_dir).rows_total > 1000  # scanned below
 
     needles = raw_identifiers(landing)
     assert len(needles) > 1000  # the scan has something to look for
@@ -59,8 +61,10 @@ def test_the_scanner_finds_a_planted_leak(tmp_path: Path) -> None:
     needles = raw_identifiers(tmp_path / "landing")
     (tmp_path / "log.txt").write_text("processing device 35-209900-176148-1 now")
     pq.write_table(pa.table({"x": ["3C5AB4123456"]}), tmp_path / "t.parquet")
-    report = scan_files([tmp_path / "log.txt", tmp_path / "t.parquet"], needles)
-    assert {f.path.name for f in report.findings} == {"log.txt", "t.parquet"}
+    with pa.ipc.new_file(str(tmp_path / "seg.arrow"), pa.schema([("x", pa.string())])) as writer:
+        writer.write_table(pa.table({"x": ["ev-1", "460001234567890", "ev-2"]}))  # one cell among others: no run-on
+    report = scan_files([tmp_path / "log.txt", tmp_path / "t.parquet", tmp_path / "seg.arrow"], needles)
+    assert {f.path.name for f in report.findings} == {"log.txt", "t.parquet", "seg.arrow"}
 
 
 def _a_subject(landing: Path) -> Identifiers:
@@ -89,6 +93,7 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     generate(landing, SynthConfig(accounts=80, days=2, seed=29, events_per_batch=5000))
     pipeline_flow(str(env_settings.data_dir), purge=True)  # ingest, then the retention purge
     stores = stores_for(env_settings)
+    signal_log.refresh(stores.lake_dir, stores.signals_dir)
     subject = _a_subject(landing)
     now = datetime.now(UTC)
     access = requests.submit(stores, requests.Kind.ACCESS, subject, now)
@@ -102,6 +107,8 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     assert (exported / "export.json").stat().st_size > 1000 and (exported / "summary.md").exists()
     assert erasure.status == requests.Status.COMPLETED  # the receipt below is scanned too
     assert (stores.requests_dir / erasure.request_id / "receipt.json").exists()
+    assert signal_log.read(stores.signals_dir) is None  # the erasure dropped it with the lake rows
+    assert signal_log.refresh(stores.lake_dir, stores.signals_dir).rebuilt  # rebuilt from the rest: scanned below
     report = scan_data_dir(env_settings.data_dir, extra_files=[prefect_db])
     scanned = {p for p in env_settings.data_dir.rglob("*") if p.is_file() and p.is_relative_to(stores.requests_dir)}
     assert len(scanned) >= 5  # the exports and the receipt were read

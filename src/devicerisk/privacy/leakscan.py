@@ -1,7 +1,7 @@
 """Leak scan: look for raw identifiers from the landing zone in every other file under ``data/``.
 
-The scan reads files the way a person or program would: Parquet cells, DuckDB and SQLite tables,
-and text. It does not grep compressed bytes, which would miss a leak inside a compressed column.
+The scan reads files the way a person or program would: Parquet and Arrow IPC cells, DuckDB and
+SQLite tables, and text. It does not grep compressed bytes, which would miss a leak inside a compressed column.
 Every Parquet file on disk is read, not only the current table version, so bytes that a Delta
 table no longer references but has not vacuumed still count.
 """
@@ -181,6 +181,8 @@ def _scan_file(path: Path) -> Iterable[tuple[str, str]]:
         return _scan_parquet(path)
     if path.suffix == ".duckdb":
         return _scan_duckdb(path)
+    if head.startswith(b"ARROW1"):  # Arrow IPC files (the signal log): cells, not bytes that run together
+        return _cells(pa.ipc.open_file(pa.memory_map(str(path))).read_all())
     if head.startswith(b"SQLite format 3"):
         return scan_sqlite(path)
     return [("text", path.read_bytes().decode("utf-8", errors="replace"))]

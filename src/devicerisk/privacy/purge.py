@@ -24,7 +24,7 @@ from devicerisk.privacy import subject_data
 from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.privacy.stores import Stores, before, time_column
 from devicerisk.privacy.subjects import raw_record_matches
-from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, snapshots
+from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows, in_list, literal, mask_where
 
@@ -261,8 +261,11 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
                  governance.watermarks(stores.warehouse_path), governance.last_runs(stores.warehouse_path))  # fmt: skip
     report.subjects_held = len(held)
     today = run.today
-    for name in lakes.tables(stores.lake_dir):
-        report.add(f"lake.{name}", _purge_table(stores, name, run))
+    try:
+        for name in lakes.tables(stores.lake_dir):
+            report.add(f"lake.{name}", _purge_table(stores, name, run))
+    finally:  # the signal log is a copy of the lake's events: it goes with them; scoring rebuilds it from the rest
+        report.add("signals", signal_log.drop(stores.signals_dir))
     governance.set_watermarks(stores.warehouse_path, run.marks)
     account_cutoff = stores.policy.cutoff("account", now)
     if account_cutoff is not None:
@@ -282,6 +285,7 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
         if lakes.partitioned(stores.lake_dir, name):
             report.partitions_clustered += lakes.cluster(stores.lake_dir, name, stores.cluster_file_bytes)
         report.files_vacuumed += lakes.vacuum(stores.lake_dir, name, stores.grace)
+    report.add("signals", signal_log.drop(stores.signals_dir))  # a log built meanwhile covers files clustering replaced
     finished = datetime.now(UTC)  # after the purge's own rewrites and clustering: they are not late data
     governance.set_last_runs(
         stores.warehouse_path, {f"lake:{name}": finished for name in lakes.tables(stores.lake_dir)}

@@ -29,6 +29,7 @@ class Stores:
     landing_dir: Path
     audit_dir: Path
     requests_dir: Path
+    signals_dir: Path  # the signal log, a derived cache of the lake's events: dropped whenever lake rows go
     policy: RetentionPolicy
     grace: timedelta
     cluster_file_bytes: int
@@ -50,6 +51,7 @@ def stores_for(settings: Settings) -> Stores:
         data_dir=settings.data_dir, lake_dir=settings.lake_dir, warehouse_path=settings.warehouse_path,
         serving_dir=settings.serving_dir, models_dir=settings.models_dir, quarantine_dir=settings.quarantine_dir,
         landing_dir=settings.landing_dir, audit_dir=settings.audit_dir, requests_dir=settings.requests_dir,
+        signals_dir=settings.signals_dir,
         policy=load_policy(settings.retention_config), grace=timedelta(hours=settings.vacuum_grace_hours),
         cluster_file_bytes=settings.lake_cluster_file_bytes, keyring=keyring,
         quarantine_key=load_quarantine_key(settings), quarantine_keys=load_quarantine_keyring(settings),

@@ -2,7 +2,8 @@
 
 Stores are discovered, not listed: every Delta table in the lake and every Parquet snapshot under
 the serving and models folders, so tables added later are covered. Quarantined records are matched
-by pseudonymising their raw identifiers in memory; the warehouse by account pseudonym.
+by pseudonymising their raw identifiers in memory; the warehouse by account pseudonym. The signal
+log, a derived copy of the lake's events, is counted too and dropped whenever lake rows are erased.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow.dataset as ds
 from devicerisk.ingest.read import read_batch
 from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, raw_record_matches
-from devicerisk.store import governance, lake_rewrite, landing, quarantine, snapshots
+from devicerisk.store import governance, lake_rewrite, landing, quarantine, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, TRANSACTION_COLUMN, SubjectRows
 
@@ -101,6 +102,8 @@ def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
         n = sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
         if n:
             counts[store] = n
+    if n := signal_log.subject_rows(stores.signals_dir, subject):
+        counts["signals"] = n
     if q := sum(_quarantine_matches(stores, subject).values()):
         counts["quarantine"] = q
     if raw := sum(landing_holding(stores, subject).values()):
@@ -147,13 +150,17 @@ def event_counts(stores: Stores, subject: SubjectRows) -> pa.Table:
 
 
 def erase_lake(stores: Stores, subject: SubjectRows, action: str) -> lakes.DeleteOutcome:
-    """Delete the subject's rows from every lake table (one commit per table that holds any)."""
+    """Delete the subject's rows from every lake table (one commit per table that holds any), and drop the
+    signal log built from them: the next scoring rebuilds it from what is left."""
     outcome = lakes.DeleteOutcome()
-    for name, schema in _lake_tables(stores, subject):
-        where = subject.expression(schema)
-        if where is not None:  # files whose account or identifier ranges cannot hold the subject are skipped
-            pruning = lake_rewrite.may_hold(subject.values(schema))
-            outcome = outcome + lakes.delete_where(stores.lake_dir, name, pruning, where, action)
+    try:
+        for name, schema in _lake_tables(stores, subject):
+            where = subject.expression(schema)
+            if where is not None:  # files whose account or identifier ranges cannot hold the subject are skipped
+                pruning = lake_rewrite.may_hold(subject.values(schema))
+                outcome = outcome + lakes.delete_where(stores.lake_dir, name, pruning, where, action)
+    finally:  # after the commits (even if a later table failed): a refresh from then on reads the rows without them
+        signal_log.drop(stores.signals_dir)
     return outcome
 
 
@@ -181,14 +188,15 @@ def vacuum_lake(stores: Stores, grace: timedelta) -> int:
 
 
 def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
-    """Rows of the subject in any Parquet file on disk, referenced by a table version or not."""
+    """Rows of the subject in any Parquet file on disk, referenced by a table version or not, and in any file
+    of the signal log."""
     n = 0
     for name in lakes.tables(stores.lake_dir):
         check_matchable(name, lakes.schema(stores.lake_dir, name))
         n += sum(lakes.rows_in_file(p, subject.mask, subject.columns) for p in lakes.data_files(stores.lake_dir, name))
     for root in stores.snapshot_roots.values():
         n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
-    return n
+    return n + signal_log.subject_rows(stores.signals_dir, subject, on_disk=True)
 
 
 def _landing_columns() -> dict[str, str]:

@@ -8,16 +8,16 @@ from the end is detected too. Writers in several processes append under an exclu
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from devicerisk.store.files import locked
 
 LOG_NAME = "audit.log"
 HEAD_NAME = "audit.head"
@@ -47,17 +47,6 @@ def check_name(field: str, value: str) -> str:
     if not _NAME.fullmatch(value):
         raise AuditError(f"audit field {field!r} must be a short name ([A-Za-z0-9_.:-], at most 64 characters)")
     return value
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with (folder / ".lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _read_head(folder: Path) -> tuple[int, str]:
@@ -110,7 +99,7 @@ def append(
 ) -> dict[str, object]:
     """Append one record and return it. Counts are integers; names are short identifiers."""
     body = _body(actor, role, action, purpose, counts, when)
-    with _locked(folder):
+    with locked(folder):
         record = _chain(folder, body)
         with (folder / LOG_NAME).open("a") as log:
             log.write(_line(record))
@@ -135,7 +124,7 @@ def expire(folder: Path, before: datetime, *, actor: str = "retention-flow") -> 
     in the same atomic replace, says through which record the log was cut: an anchor without it
     (records removed from the start by hand) is reported by :func:`verify`.
     """
-    with _locked(folder):
+    with locked(folder):
         path = folder / LOG_NAME
         _, lines = _split(path.read_text().splitlines() if path.exists() else [])
         dated = [datetime.fromisoformat(str(json.loads(line)["at"])) for line in lines]

@@ -13,7 +13,7 @@ import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.privacy import holds, purge, retention_check
 from devicerisk.privacy.stores import Stores, stores_for
-from devicerisk.store import audit, governance, lake, quarantine
+from devicerisk.store import audit, governance, lake, quarantine, signal_log
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
 
@@ -40,9 +40,14 @@ def test_clause_5_1_2_purge_removes_expired_data_from_every_store(now_grace: Set
         ("models", "models/v7/training.parquet", "model_snapshot"),
     }
 
+    logged, events = signal_log.read(stores.signals_dir), lake.dataset(stores.lake_dir, "events").count_rows()
+    assert logged is not None and logged.table.num_rows == events  # the signal log holds every event, expired too
+
     report = purge.purge(stores, world.NOW)
 
     assert report.removed["lake.events"] == 3  # subject's and neighbour's 100-day operations, the 40-day crash
+    assert report.removed["signals"] == events and signal_log.read(stores.signals_dir) is None  # dropped whole
+    assert signal_log.refresh(stores.lake_dir, stores.signals_dir).rows_total == events - 3  # rebuilt from the rest
     assert report.removed["lake.scores"] == 1 and report.removed["models"] == 1
     assert report.removed["lake.labels"] == 0 and report.removed["serving"] == 0
     assert retention_check.verify(stores, world.NOW) == []
@@ -175,6 +180,19 @@ def test_clause_5_1_2_verify_reports_a_table_without_retention_class(now_grace: 
     write_deltalake(str(stores.lake_dir / "mystery"), pa.table({"account_id_pid": ["0" * 32]}))
     violations = retention_check.verify(stores, world.NOW)
     assert any(v.where == "mystery" and "no retention class" in v.retention_class for v in violations)
+
+
+def test_clause_5_1_2_verify_reports_a_signal_log_built_from_rows_the_lake_no_longer_has(now_grace: Settings) -> None:
+    world.build(now_grace)
+    stores = stores_for(now_grace)
+    events = lake.dataset(stores.lake_dir, "events").count_rows()
+    lakes.drop_partitions(stores.lake_dir, "events", "event_date < '2100-01-01'", "test")  # a delete without a drop
+
+    violations = retention_check.verify(stores, world.NOW)
+
+    assert [(v.store, v.records) for v in violations if v.store == "signals"] == [("signals", events)]
+    signal_log.refresh(stores.lake_dir, stores.signals_dir)  # rebuilt from the lake as it is: nothing is stale
+    assert not [v for v in retention_check.verify(stores, world.NOW) if v.store == "signals"]
 
 
 def test_clause_5_1_2_maintenance_clusters_partitions_by_account(now_grace: Settings) -> None:

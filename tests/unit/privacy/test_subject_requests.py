@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow.dataset as ds
 import pytest
 
@@ -28,7 +29,7 @@ from devicerisk.privacy.subjects import (
     from_json,
     resolve,
 )
-from devicerisk.store import audit, governance, lake, snapshots
+from devicerisk.store import audit, governance, lake, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from factories import write_batch
 
@@ -43,6 +44,16 @@ def setup(settings: Settings) -> tuple[world.World, Stores]:
 
 def _rows(stores: Stores, account: str) -> int:
     return lakes.count_where(stores.lake_dir, "events", ds.field("account_id_pid") == account)
+
+
+def _signal_rows(stores: Stores, account: str) -> int:
+    """Signal rows of an account: by the hash the features join on, or by its pseudonym on transactions."""
+    view = signal_log.read(stores.signals_dir)
+    assert view is not None
+    con = duckdb.connect()
+    con.register("sig", view.table)
+    query = "SELECT count(*) FROM sig WHERE acct = hash($a) OR account_id_pid = $a"
+    return int(con.execute(query, {"a": account}).fetchall()[0][0])
 
 
 def _snapshot_accounts(stores: Stores) -> list[str | None]:
@@ -65,6 +76,7 @@ def test_clause_6_2_1_access_exports_everything_held_with_masked_identifiers(set
     assert row.status == Status.COMPLETED
     assert row.found == {
         "lake.events": 11,
+        "signals": 11,  # the same events in the signal log scoring reads
         "lake.labels": 2,  # one on the account, one on a transaction of it
         "lake.scores": 2,
         "serving": 1,
@@ -98,6 +110,7 @@ def test_clause_6_2_1_access_by_phone_finds_the_account(setup: tuple[world.World
 def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[world.World, Stores]) -> None:
     w, stores = setup
     neighbour_before, stranger_before = _rows(stores, w.neighbour_pid), _rows(stores, w.stranger_pid)
+    assert _signal_rows(stores, w.subject_pid) == _rows(stores, w.subject_pid) == 10  # the log holds them too
 
     row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
 
@@ -106,6 +119,10 @@ def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[worl
     assert subject_data.locate(stores, subject) == {}
     assert subject_data.left_on_disk(stores, subject) == 0  # every Parquet file on disk, not only the version
     assert (_rows(stores, w.neighbour_pid), _rows(stores, w.stranger_pid)) == (neighbour_before, stranger_before)
+    assert signal_log.read(stores.signals_dir) is None  # dropped with the lake rows
+    rebuilt = signal_log.refresh(stores.lake_dir, stores.signals_dir)  # as the next scoring run does
+    assert rebuilt.rebuilt and _signal_rows(stores, w.subject_pid) == 0
+    assert _signal_rows(stores, w.neighbour_pid) == neighbour_before  # only the subject's rows went
     # The unlogged training row on the subject's device went too; the neighbour's rows on it stay.
     assert _snapshot_accounts(stores) == sorted([w.neighbour_pid, w.neighbour_pid, w.stranger_pid])
     receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
@@ -113,6 +130,23 @@ def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[worl
     assert receipt["left_in_current_versions"] == {}
     assert not _PID.search(json.dumps(receipt))  # counts only
     assert audit.records(stores.audit_dir)[-1]["action"] == "request.erasure"
+
+
+def test_clause_6_2_2_an_erasure_that_left_the_signal_log_does_not_complete(
+    setup: tuple[world.World, Stores], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the completeness check: a signal log still holding the subject keeps the erasure open."""
+    _, stores = setup
+    monkeypatch.setattr(signal_log, "drop", lambda _: 0)  # a lake delete that forgot the log
+
+    row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+
+    assert row.status == Status.IN_PROGRESS and "rows wait" in (row.reason or "")
+    assert subject_data.locate(stores, from_json(row.subject)) == {"signals": 11}
+    monkeypatch.undo()
+    assert requests.process(stores, row, world.NOW, actor="t", role="pipeline").status == Status.IN_PROGRESS
+    signal_log.drop(stores.signals_dir)  # what every lake delete does
+    assert requests.process(stores, row, world.NOW, actor="t", role="pipeline").status == Status.COMPLETED
 
 
 def test_clause_6_2_2_the_lake_stays_readable_and_ingestible_after_an_erasure(
