@@ -26,7 +26,7 @@ from devicerisk.risk.geo import timezone_countries
 ETYPES = {"transaction": 1, "account": 2, "device_info": 3, "app_list": 4, "crash": 5}
 #: Account actions, as the engine numbers them.
 ACTIONS = {"login": 1, "login_failed": 2, "register": 3, "password_change": 4}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _code(expr: str) -> str:
@@ -124,7 +124,7 @@ SELECT t, kind, key, step FROM (
 
 def micros(at: datetime) -> int:
     """Microseconds since the epoch, exactly (``epoch_us`` in the SQL)."""
-    return (at - _EPOCH) // timedelta(microseconds=1)
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 def signals(events: F.Events) -> pa.Table:

@@ -55,13 +55,16 @@ def transaction_features(
 
     Returns the rows (``qid`` event id, ``t``, ``acct``, ``txn``) in time order and their matrix in
     ``features.FEATURE_NAMES`` order (NaN for missing). ``sig`` must cover at least the 31 days before
-    ``start`` (the longest window); rows at or after ``end`` are ignored.
+    ``start`` (the longest window); older rows and rows at or after ``end`` are not read.
     """
     if not available():
         raise RuntimeError("the C feature engine (devicerisk._windows) is not built")
     sig = in_time_order(sig)
     start_us, end_us = S.micros(start), S.micros(end)
+    # only the rows a window can reach: from the oldest sighting bound (a whole day before start - 31 d)
     t = _column(sig, "t")
+    first, last = np.searchsorted(t, [(start_us - F.HIST) // F.D * F.D, end_us], side="left")
+    sig, t = sig.slice(first, last - first), t[first:last]
     is_query = (_column(sig, "etype") == S.ETYPES["transaction"]) & (_column(sig, "acct") != 0)
     qidx = np.flatnonzero(is_query & (t >= start_us) & (t < end_us)).astype(np.int64)
     steps = S.report_steps(sig, labels, start, end).sort_by([("t", "ascending")])
