@@ -1004,11 +1004,123 @@ done:
     return result;
 }
 
+/* ---- the rows a feature can see ---- */
+
+typedef struct {
+    uint64_t a, b;
+    int64_t bucket, first; /* first: the bucket's earliest time (rows tied with it are kept too) */
+} Bucket;
+
+typedef struct {
+    Bucket *slots;
+    size_t cap, used;
+} BucketSet;
+
+/* The bucket's first time: ``t`` when the bucket is new; -1 when out of memory. */
+static int64_t bucket_first(BucketSet *s, uint64_t a, uint64_t b, int64_t bucket, int64_t t) {
+    if ((s->used + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1 << 16;
+        Bucket *slots = calloc(cap, sizeof(Bucket));
+        if (!slots) return -1;
+        for (size_t j = 0; j < s->cap; j++)
+            if (s->slots[j].a) {
+                size_t i = mix(s->slots[j].a ^ mix(s->slots[j].b ^ (uint64_t)s->slots[j].bucket)) & (cap - 1);
+                while (slots[i].a) i = (i + 1) & (cap - 1);
+                slots[i] = s->slots[j];
+            }
+        free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    size_t mask = s->cap - 1, i = mix(a ^ mix(b ^ (uint64_t)bucket)) & mask;
+    while (s->slots[i].a) {
+        Bucket *x = &s->slots[i];
+        if (x->a == a && x->b == b && x->bucket == bucket) return x->first;
+        i = (i + 1) & mask;
+    }
+    s->slots[i] = (Bucket){a, b, bucket, t};
+    s->used++;
+    return t;
+}
+
+/* keep_firsts(t, etype, acct, dev, net, sim, platform, major, keep)
+ * Marks the rows a feature can see (rows in time order): every transaction, account, device-info,
+ * app-list and crash event, and of the others the first of their (account, device) and (account,
+ * network) hour, (account, SIM country) day and (platform, major version) day. */
+static PyObject *keep_firsts(PyObject *self, PyObject *args) {
+    PyObject *cols;
+    Py_buffer kb = {0};
+    if (!PyArg_ParseTuple(args, "O!w*", &PyTuple_Type, &cols, &kb)) return NULL;
+    Buf b[8] = {0};
+    static const Py_ssize_t sizes[8] = {8, 1, 8, 8, 8, 4, 4, 4};
+    PyObject *result = NULL;
+    BucketSet sets[4] = {0};
+    Py_ssize_t n = kb.len;
+    if (PyTuple_GET_SIZE(cols) != 8) {
+        PyErr_SetString(PyExc_ValueError, "expected 8 columns");
+        goto done;
+    }
+    for (int i = 0; i < 8; i++)
+        if (take(cols, i, &b[i], sizes[i], n, 0)) goto done;
+    const int64_t *t = b[0].b.buf;
+    const uint8_t *etype = b[1].b.buf;
+    const uint64_t *acct = b[2].b.buf, *dev = b[3].b.buf, *net = b[4].b.buf;
+    const uint32_t *sim = b[5].b.buf, *platform = b[6].b.buf;
+    const int32_t *major = b[7].b.buf;
+    uint8_t *keep = kb.buf;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (t[i] < t[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "rows must be in time order");
+            goto done;
+        }
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        int64_t f;
+        int k = etype[i] != 0;
+        if (acct[i] && dev[i]) {
+            f = bucket_first(&sets[0], acct[i], dev[i], t[i] / H_US, t[i]);
+            failed |= f < 0;
+            k |= f == t[i];
+        }
+        if (acct[i] && net[i]) {
+            f = bucket_first(&sets[1], acct[i], net[i], t[i] / H_US, t[i]);
+            failed |= f < 0;
+            k |= f == t[i];
+        }
+        if (acct[i] && sim[i]) {
+            f = bucket_first(&sets[2], acct[i], sim[i], t[i] / D_US, t[i]);
+            failed |= f < 0;
+            k |= f == t[i];
+        }
+        if (platform[i] && major[i] != NO_MAJOR) {
+            f = bucket_first(&sets[3], platform[i], (uint64_t)(uint32_t)major[i] + 1, t[i] / D_US, t[i]);
+            failed |= f < 0;
+            k |= f == t[i];
+        }
+        keep[i] = (uint8_t)k;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int i = 0; i < 4; i++) free(sets[i].slots);
+    for (int i = 0; i < 8; i++)
+        if (b[i].held) PyBuffer_Release(&b[i].b);
+    PyBuffer_Release(&kb);
+    return result;
+}
+
 static PyObject *feature_count(PyObject *self, PyObject *unused) { return PyLong_FromLong(NF); }
 
 static PyMethodDef methods[] = {
     {"windows", windows, METH_VARARGS, "Fill X with the point-in-time features of the query rows."},
     {"feature_count", feature_count, METH_NOARGS, "The number of feature columns the engine fills."},
+    {"keep_firsts", keep_firsts, METH_VARARGS, "Mark the signal rows a feature can see."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,11 +16,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from devicerisk.risk import features as F
 from devicerisk.risk.geo import timezone_countries
+
+try:  # the optional C engine (see _windows.c): it also drops the rows no feature can see
+    from devicerisk import _windows
+except ImportError:  # pragma: no cover - depends on the build
+    _windows = None
 
 #: Event types, as the engine numbers them.
 ETYPES = {"transaction": 1, "account": 2, "device_info": 3, "app_list": 4, "crash": 5}
@@ -70,20 +76,7 @@ SELECT epoch_us(e.event_time) AS t, {_key("account_id_pid")} AS acct, {_key(F._D
 FROM events e LEFT JOIN tzc ON tzc.tz = e.timezone
 """
 
-#: Every transaction, account, device-info, app-list and crash event; of the others (operation logs,
-#: performance), only those the features can see: the first of a device-account or network-account pair
-#: in its hour, of a SIM-account pair in its day, and of an app major version on a platform in its day.
-#: A row dropped here always has an earlier row (kept) in the same bucket of the same batch, so the first
-#: row of every bucket across all batches is kept and the windows find the same sightings.
-SIGNAL_SQL = f"""
-SELECT * FROM ({_ROWS})
-QUALIFY etype <> 0
-    OR (acct <> 0 AND dev <> 0 AND t = min(t) OVER (PARTITION BY acct, dev, t // {F.H}))
-    OR (acct <> 0 AND net <> 0 AND t = min(t) OVER (PARTITION BY acct, net, t // {F.H}))
-    OR (acct <> 0 AND sim <> 0 AND t = min(t) OVER (PARTITION BY acct, sim, t // {F.D}))
-    OR (platform <> 0 AND major <> -2147483648 AND t = min(t) OVER (PARTITION BY platform, major, t // {F.D}))
-ORDER BY t
-"""
+SIGNAL_SQL = f"{_ROWS} ORDER BY t"
 
 #: Fraud reports as +1/-1 steps per counterparty (0), account (1) and device (2), as ``features._BODY``
 #: counts them: a report counts from its ``reported_at``; one linked through a transaction (or through a
@@ -130,15 +123,32 @@ def micros(at: datetime) -> int:
 def signals(events: F.Events) -> pa.Table:
     """The signal rows of lake ``events`` (an Arrow table or a scannable snapshot), in event-time order."""
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")  # a log line, not a terminal
     try:
         if isinstance(events, pa.Table):
             con.register("events", events.select([c for c in F.EVENT_COLUMNS if c in events.column_names]))
         else:
             events.register(con, "events", F.EVENT_COLUMNS)
         con.register("tzc", timezone_countries())
-        return con.sql(SIGNAL_SQL).to_arrow_table().combine_chunks()  # one chunk: columns read without a copy
+        return visible(con.sql(SIGNAL_SQL).to_arrow_table()).combine_chunks()  # one chunk: read without a copy
     finally:
         con.close()
+
+
+def visible(sig: pa.Table) -> pa.Table:
+    """The rows of ``sig`` (in time order) a feature can see: every transaction, account, device-info,
+    app-list and crash event; of the others (operation logs, performance), the first of a device-account
+    or network-account pair in its hour, of a SIM-account pair in its day, and of an app major version on
+    a platform in its day. A row dropped here has an earlier row (kept) in the same bucket of the same
+    batch, so the first row of every bucket across batches is kept and the windows find the same
+    sightings. Without the C extension every row is kept (the same features, a bigger log)."""
+    if _windows is None or sig.num_rows == 0:
+        return sig
+    keep = np.zeros(sig.num_rows, dtype=np.uint8)
+    names = (("t", np.int64), ("etype", np.uint8), ("acct", np.uint64), ("dev", np.uint64), ("net", np.uint64),
+             ("sim", np.uint32), ("platform", np.uint32), ("major", np.int32))  # fmt: skip
+    _windows.keep_firsts(tuple(np.ascontiguousarray(sig.column(c).to_numpy(), dtype=d) for c, d in names), keep)
+    return sig.filter(pa.array(keep.view(np.bool_)))
 
 
 def report_steps(sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:

@@ -135,3 +135,18 @@ def test_signals_are_numbers_with_text_on_transactions_only(lake: tuple[pa.Table
     assert text == ["event_id", "account_id_pid", "transaction_id_pid"]
     is_txn = pc.equal(sig.column("etype"), signals.ETYPES["transaction"])
     assert pc.all(pc.is_null(sig.column("event_id").filter(pc.invert(is_txn)))).as_py()
+
+
+def test_dropping_the_rows_no_feature_sees_changes_nothing(
+    lake: tuple[pa.Table, pa.Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events, labs = lake
+    start, end = bounds(events)
+    reduced = signals.signals(events)
+    monkeypatch.setattr(signals, "_windows", None)  # as without the extension: every row kept
+    every = signals.signals(events)
+    assert every.num_rows == events.num_rows > 2 * reduced.num_rows
+    rows_a, X_a = windows.transaction_features(reduced, labs, start, end)
+    rows_b, X_b = windows.transaction_features(every, labs, start, end)
+    assert rows_a.column("qid").to_pylist() == rows_b.column("qid").to_pylist()
+    assert np.array_equal(X_a, X_b, equal_nan=True)
