@@ -1,5 +1,5 @@
 # devicerisk: `make demo` runs the pipeline on synthetic data, `make test` runs the whole suite.
-# Both create .venv and install into it when it is missing or pyproject.toml changed.
+# Both create .venv and install into it when it is missing or pyproject.toml or a C accelerator changed.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format docs bench bench-retention clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard src/devicerisk/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
