@@ -128,6 +128,18 @@ def test_the_accelerator_chooses_as_numpy_does(fitted: tuple[RiskModel, np.ndarr
     np.testing.assert_array_equal(contrib, reasons.walk(paths, X, threads=1)[1])
 
 
+def test_without_the_accelerator_the_same_scores_and_reasons(
+    fitted: tuple[RiskModel, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, X = fitted
+    X = X[:2000]
+    fast = reasons.score_and_explain(model, X)
+    monkeypatch.setattr(reasons, "_trees", None)
+    slow = reasons.score_and_explain(model, X)
+    np.testing.assert_allclose(slow[0], fast[0], rtol=0, atol=1e-9)
+    assert slow[1].equals(fast[1])
+
+
 def test_strongest_takes_ties_in_stable_order() -> None:
     contrib = np.array([[0.2, 0.5, 0.5, 0.01, 0.5], [0.1, 0.1, 0.04, 0.3, 0.1], [0.0, 0.0, 0.0, 0.0, 0.0]])
     chosen = reasons.strongest(contrib, 0.05, 3)
