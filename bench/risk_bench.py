@@ -73,6 +73,19 @@ def build(root: str, key: str, qkey: str, accounts: int, days: int, seed: int) -
             "generate_s": generated, "ingest_s": time.perf_counter() - start}  # fmt: skip
 
 
+def new_lake(accounts: int, days: int, seed: int, prefix: str) -> tuple[str, str, str, dict[str, Any]]:
+    """A lake built in a new temporary folder with new keys: (folder, key, quarantine key, build figures).
+    The caller removes the folder; it is removed here if the build fails."""
+    key, qkey = secrets.token_hex(32), secrets.token_hex(32)
+    root = tempfile.mkdtemp(prefix=prefix)
+    try:
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        return root, key, qkey, build(root, key, qkey, accounts, days, seed)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
 def train_job(root: str, key: str, qkey: str) -> tuple[int, float]:
     s = settings_for(root, key, qkey)
     truth = pseudonymised_truth(s.landing_dir, ingest_context(s).pseudonymiser)
@@ -200,11 +213,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2029)
     parser.add_argument("--skip-privacy", action="store_true")
     args = parser.parse_args()
-    key, qkey = secrets.token_hex(32), secrets.token_hex(32)
-    root = tempfile.mkdtemp(prefix="devicerisk-risk-bench-")
+    root, key, qkey, lake = new_lake(args.accounts, args.days, args.seed, "devicerisk-risk-bench-")
     try:
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-        lake = build(root, key, qkey, args.accounts, args.days, args.seed)
         print(json.dumps(lake))
         trained = run_once(train_job, (root, key, qkey))
         meta = json.loads((Path(root) / "train.json").read_text())

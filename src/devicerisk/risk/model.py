@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.frozen import FrozenEstimator
@@ -61,12 +62,14 @@ def level(score: float, thresholds: Thresholds) -> str:
     return "normal"
 
 
+def level_codes(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """:func:`level` of many scores, as indices into :data:`LEVELS` (int8)."""
+    return np.where(scores >= thresholds.highest, 2, np.where(scores >= thresholds.elevated, 1, 0)).astype(np.int8)
+
+
 def levels(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     """:func:`level` of many scores."""
-    out = np.full(len(scores), "normal", dtype=object)
-    out[scores >= thresholds.elevated] = "elevated"
-    out[scores >= thresholds.highest] = "highest"
-    return out
+    return np.array(LEVELS, dtype=object)[level_codes(scores, thresholds)]
 
 
 def to_score(probability: np.ndarray) -> np.ndarray:
@@ -115,18 +118,44 @@ class RiskModel:
     def margin(self, X: np.ndarray) -> np.ndarray:
         """The model's raw output before calibration (log-odds, or anomaly score), for reasons."""
         if self.kind == "supervised":
-            hgb = self.estimator.estimator.estimator  # CalibratedClassifierCV -> FrozenEstimator -> HGB
-            return hgb.decision_function(X)
+            return self.booster().decision_function(X)
         return -self.estimator.score_samples(np.nan_to_num(X, nan=-1.0))
 
     def score(self, X: np.ndarray) -> np.ndarray:
         return to_score(self.probability(X))
 
+    def booster(self) -> HistGradientBoostingClassifier:
+        """The supervised model's boosted trees (CalibratedClassifierCV -> FrozenEstimator -> HGB)."""
+        return self.estimator.estimator.estimator
+
+    def sigmoid_calibration(self) -> list[tuple[float, float]] | None:
+        """Each calibrator's ``(a, b)`` when the probability is their mean of ``1 / (1 + exp(a·m + b))`` over
+        the booster's raw output ``m`` (as ``predict_proba`` computes it); None for any other model."""
+        est = self.estimator
+        if self.kind != "supervised" or est.method != "sigmoid" or len(est.classes_) != 2:
+            return None
+        pairs = []
+        for pair in est.calibrated_classifiers_:  # one pair (ensemble="auto" is False for a frozen estimator)
+            if pair.estimator is not est.estimator or len(pair.calibrators) != 1:  # other trees than the booster
+                return None
+            pairs.append((float(pair.calibrators[0].a_), float(pair.calibrators[0].b_)))
+        return pairs or None
+
+    def score_from_margin(self, margin: np.ndarray) -> np.ndarray:
+        """:meth:`score` from the booster's raw output (needs :meth:`sigmoid_calibration`)."""
+        pairs = self.sigmoid_calibration()
+        if pairs is None:
+            raise ValueError("the score is not a sigmoid of the boosted trees' raw output")
+        probability = np.zeros(len(margin))
+        for a, b in pairs:  # in predict_proba's order: sum, then divide
+            probability += expit(-(a * margin + b))
+        return to_score(probability / len(pairs))
+
     def used_features(self) -> list[int]:
         """Indices of the features any tree splits on; the others cannot change a prediction."""
         if self.kind != "supervised":
             return list(range(len(self.features)))
-        hgb = self.estimator.estimator.estimator
+        hgb = self.booster()
         used = {int(f) for trees in hgb._predictors for tree in trees
                 for f in tree.nodes["feature_idx"][~tree.nodes["is_leaf"].astype(bool)]}  # fmt: skip
         return sorted(used)

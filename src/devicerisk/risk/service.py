@@ -23,7 +23,7 @@ from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
 from devicerisk.risk.maturity import observed_label_delay
-from devicerisk.risk.model import RiskModel, Thresholds, levels, to_score
+from devicerisk.risk.model import LEVELS, RiskModel, Thresholds, level_codes, to_score
 from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
 from devicerisk.store import lake, lake_scan, registry, scores, serving
 
@@ -205,13 +205,12 @@ def load_models(models_dir: Path, version: str | None = None) -> dict[str, tuple
 def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa.Table:
     """Scores, levels and worded reasons of feature rows (``qid``, ``acct``, ``txn``, ``t`` kept)."""
     X = matrix(feats, model.features)
-    score = model.score(X)
-    why = reasons.explain(model, X)
+    score, why = reasons.score_and_explain(model, X)
     return pa.table({
         "qid": feats.column("qid"), "txn": feats.column("txn"), "account_id_pid": feats.column("acct"),
         "t": feats.column("t"), "score": pa.array(score, pa.float64()),
-        "level": pa.array(levels(score, thresholds).tolist(), pa.string()),
-        "reasons": pa.array(why, pa.list_(pa.string())),
+        "level": pa.array(LEVELS, pa.string()).take(pa.array(level_codes(score, thresholds))),
+        "reasons": why,
     })  # fmt: skip
 
 

@@ -77,18 +77,24 @@ def test_the_accelerator_refuses_inconsistent_trees() -> None:
     X, y = risk_matrix(1000)
     paths = reasons.tree_paths(fit(X[:600], y[:600], X[600:], y[600:], list(FEATURE_NAMES)))
     assert paths is not None and reasons._trees is not None
+
+    def walk(k: int, left: np.ndarray, right: np.ndarray) -> None:
+        reasons._trees.walk(X, X.shape[0], k, paths.feature, paths.threshold, paths.missing_left, left, right,
+                            paths.is_leaf, paths.value, paths.roots, paths.baseline, np.zeros(len(X)),
+                            np.zeros(X.shape), None, 1, 0.0, 1)  # fmt: skip
+
     split = int(np.flatnonzero(paths.is_leaf == 0)[0])
     looped = paths.left.copy()
     looped[split] = split  # a child pointing back at its parent would never reach a leaf
-    out = np.zeros(X.shape)
     with pytest.raises(ValueError, match="bad feature or child index"):
-        reasons._trees.path_contributions(X, X.shape[0], X.shape[1], paths.feature, paths.threshold,
-                                          paths.missing_left, looped, paths.right, paths.is_leaf, paths.value,
-                                          paths.roots, out)  # fmt: skip
+        walk(X.shape[1], looped, paths.right)
+    shared = paths.right.copy()
+    shared[split] = paths.left[split]  # both branches to one node: a tree no longer
+    with pytest.raises(ValueError, match="reached from two parents"):
+        walk(X.shape[1], paths.left, shared)
     with pytest.raises(ValueError, match="inconsistent array sizes"):
-        reasons._trees.path_contributions(X, X.shape[0], X.shape[1] + 1, paths.feature, paths.threshold,
-                                          paths.missing_left, paths.left, paths.right, paths.is_leaf, paths.value,
-                                          paths.roots, out)  # fmt: skip
+        walk(X.shape[1] + 1, paths.left, paths.right)
+    walk(X.shape[1], paths.left, paths.right)  # the consistent trees pass
 
 
 @pytest.mark.parametrize("positives", [0, 5])
