@@ -16,9 +16,10 @@ from flows.train import ingest_label_files, settings_of, train_flow
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def transactions(settings: Settings) -> dict[str, int]:
-    """Score new transactions into the lake and republish the serving snapshot."""
+    """Bring the signal log up to date, score new transactions into the lake and republish the serving snapshot."""
     run_id = f"score-{uuid.uuid4().hex[:16]}"  # tags the lake commit; a retry of this task reuses none
-    return score_transactions(settings.lake_dir, settings.models_dir, settings.serving_dir, run_id)
+    return score_transactions(settings.lake_dir, settings.models_dir, settings.serving_dir, run_id,
+                              settings.signals_dir)  # fmt: skip
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

@@ -18,14 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from devicerisk.risk import card, reasons
+from devicerisk.risk import card, reasons, signals, windows
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
 from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import LEVELS, RiskModel, Thresholds, level_codes, to_score
 from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
-from devicerisk.store import lake, lake_scan, registry, scores, serving
+from devicerisk.store import lake, lake_scan, registry, scores, serving, signal_log
 
 log = logging.getLogger(__name__)
 
@@ -202,20 +202,44 @@ def load_models(models_dir: Path, version: str | None = None) -> dict[str, tuple
     return out
 
 
-def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa.Table:
-    """Scores, levels and worded reasons of feature rows (``qid``, ``acct``, ``txn``, ``t`` kept)."""
-    X = matrix(feats, model.features)
+def score_rows(rows: pa.Table, X: np.ndarray, model: RiskModel, thresholds: Thresholds) -> pa.Table:
+    """Scores, levels and worded reasons of query ``rows`` (``qid``, ``acct``, ``txn``, ``t`` kept) from the
+    model's matrix ``X`` (one row each, in the model's feature order)."""
     score, why = reasons.score_and_explain(model, X)
     return pa.table({
-        "qid": feats.column("qid"), "txn": feats.column("txn"), "account_id_pid": feats.column("acct"),
-        "t": feats.column("t"), "score": pa.array(score, pa.float64()),
+        "qid": rows.column("qid"), "txn": rows.column("txn"), "account_id_pid": rows.column("acct"),
+        "t": rows.column("t"), "score": pa.array(score, pa.float64()),
         "level": pa.array(LEVELS, pa.string()).take(pa.array(level_codes(score, thresholds))),
         "reasons": why,
     })  # fmt: skip
 
 
-def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: str) -> dict[str, int]:
-    """Score the transactions not scored yet (late arrivals too), append them to the lake, republish serving."""
+def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa.Table:
+    """Scores, levels and worded reasons of a feature table (``qid``, ``acct``, ``txn``, ``t`` kept)."""
+    return score_rows(feats, matrix(feats, model.features), model, thresholds)
+
+
+def _signal_features(lake_dir: Path, signals_dir: Path, labels: pa.Table, start: datetime,
+                     todo: pa.Array) -> tuple[pa.Table, np.ndarray, signal_log.Refresh]:  # fmt: skip
+    """Features of the ``todo`` transactions from ``start`` on, by the C engine over the signal log (brought
+    up to the lake's current version first): rows and the full feature matrix."""
+    refreshed = signal_log.refresh(lake_dir, signals_dir)
+    view = signal_log.read(signals_dir)
+    if view is None or view.table.num_rows == 0:
+        raise LookupError(f"the lake at {lake_dir} has no events yet: ingest first")
+    end = signals.EPOCH + timedelta(microseconds=pc.max(view.table.column("t")).as_py() + 1)
+    rows, X = windows.transaction_features(view.table, labels, start, end)
+    wanted = pc.is_in(rows.column("qid"), value_set=todo)
+    return rows.filter(wanted), X[wanted.to_numpy(zero_copy_only=False)], refreshed
+
+
+def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: str,
+                       signals_dir: Path | None = None) -> dict[str, int]:  # fmt: skip
+    """Score the transactions not scored yet (late arrivals too), append them to the lake, republish serving.
+
+    With ``signals_dir`` and the C engine built, the features come from the signal log (refreshed first);
+    otherwise from the DuckDB SQL over the lake. Both give the same numbers (a parity test holds them).
+    """
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["transaction"]
     # by event id, not by time: a transaction ingested late, older than the newest scored one, is still new
@@ -223,11 +247,17 @@ def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_
     if todo.num_rows == 0:
         return {"transactions_scored": 0, "highest": 0}
     start = pc.min(todo.column("event_time")).as_py()
-    events = scan_events(lake_dir, start - LOOKBACK)
-    end = events.bounds()[1] + timedelta(microseconds=1)
-    feats = F.transaction_features(events, read_labels(lake_dir), start, end)
-    feats = feats.filter(pc.is_in(feats.column("qid"), value_set=todo.column("event_id").combine_chunks()))
-    table = score_table(feats, model, thresholds)
+    labels, ids = read_labels(lake_dir), todo.column("event_id").combine_chunks()
+    extra: dict[str, int] = {}
+    if signals_dir is not None and windows.available():
+        rows, X, refreshed = _signal_features(lake_dir, signals_dir, labels, start, ids)
+        table = score_rows(rows, windows.matrix(X, model.features), model, thresholds)
+        extra = {"signal_rows_added": refreshed.rows_added, "signal_log_rebuilt": int(refreshed.rebuilt)}
+    else:
+        events = scan_events(lake_dir, start - LOOKBACK)
+        end = events.bounds()[1] + timedelta(microseconds=1)
+        feats = F.transaction_features(events, labels, start, end)
+        table = score_table(feats.filter(pc.is_in(feats.column("qid"), value_set=ids)), model, thresholds)
     times = pc.cast(table.column("t"), pa.timestamp("us", tz="UTC"))
     out = pa.table({
         "event_id": table.column("qid"), "transaction_id_pid": table.column("txn"),
@@ -244,7 +274,7 @@ def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_
         serving.publish(serving_dir, serving.TRANSACTIONS, recent.filter(pc.greater(recent.column("event_time"),
                                                                                     pa.scalar(cut))))  # fmt: skip
     alerts = int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)
-    return {"transactions_scored": out.num_rows, "highest": alerts}
+    return {"transactions_scored": out.num_rows, "highest": alerts} | extra
 
 
 def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_days: float = 7.0,
