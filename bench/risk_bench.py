@@ -1,12 +1,15 @@
 """Risk benchmark: model quality, training time and memory, batch-scoring rate, and the privacy cost.
 
 Builds a 30-day lake once (generator seed and scenario mix not used while developing) in a temporary
-folder outside the repository, then measures, each in a fresh process so its peak memory is its own:
+folder outside the repository, with its signal log (the full build timed before the last ingest batch,
+one incremental refresh after it), then measures, each in a fresh process so its peak memory is its own:
 
 - training both models on the whole lake (features, fits, calibration, card, registry);
-- batch scoring every transaction of the lake, features included, beside the bare ``predict_proba``
-  rate on the same matrix, and a typical after-ingest run (the newest day); each beside the previous
-  path on the same rows (pyarrow read, occlusion reasons) as the reference, in its own process;
+- batch scoring every transaction of the lake, features included (the signal log mapped, the C
+  engine's windows, one tree walk for scores and reasons, levels), beside the bare ``predict_proba``
+  rate on the same matrix, and the newest day alone; each beside the previous path on the same rows
+  (SQL features over the lake's Parquet files, ``predict_proba``, reasons worded row by row) as the
+  reference, in its own process;
 - the privacy cost: the same training on features from raw identifiers (read from the landing NDJSON,
   in memory only) against the pseudonymised and minimised lake.
 
@@ -25,7 +28,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +40,14 @@ from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batches
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk import features as F
-from devicerisk.risk import reasons
+from devicerisk.risk import reasons, signals, windows
 from devicerisk.risk.labels import ingest_labels, read_labels
 from devicerisk.risk.maturity import observed_label_delay
-from devicerisk.risk.model import single_threaded
-from devicerisk.risk.service import LOOKBACK, load_events, load_models, scan_events, train_and_register
+from devicerisk.risk.model import levels, single_threaded
+from devicerisk.risk.service import LOOKBACK, load_events, load_models, scan_events, score_rows, train_and_register
 from devicerisk.risk.training import make_split, matrix, train
 from devicerisk.risk.truth import pseudonymised_truth
+from devicerisk.store import signal_log
 from devicerisk.synth import SynthConfig, generate
 from ingest_bench import run_once
 
@@ -60,6 +64,8 @@ def settings_for(root: str, key: str, qkey: str) -> Settings:
 
 
 def build(root: str, key: str, qkey: str, accounts: int, days: int, seed: int) -> dict[str, Any]:
+    """Generate and ingest the lake; build the signal log before the last batch, then refresh it after:
+    the full build and one incremental refresh (what the score flow pays after an ingest) are timed."""
     s = settings_for(root, key, qkey)
     start = time.perf_counter()
     result = generate(s.landing_dir, SynthConfig(accounts=accounts, days=days, seed=seed, events_per_batch=200_000,
@@ -67,10 +73,21 @@ def build(root: str, key: str, qkey: str, accounts: int, days: int, seed: int) -
     generated = time.perf_counter() - start
     ctx = ingest_context(s)
     start = time.perf_counter()
-    accepted = sum(r.accepted for r in ingest_batches(result.batches, ctx))
+    *earlier, last = result.batches
+    accepted = sum(r.accepted for r in ingest_batches(earlier, ctx))
     labels = sum(r.accepted for r in ingest_labels(ctx, s.landing_dir))
-    return {"events_generated": result.events, "events_in_lake": accepted, "labels": labels,
-            "generate_s": generated, "ingest_s": time.perf_counter() - start}  # fmt: skip
+    ingested = time.perf_counter() - start
+    built = signal_log.refresh(s.lake_dir, s.signals_dir)
+    start = time.perf_counter()
+    last_batch = sum(r.accepted for r in ingest_batches([last], ctx))
+    ingested += time.perf_counter() - start
+    step = signal_log.refresh(s.lake_dir, s.signals_dir)
+    assert not step.rebuilt
+    return {"events_generated": result.events, "events_in_lake": accepted + last_batch, "labels": labels,
+            "generate_s": generated, "ingest_s": ingested,
+            "signal_log": {"build_events": accepted, "build_s": built.seconds, "rows": built.rows_total,
+                           "refresh_events": last_batch, "refresh_s": step.seconds, "refresh_rows": step.rows_added,
+                           "rows_total": step.rows_total}}  # fmt: skip
 
 
 def new_lake(accounts: int, days: int, seed: int, prefix: str) -> tuple[str, str, str, dict[str, Any]]:
@@ -96,27 +113,30 @@ def train_job(root: str, key: str, qkey: str) -> tuple[int, float]:
     return outcome.metadata["transaction"]["metrics"]["rows"], seconds
 
 
+def _window(table: pa.Table, last_days: float | None) -> tuple[datetime, datetime]:
+    """[oldest, newest] of the signal rows' times, or the newest ``last_days`` of them."""
+    low, high = (v.as_py() for v in pc.min_max(table.column("t")).values())
+    end = signals.EPOCH + timedelta(microseconds=high + 1)
+    return (signals.EPOCH + timedelta(microseconds=low) if last_days is None else end - timedelta(days=last_days)), end
+
+
 def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[int, float]:
-    """Features, scores, levels and reasons for every transaction (of the newest ``last_days``)."""
+    """Features, scores, levels and reasons for every transaction (of the newest ``last_days``), as scoring
+    does them: the signal log mapped, the C engine's windows, one tree walk for scores and reasons."""
     s = settings_for(root, key, qkey)
-    model, _ = load_models(s.models_dir)["transaction"]
+    model, thresholds = load_models(s.models_dir)["transaction"]
     labels = read_labels(s.lake_dir)
     start = time.perf_counter()
-    whole = scan_events(s.lake_dir)  # one version for the run; DuckDB scans its Parquet files itself
-    oldest, newest = whole.bounds()
-    newest += timedelta(microseconds=1)
-    begin = oldest if last_days is None else newest - timedelta(days=last_days)
-    events = whole if last_days is None else scan_events(s.lake_dir, begin - LOOKBACK, whole.version)
-    loaded = time.perf_counter()  # the rows are read inside the feature query from here on
-    feats = F.transaction_features(events, labels, begin, newest)
-    X = matrix(feats, model.features)
+    view = signal_log.read(s.signals_dir)
+    assert view is not None
+    begin, end = _window(view.table, last_days)
+    loaded = time.perf_counter()
+    rows, X = windows.transaction_features(view.table, labels, begin, end)
+    X = windows.matrix(X, model.features)
     featured = time.perf_counter()
-    model.score(X)
-    scored = time.perf_counter()
-    reasons.explain(model, X)
+    score_rows(rows, X, model, thresholds)
     seconds = time.perf_counter() - start
-    parts = {"load_s": loaded - start, "features_s": featured - loaded, "score_s": scored - featured,
-             "reasons_s": start + seconds - scored}  # fmt: skip
+    parts = {"load_s": loaded - start, "features_s": featured - loaded, "score_reasons_s": start + seconds - featured}
     with single_threaded():
         bare = time.perf_counter()
         model.estimator.predict_proba(X)
@@ -126,26 +146,26 @@ def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[
 
 
 def reference_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[int, float]:
-    """The previous scoring path on the same rows, as the reference: the feature columns materialised
-    through pyarrow before DuckDB reads them, and reasons by occlusion (one re-prediction per feature)."""
+    """The previous scoring path on the same rows, as the reference: the SQL features over the lake's Parquet
+    files (31 days of history), ``predict_proba``, then tree-path reasons worded row by row."""
     s = settings_for(root, key, qkey)
-    model, _ = load_models(s.models_dir)["transaction"]
+    model, thresholds = load_models(s.models_dir)["transaction"]
     labels = read_labels(s.lake_dir)
+    view = signal_log.read(s.signals_dir)
+    assert view is not None
+    begin, end = _window(view.table, last_days)
+    del view
     start = time.perf_counter()
-    whole = scan_events(s.lake_dir)
-    oldest, newest = whole.bounds()
-    newest += timedelta(microseconds=1)
-    begin = oldest if last_days is None else newest - timedelta(days=last_days)
-    events = load_events(s.lake_dir, None if last_days is None else begin - LOOKBACK)
+    events = scan_events(s.lake_dir, begin - LOOKBACK)
     loaded = time.perf_counter()
-    X = matrix(F.transaction_features(events, labels, begin, newest), model.features)
+    feats = F.transaction_features(events, labels, begin, end)
+    X = matrix(feats, model.features)
     featured = time.perf_counter()
-    model.score(X)
-    scored = time.perf_counter()
-    reasons.top_reasons(model, X, reasons.occlusion(model, X))
+    score = model.score(X)
+    levels(score, thresholds)
+    reasons.explain(model, X)
     seconds = time.perf_counter() - start
-    parts = {"load_s": loaded - start, "features_s": featured - loaded, "score_s": scored - featured,
-             "reasons_s": start + seconds - scored}  # fmt: skip
+    parts = {"load_s": loaded - start, "features_s": featured - loaded, "score_reasons_s": start + seconds - featured}
     (Path(root) / f"reference-{last_days}.json").write_text(json.dumps({"rows": len(X)} | parts))
     return len(X), seconds
 
@@ -229,6 +249,7 @@ def main() -> None:
             "transaction": meta["transaction"]["metrics"] | {"kind": meta["transaction"]["kind"]},
             "account": meta["account"]["metrics"] | {"kind": meta["account"]["kind"]},
             "thresholds": meta["transaction"]["thresholds"],
+            "signal_log": lake["signal_log"],
             "score_all": {"transactions": full["rows"], "seconds": full["seconds"],
                           "per_s": full["rows"] / full["seconds"], "peak_rss_mib": full["peak_rss_mib"],
                           "predict_proba_per_s": bare[None]["rows"] / bare[None]["predict_proba_s"],
