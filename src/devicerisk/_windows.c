@@ -60,6 +60,8 @@ typedef struct {
     /* derived */
     int32_t *qrow;  /* per row: its query index, or -1 */
     double *X;      /* nq x NF */
+    const int64_t *qidx; /* per query: its row */
+    Py_ssize_t nq;
 } Ctx;
 
 /* ---- growable vectors and an open-addressing map of 64-bit keys ---- */
@@ -202,23 +204,20 @@ static void partition_free(Partition *p) {
     free(p->first);
 }
 
-/* Dense codes of ``key`` (0 = none) over rows in time order, and each code's offset for a stable
- * counting sort: the passes scatter their packed rows to ``first[code]++`` in one sequential read. */
+/* Dense codes of the query rows' ``key`` (0 = none), each row's code (-1: an entity no query row has,
+ * whose rows no feature reads), and each code's offset for a stable counting sort: the passes scatter
+ * their packed rows to ``first[code]++`` in one sequential read. */
 static int partition(const Ctx *c, const uint64_t *key, Partition *out, Map *map) {
     int32_t *code = out->code = malloc((size_t)(c->n ? c->n : 1) * sizeof(int32_t));
     if (!code || map_init(map, 1024)) return -1;
     int32_t codes = 0;
-    for (Py_ssize_t i = 0; i < c->n; i++) {
-        if (!key[i] || c->t[i] >= c->end) {
-            code[i] = -1;
-            continue;
-        }
+    for (Py_ssize_t q = 0; q < c->nq; q++) {
+        uint64_t k = key[c->qidx[q]];
         int added;
-        int32_t v = map_get(map, key[i], codes, &added);
-        if (v == -2) return -1;
-        codes += added;
-        code[i] = v;
+        if (k && map_get(map, k, codes, &added) == -2) return -1;
+        codes += k ? added : 0;
     }
+    for (Py_ssize_t i = 0; i < c->n; i++) code[i] = (key[i] && c->t[i] < c->end) ? map_find(map, key[i]) : -1;
     out->codes = codes;
     out->first = calloc((size_t)codes + 1, sizeof(int64_t));
     if (!out->first) return -1;
@@ -965,6 +964,8 @@ static PyObject *windows(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "report steps must be in time order");
             goto done;
         }
+    c.qidx = qb.buf;
+    c.nq = nq;
     c.qrow = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
     if (!c.qrow) {
         PyErr_NoMemory();
