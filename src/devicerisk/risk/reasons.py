@@ -21,8 +21,10 @@ its wording shows (a flag's side of 0.5, a number rounded to its format's decima
 
 from __future__ import annotations
 
+import functools
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,11 +196,23 @@ def strongest(contrib: np.ndarray, minimum: float, top: int = TOP_REASONS) -> np
 
 def word(name: str, value: float) -> str:
     """One factor in an analyst's words, with its value."""
+    return _wording(name)(value)
+
+
+@functools.cache
+def _wording(name: str) -> Callable[[float], str]:
+    """:func:`word` for one feature. A reason with one ``{v:.Nf}`` field is %-formatted: the same digits,
+    about twice as fast, which counts when a batch words thousands of distinct factors."""
     feature = BY_NAME[name]
     if feature.kind == "flag":
         text = feature.reason
-        return text if value >= 0.5 else f"no {text}"
-    return feature.reason.format(v=value)
+        return lambda value: text if value >= 0.5 else f"no {text}"
+    decimals = shows(feature)
+    if decimals == EXACT:
+        return lambda value: feature.reason.format(v=value)
+    (prefix, *_), *rest = string.Formatter().parse(feature.reason)
+    suffix = "".join(literal for literal, *_ in rest)
+    return (prefix.replace("%", "%%") + f"%.{decimals}f" + suffix.replace("%", "%%")).__mod__
 
 
 def top_reasons(model: RiskModel, X: np.ndarray, contrib: np.ndarray, top: int = TOP_REASONS) -> list[list[str]]:
@@ -223,8 +237,11 @@ def shows(feature: Feature) -> int:
     integer keeps its side of 0.5), :data:`EXACT` for any other wording."""
     if feature.kind == "flag":
         return 0
-    fields = [(spec, conversion) for _, name, spec, conversion in string.Formatter().parse(feature.reason) if name]
-    match = re.fullmatch(r"\.(\d)f", fields[0][0] or "") if len(fields) == 1 and fields[0][1] is None else None
+    fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(feature.reason)
+              if name is not None]  # fmt: skip
+    if len(fields) != 1 or fields[0][0] != "v" or fields[0][2] is not None:
+        return EXACT
+    match = re.fullmatch(r"\.(\d)f", fields[0][1] or "")
     return int(match.group(1)) if match else EXACT
 
 
@@ -249,16 +266,31 @@ def word_many(names: list[str], features: np.ndarray, values: np.ndarray) -> tup
         bits_code, bits = pd.factorize(values[exact].view(np.int64))
         exact_code, exact_keys = pd.factorize(bits_code * k + features[exact])
         key[exact] = -1 - exact_code
-    codes, keys = pd.factorize(key)
-    words = []
-    for key_ in keys.tolist():
-        if key_ >= 0:
-            number, j = divmod(key_, k)
-            words.append(word(names[j], number / 10.0 ** int(decimals[j])))
-        else:
-            code, j = divmod(int(exact_keys[-1 - key_]), k)
-            words.append(word(names[j], float(bits[code : code + 1].view(np.float64)[0])))
-    return codes, words
+    codes, keys = _factorize(key)
+    feature = keys % k  # each distinct key's feature and value: the rounded number over 10^N...
+    value = (keys // k) / 10.0 ** np.maximum(decimals[feature], 0)
+    if len(exact):  # ... or the exact value
+        pair = exact_keys[-1 - keys[keys < 0]]
+        feature[keys < 0] = pair % k
+        value[keys < 0] = bits[pair // k].view(np.float64)
+    wording = [_wording(name) for name in names]
+    return codes, [wording[j](v) for j, v in zip(feature.tolist(), value.tolist(), strict=True)]
+
+
+def _factorize(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the distinct integer keys, as ``pd.factorize``; by a lookup table when the keys span
+    little (rounded counts, hours and ratios do), several times faster than hashing."""
+    if len(key) == 0:
+        return pd.factorize(key)
+    low = int(key.min())
+    span = int(key.max()) - low + 1
+    if span > 4 * len(key) + 2**20:
+        return pd.factorize(key)
+    table = np.zeros(span, dtype=np.int64)
+    table[key - low] = 1
+    distinct = np.flatnonzero(table)
+    table[distinct] = np.arange(len(distinct))
+    return table[key - low], distinct + low
 
 
 def worded(model: RiskModel, X: np.ndarray, chosen: np.ndarray) -> pa.ListArray:

@@ -9,7 +9,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from devicerisk.risk import reasons
-from devicerisk.risk.features import FEATURE_NAMES
+from devicerisk.risk.features import BY_NAME, FEATURE_NAMES
 from devicerisk.risk.model import RiskModel, Thresholds, fit, fit_unsupervised, levels
 from devicerisk.risk.service import score_table
 from factories import risk_matrix
@@ -152,6 +152,14 @@ def test_strongest_takes_ties_in_stable_order() -> None:
     assert reasons.top_reasons(model, X, contrib)[0] == [reasons.word(NAMES[j], X[0, j]) for j in (1, 2, 4)]
 
 
+def _as_written(name: str, value: float) -> str:
+    """A reason straight from its feature's definition."""
+    feature = BY_NAME[name]
+    if feature.kind == "flag":
+        return feature.reason if value >= 0.5 else f"no {feature.reason}"
+    return feature.reason.format(v=value)
+
+
 def test_many_values_are_worded_as_one_at_a_time() -> None:
     """Values reduced to what their wording shows: near-ties, signs, huge and odd values stay exact."""
     values = np.array([0, 0.05, 0.15, 0.25, 0.35, 0.45, 0.5, 0.95, 0.9499999999999999, 1.005, 2.5, 2.675, 3.0,
@@ -160,7 +168,9 @@ def test_many_values_are_worded_as_one_at_a_time() -> None:
     features = np.repeat(np.arange(len(NAMES)), len(values))
     cells = np.tile(values, len(NAMES))
     codes, words = reasons.word_many(NAMES, features, cells)
-    assert [words[c] for c in codes] == [reasons.word(NAMES[j], v) for j, v in zip(features, cells, strict=True)]
+    expected = [_as_written(NAMES[j], v) for j, v in zip(features, cells, strict=True)]
+    assert [reasons.word(NAMES[j], v) for j, v in zip(features, cells, strict=True)] == expected
+    assert [words[c] for c in codes] == expected
     assert len(words) < 0.7 * len(cells)  # equal wordings are formatted once (flags, whole counts)
     codes, words = reasons.word_many(NAMES, np.array([HOURS, HOURS, HOURS]), np.array([0.31, 0.32, 0.35]))
     assert codes[0] == codes[1] != codes[2] and words[codes[2]] == reasons.word(NAMES[HOURS], 0.35)
