@@ -150,6 +150,7 @@ def main() -> None:
         step = signal_log.refresh(lake_dir, sig)
         assert not step.rebuilt and 0 < step.rows_added <= batch.num_rows, step
         out["incremental_s"], out["incremental_rows"] = step.seconds, step.rows_added
+        out["batch_events"] = batch.num_rows
         seconds, view = _timed(lambda: signal_log.read(sig))
         assert view is not None
         out["read_two_segments_s"], out["ordered_after_append"] = seconds, view.ordered
@@ -172,7 +173,8 @@ def main() -> None:
           f"({rate / 1e6:,.0f}M rows/s; {out['decode_s'] / out['read_best_s']:,.0f}x faster than the decode); "
           f"touching every fixed-width value once: {out['touch_s'] * 1e3:.0f} ms")  # fmt: skip
     print(f"refresh without a new commit: {out['noop_refresh_s'] * 1e3:.0f} ms")
-    print(f"incremental refresh after a batch of {out['incremental_rows']:,}: {out['incremental_s']:.2f} s "
+    print(f"incremental refresh after a batch of {out['batch_events']:,} events ({out['incremental_rows']:,} signal "
+          f"rows): {out['incremental_s']:.2f} s "
           f"({out['incremental_s'] / out['build_s']:.2f}x the full build); read of the two segments "
           f"{out['read_two_segments_s'] * 1e3:.2f} ms, ordered: {out['ordered_after_append']}")  # fmt: skip
     if args.check:
