@@ -225,6 +225,11 @@ def _commit(staged: StagedBatch, ctx: IngestContext, con: warehouse.Target, step
         return done
     committed = lake.find_batch_commit(ctx.lake_dir, lake.EVENTS, staged.batch_id)
     prepared = prepare_batch(staged, ctx, con, committed_before=committed is not None)
+    if committed is None and prepared.result.duplicates:
+        # its own commit may be older than the recent history searched first: then its rows are not duplicates
+        committed = lake.find_batch_commit(ctx.lake_dir, lake.EVENTS, staged.batch_id, recent_only=False)
+        if committed is not None:
+            prepared = prepare_batch(staged, ctx, con, committed_before=True)
     result = prepared.result
     quarantine.write(ctx.quarantine_dir, staged.batch_id, prepared.rejected, ctx.quarantine_key)
     step("quarantine_written")

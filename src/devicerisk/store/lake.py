@@ -59,12 +59,15 @@ def append(lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting:
     return table.version()
 
 
-def find_batch_commit(lake_dir: Path, name: str, batch_id: str) -> tuple[int, dict[str, Any]] | None:
-    """The version and accounting of a recent commit of ``batch_id``, if the lake has one."""
+def find_batch_commit(
+    lake_dir: Path, name: str, batch_id: str, recent_only: bool = True
+) -> tuple[int, dict[str, Any]] | None:
+    """The version and accounting of a commit of ``batch_id`` among the last ``RECOVERY_LOOKBACK`` commits
+    (or the whole history, when not ``recent_only``), if the lake has one."""
     table = open_table(lake_dir, name)
     if table is None:
         return None
-    for entry in table.history(RECOVERY_LOOKBACK):
+    for entry in table.history(RECOVERY_LOOKBACK if recent_only else None):
         if entry.get(BATCH_KEY) == batch_id:
             return int(entry["version"]), json.loads(entry.get(ACCOUNTING_KEY, "{}"))
     return None

@@ -114,6 +114,28 @@ def test_repeated_crashes_then_rerun(settings: Settings, ctx: IngestContext) -> 
     assert len(_batch_commits(ctx, result.batch_id)) == 1
 
 
+def test_a_crash_recovered_after_many_later_commits(
+    settings: Settings, ctx: IngestContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch committed to the lake before a crash, re-run only after more commits than the recent history
+    searched first: its rows are found as its own, not counted as duplicates, and not appended again."""
+    monkeypatch.setattr(lake, "RECOVERY_LOOKBACK", 2)
+    records, valid = _mixed_batch()
+    path = write_batch(_landing(settings, "b1.ndjson"), records)
+    with pytest.raises(InjectedCrash):
+        ingest_batch(path, ctx, checkpoint=_crash_at("lake_committed"))
+    for n in range(3):  # three other batches land before the re-run
+        other = [event("operation", event_id=str(uuid.uuid4())) for _ in range(2)]
+        ingest_batch(write_batch(_landing(settings, f"later{n}.ndjson"), other), ctx)
+    batch_id = pipeline.landing.batch_id_of_file(path)
+    assert lake.find_batch_commit(ctx.lake_dir, lake.EVENTS, batch_id) is None  # beyond the recent history
+    result = ingest_batch(path, ctx)
+    assert (result.accepted, result.duplicates, result.already_done) == (6, 0, False)
+    _assert_accounted(result)
+    assert len(_batch_commits(ctx, batch_id)) == 1
+    assert valid <= set(_lake_ids(ctx)) and len(_lake_ids(ctx)) == 6 + 3 * 2
+
+
 def test_failure_inside_ledger_transaction_rolls_back(
     settings: Settings, ctx: IngestContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
