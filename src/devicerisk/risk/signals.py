@@ -35,9 +35,14 @@ ACTIONS = {"login": 1, "login_failed": 2, "register": 3, "password_change": 4}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _code(expr: str) -> str:
-    """A 32-bit code of a text value: 0 when missing, never 1 (kept for 'present, no country')."""
-    return f"CASE WHEN {expr} IS NULL THEN 0 ELSE (hash({expr}) % 4294967294 + 2) END::UINTEGER"
+def _code(expr: str, present: str | None = None) -> str:
+    """A 32-bit code of a text value: 0 when missing; with ``present`` (the raw text it was derived from),
+    1 when that text is there but ``expr`` is not (a time zone without a country, a language without a
+    region): the feature then compares nothing, but the row is still the newest locale seen."""
+    code = f"(hash({expr}) % 4294967294 + 2)"
+    if present is None:
+        return f"CASE WHEN {expr} IS NULL THEN 0 ELSE {code} END::UINTEGER"
+    return f"CASE WHEN {present} IS NULL THEN 0 WHEN {expr} IS NULL THEN 1 ELSE {code} END::UINTEGER"
 
 
 def _flag(expr: str) -> str:
@@ -50,7 +55,8 @@ def _case(column: str, codes: dict[str, int]) -> str:
 
 
 def _key(expr: str) -> str:
-    return f"coalesce(CASE WHEN {expr} IS NOT NULL THEN hash({expr}) END, 0)::UBIGINT"
+    """The SQL features' 64-bit key of an identifier, 0 when missing."""
+    return f"coalesce({F._h(expr)}, 0)::UBIGINT"
 
 
 _ROWS = f"""
@@ -60,9 +66,8 @@ SELECT epoch_us(e.event_time) AS t, {_key("account_id_pid")} AS acct, {_key(F._D
        {_flag("status = 'failed'")} AS failed, coalesce(kind IN ('crash', 'anr'), false)::UTINYINT AS crash,
        coalesce(amount, 'NaN'::DOUBLE) AS amount,
        {_code("device_imsi_country")} AS sim,
-       CASE WHEN e.timezone IS NULL THEN 0 ELSE coalesce({_code("tzc.tz_country")}, 1) END::UINTEGER AS tzc,
-       CASE WHEN language IS NULL THEN 0
-            ELSE {_code("nullif(regexp_extract(language, '[-_]([A-Z]{2})$', 1), '')")} END::UINTEGER AS langr,
+       {_code("tzc.tz_country", "e.timezone")} AS tzc,
+       {_code("nullif(regexp_extract(language, '[-_]([A-Z]{2})$', 1), '')", "language")} AS langr,
        {_code("app_platform")} AS platform,
        coalesce(try_cast(split_part(app_version, '.', 1) AS INTEGER), -2147483648) AS major,
        {_flag("hardware_emulator")} AS hw_emu, {_flag("rooted")} AS rooted,
@@ -116,7 +121,9 @@ SELECT t, kind, key, step FROM (
 
 
 def micros(at: datetime) -> int:
-    """Microseconds since the epoch, exactly (``epoch_us`` in the SQL)."""
+    """Microseconds since the epoch, exactly (``epoch_us`` in the SQL), of a time-zone-aware time."""
+    if at.tzinfo is None:
+        raise ValueError(f"{at.isoformat()} has no time zone: give times in UTC (or with their offset)")
     return (at - EPOCH) // timedelta(microseconds=1)
 
 

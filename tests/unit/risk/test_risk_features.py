@@ -157,3 +157,19 @@ def test_training_and_scoring_see_the_same_history() -> None:
     assert whole["device_age_for_account_h"] == 20 * 24  # first seen 20 days before within the window
     assert whole["devices_of_account_31d"] == 1 and whole["accounts_on_device_31d"] == 2
     assert whole["hours_since_registration"] is None and whole["counterparty_fraud_reports"] == 0
+
+
+def test_the_newest_locale_counts_even_without_a_country() -> None:
+    """A device last reporting a time zone outside zone.tab and a language without a region: the newest locale
+    has no country, so the mismatches are unknown, not judged on the older German locale."""
+    info = {"event_type": "device_info", "device_android_id_pid": DEV}
+    day = timedelta(days=1)
+    rows = [
+        {**info, "event_id": "i1", "event_time": T0 - 2 * day, "timezone": "Europe/Berlin", "language": "de-DE"},
+        {**info, "event_id": "i2", "event_time": T0 - day, "timezone": "Mars/Olympus", "language": "en"},
+        txn(T0, device_imsi_country="FR"),
+    ]  # fmt: skip
+    f = features_of(rows)
+    assert f["sim_tz_mismatch"] is None and f["sim_lang_mismatch"] is None and f["tz_lang_mismatch"] is None
+    older = features_of(rows[:1] + rows[2:])
+    assert older["sim_tz_mismatch"] == older["sim_lang_mismatch"] == 1 and older["tz_lang_mismatch"] == 0
