@@ -8,7 +8,7 @@ one incremental refresh after it), then measures, each in a fresh process so its
 - batch scoring every transaction of the lake, features included (the signal log mapped, the C
   engine's windows, one tree walk for scores and reasons, levels), beside the bare ``predict_proba``
   rate on the same matrix, and the newest day alone; each beside the previous path on the same rows
-  (SQL features over the lake's Parquet files, ``predict_proba``, reasons worded row by row) as the
+  (SQL features over the lake's Parquet files, ``predict_proba``, then a second walk for the reasons) as the
   reference, in its own process;
 - the privacy cost: the same training on features from raw identifiers (read from the landing NDJSON,
   in memory only) against the pseudonymised and minimised lake.
@@ -147,7 +147,7 @@ def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[
 
 def reference_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[int, float]:
     """The previous scoring path on the same rows, as the reference: the SQL features over the lake's Parquet
-    files (31 days of history), ``predict_proba``, then tree-path reasons worded row by row."""
+    files (31 days of history), ``predict_proba``, then ``reasons.explain`` (its own walk of the trees)."""
     s = settings_for(root, key, qkey)
     model, thresholds = load_models(s.models_dir)["transaction"]
     labels = read_labels(s.lake_dir)

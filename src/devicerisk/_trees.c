@@ -199,8 +199,8 @@ static PyObject *walk(PyObject *self, PyObject *args) {
             goto done;
         }
     for (Py_ssize_t i = 0; i < m; i++) /* children after their parent: every walk ends at a leaf */
-        if (!leaf[i] && (f[i] < 0 || f[i] >= k || l[i] <= i || l[i] >= m || r[i] <= i || r[i] >= m)) {
-            PyErr_SetString(PyExc_ValueError, "a split node with a bad feature or child index");
+        if (!leaf[i] && (f[i] < 0 || f[i] >= k || l[i] <= i || l[i] >= m || r[i] <= i || r[i] >= m || isnan(thr[i]))) {
+            PyErr_SetString(PyExc_ValueError, "a split node with a bad feature or child index, or no threshold");
             goto done;
         }
     nodes = PyMem_Malloc(sizeof(Node) * (size_t)(m ? m : 1));

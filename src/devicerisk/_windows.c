@@ -238,7 +238,7 @@ static int steps_by_code(const Ctx *c, uint8_t kind, const Map *map, int32_t cod
         return -1;
     }
     for (Py_ssize_t j = 0; j < c->m; j++) {
-        code[j] = c->skind[j] == kind ? map_find(map, c->skey[j]) : -1;
+        code[j] = (c->skind[j] == kind && c->skey[j]) ? map_find(map, c->skey[j]) : -1;
         if (code[j] >= 0) first[code[j] + 1]++;
     }
     for (int32_t k = 0; k < codes; k++) first[k + 1] += first[k];
@@ -822,7 +822,7 @@ static int query_pass(Ctx *c, const int64_t *qidx, int32_t nq) {
     if (map_init(&cps, 1024) || map_init(&platforms, 16)) goto done;
     int32_t ncp = 0, nplat = 0;
     for (Py_ssize_t j = 0; j < c->m; j++)
-        if (c->skind[j] == 0) {
+        if (c->skind[j] == 0 && c->skey[j]) {
             int added;
             if (map_get(&cps, c->skey[j], ncp, &added) == -2) goto done;
             ncp += added;
@@ -852,7 +852,7 @@ static int query_pass(Ctx *c, const int64_t *qidx, int32_t nq) {
     for (int32_t q = 0; q < nq; q++) {
         int64_t r = qidx[q], t = c->t[r];
         while (sp < c->m && c->st[sp] < t) {
-            if (c->skind[sp] == 0) sums[map_find(&cps, c->skey[sp])] += c->sstep[sp];
+            if (c->skind[sp] == 0 && c->skey[sp]) sums[map_find(&cps, c->skey[sp])] += c->sstep[sp];
             sp++;
         }
         int32_t at = c->cp[r] ? map_find(&cps, c->cp[r]) : -1;
@@ -1017,8 +1017,8 @@ typedef struct {
     size_t cap, used;
 } BucketSet;
 
-/* The bucket's first time: ``t`` when the bucket is new; -1 when out of memory. */
-static int64_t bucket_first(BucketSet *s, uint64_t a, uint64_t b, int64_t bucket, int64_t t) {
+/* Sets *first to the bucket's first time (``t`` when the bucket is new); -1 when out of memory. */
+static int bucket_first(BucketSet *s, uint64_t a, uint64_t b, int64_t bucket, int64_t t, int64_t *first) {
     if ((s->used + 1) * 2 > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1 << 16;
         Bucket *slots = calloc(cap, sizeof(Bucket));
@@ -1036,12 +1036,16 @@ static int64_t bucket_first(BucketSet *s, uint64_t a, uint64_t b, int64_t bucket
     size_t mask = s->cap - 1, i = mix(a ^ mix(b ^ (uint64_t)bucket)) & mask;
     while (s->slots[i].a) {
         Bucket *x = &s->slots[i];
-        if (x->a == a && x->b == b && x->bucket == bucket) return x->first;
+        if (x->a == a && x->b == b && x->bucket == bucket) {
+            *first = x->first;
+            return 0;
+        }
         i = (i + 1) & mask;
     }
     s->slots[i] = (Bucket){a, b, bucket, t};
     s->used++;
-    return t;
+    *first = t;
+    return 0;
 }
 
 /* keep_firsts(t, etype, acct, dev, net, sim, platform, major, keep)
@@ -1077,26 +1081,22 @@ static PyObject *keep_firsts(PyObject *self, PyObject *args) {
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n && !failed; i++) {
-        int64_t f;
+        int64_t f = 0;
         int k = etype[i] != 0;
         if (acct[i] && dev[i]) {
-            f = bucket_first(&sets[0], acct[i], dev[i], t[i] / H_US, t[i]);
-            failed |= f < 0;
+            failed |= bucket_first(&sets[0], acct[i], dev[i], t[i] / H_US, t[i], &f);
             k |= f == t[i];
         }
         if (acct[i] && net[i]) {
-            f = bucket_first(&sets[1], acct[i], net[i], t[i] / H_US, t[i]);
-            failed |= f < 0;
+            failed |= bucket_first(&sets[1], acct[i], net[i], t[i] / H_US, t[i], &f);
             k |= f == t[i];
         }
         if (acct[i] && sim[i]) {
-            f = bucket_first(&sets[2], acct[i], sim[i], t[i] / D_US, t[i]);
-            failed |= f < 0;
+            failed |= bucket_first(&sets[2], acct[i], sim[i], t[i] / D_US, t[i], &f);
             k |= f == t[i];
         }
         if (platform[i] && major[i] != NO_MAJOR) {
-            f = bucket_first(&sets[3], platform[i], (uint64_t)(uint32_t)major[i] + 1, t[i] / D_US, t[i]);
-            failed |= f < 0;
+            failed |= bucket_first(&sets[3], platform[i], (uint64_t)(uint32_t)major[i] + 1, t[i] / D_US, t[i], &f);
             k |= f == t[i];
         }
         keep[i] = (uint8_t)k;

@@ -124,6 +124,12 @@ def _threads(n: int, threads: int | None) -> int:
     return threads or (THREADS if n >= PARALLEL_ROWS else 1)
 
 
+def _in_c(paths: TreePaths, accelerated: bool) -> bool:
+    """Whether the C walk serves: built, wanted, and every split threshold a number (the C walk sends a
+    missing value left as -inf, which a NaN threshold would send right; numpy routes it by its flag)."""
+    return _trees is not None and accelerated and not np.isnan(paths.threshold[paths.is_leaf == 0]).any()
+
+
 def walk(paths: TreePaths, X: np.ndarray, accelerated: bool = True,
          threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Per row, the raw output and the tree-path credits per feature (missing values included), in one pass.
@@ -134,7 +140,7 @@ def walk(paths: TreePaths, X: np.ndarray, accelerated: bool = True,
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     n = len(X)
-    if _trees is not None and accelerated:
+    if _in_c(paths, accelerated):
         margin, out = np.empty(n), np.empty(X.shape)
         _trees.walk(X, n, X.shape[1], paths.feature, paths.threshold, paths.missing_left, paths.left, paths.right,
                     paths.is_leaf, paths.value, paths.roots, paths.baseline, margin, out, None, 1, 0.0,
@@ -169,7 +175,7 @@ def walk_strongest(paths: TreePaths, X: np.ndarray, minimum: float, top: int = T
     without keeping the n × k contributions."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     n = len(X)
-    if _trees is not None and accelerated:
+    if _in_c(paths, accelerated):
         margin, chosen = np.empty(n), np.empty((n, top), dtype=np.int64)
         _trees.walk(X, n, X.shape[1], paths.feature, paths.threshold, paths.missing_left, paths.left, paths.right,
                     paths.is_leaf, paths.value, paths.roots, paths.baseline, margin, None, chosen, top, minimum,

@@ -223,10 +223,13 @@ def _signal_features(lake_dir: Path, signals_dir: Path, labels: pa.Table, start:
                      todo: pa.Array) -> tuple[pa.Table, np.ndarray, signal_log.Refresh]:  # fmt: skip
     """Features of the ``todo`` transactions from ``start`` on, by the C engine over the signal log (brought
     up to the lake's current version first): rows and the full feature matrix."""
-    refreshed = signal_log.refresh(lake_dir, signals_dir)
-    view = signal_log.read(signals_dir)
+    for _ in range(2):  # an erasure may drop the log between the refresh and the read: then refresh again
+        refreshed = signal_log.refresh(lake_dir, signals_dir)
+        view = signal_log.read(signals_dir)
+        if view is not None:
+            break
     if view is None or view.table.num_rows == 0:
-        raise LookupError(f"the lake at {lake_dir} has no events yet: ingest first")
+        raise LookupError(f"the lake at {lake_dir} has no events yet, or its signal log was dropped twice")
     end = signals.EPOCH + timedelta(microseconds=pc.max(view.table.column("t")).as_py() + 1)
     rows, X = windows.transaction_features(view.table, labels, start, end)
     wanted = pc.is_in(rows.column("qid"), value_set=todo)

@@ -64,17 +64,18 @@ def transaction_features(
     # only the rows a window can reach: from the oldest sighting bound (a whole day before start - 31 d)
     t = _column(sig, "t")
     first, last = np.searchsorted(t, [(start_us - F.HIST) // F.D * F.D, end_us], side="left")
-    sig, t = sig.slice(first, last - first), t[first:last]
-    is_query = (_column(sig, "etype") == S.ETYPES["transaction"]) & (_column(sig, "acct") != 0)
-    qidx = np.flatnonzero(is_query & (t >= start_us) & (t < end_us)).astype(np.int64)
+    sig = sig.slice(first, last - first)
+    cols = dict(zip(ENGINE_COLUMNS, (_column(sig, name) for name in ENGINE_COLUMNS), strict=True))
+    t = cols["t"]
+    is_query = (cols["etype"] == S.ETYPES["transaction"]) & (cols["acct"] != 0)
+    qidx = np.flatnonzero(is_query & (t >= start_us)).astype(np.int64)  # every row is before end now
     steps = S.report_steps(sig, labels, start, end).sort_by([("t", "ascending")])
     step_cols = tuple(
         np.ascontiguousarray(steps.column(name).to_numpy(), dtype=dtype)
         for name, dtype in (("t", np.int64), ("kind", np.uint8), ("key", np.uint64), ("step", np.int8))
     )
     X = np.full((len(qidx), len(F.FEATURE_NAMES)), np.nan)
-    cols = tuple(_column(sig, name) for name in ENGINE_COLUMNS)
-    _windows.windows(cols, step_cols, start_us, end_us, qidx, X)
+    _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, X)
     take = pa.array(qidx)
     rows = pa.table({
         "qid": sig.column("event_id").take(take), "t": pa.array(t[qidx]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -126,6 +128,23 @@ def test_the_accelerator_chooses_as_numpy_does(fitted: tuple[RiskModel, np.ndarr
     assert (one[1][:, 0] >= 0).mean() > 0.5  # most rows have a reason
     contrib = reasons.walk(paths, X, threads=2)[1]
     np.testing.assert_array_equal(contrib, reasons.walk(paths, X, threads=1)[1])
+
+
+def test_a_split_without_a_threshold_is_walked_by_numpy(fitted: tuple[RiskModel, np.ndarray]) -> None:
+    """A NaN threshold (trees trained on infinite values) would misroute missing values in the C walk, which
+    refuses it; the numpy walk, which routes them by their flag, serves instead."""
+    model, X = fitted
+    paths = reasons.tree_paths(model)
+    assert paths is not None
+    threshold = paths.threshold.copy()
+    threshold[int(np.flatnonzero(paths.is_leaf == 0)[0])] = np.nan
+    broken = dataclasses.replace(paths, threshold=threshold)
+    rows = X[:500]
+    np.testing.assert_array_equal(reasons.walk(broken, rows)[0], reasons.walk(broken, rows, accelerated=False)[0])
+    with pytest.raises(ValueError, match="no threshold"):
+        reasons._trees.walk(rows, len(rows), rows.shape[1], broken.feature, broken.threshold, broken.missing_left,
+                            broken.left, broken.right, broken.is_leaf, broken.value, broken.roots, broken.baseline,
+                            np.zeros(len(rows)), np.zeros(rows.shape), None, 1, 0.0, 1)  # fmt: skip
 
 
 def test_without_the_accelerator_the_same_scores_and_reasons(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -150,3 +150,13 @@ def test_dropping_the_rows_no_feature_sees_changes_nothing(
     rows_b, X_b = windows.transaction_features(every, labs, start, end)
     assert rows_a.column("qid").to_pylist() == rows_b.column("qid").to_pylist()
     assert np.array_equal(X_a, X_b, equal_nan=True)
+
+
+def test_a_clock_before_1970_is_just_an_old_event() -> None:
+    """A device clock reset to the epoch in a positive-offset zone gives a time before 1970: signals keep it
+    as an old row (it is no error), and the features of a later transaction are as the SQL's."""
+    reset = {"event_id": "reset", "event_type": "operation", "event_time": datetime(1969, 12, 31, 16, tzinfo=UTC),
+             "account_id_pid": "a" * 32, "device_android_id_pid": DEV}  # fmt: skip
+    sig = signals.signals(events([reset, txn(T0)]))
+    assert sig.num_rows == 2 and sig.column("t")[0].as_py() < 0
+    assert features_of([reset, txn(T0)])["devices_of_account_31d"] == 0
