@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from devicerisk.risk import features as F
 from devicerisk.risk import signals
+from devicerisk.risk.geo import timezone_countries
 from devicerisk.store import lake, lake_scan
 from devicerisk.store.files import locked, write_atomic
 from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows
@@ -47,8 +48,11 @@ MAX_SEGMENTS = 8
 _BATCH_ROWS = 1 << 20  # rows per record batch in a segment: few, long, contiguous columns
 _READ_TRIES = 5
 _FORMAT = 1
-#: Logs built by other signal SQL (or another layout) are not this code's: they are rebuilt, never read.
-FINGERPRINT = hashlib.sha256(f"{_FORMAT}\n{signals.SIGNAL_SQL}".encode()).hexdigest()[:16]
+#: Logs built by other signal SQL, another layout or another time zone table (a tzdata upgrade moves zones
+#: between countries) are not this code's: they are rebuilt, never read.
+FINGERPRINT = hashlib.sha256(
+    f"{_FORMAT}\n{signals.SIGNAL_SQL}\n{timezone_countries().to_pydict()}".encode()
+).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
