@@ -85,7 +85,10 @@ def transaction_features(
 
 
 def matrix(X: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
-    """The columns of a full feature matrix that a model reads, in its order."""
+    """The columns of a full feature matrix that a model reads, in its order (``X`` itself, not a copy, when
+    the model reads them all in order, as every model trained here does)."""
+    if tuple(names) == F.FEATURE_NAMES:
+        return X
     index = {name: i for i, name in enumerate(F.FEATURE_NAMES)}
     return np.ascontiguousarray(X[:, [index[n] for n in names]])
 
