@@ -27,7 +27,7 @@ def risk_settings(env_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Se
 
 def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings) -> None:
     s = risk_settings
-    generate(s.landing_dir, SynthConfig(accounts=500, days=5, seed=23, events_per_batch=20_000, fraud_rate=0.12))
+    generate(s.landing_dir, SynthConfig(accounts=500, days=5, seed=23, events_per_batch=20_000, fraud_rate=0.2))
     ingest_flow(str(s.data_dir))
 
     counts = risk_flow(str(s.data_dir))

@@ -172,8 +172,11 @@ LABEL_FIELDS: tuple[Field, ...] = (
           required=True, description="account id, or transaction id when subject_type is transaction: pseudonymised in the "
                                      "account or the transaction domain, so labels join the events"),
     Field("label", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True, enum=("fraud", "legitimate")),
-    Field("fraud_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", max_length=64),
+    Field("fraud_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", max_length=64,
+          description="the kind of fraud, e.g. card_fraud, fake_account, mule, account_takeover"),
     Field("reported_at", Kind.TIMESTAMP, "system.operations", S.NONE, (KEEP,), "label", required=True),
+    Field("fraud_from", Kind.TIMESTAMP, "system.operations", S.NONE, (KEEP,), "label",
+          description="account labels: when the account came into fraudulent hands (a takeover); absent: it always was"),
 )
 
 

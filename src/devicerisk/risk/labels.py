@@ -14,6 +14,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +41,7 @@ LABEL_SCHEMA = pa.schema(
         ("label", pa.string()),
         ("fraud_type", pa.string()),
         ("reported_at", pa.timestamp("us", tz="UTC")),
+        ("fraud_from", pa.timestamp("us", tz="UTC")),
         ("event_date", pa.date32()),
         ("batch_id", pa.string()),
         ("key_id", pa.string()),
@@ -95,6 +97,7 @@ def treat_labels(records: list[dict[str, object]], ctx: IngestContext, batch_id:
             "label": pa.array([r["label"] for r in records], pa.string()),
             "fraud_type": pa.array([r.get("fraud_type") for r in records], pa.string()),
             "reported_at": reported,
+            "fraud_from": pa.array([_time_or_none(r.get("fraud_from")) for r in records], pa.timestamp("us", tz="UTC")),
             "event_date": reported.cast(pa.date32()),
             "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), n),
             "key_id": pa.repeat(pa.scalar(ctx.pseudonymiser.key_id, pa.string()), n),
@@ -102,6 +105,10 @@ def treat_labels(records: list[dict[str, object]], ctx: IngestContext, batch_id:
         schema=LABEL_SCHEMA,
     )
     return resolve_accounts(table, ctx.lake_dir)
+
+
+def _time_or_none(value: object) -> datetime | None:
+    return None if value is None else parse_timestamp(str(value))
 
 
 def resolve_accounts(table: pa.Table, lake_dir: Path) -> pa.Table:
@@ -157,12 +164,41 @@ def ingest_labels(ctx: IngestContext, landing_dir: Path) -> list[BatchResult]:
     return [ingest_label_file(p, ctx) for p in landing.pending_files(landing_dir, landing.LABELS)]
 
 
+def fraud_marks(rows: pa.Table, labels: pa.Table, until: datetime | None) -> np.ndarray:
+    """1 where a fraud label (reported by ``until``) marks the row, as the contract's label semantics say.
+
+    ``rows`` has ``subject`` (the row's own pseudonym: a transaction's, or an account probe's account),
+    ``acct`` (its account's pseudonym) and ``t`` (microseconds). A transaction label marks the transaction
+    it names and nothing else; an account label marks the account and its rows from ``fraud_from`` (all of
+    them without it). No label marks rows of other subjects.
+    """
+    if until is not None:
+        labels = labels.filter(pc.less_equal(labels.column("reported_at"), pa.scalar(until)))
+    fraud = labels.filter(pc.equal(labels.column("label"), "fraud"))
+    is_txn = pc.equal(fraud.column("subject_type"), "transaction")
+    named = pc.filter(fraud.column("subject_id_pid"), is_txn).combine_chunks()
+    hit = pc.fill_null(pc.is_in(rows.column("subject"), value_set=named), False).to_numpy(zero_copy_only=False)
+    accounts = fraud.filter(pc.invert(is_txn))
+    if accounts.num_rows:
+        since = pc.fill_null(pc.cast(accounts.column("fraud_from"), pa.int64()), np.iinfo(np.int64).min)
+        earliest = pa.table({"acct": accounts.column("subject_id_pid"), "since": since}).group_by("acct").aggregate(
+            [("since", "min")])  # fmt: skip
+        where = pc.index_in(rows.column("acct"), value_set=earliest.column("acct")).to_numpy(zero_copy_only=False)
+        found = ~np.isnan(where.astype(float))
+        froms = earliest.column("since_min").to_numpy()
+        t = rows.column("t").to_numpy(zero_copy_only=False).astype(np.int64)
+        hit |= found & (t >= froms[np.where(found, where, 0).astype(np.int64)])
+    return hit.astype(int)
+
+
 def read_labels(lake_dir: Path, until: datetime | None = None) -> pa.Table:
     """The labels in the lake (those reported at or before ``until``, when given)."""
     data = lake.dataset(lake_dir, lake.LABELS)
     if data is None:
         return LABEL_SCHEMA.empty_table()
     table = data.to_table()
+    if "fraud_from" not in table.column_names:  # a lake written before labels had it
+        table = table.append_column("fraud_from", pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC")))
     if until is not None:
         table = table.filter(pc.less_equal(table.column("reported_at"), pa.scalar(until.astimezone(UTC))))
     return table

@@ -4,10 +4,10 @@ The window ``[data start, end)`` is split by time: train (the last fifth of it c
 fifth of its rows when the last holds too few frauds), then a gap at least as long as the observed
 label delay (``maturity``), then test. Training targets use only labels reported by the end of the gap
 (the label cut), as a model trained then would have had them; the gap makes them mature: a training row
-is at least one label delay old at the cut, so its fraud, if any, has been reported. The targets: a
-transaction is fraud if it, its account or another transaction of its account was reported as fraud
-(fraud accounts rarely transact honestly, and this gives the model far more positives than the sparse
-per-transaction reports); everything else counts as legitimate. The test window is judged against the
+is at least one label delay old at the cut, so its fraud, if any, has been reported. The targets follow the
+contract's label semantics (``labels.fraud_marks``): a transaction is fraud when it was reported, or
+when its account was reported from a time at or before it; a report never spreads to a victim's other,
+honest transactions. Everything else counts as legitimate. The test window is judged against the
 ground truth when one is given (synthetic data) and against every label in the lake otherwise; then the
 test window ends one label delay before the newest data, so its frauds are reported too.
 """
@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from devicerisk import engine
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import Evaluation, evaluate
+from devicerisk.risk.labels import fraud_marks
 from devicerisk.risk.model import (
     MIN_CALIBRATION_POSITIVES,
     RiskModel,
@@ -127,20 +127,10 @@ def matrix(features: pa.Table, names: list[str] | tuple[str, ...] = F.FEATURE_NA
 
 
 def fraud_targets(rows: pa.Table, labels: pa.Table, key: str, until: datetime | None) -> np.ndarray:
-    """1 where the row's subject (``key``) or its account (``acct``) was reported as fraud (by ``until``).
-
-    An account counts as reported when it was labelled itself or when one of its transactions was.
-    """
-    if until is not None:
-        labels = labels.filter(pc.less_equal(labels.column("reported_at"), pa.scalar(until)))
-    fraud = labels.filter(pc.equal(labels.column("label"), "fraud"))
-    is_account = pc.equal(fraud.column("subject_type"), "account")
-    accounts = pa.concat_arrays([pc.filter(fraud.column("subject_id_pid"), is_account).combine_chunks(),
-                                 pc.drop_null(fraud.column("account_id_pid")).combine_chunks()])  # fmt: skip
-    subjects = pc.filter(fraud.column("subject_id_pid"), pc.invert(is_account)).combine_chunks()
-    hit = pc.or_(pc.fill_null(pc.is_in(rows.column(key), value_set=subjects), False),
-                 pc.fill_null(pc.is_in(rows.column("acct"), value_set=accounts), False))  # fmt: skip
-    return hit.to_numpy(zero_copy_only=False).astype(int)
+    """1 where a fraud label reported by ``until`` marks the row (``key`` is its own pseudonym), as the
+    contract's label semantics say (``labels.fraud_marks``): no label spreads beyond what it names."""
+    own = rows.select(["acct", "t"]).append_column("subject", rows.column(key))
+    return fraud_marks(own, labels, until)
 
 
 def _times(table: pa.Table) -> np.ndarray:
@@ -245,8 +235,8 @@ def _hash_share(values: pa.ChunkedArray) -> np.ndarray:
 
 
 def _txn_owner(txn: pa.Table) -> pa.Table:
-    """(qid, subject = transaction pseudonym, acct) of each transaction feature row."""
-    return txn.select(["qid", "acct"]).append_column("subject", txn.column("txn"))
+    """(qid, acct, t, subject = transaction pseudonym) of each transaction feature row."""
+    return txn.select(["qid", "acct", "t"]).append_column("subject", txn.column("txn"))
 
 
 def _txn_targets(txn: pa.Table, labels: pa.Table, until: datetime | None) -> np.ndarray:

@@ -51,6 +51,7 @@ def append(lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting:
     table = open_table(lake_dir, name)
     write_deltalake(
         table if table is not None else str(path), data, mode="append", partition_by=["event_date"],
+        schema_mode="merge",  # a column the contract added later (older files read it as null)
         commit_properties=props,
         writer_properties=WriterProperties(compression="ZSTD"),  # a third smaller than Snappy, as fast here
     )  # fmt: skip

@@ -68,6 +68,8 @@ class LabelSink:
         if fraud_type:
             row["fraud_type"] = fraud_type
         row["reported_at"] = self.clock.utc(reported)
+        if subject_type == "account" and fraud_type == "account_takeover":  # the rest are fraudulent throughout
+            row["fraud_from"] = self.clock.utc(event_ms)
         self._seq += 1
         heapq.heappush(self._heap, (reported, self._seq, orjson.dumps(row) + b"\n", account if fraud_type else None))
 
