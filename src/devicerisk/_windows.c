@@ -37,7 +37,7 @@ enum {
     F_DEV_AGE, F_NET_AGE, F_NEW_SIM, F_SINCE_REG, F_SINCE_PW,
     F_EMU_MODEL, F_EMU_HW, F_ROOTED, F_ROOT_APP, F_HOOK_APP, F_IMEI_BAD, F_APP_BEHIND, F_CRASH_RATE,
     F_SIM_TZ, F_SIM_LANG, F_TZ_LANG,
-    F_AMOUNT_MEDIAN, F_FAILED_STATUS, F_BANK, F_CP_REPORTS, F_ACCT_REPORTS, F_DEV_REPORTS,
+    F_AMOUNT_MEDIAN, F_AMOUNT, F_FAILED_STATUS, F_BANK, F_CP_REPORTS, F_ACCT_REPORTS, F_DEV_REPORTS,
     NF
 };
 
@@ -870,6 +870,7 @@ static int query_pass(Ctx *c, const int64_t *qidx, int32_t nq) {
         if (!c->dev[r]) XQ(q, F_DEV_REPORTS) = 0.0; /* no device: no report linked to it */
         XQ(q, F_EMU_MODEL) = c->emu_model[r] < 0 ? NAN : (double)c->emu_model[r];
         XQ(q, F_IMEI_BAD) = c->imei_ok[r] < 0 ? NAN : (double)(1 - c->imei_ok[r]);
+        XQ(q, F_AMOUNT) = c->amount[r]; /* NaN when missing, as the SQL's NULL */
         XQ(q, F_FAILED_STATUS) = c->failed[r] < 0 ? NAN : (double)c->failed[r];
         XQ(q, F_BANK) = c->bank[r] < 0 ? NAN : (double)c->bank[r];
     }

@@ -80,6 +80,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("tz_lang_mismatch", "time zone country differs from the language region", "flag"),
     # amount and counterparty
     Feature("amount_to_median", "amount {v:.1f}× this account's median", "ratio"),
+    Feature("amount", "amount {v:.2f}", "ratio"),
     Feature("failed_status", "payment declined", "flag"),
     Feature("bank_transfer", "bank transfer", "flag"),
     Feature("counterparty_fraud_reports", "counterparty in {v:.0f} fraud reports on transactions of the last 31 d"),
@@ -374,6 +375,7 @@ SELECT
         AS sim_lang_mismatch,
     (tzc.tz_country <> nullif(regexp_extract(dv.lang, '[-_]([A-Z]{{2}})$', 1), ''))::DOUBLE AS tz_lang_mismatch,
     (q.amount / nullif(va.median_amount, 0))::DOUBLE AS amount_to_median,
+    q.amount::DOUBLE AS amount,
     (q.status = 'failed')::DOUBLE AS failed_status,
     (q.channel = 'bank_transfer')::DOUBLE AS bank_transfer,
     coalesce(lc.n, 0)::DOUBLE AS counterparty_fraud_reports,

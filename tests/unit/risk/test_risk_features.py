@@ -98,6 +98,7 @@ def test_amount_against_the_accounts_own_median() -> None:
     history = [txn(T0 - timedelta(days=d), amount=a) for d, a in ((1, 10.0), (2, 20.0), (3, 30.0))]
     f = features_of([*history, txn(T0, amount=120.0)])
     assert f["amount_to_median"] == pytest.approx(6.0)
+    assert f["amount"] == 120.0  # the amount itself: a large payment is a risk whatever the account's habits
 
 
 def test_empty_windows_are_defined() -> None:
