@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from devicerisk.risk.geo import timezone_countries
@@ -37,8 +38,55 @@ class Feature:
     kind: str = "count"  # count | flag | ratio | hours
 
 
-#: The model's inputs, in matrix order.
-FEATURES: tuple[Feature, ...] = (
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A declared feature: an aggregate of the transactions before t of one entity, over ``[t - width, t)``.
+
+    ``entity``: ``acct`` (the paying account), ``cp`` (the counterparty paid) or ``acct_cp`` (the pair).
+    ``aggregate``: ``count``, ``sum`` and ``mean`` of amounts, ``distinct_accounts``, ``fraud_share`` (the
+    share of its transactions reported as fraud by t), ``age_h`` (hours since the first in the window) or
+    ``new`` (1 when there is none). ``risk/declared.py`` computes them for training and scoring alike.
+    """
+
+    name: str
+    reason: str
+    entity: str
+    aggregate: str
+    width: int  # microseconds
+    kind: str = "count"  # as Feature.kind
+
+    @property
+    def feature(self) -> Feature:
+        return Feature(self.name, self.reason, self.kind)
+
+
+_D_US = 86_400_000_000
+HOUR_US = 3_600_000_000
+
+#: Declared features: adding one is one line here (and its reason wording).
+WINDOWS: tuple[Window, ...] = (
+    # the account's spending
+    Window("acct_txn_30d", "{v:.0f} transactions by this account in 30 d", "acct", "count", 30 * _D_US),
+    Window("acct_amount_sum_24h", "{v:.2f} paid by this account in 24 h", "acct", "sum", _D_US, "ratio"),
+    Window("acct_amount_sum_7d", "{v:.2f} paid by this account in 7 d", "acct", "sum", 7 * _D_US, "ratio"),
+    Window("acct_amount_sum_30d", "{v:.2f} paid by this account in 30 d", "acct", "sum", 30 * _D_US, "ratio"),
+    Window("acct_amount_mean_24h", "mean payment {v:.2f} by this account in 24 h", "acct", "mean", _D_US, "ratio"),
+    Window("acct_amount_mean_7d", "mean payment {v:.2f} by this account in 7 d", "acct", "mean", 7 * _D_US, "ratio"),
+    Window("acct_amount_mean_30d", "mean payment {v:.2f} by this account in 30 d", "acct", "mean", 30 * _D_US, "ratio"),
+    # the counterparty
+    Window("cp_txn_7d", "{v:.0f} payments to this counterparty in 7 d", "cp", "count", 7 * _D_US),
+    Window("cp_accounts_24h", "counterparty paid by {v:.0f} accounts in 24 h", "cp", "distinct_accounts", _D_US),
+    Window("cp_accounts_7d", "counterparty paid by {v:.0f} accounts in 7 d", "cp", "distinct_accounts", 7 * _D_US),
+    Window("cp_fraud_share_7d", "{v:.2f} of the counterparty's payments in 7 d reported as fraud", "cp", "fraud_share",
+           7 * _D_US, "ratio"),
+    Window("cp_fraud_share_30d", "{v:.2f} of the counterparty's payments in 30 d reported as fraud", "cp",
+           "fraud_share", 30 * _D_US, "ratio"),
+    Window("cp_age_h", "counterparty first paid {v:.1f} h before (in 31 d)", "cp", "age_h", 31 * _D_US, "hours"),
+    Window("cp_new_for_account", "first payment to this counterparty in 31 d", "acct_cp", "new", 31 * _D_US, "flag"),
+)  # fmt: skip
+
+#: The inputs the SQL (and the C engine) compute, in matrix order; the declared ones follow them.
+ENGINE_FEATURES: tuple[Feature, ...] = (
     # device graph
     Feature("accounts_on_device_24h", "device seen on {v:.0f} accounts in 24 h"),
     Feature("accounts_on_device_31d", "device seen on {v:.0f} accounts in 31 d"),
@@ -87,6 +135,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("account_fraud_reports", "account in {v:.0f} earlier fraud reports"),
     Feature("device_fraud_reports", "device linked to {v:.0f} fraud reports in 31 d"),
 )
+ENGINE_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in ENGINE_FEATURES)
+#: The model's inputs, in matrix order.
+FEATURES: tuple[Feature, ...] = ENGINE_FEATURES + tuple(w.feature for w in WINDOWS)
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 
@@ -341,7 +392,8 @@ pv AS (
     FROM (SELECT app_platform, t // {D} AS day, max(major) AS m FROM ev WHERE major IS NOT NULL GROUP BY ALL)
 )
 SELECT
-    q.qid, q.t, q.acct_pid AS acct, q.txn_pid AS txn,
+    q.qid, q.t, q.acct_pid AS acct, q.txn_pid AS txn, coalesce(q.acct, 0)::UBIGINT AS acct_key,
+    coalesce(q.cp, 0)::UBIGINT AS cp_key,
     gd.accounts_on_device_24h::DOUBLE AS accounts_on_device_24h,
     gd.accounts_on_device_31d::DOUBLE AS accounts_on_device_31d,
     coalesce(ga.devices_of_account_7d, 0)::DOUBLE AS devices_of_account_7d,
@@ -439,9 +491,23 @@ def transaction_features(events: Events, labels: pa.Table | None, start: datetim
     ``events`` must hold the lake rows from at least 30 days before ``start`` (the longest window) up
     to ``end``; rows at or after ``end`` are ignored.
     """
-    return _run(TRANSACTION_SQL, events, labels, start, end)
+    return with_declared(_run(TRANSACTION_SQL, events, labels, start, end), events, labels)
 
 
 def account_features(events: Events, labels: pa.Table | None, active_from: datetime, as_of: datetime) -> pa.Table:
     """Features of every account active in ``[active_from, as_of)``, as of ``as_of`` (``qid`` = account)."""
-    return _run(ACCOUNT_SQL, events, labels, active_from, as_of)
+    return with_declared(_run(ACCOUNT_SQL, events, labels, active_from, as_of), events, labels)
+
+
+def with_declared(table: pa.Table, events: Events, labels: pa.Table | None) -> pa.Table:
+    """``table`` (the SQL's feature rows, with their ``acct_key`` and ``cp_key``) with the declared features
+    added, computed by the same engine as in scoring from the signal rows of the same ``events``."""
+    from devicerisk.risk import declared, signals  # they build on this module's declarations
+
+    X = np.zeros((0, len(WINDOWS)))
+    if table.num_rows:
+        keys = (table.column(c).to_numpy() for c in ("t", "acct_key", "cp_key"))
+        X = declared.compute(signals.signals(events), labels, *keys)
+    for j, w in enumerate(WINDOWS):
+        table = table.append_column(w.name, pa.array(X[:, j], mask=np.isnan(X[:, j])))
+    return table

@@ -15,6 +15,7 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
+from devicerisk.risk import declared
 from devicerisk.risk import features as F
 from devicerisk.risk import signals as S
 
@@ -51,7 +52,7 @@ def _small_pages() -> Iterator[None]:
 
 def available() -> bool:
     """Whether the C engine is built (and fills exactly the model's feature columns)."""
-    return _windows is not None and _windows.feature_count() == len(F.FEATURE_NAMES)
+    return _windows is not None and _windows.feature_count() == len(F.ENGINE_FEATURE_NAMES)
 
 
 def _column(sig: pa.Table, name: str) -> np.ndarray:
@@ -97,8 +98,9 @@ def _features(sig: pa.Table, labels: pa.Table | None, start: datetime, end: date
         np.ascontiguousarray(steps.column(name).to_numpy(), dtype=dtype)
         for name, dtype in (("t", np.int64), ("kind", np.uint8), ("key", np.uint64), ("step", np.int8))
     )
-    X = np.full((len(qidx), len(F.FEATURE_NAMES)), np.nan)
-    _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, X)
+    engine = np.full((len(qidx), len(F.ENGINE_FEATURE_NAMES)), np.nan)
+    _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, engine)
+    X = np.hstack([engine, declared.compute(sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx])])
     take = pa.array(qidx)
     rows = pa.table({
         "qid": sig.column("event_id").take(take), "t": pa.array(t[qidx]),

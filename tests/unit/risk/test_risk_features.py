@@ -17,6 +17,7 @@ T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 ACCT, OTHER = "a" * 32, "b" * 32
 DEV = "d" * 32
 NET = "10.1.2.0/24"
+CP = "c" * 32
 
 
 def events(rows: list[dict[str, Any]]) -> pa.Table:
@@ -102,7 +103,7 @@ def test_amount_against_the_accounts_own_median() -> None:
 
 
 def test_empty_windows_are_defined() -> None:
-    f = features_of([txn(T0, network_ip_prefix=NET)])  # a device and a network: every count is defined
+    f = features_of([txn(T0, network_ip_prefix=NET, counterparty_pid=CP)])  # every entity: every count is defined
     counts = [f.name for f in F.FEATURES if f.kind == "count" and f.name != "app_versions_behind"]
     assert len(counts) > 15 and {name: f[name] for name in counts} == dict.fromkeys(counts, 0), f
     assert f["amount_to_median"] is None and f["hours_since_registration"] is None

@@ -1,0 +1,107 @@
+"""Declared feature families at their window edges, through the training (SQL) and the scoring (engine) path."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from test_risk_features import ACCT, OTHER, T0, events, features_of, labels, txn
+
+from devicerisk.risk import declared
+from devicerisk.risk import features as F
+
+CP, CP2 = "c" * 32, "e" * 32
+DAY, HOUR, US = timedelta(days=1), timedelta(hours=1), timedelta(microseconds=1)
+SECOND = timedelta(seconds=1)
+
+
+def paid(when_before: timedelta, acct: str = ACCT, cp: str = CP, amount: float = 10.0, **extra: object) -> dict:
+    return txn(T0 - when_before, acct=acct, counterparty_pid=cp, amount=amount, **extra)
+
+
+def test_spending_windows_include_their_start_and_exclude_t() -> None:
+    rows = [paid(DAY, amount=30.0), paid(DAY + US, amount=1000.0), paid(7 * DAY, amount=5.0),
+            paid(30 * DAY, amount=7.0), paid(30 * DAY + US, amount=500.0), txn(T0, counterparty_pid=CP, amount=99.0),
+            txn(T0 + 2 * SECOND, counterparty_pid=CP, amount=77.0)]  # fmt: skip
+    f = features_of(rows)
+    assert f["acct_amount_sum_24h"] == 30.0  # t - 24 h is in the window; 1 µs earlier is not
+    assert f["acct_amount_mean_24h"] == 30.0
+    assert f["acct_amount_sum_7d"] == 1035.0 and f["acct_amount_mean_7d"] == pytest.approx(1035.0 / 3)
+    assert f["acct_amount_sum_30d"] == 1042.0 and f["acct_txn_30d"] == 4
+    assert f["amount"] == 99.0  # the row itself counts in no window, nor does anything after it
+
+
+def test_a_first_payment_has_no_mean_but_zero_sums() -> None:
+    f = features_of([txn(T0, counterparty_pid=CP)])
+    assert f["acct_amount_sum_30d"] == 0 and f["acct_amount_mean_30d"] is None and f["acct_txn_30d"] == 0
+
+
+def test_distinct_accounts_paying_a_counterparty() -> None:
+    rows = [paid(DAY, acct=OTHER), paid(DAY + US, acct="f" * 32), paid(HOUR),  # this account itself counts
+            paid(6 * DAY, acct="g" * 32), paid(30 * DAY, acct="h" * 32), paid(3 * DAY, acct="h" * 32),
+            paid(8 * DAY, acct="i" * 32), paid(HOUR, acct="j" * 32, cp=CP2), txn(T0, counterparty_pid=CP)]  # fmt: skip
+    f = features_of(rows)
+    assert f["cp_accounts_24h"] == 2  # OTHER (at exactly t - 24 h) and this account
+    assert f["cp_accounts_7d"] == 5  # also f, g, and h (seen 30 d and again 3 d before); not i (8 d), not j
+    assert f["cp_txn_7d"] == 5
+
+
+def test_distinct_runs_end_a_window_after_the_last_sighting() -> None:
+    """A pair seen every 5 days counts until 7 days after its last sighting, never twice."""
+    other = [paid(d * DAY, acct=OTHER) for d in (8, 13, 18)]
+    assert features_of([*other, txn(T0, counterparty_pid=CP)])["cp_accounts_7d"] == 0  # last seen 8 d before
+    again = [*other, paid(3 * DAY, acct=OTHER), txn(T0, counterparty_pid=CP)]
+    assert features_of(again)["cp_accounts_7d"] == 1
+
+
+def test_counterparty_fraud_share_counts_reports_made_before_t_on_transactions_in_the_window() -> None:
+    rows = [paid(d * DAY, acct=OTHER, transaction_id_pid=f"x{d}") for d in (1, 2, 3, 6)]
+    rows += [paid(10 * DAY, acct=OTHER, transaction_id_pid="x10"), txn(T0, counterparty_pid=CP)]
+    reports = labels([("transaction", "x1", T0 - HOUR), ("transaction", "x2", T0 + HOUR),  # after t: unknown
+                      ("transaction", "x10", T0 - DAY)])  # fmt: skip
+    f = features_of(rows, reports)
+    assert f["cp_fraud_share_7d"] == pytest.approx(1 / 4)  # x1 of x1, x2, x3, x6; x10 is older than 7 d
+    assert f["cp_fraud_share_30d"] == pytest.approx(2 / 5)
+    assert features_of(rows)["cp_fraud_share_7d"] == 0  # no report: none of 4
+    assert features_of([txn(T0, counterparty_pid=CP)])["cp_fraud_share_7d"] is None  # nothing paid: unknown
+
+
+def test_counterparty_age_and_novelty_for_the_account() -> None:
+    rows = [paid(50 * HOUR, acct=OTHER), paid(31 * DAY + US), txn(T0, counterparty_pid=CP)]
+    f = features_of(rows)
+    assert f["cp_age_h"] == 50  # the 31-day window: the older payment is out of sight
+    assert f["cp_new_for_account"] == 1  # this account's own payment to it was 31 d and 1 µs before
+    seen = features_of([paid(31 * DAY), txn(T0, counterparty_pid=CP)])
+    assert seen["cp_new_for_account"] == 0 and seen["cp_age_h"] == 31 * 24
+
+
+def test_without_a_counterparty_its_features_are_unknown() -> None:
+    f = features_of([paid(HOUR), txn(T0)])
+    assert all(f[w.name] is None for w in F.WINDOWS if w.entity != "acct")
+    assert f["acct_txn_30d"] == 1
+
+
+def test_account_probes_read_the_account_windows() -> None:
+    rows = [paid(HOUR, amount=40.0), paid(2 * HOUR, amount=20.0)]
+    probe = F.account_features(events(rows), None, T0 - DAY, T0).to_pylist()[0]
+    assert probe["acct_amount_sum_24h"] == 60.0 and probe["acct_amount_mean_24h"] == 30.0
+    assert probe["cp_accounts_24h"] is None  # a probe pays no counterparty
+
+
+def test_stream_binary_search_matches_a_plain_scan() -> None:
+    rng = np.random.default_rng(5)
+    keys = rng.integers(1, 6, size=400).astype(np.uint64)
+    times = rng.integers(0, 1000, size=400)
+    values = rng.random(400)
+    q_keys = rng.integers(0, 7, size=300).astype(np.uint64)
+    q_t = rng.integers(-10, 1010, size=300)
+    got = declared.Stream(keys, times, values).sum_before(q_keys, q_t)
+    want = [values[(keys == k) & (times < t)].sum() for k, t in zip(q_keys, q_t, strict=True)]
+    assert np.allclose(got, want)
+    first = declared.Stream(keys, times).first_since(q_keys, q_t - 100, q_t)
+    for k, t, got_first in zip(q_keys, q_t, first, strict=True):
+        inside = times[(keys == k) & (times >= t - 100) & (times < t)]
+        assert got_first == (inside.min() if len(inside) else declared.NONE)
+    assert not math.isnan(float(got.sum()))
