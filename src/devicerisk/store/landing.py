@@ -10,7 +10,7 @@ import gzip
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,29 +29,42 @@ LABELS = "labels"
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 
 
+def content_digest() -> hashlib._Hash:
+    """A fresh hash of a batch's bytes; :func:`batch_id_of_digest` turns it into the batch id."""
+    return hashlib.sha256()
+
+
+def batch_id_of_digest(digest: hashlib._Hash) -> str:
+    """The content id of the bytes fed to ``digest``."""
+    return digest.hexdigest()[:32]
+
+
 def batch_id_of(raw: bytes) -> str:
     """The content id of a batch file's bytes."""
-    return hashlib.sha256(raw).hexdigest()[:32]
+    return batch_id_of_digest(hashlib.sha256(raw))
 
 
 def batch_id_of_file(path: Path) -> str:
     """The content id of a landing file, read in chunks."""
-    digest = hashlib.sha256()
+    digest = content_digest()
+    for chunk in read_chunks(path):
+        digest.update(chunk)
+    return batch_id_of_digest(digest)
+
+
+def read_chunks(path: Path, first: int = _CHUNK, size: int = _CHUNK) -> Iterator[bytes]:
+    """A landing file's bytes as received: ``first`` bytes, then ``size`` at a time (memory stays bounded)."""
     with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()[:32]
+        chunk = fh.read(first)
+        while chunk:
+            yield chunk
+            chunk = fh.read(size)
 
 
 def file_version(path: Path) -> tuple[int, int]:
     """(size, modification time in ns): changes when a file is replaced."""
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns
-
-
-def read_bytes(path: Path) -> bytes:
-    """A landing file's bytes, as received."""
-    return path.read_bytes()
 
 
 def read_json_typed(path: Path, columns: dict[str, str]) -> pa.Table | None:
@@ -95,7 +108,7 @@ def purge_processed(
         path = landing_dir / TELEMETRY / row["file_name"]
         if path in keep:
             continue
-        if path.exists() and batch_id_of(path.read_bytes()) == row["batch_id"]:
+        if path.exists() and batch_id_of_file(path) == row["batch_id"]:
             path.unlink()
             log.info("removed landing file of batch %s after its retention", row["batch_id"])
         removed.append(row["batch_id"])
