@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 TELEMETRY = "telemetry"
 LABELS = "labels"
+FAILED = "failed"  # files set aside: they could not be ingested
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 
 
@@ -94,6 +95,51 @@ def pending_files(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
     )
 
 
+def _leads_out(path: Path, landing_dir: Path) -> bool:
+    """Whether ``path`` is a link whose target lies outside landing (or cannot be resolved)."""
+    if not path.is_symlink():
+        return False
+    try:
+        return not path.resolve(strict=True).is_relative_to(landing_dir.resolve())
+    except (OSError, RuntimeError):  # dangling, or a loop
+        return True
+
+
+def outside_links(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
+    """Links in a landing folder that lead outside landing: refused, never read."""
+    folder = landing_dir / kind
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _leads_out(p, landing_dir))
+
+
+def file_id(path: Path) -> str:
+    """The batch id of a landing file, also of one that cannot be read: a link is known by its name and
+    target (never read through), an unreadable file by its name."""
+    if path.is_symlink():
+        return batch_id_of(b"link\0" + path.name.encode() + b"\0" + os.fsencode(os.readlink(path)))
+    try:
+        return batch_id_of_file(path)
+    except OSError:
+        return batch_id_of(b"unreadable\0" + path.name.encode())
+
+
+def set_aside(path: Path, batch_id: str) -> Path | None:
+    """Move a landing file that cannot be ingested to ``failed/`` (a link is moved, not its target).
+
+    Ingest no longer lists it, so a re-run goes on with the next batch; retention removes it like any
+    stray. Moving it back into its folder has it ingested again. Returns where it went (None if it could not).
+    """
+    target = path.parent.parent / FAILED / f"{batch_id}-{path.name}"
+    try:
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(path, target)
+    except OSError as err:
+        log.error("could not set aside landing file %s (%s)", path.name, type(err).__name__)
+        return None
+    return target
+
+
 def purge_processed(
     landing_dir: Path, warehouse_path: Path, retention: timedelta, now: datetime, keep: frozenset[Path] = frozenset()
 ) -> list[str]:
@@ -118,11 +164,12 @@ def purge_processed(
 
 
 def _due(warehouse_path: Path, retention: timedelta, now: datetime) -> list[dict[str, str]]:
-    """Batches committed longer than ``retention`` ago whose landing file has not been removed."""
+    """Batches committed longer than ``retention`` ago whose landing file has not been removed (a failed file
+    was set aside: it is a stray)."""
     ledger = warehouse.ledger(warehouse_path)
     due = ledger.filter(
         pc.and_(
-            pc.is_null(ledger.column("landing_removed_at")),
+            pc.and_(pc.is_null(ledger.column("landing_removed_at")), pc.is_null(ledger.column("failure"))),
             pc.less_equal(ledger.column("committed_at"), now - retention),
         )
     )
@@ -137,13 +184,15 @@ def expired_files(landing_dir: Path, warehouse_path: Path, retention: timedelta,
 
 def ingested(warehouse_path: Path, path: Path) -> bool:
     """Whether the ledger has the batch in this landing file."""
-    return warehouse.ledger_entry(warehouse_path, batch_id_of_file(path)) is not None
+    entry = warehouse.ledger_entry(warehouse_path, batch_id_of_file(path))
+    return entry is not None and entry.committed
 
 
 def remove_processed(landing_dir: Path, warehouse_path: Path, path: Path, now: datetime) -> bool:
     """Delete a landing file early if the ledger has its batch (an erasure); returns whether it went."""
     batch_id = batch_id_of_file(path)
-    if warehouse.ledger_entry(warehouse_path, batch_id) is None:
+    entry = warehouse.ledger_entry(warehouse_path, batch_id)
+    if entry is None or not entry.committed:
         return False
     path.unlink()
     warehouse.mark_landing_removed(warehouse_path, [batch_id], now)
