@@ -1,7 +1,10 @@
 """The landing zone: raw batches as received. The only store that holds raw identifiers.
 
 It is read by ingest and emptied by retention: a processed batch's file is removed once the short
-landing retention has passed.
+landing retention has passed. Whatever else lies in landing (dot-files being written, files of an
+unsupported name, files set aside in ``failed/`` because they could not be ingested, links) is a
+*stray*: never read by ingest, and removed once it is older than the landing retention. A link that
+leads outside landing is never followed.
 """
 
 from __future__ import annotations
@@ -86,12 +89,15 @@ def read_json_typed(path: Path, columns: dict[str, str]) -> pa.Table | None:
 
 
 def pending_files(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
-    """Landing files in name order; files being written (dot-prefixed) are not listed."""
+    """Landing files in name order; files being written (dot-prefixed) and links leading outside landing
+    are not listed."""
     folder = landing_dir / kind
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.endswith(SUFFIXES)
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name.endswith(SUFFIXES) and not _leads_out(p, landing_dir)
     )
 
 
@@ -226,6 +232,57 @@ def purge_unledgered(
         path.unlink()
         log.info("removed landing file %s/%s after its retention", path.parent.name, path.name)
     return len(expired)
+
+
+# -- strays: files in landing that no ingest reads ---------------------------------------------------------------
+def stray_files(landing_dir: Path) -> list[Path]:
+    """Every file in landing that is not a batch of a landing kind: dot-files (being written), files of an
+    unsupported name or outside the kind folders, links that lead outside landing, and ``failed/``."""
+    batches = {p for kind in (TELEMETRY, *UNLEDGERED) for p in pending_files(landing_dir, kind)}
+    out: list[Path] = []
+    for root, folders, files in os.walk(landing_dir):  # links to folders are listed, never followed
+        here = Path(root)
+        out += [here / name for name in files if here / name not in batches]
+        out += [here / name for name in folders if (here / name).is_symlink()]
+    return sorted(out)
+
+
+def stray_kind(path: Path, landing_dir: Path) -> str:
+    """What a stray is, in words (for the ingest report)."""
+    where = path.relative_to(landing_dir)
+    if where.parts[0] == FAILED:
+        return "set aside: it could not be ingested"
+    if path.is_symlink():
+        return "a link that leads outside landing" if _leads_out(path, landing_dir) else "a link to no batch file"
+    if path.name.startswith("."):
+        return "being written (a dot-file)"
+    if len(where.parts) == 2 and where.parts[0] in (TELEMETRY, *UNLEDGERED):
+        return "not a batch: unsupported name (expected " + ", ".join(SUFFIXES) + ")"
+    return "not in a landing folder (" + ", ".join((TELEMETRY, *UNLEDGERED)) + ")"
+
+
+def _modified_at(path: Path) -> datetime:
+    """When a file (or a link itself) was last written: when it was delivered, or set aside."""
+    return datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+
+
+def expired_strays(landing_dir: Path, retention: timedelta, now: datetime) -> list[Path]:
+    """Strays older than ``retention``, by their modification time (a dot-file's last write)."""
+    return [p for p in stray_files(landing_dir) if now - _modified_at(p) > retention]
+
+
+def purge_strays(landing_dir: Path, retention: timedelta, now: datetime, keep: frozenset[Path] = frozenset()) -> int:
+    """Delete strays older than ``retention``, except ``keep``; returns how many went."""
+    expired = [p for p in expired_strays(landing_dir, retention, now) if p not in keep]
+    for path in expired:
+        path.unlink(missing_ok=True)  # a link goes, never its target
+        log.info("removed stray landing file %s after the landing retention", path.relative_to(landing_dir))
+    return len(expired)
+
+
+def readable_strays(paths: list[Path]) -> list[Path]:
+    """The regular files among strays: those whose bytes may be read (never through a link, never a pipe)."""
+    return [p for p in paths if not p.is_symlink() and p.is_file()]
 
 
 def remove_lines(path: Path, drop: Callable[[bytes], bool]) -> int:
