@@ -147,7 +147,6 @@ class StagedBatch:
     staged_at: datetime
     file_bytes: int
     first_in_batch: pa.Array  # deduplication within the batch needs nothing stored, so it is staged
-    path: Path | None = None  # the landing file, to set aside if the commit fails
 
 
 def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> StagedBatch:
@@ -162,7 +161,7 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
     first = first_in_batch(events.column("event_id").combine_chunks())
     return StagedBatch(
         raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now, raw.file_bytes,
-        first, path,
+        first,
     )  # fmt: skip
 
 
