@@ -1,7 +1,9 @@
 """The ingest flow: new landing batches -> validated, consented, treated events in the lake.
 
 Batches are committed one at a time, in order; the next batch is staged (read, validated, treated)
-on a second thread while the current one is committed.
+on a second thread while the current one is committed. A file that cannot be ingested (its staging or
+commit still fails after the retries), or a link leading outside landing, gets a failed ledger row and is
+set aside in ``landing/failed/``; the run goes on. Files in landing that are no batches are reported.
 """
 
 from __future__ import annotations
@@ -15,8 +17,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from devicerisk.config import Settings
-from devicerisk.ingest.lookahead import lookahead
-from devicerisk.ingest.pipeline import BatchResult, IngestContext, StagedBatch, commit_batch, not_yet_ingested
+from devicerisk.ingest.pipeline import (
+    BatchResult,
+    IngestContext,
+    StagedBatch,
+    commit_batch,
+    ingest_in_order,
+    not_yet_ingested,
+    refuse_links,
+)
 from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
 from devicerisk.ingest.report import IngestSummary, audit_counts, summarise, summary_markdown
 from devicerisk.ingest.runtime import ingest_context
@@ -29,6 +38,19 @@ from devicerisk.store import audit, governance, landing
 def landing_files(landing_dir: Path) -> list[Path]:
     """Landing files, oldest name first."""
     return landing.pending_files(landing_dir)
+
+
+@task(cache_policy=NO_CACHE, tags=["warehouse-writer"])
+def refuse_outside_links(landing_dir: Path, ctx: IngestContext) -> list[BatchResult]:
+    """Links in the telemetry folder that lead outside landing: a failed ledger row each, set aside unread."""
+    return refuse_links(landing_dir, ctx)
+
+
+@task(cache_policy=NO_CACHE)
+def landing_strays(landing_dir: Path) -> dict[str, str]:
+    """Files in landing that no ingest reads (path within landing -> what it is), for the report."""
+    strays = landing.stray_files(landing_dir)
+    return {str(p.relative_to(landing_dir)): landing.stray_kind(p, landing_dir) for p in strays}
 
 
 @task(cache_policy=NO_CACHE)
@@ -77,16 +99,20 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     """Ingest every new landing batch in order, then purge expired raw batches."""
     settings = Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
     ctx = ingest_context(settings)
+    refused = refuse_outside_links(settings.landing_dir, ctx)
     files = landing_files(settings.landing_dir)
     paths = new_batches(files, ctx)
-    results = [commit(staged, ctx) for staged in lookahead(paths, lambda p: stage_batch.submit(p, ctx))]
+    staged = ingest_in_order(paths, ctx, lambda p: stage_batch.submit(p, ctx), lambda s: commit(s, ctx))
+    results = [*refused, *staged]
     removed = purge_landing(settings)
-    summary = summarise(results, skipped=len(files) - len(paths), landing_removed=len(removed))
+    strays = landing_strays(settings.landing_dir)
+    summary = summarise(results, skipped=len(files) - len(paths), landing_removed=len(removed), strays=strays)
     audit_run(settings, summary)
     publish_summary(summary)
     get_run_logger().info(
-        "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates",
+        "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates, "
+        "%d failed and set aside, %d landing files not ingested",
         summary.batches, summary.records_read, summary.accepted, summary.quarantined, summary.consent_dropped,
-        summary.duplicates,
+        summary.duplicates, summary.failed_batches, summary.landing_strays,
     )  # fmt: skip
     return summary

@@ -140,6 +140,8 @@ def _print_summary(summary: object) -> None:
         for reason, n in summary.reasons.items():
             reasons.add_row(reason, f"{n:,}")
         console.print(reasons)
+    for note in summary.notes:  # failed and refused files, files in landing that are no batches
+        console.print(f"- {note}", markup=False, highlight=False)
 
 
 @app.command()
@@ -156,7 +158,8 @@ def ledger(
         table.add_column(column, justify="left" if column in ("committed at", "file") else "right")
     for r in rows:
         counts = ("records_read", "accepted", "quarantined", "consent_dropped", "duplicates")
-        table.add_row(f"{r['committed_at']:%Y-%m-%d %H:%M:%S}", r["file_name"], *(f"{r[c]:,}" for c in counts))
+        name = r["file_name"] + (f" ({r['failure']})" if r.get("failure") else "")
+        table.add_row(f"{r['committed_at']:%Y-%m-%d %H:%M:%S}", name, *(f"{r[c]:,}" for c in counts))
     console.print(table if rows else "no batch has been ingested yet")
 
 

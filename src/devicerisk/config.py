@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devicerisk.contract.fields import FUTURE_SKEW, MAX_BATCH_BYTES, MAX_RECORD_BYTES
+
 
 class Mode(StrEnum):
     DEMO = "demo"
@@ -36,6 +38,18 @@ class Settings(BaseSettings):
     default_phone_region: str = "CN"
     minor_age: int = Field(default=18, ge=1, le=25)
     parse_chunk_rows: int = Field(default=65_536, ge=1, description="rows parsed per columnar block")
+    max_record_bytes: int = Field(
+        default=MAX_RECORD_BYTES,
+        ge=1024,
+        le=MAX_RECORD_BYTES,
+        description="longer records are quarantined (the contract's bound at most)",
+    )
+    max_batch_bytes: int = Field(
+        default=MAX_BATCH_BYTES, ge=1 << 20, description="decompressed bytes read of a batch; the rest is quarantined"
+    )
+    max_future_skew_hours: float = Field(
+        default=FUTURE_SKEW.total_seconds() / 3600, ge=0, description="times further ahead of ingest are quarantined"
+    )
     landing_retention_days: float = Field(default=3, ge=0)
     retention_config: Path | None = Field(default=None, description="TOML file of retention periods per class")
     vacuum_grace_hours: int = Field(default=1, ge=0, description="unreferenced lake files live this long")

@@ -7,6 +7,8 @@ Clause numbers refer to the platform's privacy policy.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from devicerisk.contract.model import (
     DROP,
     KEEP,
@@ -24,6 +26,13 @@ CONTRACT_VERSION = "1.0.0"
 
 #: Records longer than this many bytes are quarantined unread.
 MAX_RECORD_BYTES = 64 * 1024
+#: A batch's bytes, once decompressed, are read up to this bound (``DEVICERISK_MAX_BATCH_BYTES`` sets it);
+#: the rest of the file is quarantined unread.
+MAX_BATCH_BYTES = 256 << 20
+#: No time of the contract (event, label) is earlier: a clock reset to 1970, or year 1, is no time of an event.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+#: How far ahead of ingest a time may run (clock drift); ``DEVICERISK_MAX_FUTURE_SKEW_HOURS`` sets it.
+FUTURE_SKEW = timedelta(hours=24)
 
 RETENTION_CLASSES: tuple[RetentionClass, ...] = (
     RetentionClass("landing_raw", 3, "Raw batches as received; only the landing zone holds them."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R", covariant=True)
@@ -35,3 +35,22 @@ def lookahead(items: Iterable[T], submit: Callable[[T], Pending[R]], depth: int 
             cancel = getattr(future, "cancel", None)
             if cancel is not None:
                 cancel()
+
+
+class Settled(Generic[T, R]):
+    """An item's pending result that, when asked, hands back the item with the result or the exception raised:
+    one failing item does not stop the items after it."""
+
+    def __init__(self, item: T, pending: Pending[R]) -> None:
+        self.item, self.pending = item, pending
+
+    def result(self) -> tuple[T, R | Exception]:
+        try:
+            return self.item, self.pending.result()
+        except Exception as err:
+            return self.item, err
+
+    def cancel(self) -> None:
+        cancel = getattr(self.pending, "cancel", None)
+        if cancel is not None:
+            cancel()

@@ -21,7 +21,7 @@ import pyarrow.json as pj
 from devicerisk.contract.schema import input_schema
 from devicerisk.ingest import duckparse
 from devicerisk.ingest.read import RawBatch
-from devicerisk.ingest.validate import COLUMNAR_FALLBACK, columnar_flags, line_reason
+from devicerisk.ingest.validate import COLUMNAR_FALLBACK, TimeWindow, columnar_flags, line_reason
 from devicerisk.store import landing
 from devicerisk.store.quarantine import Rejected
 
@@ -54,6 +54,7 @@ def _parse_or_split(
     tables: list[pa.Table],
     kept: list[int],
     rejected: list[Rejected],
+    window: TimeWindow,
 ) -> None:
     try:
         tables.append(_read_block(lines, schema))
@@ -63,11 +64,11 @@ def _parse_or_split(
         pass
     if len(lines) > _BISECT_BELOW:
         mid = len(lines) // 2
-        _parse_or_split(lines[:mid], numbers[:mid], schema, tables, kept, rejected)
-        _parse_or_split(lines[mid:], numbers[mid:], schema, tables, kept, rejected)
+        _parse_or_split(lines[:mid], numbers[:mid], schema, tables, kept, rejected, window)
+        _parse_or_split(lines[mid:], numbers[mid:], schema, tables, kept, rejected, window)
         return
     for line, number in zip(lines, numbers, strict=True):
-        reason = line_reason(line)
+        reason = line_reason(line, window)
         if reason is None:  # valid in Python, so the columnar reader may accept it alone
             try:
                 tables.append(_read_block([line], schema))
@@ -78,41 +79,48 @@ def _parse_or_split(
         rejected.append(Rejected(number, reason, line))
 
 
-def parse_batch(batch: RawBatch, chunk_rows: int = 65_536, source: Path | None = None) -> Parsed:
+def parse_batch(
+    batch: RawBatch, chunk_rows: int = 65_536, source: Path | None = None, window: TimeWindow | None = None
+) -> Parsed:
     """Parse and validate a batch's records; invalid ones become rejects with a reason.
 
-    ``source`` is the batch's landing file; when given, the fast path reads it directly.
+    ``source`` is the batch's landing file; when given, the fast path reads it directly. Times are
+    judged against ``window`` (default: that of a batch ingested now).
     """
+    window = window or TimeWindow.at()
     if source is not None and not batch.rejected and batch.lines:
         table = duckparse.read_typed(source)
         unchanged = batch.file_version is not None and landing.file_version(source) == batch.file_version
         if table is not None and unchanged and table.num_rows == len(batch.lines):
-            return _checked(_flatten(table), batch, range(len(batch.lines)), [])
-    return _parse_with_arrow(batch, chunk_rows)
+            return _checked(_flatten(table), batch, range(len(batch.lines)), [], window)
+    return _parse_with_arrow(batch, chunk_rows, window)
 
 
-def _parse_with_arrow(batch: RawBatch, chunk_rows: int) -> Parsed:
+def _parse_with_arrow(batch: RawBatch, chunk_rows: int, window: TimeWindow) -> Parsed:
     schema = input_schema()
     tables: list[pa.Table] = []
     kept: list[int] = []
     rejected: list[Rejected] = list(batch.rejected)
     for start in range(0, len(batch.lines), chunk_rows):
         stop = start + chunk_rows
-        _parse_or_split(batch.lines[start:stop], batch.line_numbers[start:stop], schema, tables, kept, rejected)
+        lines, numbers = batch.lines[start:stop], batch.line_numbers[start:stop]
+        _parse_or_split(lines, numbers, schema, tables, kept, rejected, window)
     if not tables:
         empty = schema.empty_table().flatten()
         return Parsed(_flatten(empty), sorted(rejected, key=lambda r: r.line))
     index = {number: i for i, number in enumerate(batch.line_numbers)}
-    return _checked(_flatten(pa.concat_tables(tables)), batch, [index[n] for n in kept], rejected)
+    return _checked(_flatten(pa.concat_tables(tables)), batch, [index[n] for n in kept], rejected, window)
 
 
-def _checked(table: pa.Table, batch: RawBatch, rows: Sequence[int], rejected: list[Rejected]) -> Parsed:
+def _checked(
+    table: pa.Table, batch: RawBatch, rows: Sequence[int], rejected: list[Rejected], window: TimeWindow
+) -> Parsed:
     """Apply the contract's columnar checks and the type guard; flagged rows are judged one by one.
 
     ``rows[i]`` is the index in ``batch.lines`` of table row ``i``. A row flagged only by the type
     guard is kept if the strict check finds nothing wrong.
     """
-    broken = columnar_flags(table)
+    broken = columnar_flags(table, window=window)
     if len(rows) == len(batch.lines):  # every record made it into the table, in order
         suspects = duckparse.suspicious(batch.line_array())
     else:
@@ -122,7 +130,7 @@ def _checked(table: pa.Table, batch: RawBatch, rows: Sequence[int], rejected: li
         drop = []
         for row in pc.indices_nonzero(flags).to_pylist():
             line = batch.lines[rows[row]]
-            reason = line_reason(line)
+            reason = line_reason(line, window)
             if reason is None and broken[row].as_py():
                 reason = COLUMNAR_FALLBACK
             if reason is not None:

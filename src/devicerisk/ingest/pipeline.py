@@ -7,25 +7,31 @@ no duplicate and no gap:
 - quarantine files are named by batch id and overwritten;
 - the lake append is skipped when the lake already holds a commit of the batch;
 - the ledger row and the batch's consent-state changes are written in one transaction, last.
+
+No file stops the run: a file whose staging or commit raises gets a ledger row saying why and is set
+aside in ``landing/failed/`` (:func:`set_aside`); the next batch goes on.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from devicerisk import engine
-from devicerisk.ingest.lookahead import lookahead
+from devicerisk.contract.fields import FUTURE_SKEW, MAX_BATCH_BYTES, MAX_RECORD_BYTES
+from devicerisk.ingest.lookahead import Pending, Settled, lookahead
 from devicerisk.ingest.parse import parse_batch
 from devicerisk.ingest.read import read_batch
+from devicerisk.ingest.validate import TimeWindow
 from devicerisk.privacy.consent import CONSENT_COLUMNS, apply_consent
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
@@ -55,6 +61,13 @@ class IngestContext:
     minor_age: int = 18
     phone_region: str = "CN"
     chunk_rows: int = 65_536
+    future_skew: timedelta = FUTURE_SKEW
+    max_record_bytes: int = MAX_RECORD_BYTES
+    max_batch_bytes: int = MAX_BATCH_BYTES
+
+    def window(self, now: datetime) -> TimeWindow:
+        """The times a batch ingested at ``now`` may carry."""
+        return TimeWindow.at(now, self.future_skew)
 
 
 @dataclass(slots=True)
@@ -73,6 +86,7 @@ class BatchResult:
     notes: list[str] = field(default_factory=list)
     lake_version: int | None = None
     already_done: bool = False
+    failed: str | None = None  # why the file could not be ingested at all (it was set aside)
 
     def check(self) -> None:
         """Raise unless every record read is accounted for."""
@@ -138,8 +152,8 @@ class StagedBatch:
 def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> StagedBatch:
     """Read, parse, validate and treat one landing file (no store is read or written)."""
     now = now or datetime.now(UTC)
-    raw = read_batch(path)
-    parsed = parse_batch(raw, ctx.chunk_rows, source=path)
+    raw = read_batch(path, ctx.max_record_bytes, ctx.max_batch_bytes)
+    parsed = parse_batch(raw, ctx.chunk_rows, source=path, window=ctx.window(now))
     events = treat(
         parsed.table, ctx.pseudonymiser, raw.batch_id, minor_age=ctx.minor_age, phone_region=ctx.phone_region,
         ingested_at=now,
@@ -200,7 +214,7 @@ def _accounting(result: BatchResult) -> dict[str, object]:
 
 def _already_done(batch_id: str, file_name: str, target: warehouse.Target) -> BatchResult | None:
     done = warehouse.ledger_entry(target, batch_id)
-    if done is None:
+    if done is None or not done.committed:  # a file that failed before is tried again
         return None
     log.info("batch %s (%s) was already ingested; skipping", batch_id, file_name)
     return BatchResult(batch_id, file_name, already_done=True, lake_version=done.lake_version)
@@ -281,15 +295,76 @@ def not_yet_ingested(paths: list[Path], ctx: IngestContext) -> list[Path]:
     """
     with warehouse.connect(ctx.warehouse_path, read_only=True) as con:
         seen = warehouse.seen_files(con)
-        return [p for p in paths if (p.name, p.stat().st_size) not in seen or _unknown_content(con, p)]
+        return [p for p in paths if _new(con, seen, p)]
 
 
-def _unknown_content(con: warehouse.Target, path: Path) -> bool:
-    return warehouse.ledger_entry(con, landing.batch_id_of_file(path)) is None
+def _new(con: warehouse.Target, seen: set[tuple[str, int]], path: Path) -> bool:
+    try:
+        if (path.name, path.stat().st_size) not in seen:
+            return True
+        entry = warehouse.ledger_entry(con, landing.batch_id_of_file(path))
+    except OSError:  # vanished or unreadable: staging will fail and say so
+        return True
+    return entry is None or not entry.committed
 
 
 def ingest_batches(paths: list[Path], ctx: IngestContext) -> Iterator[BatchResult]:
     """Ingest files in order, staging the next file while the current one is committed."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
-        for staged in lookahead(not_yet_ingested(paths, ctx), lambda p: pool.submit(stage_batch, p, ctx)):
-            yield commit_batch(staged, ctx)
+        yield from ingest_in_order(
+            not_yet_ingested(paths, ctx),
+            ctx,
+            lambda p: pool.submit(stage_batch, p, ctx),
+            lambda s: commit_batch(s, ctx),
+        )
+
+
+def ingest_in_order(
+    paths: list[Path],
+    ctx: IngestContext,
+    stage: Callable[[Path], Pending[StagedBatch]],
+    commit: Callable[[StagedBatch], BatchResult],
+) -> Iterator[BatchResult]:
+    """Commit files in order, each staged (by ``stage``) while the one before is committed.
+
+    A file whose staging or commit raises is set aside with a failed ledger row, and the next goes on.
+    """
+    for path, staged in lookahead(paths, lambda p: Settled(p, stage(p))):
+        if isinstance(staged, Exception):
+            yield set_aside(path, ctx, failure_reason("staging", staged))
+            continue
+        try:
+            result = commit(staged)
+        except Exception as err:
+            result = set_aside(path, ctx, failure_reason("commit", err), staged.batch_id)
+        yield result
+
+
+def failure_reason(step: str, error: BaseException) -> str:
+    """One line naming the step, the error's type and where it was raised: never a value of the data."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{step} failed: {type(error).__name__}{where}"
+
+
+REFUSED_LINK = "refused: a link to a file outside landing"
+
+
+def refuse_links(landing_dir: Path, ctx: IngestContext) -> list[BatchResult]:
+    """Set aside the links in the telemetry folder that lead outside landing; their targets are never read."""
+    return [set_aside(p, ctx, REFUSED_LINK) for p in landing.outside_links(landing_dir)]
+
+
+def set_aside(path: Path, ctx: IngestContext, reason: str, batch_id: str | None = None) -> BatchResult:
+    """Record a file that cannot be ingested (a ledger row with ``reason``) and move it to ``landing/failed/``.
+
+    A batch whose commit completed before the error keeps its ledger row and its file.
+    """
+    batch_id = batch_id or landing.file_id(path)
+    if not warehouse.record_failure(ctx.warehouse_path, batch_id, path.name, reason, datetime.now(UTC)):
+        log.warning("batch %s (%s) raised after its commit; it stays committed", batch_id, path.name)
+        return BatchResult(batch_id, path.name, already_done=True)
+    moved = landing.set_aside(path, batch_id)
+    where = f"set aside as {landing.FAILED}/{moved.name}" if moved else "could not be set aside"
+    log.error("batch %s (%s) %s; %s", batch_id, path.name, reason, where)
+    return BatchResult(batch_id, path.name, failed=reason, notes=[where])

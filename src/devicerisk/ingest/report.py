@@ -10,10 +10,12 @@ from devicerisk.ingest.pipeline import BatchResult
 
 @dataclass(slots=True)
 class IngestSummary:
-    """Totals over the batches of one run (already-ingested batches are counted apart)."""
+    """Totals over the batches of one run (already-ingested and failed batches are counted apart)."""
 
     batches: int = 0
     skipped_batches: int = 0
+    failed_batches: int = 0  # could not be ingested at all (or were refused): set aside in landing/failed
+    landing_strays: int = 0  # files in landing that no ingest reads, kept until the landing retention
     records_read: int = 0
     accepted: int = 0
     quarantined: int = 0
@@ -25,11 +27,19 @@ class IngestSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def summarise(results: list[BatchResult], skipped: int = 0, landing_removed: int = 0) -> IngestSummary:
-    """Add up batch results; ``skipped`` counts landing files found already ingested."""
-    summary = IngestSummary(skipped_batches=skipped, landing_removed=landing_removed)
+def summarise(
+    results: list[BatchResult], skipped: int = 0, landing_removed: int = 0, strays: dict[str, str] | None = None
+) -> IngestSummary:
+    """Add up batch results; ``skipped`` counts landing files found already ingested, ``strays`` maps each
+    landing file no ingest reads to what it is."""
+    strays = strays or {}
+    summary = IngestSummary(skipped_batches=skipped, landing_removed=landing_removed, landing_strays=len(strays))
     reasons: Counter[str] = Counter()
     for r in results:
+        if r.failed is not None:
+            summary.failed_batches += 1
+            summary.notes += [f"{r.file_name}: {r.failed}", *(f"{r.file_name}: {n}" for n in r.notes)]
+            continue
         if r.already_done:
             summary.skipped_batches += 1
             continue
@@ -43,6 +53,7 @@ def summarise(results: list[BatchResult], skipped: int = 0, landing_removed: int
         reasons.update(r.reasons)
         summary.notes += [f"{r.file_name}: {n}" for n in r.notes]
     summary.reasons = dict(reasons.most_common())
+    summary.notes += [f"landing/{name}: {what}" for name, what in strays.items()]
     return summary
 
 
@@ -51,6 +62,8 @@ def summary_rows(summary: IngestSummary) -> list[tuple[str, int]]:
     return [
         ("batches ingested", summary.batches),
         ("batches already ingested (skipped)", summary.skipped_batches),
+        ("batches failed or refused (set aside)", summary.failed_batches),
+        ("landing files not ingested (not batches)", summary.landing_strays),
         ("records read", summary.records_read),
         ("accepted into the lake", summary.accepted),
         ("quarantined", summary.quarantined),
@@ -75,6 +88,8 @@ def audit_counts(summary: IngestSummary) -> dict[str, int]:
     """The run's counts for its audit record."""
     return {
         "batches": summary.batches,
+        "failed_batches": summary.failed_batches,
+        "landing_strays": summary.landing_strays,
         "records_read": summary.records_read,
         "accepted": summary.accepted,
         "quarantined": summary.quarantined,

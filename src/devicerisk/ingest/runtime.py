@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from devicerisk.config import Settings
@@ -30,4 +31,7 @@ def ingest_context(settings: Settings) -> IngestContext:
         minor_age=settings.minor_age,
         phone_region=settings.default_phone_region,
         chunk_rows=settings.parse_chunk_rows,
+        future_skew=timedelta(hours=settings.max_future_skew_hours),
+        max_record_bytes=settings.max_record_bytes,
+        max_batch_bytes=settings.max_batch_bytes,
     )

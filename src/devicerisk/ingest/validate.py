@@ -3,21 +3,23 @@
 Two paths share one source of truth. :func:`record_reason` checks one record in Python and words
 the reason; it runs only on records that the columnar path flagged. :func:`columnar_flags` checks a
 whole parsed block at once. Reasons name the field and the rule, never the value, so quarantine
-reasons never leak data.
+reasons never leak data. Times must also lie in a :class:`TimeWindow`: a time that is valid RFC 3339
+but implausible (year 1, year 9999) would break every later date computation, or never expire.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicerisk.contract.fields import EVENT_TYPES, FIELDS, SCHEMA_VERSION
+from devicerisk.contract.fields import EARLIEST_TIME, EVENT_TYPES, FIELDS, FUTURE_SKEW, SCHEMA_VERSION
 from devicerisk.contract.model import Field, Kind
 
 _EVENT_TYPE_NAMES = tuple(e.name for e in EVENT_TYPES)
@@ -28,6 +30,34 @@ _RFC3339 = re.compile(RFC3339)
 _MISSING = object()
 
 COLUMNAR_FALLBACK = "record could not be read into the contract's columns (duplicate keys or an out-of-range number)"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The times a batch may carry: not before the contract's earliest time, nor ``skew`` after its ingest."""
+
+    latest: datetime
+    skew: timedelta = FUTURE_SKEW
+    earliest: datetime = EARLIEST_TIME
+
+    @classmethod
+    def at(cls, now: datetime | None = None, skew: timedelta = FUTURE_SKEW) -> TimeWindow:
+        """The window of a batch ingested at ``now`` (default: the current time)."""
+        return cls((now or datetime.now(UTC)) + skew, skew)
+
+    def reason(self, path: str, when: datetime) -> str | None:
+        """Why ``when`` (a time in field ``path``) is outside the window, or None; the reason quotes no value."""
+        if when < self.earliest:
+            return f"{path} is before {self.earliest:%Y-%m-%d}, the earliest time the contract accepts"
+        if when > self.latest:
+            return f"{path} is more than {self.skew.total_seconds() / 3600:g} hours ahead of the ingest time"
+        return None
+
+    def outside(self, times: pa.Array) -> pa.Array:
+        """True where a UTC time (timestamp[us, UTC]) is outside the window; null where it is null."""
+        utc = pa.timestamp("us", tz="UTC")
+        early = pc.less(times, pa.scalar(self.earliest, utc))
+        return pc.or_kleene(early, pc.greater(times, pa.scalar(self.latest, utc)))
 
 
 def _kind_ok(kind: Kind, value: Any) -> bool:
@@ -71,8 +101,8 @@ def _lookup(record: dict[str, Any], path: str) -> tuple[Any, str | None]:
     return node, None
 
 
-def field_reason(field: Field, value: Any, event_type: str) -> str | None:
-    """Why ``value`` breaks ``field``'s rules, or None."""
+def field_reason(field: Field, value: Any, event_type: str, window: TimeWindow | None = None) -> str | None:
+    """Why ``value`` breaks ``field``'s rules, or None; times are judged against ``window`` (default: now's)."""
     applies = field.applies_to(event_type)
     if value is _MISSING or value is None:
         return f"missing required field {field.path}" if field.required and applies else None
@@ -82,8 +112,11 @@ def field_reason(field: Field, value: Any, event_type: str) -> str | None:
         return f"wrong type for {field.path}: expected {field.kind.value}, got {_json_type(value)}"
     if not applies:
         return None
-    if field.kind is Kind.TIMESTAMP and parse_timestamp(value) is None:
-        return f"invalid time in {field.path}: expected RFC 3339 with a UTC offset"
+    if field.kind is Kind.TIMESTAMP:
+        when = parse_timestamp(value)
+        if when is None:
+            return f"invalid time in {field.path}: expected RFC 3339 with a UTC offset"
+        return (window or TimeWindow.at()).reason(field.path, when)
     if field.enum is not None and value not in field.enum:
         return f"value of {field.path} is not one of the allowed values"
     if field.max_length is not None and len(value) > field.max_length:
@@ -91,16 +124,16 @@ def field_reason(field: Field, value: Any, event_type: str) -> str | None:
     return None
 
 
-def line_reason(line: bytes) -> str | None:
+def line_reason(line: bytes, window: TimeWindow | None = None) -> str | None:
     """Why one raw NDJSON line is rejected (encoding first, then the record), or None."""
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as err:
         return f"invalid UTF-8 at byte {err.start}"
-    return record_reason(line)
+    return record_reason(line, window=window)
 
 
-def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS) -> str | None:
+def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS, window: TimeWindow | None = None) -> str | None:
     """Why one NDJSON record is rejected, or None if it is valid."""
     try:
         record = orjson.loads(line)
@@ -118,22 +151,24 @@ def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS) -> str | None
     version = record.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:
         return f"unsupported schema_version (this reader reads version {SCHEMA_VERSION})"
+    window = window or TimeWindow.at()
     for field in fields:
         value, bad_parent = _lookup(record, field.path)
         if bad_parent is not None:
             return f"wrong type for {bad_parent}: expected object"
-        reason = field_reason(field, value, event_type)
+        reason = field_reason(field, value, event_type, window)
         if reason:
             return reason
     return None
 
 
-def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS) -> pa.Array:
+def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS, window: TimeWindow | None = None) -> pa.Array:
     """A boolean per row of a parsed block: true where some contract rule is broken.
 
     ``table`` is flattened (dotted column names). Flagged rows are re-checked by
     :func:`record_reason`, which words the reason.
     """
+    window = window or TimeWindow.at()
     event_type = table.column("event_type")
     # Kleene logic throughout: "missing" (true) OR "too long" (null, for a missing value) is true.
     bad = pc.invert(pc.fill_null(pc.is_in(event_type, pa.array(_EVENT_TYPE_NAMES)), False))
@@ -146,7 +181,7 @@ def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS) -> pa.Ar
         if field.kind is Kind.FLOAT:
             checks.append(pc.invert(pc.is_finite(column)))
         if field.kind is Kind.TIMESTAMP:
-            checks.append(invalid_times(column))
+            checks.append(invalid_times(column, window))
         if field.enum is not None:
             checks.append(pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, pa.array(field.enum)))))
         if field.max_length is not None:
@@ -176,13 +211,18 @@ def utc_times(column: pa.Array) -> pa.Array:
     return text.cast(utc)
 
 
-def invalid_times(column: pa.Array) -> pa.Array:
-    """True where a time is not RFC 3339 with an offset, or names an impossible date or hour."""
+def invalid_times(column: pa.Array, window: TimeWindow | None = None) -> pa.Array:
+    """True where a time is not RFC 3339 with an offset, names an impossible date or hour, or is outside ``window``."""
+    window = window or TimeWindow.at()
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     wrong_shape = pc.invert(pc.match_substring_regex(column, RFC3339))
     try:
-        utc_times(pc.if_else(pc.fill_null(wrong_shape, True), None, column))
-        return wrong_shape
-    except pa.ArrowInvalid:  # rare: find the impossible ones one by one
-        impossible = [v is not None and parse_timestamp(v) is None for v in column.to_pylist()]
-        return pc.or_kleene(wrong_shape, pa.array(impossible))
+        times = utc_times(pc.if_else(pc.fill_null(wrong_shape, True), None, column))
+    except pa.ArrowInvalid:  # rare: an impossible date; judge each time in Python
+        return pa.array([v is not None and _outside(v, window) for v in column.to_pylist()], pa.bool_())
+    return pc.or_kleene(wrong_shape, window.outside(times))
+
+
+def _outside(text: str, window: TimeWindow) -> bool:
+    when = parse_timestamp(text)
+    return when is None or window.reason("", when) is not None

@@ -241,14 +241,16 @@ def _purge_quarantine(stores: Stores, now: datetime, held: frozenset[str]) -> in
 
 def purge_landing(stores: Stores, retention: timedelta, now: datetime, held: frozenset[str]) -> tuple[list[str], int]:
     """Remove raw landing files past ``retention`` except those holding a held subject's records; returns the
-    batch ids of ingested files removed and how many label (or truth) files went."""
+    batch ids of ingested files removed and how many other files (labels, truth, strays) went."""
     expired = landing.expired_files(stores.landing_dir, stores.warehouse_path, retention, now)
     expired += landing.expired_unledgered(stores.landing_dir, retention, now)
+    expired += landing.readable_strays(landing.expired_strays(stores.landing_dir, retention, now))
     keep = (
         frozenset(subject_data.landing_holding(stores, SubjectRows(held), expired)) if held and expired else frozenset()
     )
     removed = landing.purge_processed(stores.landing_dir, stores.warehouse_path, retention, now, keep)
-    return removed, landing.purge_unledgered(stores.landing_dir, retention, now, keep)
+    others = landing.purge_unledgered(stores.landing_dir, retention, now, keep)
+    return removed, others + landing.purge_strays(stores.landing_dir, retention, now, keep)
 
 
 def purge(stores: Stores, now: datetime) -> PurgeReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -82,6 +83,7 @@ def _small_stores(stores: Stores, now: datetime, held: frozenset[str]) -> list[V
                          if p.parent.name == kind]  # fmt: skip
             if old_files:
                 out.append(Violation("landing", kind, "landing_raw", len(old_files)))
+        out += _landing_strays(stores, timedelta(days=days), now)
     if (cutoff := policy.cutoff("request_export", now)) is not None and (
         exports := request_files.exports_before(stores.requests_dir, cutoff)
     ):
@@ -93,6 +95,13 @@ def _small_stores(stores: Stores, now: datetime, held: frozenset[str]) -> list[V
         if old:
             out.append(Violation("audit", audit.LOG_NAME, "audit_log", old))
     return out
+
+
+def _landing_strays(stores: Stores, retention: timedelta, now: datetime) -> list[Violation]:
+    """Files in landing that no ingest reads (dot-files, unsupported names, set-aside files), kept too long."""
+    strays = landing.expired_strays(stores.landing_dir, retention, now)
+    folders = Counter(str(p.parent.relative_to(stores.landing_dir)) for p in strays)
+    return [Violation("landing", f"{where} (files no ingest reads)", "landing_raw", n) for where, n in folders.items()]
 
 
 def verify(stores: Stores, now: datetime) -> list[Violation]:

@@ -11,6 +11,7 @@ transaction's account as found in the events table when the label arrives (null 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,9 +23,9 @@ import pyarrow.dataset as ds
 
 from devicerisk import engine
 from devicerisk.contract.fields import LABEL_FIELDS
-from devicerisk.ingest.pipeline import BatchResult, IngestContext
+from devicerisk.ingest.pipeline import BatchResult, IngestContext, failure_reason, set_aside
 from devicerisk.ingest.read import read_batch
-from devicerisk.ingest.validate import field_reason, parse_timestamp
+from devicerisk.ingest.validate import TimeWindow, field_reason, parse_timestamp
 from devicerisk.store import lake, landing, quarantine
 from devicerisk.store.quarantine import Rejected
 
@@ -49,18 +50,21 @@ LABEL_SCHEMA = pa.schema(
 )
 
 
-def record_reason(record: object) -> str | None:
-    """Why one decoded label record breaks the contract, or None."""
+def record_reason(record: object, window: TimeWindow | None = None) -> str | None:
+    """Why one decoded label record breaks the contract (a time outside ``window`` too), or None."""
     if not isinstance(record, dict):
         return "record is not a JSON object"
+    window = window or TimeWindow.at()
     for f in LABEL_FIELDS:
-        reason = field_reason(f, record.get(f.path), "label")
+        reason = field_reason(f, record.get(f.path), "label", window)
         if reason:
             return reason
     return None
 
 
-def _validate(lines: list[bytes], numbers: list[int]) -> tuple[list[dict[str, object]], list[Rejected]]:
+def _validate(
+    lines: Sequence[bytes], numbers: list[int], window: TimeWindow
+) -> tuple[list[dict[str, object]], list[Rejected]]:
     good: list[dict[str, object]] = []
     bad: list[Rejected] = []
     for number, line in zip(numbers, lines, strict=True):
@@ -69,7 +73,7 @@ def _validate(lines: list[bytes], numbers: list[int]) -> tuple[list[dict[str, ob
         except orjson.JSONDecodeError:
             bad.append(Rejected(number, "malformed JSON", line))
             continue
-        reason = record_reason(record)
+        reason = record_reason(record, window)
         if reason:
             bad.append(Rejected(number, reason, line))
         else:
@@ -140,8 +144,8 @@ def ingest_label_file(path: Path, ctx: IngestContext) -> BatchResult:
     if lake.find_batch_commit(ctx.lake_dir, lake.LABELS, batch_id) is not None:
         result.already_done = True
         return result
-    raw = read_batch(path)
-    good, bad = _validate(raw.lines, list(raw.line_numbers))
+    raw = read_batch(path, ctx.max_record_bytes, ctx.max_batch_bytes)
+    good, bad = _validate(raw.lines, list(raw.line_numbers), ctx.window(datetime.now(UTC)))
     rejected = [*raw.rejected, *bad]
     result.records_read = raw.records_read
     result.accepted, result.quarantined = len(good), len(rejected)
@@ -160,8 +164,15 @@ def ingest_label_file(path: Path, ctx: IngestContext) -> BatchResult:
 
 
 def ingest_labels(ctx: IngestContext, landing_dir: Path) -> list[BatchResult]:
-    """Ingest every label file in the landing zone not yet in the lake, in name order."""
-    return [ingest_label_file(p, ctx) for p in landing.pending_files(landing_dir, landing.LABELS)]
+    """Ingest every label file in the landing zone not yet in the lake, in name order; a file that cannot be
+    ingested is set aside with a failed ledger row, and the next goes on."""
+    results = []
+    for path in landing.pending_files(landing_dir, landing.LABELS):
+        try:
+            results.append(ingest_label_file(path, ctx))
+        except Exception as err:
+            results.append(set_aside(path, ctx, failure_reason("label ingest", err)))
+    return results
 
 
 def fraud_marks(rows: pa.Table, labels: pa.Table, until: datetime | None) -> np.ndarray:

@@ -1,7 +1,10 @@
 """The landing zone: raw batches as received. The only store that holds raw identifiers.
 
 It is read by ingest and emptied by retention: a processed batch's file is removed once the short
-landing retention has passed.
+landing retention has passed. Whatever else lies in landing (dot-files being written, files of an
+unsupported name, files set aside in ``failed/`` because they could not be ingested, links) is a
+*stray*: never read by ingest, and removed once it is older than the landing retention. A link that
+leads outside landing is never followed.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import gzip
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,32 +29,46 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 TELEMETRY = "telemetry"
 LABELS = "labels"
+FAILED = "failed"  # files set aside: they could not be ingested
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+
+
+def content_digest() -> hashlib._Hash:
+    """A fresh hash of a batch's bytes; :func:`batch_id_of_digest` turns it into the batch id."""
+    return hashlib.sha256()
+
+
+def batch_id_of_digest(digest: hashlib._Hash) -> str:
+    """The content id of the bytes fed to ``digest``."""
+    return digest.hexdigest()[:32]
 
 
 def batch_id_of(raw: bytes) -> str:
     """The content id of a batch file's bytes."""
-    return hashlib.sha256(raw).hexdigest()[:32]
+    return batch_id_of_digest(hashlib.sha256(raw))
 
 
 def batch_id_of_file(path: Path) -> str:
     """The content id of a landing file, read in chunks."""
-    digest = hashlib.sha256()
+    digest = content_digest()
+    for chunk in read_chunks(path):
+        digest.update(chunk)
+    return batch_id_of_digest(digest)
+
+
+def read_chunks(path: Path, first: int = _CHUNK, size: int = _CHUNK) -> Iterator[bytes]:
+    """A landing file's bytes as received: ``first`` bytes, then ``size`` at a time (memory stays bounded)."""
     with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()[:32]
+        chunk = fh.read(first)
+        while chunk:
+            yield chunk
+            chunk = fh.read(size)
 
 
 def file_version(path: Path) -> tuple[int, int]:
     """(size, modification time in ns): changes when a file is replaced."""
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns
-
-
-def read_bytes(path: Path) -> bytes:
-    """A landing file's bytes, as received."""
-    return path.read_bytes()
 
 
 def read_json_typed(path: Path, columns: dict[str, str]) -> pa.Table | None:
@@ -72,13 +89,61 @@ def read_json_typed(path: Path, columns: dict[str, str]) -> pa.Table | None:
 
 
 def pending_files(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
-    """Landing files in name order; files being written (dot-prefixed) are not listed."""
+    """Landing files in name order; files being written (dot-prefixed) and links leading outside landing
+    are not listed."""
     folder = landing_dir / kind
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.endswith(SUFFIXES)
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name.endswith(SUFFIXES) and not _leads_out(p, landing_dir)
     )
+
+
+def _leads_out(path: Path, landing_dir: Path) -> bool:
+    """Whether ``path`` is a link whose target lies outside landing (or cannot be resolved)."""
+    if not path.is_symlink():
+        return False
+    try:
+        return not path.resolve(strict=True).is_relative_to(landing_dir.resolve())
+    except (OSError, RuntimeError):  # dangling, or a loop
+        return True
+
+
+def outside_links(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
+    """Links in a landing folder that lead outside landing: refused, never read."""
+    folder = landing_dir / kind
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _leads_out(p, landing_dir))
+
+
+def file_id(path: Path) -> str:
+    """The batch id of a landing file, also of one that cannot be read: a link is known by its name and
+    target (never read through), an unreadable file by its name."""
+    if path.is_symlink():
+        return batch_id_of(b"link\0" + path.name.encode() + b"\0" + os.fsencode(os.readlink(path)))
+    try:
+        return batch_id_of_file(path)
+    except OSError:
+        return batch_id_of(b"unreadable\0" + path.name.encode())
+
+
+def set_aside(path: Path, batch_id: str) -> Path | None:
+    """Move a landing file that cannot be ingested to ``failed/`` (a link is moved, not its target).
+
+    Ingest no longer lists it, so a re-run goes on with the next batch; retention removes it like any
+    stray. Moving it back into its folder has it ingested again. Returns where it went (None if it could not).
+    """
+    target = path.parent.parent / FAILED / f"{batch_id}-{path.name}"
+    try:
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(path, target)
+    except OSError as err:
+        log.error("could not set aside landing file %s (%s)", path.name, type(err).__name__)
+        return None
+    return target
 
 
 def purge_processed(
@@ -95,7 +160,7 @@ def purge_processed(
         path = landing_dir / TELEMETRY / row["file_name"]
         if path in keep:
             continue
-        if path.exists() and batch_id_of(path.read_bytes()) == row["batch_id"]:
+        if path.exists() and batch_id_of_file(path) == row["batch_id"]:
             path.unlink()
             log.info("removed landing file of batch %s after its retention", row["batch_id"])
         removed.append(row["batch_id"])
@@ -105,11 +170,12 @@ def purge_processed(
 
 
 def _due(warehouse_path: Path, retention: timedelta, now: datetime) -> list[dict[str, str]]:
-    """Batches committed longer than ``retention`` ago whose landing file has not been removed."""
+    """Batches committed longer than ``retention`` ago whose landing file has not been removed (a failed file
+    was set aside: it is a stray)."""
     ledger = warehouse.ledger(warehouse_path)
     due = ledger.filter(
         pc.and_(
-            pc.is_null(ledger.column("landing_removed_at")),
+            pc.and_(pc.is_null(ledger.column("landing_removed_at")), pc.is_null(ledger.column("failure"))),
             pc.less_equal(ledger.column("committed_at"), now - retention),
         )
     )
@@ -124,13 +190,15 @@ def expired_files(landing_dir: Path, warehouse_path: Path, retention: timedelta,
 
 def ingested(warehouse_path: Path, path: Path) -> bool:
     """Whether the ledger has the batch in this landing file."""
-    return warehouse.ledger_entry(warehouse_path, batch_id_of_file(path)) is not None
+    entry = warehouse.ledger_entry(warehouse_path, batch_id_of_file(path))
+    return entry is not None and entry.committed
 
 
 def remove_processed(landing_dir: Path, warehouse_path: Path, path: Path, now: datetime) -> bool:
     """Delete a landing file early if the ledger has its batch (an erasure); returns whether it went."""
     batch_id = batch_id_of_file(path)
-    if warehouse.ledger_entry(warehouse_path, batch_id) is None:
+    entry = warehouse.ledger_entry(warehouse_path, batch_id)
+    if entry is None or not entry.committed:
         return False
     path.unlink()
     warehouse.mark_landing_removed(warehouse_path, [batch_id], now)
@@ -164,6 +232,57 @@ def purge_unledgered(
         path.unlink()
         log.info("removed landing file %s/%s after its retention", path.parent.name, path.name)
     return len(expired)
+
+
+# -- strays: files in landing that no ingest reads ---------------------------------------------------------------
+def stray_files(landing_dir: Path) -> list[Path]:
+    """Every file in landing that is not a batch of a landing kind: dot-files (being written), files of an
+    unsupported name or outside the kind folders, links that lead outside landing, and ``failed/``."""
+    batches = {p for kind in (TELEMETRY, *UNLEDGERED) for p in pending_files(landing_dir, kind)}
+    out: list[Path] = []
+    for root, folders, files in os.walk(landing_dir):  # links to folders are listed, never followed
+        here = Path(root)
+        out += [here / name for name in files if here / name not in batches]
+        out += [here / name for name in folders if (here / name).is_symlink()]
+    return sorted(out)
+
+
+def stray_kind(path: Path, landing_dir: Path) -> str:
+    """What a stray is, in words (for the ingest report)."""
+    where = path.relative_to(landing_dir)
+    if where.parts[0] == FAILED:
+        return "set aside: it could not be ingested"
+    if path.is_symlink():
+        return "a link that leads outside landing" if _leads_out(path, landing_dir) else "a link to no batch file"
+    if path.name.startswith("."):
+        return "being written (a dot-file)"
+    if len(where.parts) == 2 and where.parts[0] in (TELEMETRY, *UNLEDGERED):
+        return "not a batch: unsupported name (expected " + ", ".join(SUFFIXES) + ")"
+    return "not in a landing folder (" + ", ".join((TELEMETRY, *UNLEDGERED)) + ")"
+
+
+def _modified_at(path: Path) -> datetime:
+    """When a file (or a link itself) was last written: when it was delivered, or set aside."""
+    return datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+
+
+def expired_strays(landing_dir: Path, retention: timedelta, now: datetime) -> list[Path]:
+    """Strays older than ``retention``, by their modification time (a dot-file's last write)."""
+    return [p for p in stray_files(landing_dir) if now - _modified_at(p) > retention]
+
+
+def purge_strays(landing_dir: Path, retention: timedelta, now: datetime, keep: frozenset[Path] = frozenset()) -> int:
+    """Delete strays older than ``retention``, except ``keep``; returns how many went."""
+    expired = [p for p in expired_strays(landing_dir, retention, now) if p not in keep]
+    for path in expired:
+        path.unlink(missing_ok=True)  # a link goes, never its target
+        log.info("removed stray landing file %s after the landing retention", path.relative_to(landing_dir))
+    return len(expired)
+
+
+def readable_strays(paths: list[Path]) -> list[Path]:
+    """The regular files among strays: those whose bytes may be read (never through a link, never a pipe)."""
+    return [p for p in paths if not p.is_symlink() and p.is_file()]
 
 
 def remove_lines(path: Path, drop: Callable[[bytes], bool]) -> int:

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS batch_ledger (
 );
 -- Warehouses created before the ledger recorded file sizes gain the column.
 ALTER TABLE batch_ledger ADD COLUMN IF NOT EXISTS file_bytes BIGINT;
+-- Why a file could not be ingested at all (it was set aside); null for a committed batch.
+ALTER TABLE batch_ledger ADD COLUMN IF NOT EXISTS failure VARCHAR;
 CREATE TABLE IF NOT EXISTS consent_decisions (
     account_pid VARCHAR NOT NULL, purpose VARCHAR NOT NULL, decided_at TIMESTAMPTZ NOT NULL,
     granted BOOLEAN NOT NULL, batch_id VARCHAR NOT NULL
@@ -78,7 +80,7 @@ STATE_TABLES = ("consent_decisions", "cancellations", "age_declarations")
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One processed batch and its accounting."""
+    """One processed batch and its accounting, or a file that failed (``failure`` says why; nothing was kept)."""
 
     batch_id: str
     file_name: str
@@ -93,6 +95,12 @@ class LedgerEntry:
     committed_at: datetime
     landing_removed_at: datetime | None = None
     file_bytes: int | None = None
+    failure: str | None = None
+
+    @property
+    def committed(self) -> bool:
+        """Whether the batch went through (a failed file is tried again if it lands again)."""
+        return self.failure is None
 
 
 _READY: set[Path] = set()  # files whose schema this process has already put in place
@@ -133,10 +141,11 @@ def _using(target: Target, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
 def ledger_entry(target: Target, batch_id: str) -> LedgerEntry | None:
     """The ledger entry of ``batch_id``, if it was committed."""
     with _using(target, read_only=True) as con:
-        row = con.execute("SELECT * FROM batch_ledger WHERE batch_id = ?", [batch_id]).fetchone()
-        if row is None:
+        # fetch to the end: the connection may be used for more work (a failed batch is tried again)
+        rows = con.execute("SELECT * FROM batch_ledger WHERE batch_id = ?", [batch_id]).fetchall()
+        if not rows:
             return None
-        names = [d[0] for d in con.description]
+        row, names = rows[0], [d[0] for d in con.description]
     values = dict(zip(names, row, strict=True))
     values["reasons"] = json.loads(values["reasons"])
     return LedgerEntry(**values)
@@ -145,7 +154,9 @@ def ledger_entry(target: Target, batch_id: str) -> LedgerEntry | None:
 def seen_files(target: Target) -> set[tuple[str, int]]:
     """(file name, size) of every ingested landing file: a cheap first test of whether a file is new."""
     with _using(target, read_only=True) as con:
-        rows = con.execute("SELECT file_name, file_bytes FROM batch_ledger WHERE file_bytes IS NOT NULL").fetchall()
+        rows = con.execute(
+            "SELECT file_name, file_bytes FROM batch_ledger WHERE file_bytes IS NOT NULL AND failure IS NULL"
+        ).fetchall()
     return {(name, size) for name, size in rows}
 
 
@@ -184,6 +195,20 @@ def commit_batch(target: Target, entry: LedgerEntry, state_updates: dict[str, pa
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+def record_failure(target: Target, batch_id: str, file_name: str, failure: str, when: datetime) -> bool:
+    """Record a file that could not be ingested at all: a ledger row that says why, with nothing accepted.
+
+    A batch already committed keeps its row (returns False): a failure after the commit loses nothing.
+    """
+    with _using(target) as con:
+        done = ledger_entry(con, batch_id)
+        if done is not None and done.committed:
+            return False
+        entry = LedgerEntry(batch_id, file_name, None, 0, 0, 0, 0, 0, {}, None, when, failure=failure)
+        commit_batch(con, entry, {})
+    return True
 
 
 def mark_landing_removed(path: Path, batch_ids: list[str], when: datetime) -> None:

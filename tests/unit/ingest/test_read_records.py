@@ -62,3 +62,31 @@ def test_newlines_found_across_slice_boundaries(records: list[bytes], chunk: int
     finally:
         read._CHUNK = original
     assert lines is not None and list(lines) == records
+
+
+@given(
+    st.lists(st.integers(0, 40).map(lambda n: b"r" * n), max_size=12),
+    st.booleans(),
+    st.integers(1, 9),
+    st.lists(st.integers(1, 25), min_size=1, max_size=8),
+)
+def test_long_records_are_cut_out_as_the_bytes_stream_in(
+    records: list[bytes], final_newline: bool, bound: int, slices: list[int]
+) -> None:
+    """Whatever the slicing, a record over the bound leaves a blank line in its place and a reject with its
+    number and start; every other byte is kept as it came."""
+    data = b"\n".join(records) + (b"\n" if final_newline and records else b"")
+    gather = read._Gather(bound, 1 << 30)
+    at, i = 0, 0
+    while at < len(data):
+        size = slices[i % len(slices)]
+        gather.feed(data[at : at + size])
+        at, i = at + size, i + 1
+    lines = data.split(b"\n")
+    kept = b"\n".join(b"" if len(x) > bound else x for x in lines)
+    if len(lines[-1]) > bound:  # a long last record without its newline still leaves a blank line
+        kept += b"\n"
+    assert gather.data() == kept
+    too_long = [(n, x[: gather.keep]) for n, x in enumerate(lines, start=1) if len(x) > bound]
+    assert [(r.line, r.raw) for r in gather.rejected] == too_long
+    assert {r.reason for r in gather.rejected} <= {f"record exceeds {bound} bytes"}
