@@ -35,6 +35,7 @@ MIN_POSITIVES = 20
 MIN_NEGATIVES = 20
 MIN_CALIBRATION_POSITIVES = 10  # fewer frauds cannot fit the sigmoid's two parameters: probabilities would be noise
 ELEVATED_FACTOR = 4
+NEGATIVES_PER_POSITIVE = 20  # legitimate rows the booster trains on per fraud row (see ``balanced``)
 LEVELS = ("normal", "elevated", "highest")
 _QUANTILES = 1001  # resolution of the unsupervised rank map
 
@@ -169,6 +170,26 @@ def reference_values(X: np.ndarray) -> np.ndarray:
     return np.nan_to_num(ref, nan=0.0)
 
 
+def balanced(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Every fraud row and at most ``NEGATIVES_PER_POSITIVE`` legitimate rows per fraud, drawn at random.
+
+    The booster bins each feature at quantiles of its training rows: with 1 fraud in 100 rows, the rare
+    values where fraud lives (the largest amounts, say) share one bin with far more common ones, and no
+    split can tell them apart. Fewer legitimate rows put bins where the frauds are, and train faster; the
+    sigmoid calibration, fitted on the untouched calibration rows, restores the probabilities.
+    """
+    positives = int(y.sum())
+    keep_negatives = NEGATIVES_PER_POSITIVE * positives
+    negatives = np.flatnonzero(y == 0)
+    if len(negatives) <= keep_negatives:
+        return X, y, None
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(np.concatenate([np.flatnonzero(y == 1), rng.choice(negatives, keep_negatives, replace=False)]))
+    note = (f"trained on all {positives} fraud rows and {keep_negatives} of {len(negatives)} legitimate ones drawn "
+            "at random; calibrated on every calibration row")  # fmt: skip
+    return X[chosen], y[chosen], note
+
+
 def fit(
     X: np.ndarray, y: np.ndarray, X_cal: np.ndarray, y_cal: np.ndarray, features: list[str], seed: int = 0
 ) -> RiskModel:
@@ -183,6 +204,7 @@ def fit(
                "scores are anomaly ranks, not probabilities")  # fmt: skip
         log.warning(why)
         return fit_unsupervised(np.concatenate([X, X_cal]), features, seed, [why])
+    X, y, note = balanced(X, y, seed)
     hgb = HistGradientBoostingClassifier(
         max_iter=200, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
         early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed,
@@ -194,7 +216,7 @@ def fit(
         with warnings.catch_warnings():  # a rare class smaller than the folds is fine for a 2-parameter fit
             warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
             calibrated.fit(X_cal, y_cal)
-    return RiskModel("supervised", calibrated, features, reference_values(X))
+    return RiskModel("supervised", calibrated, features, reference_values(X), notes=[note] if note else [])
 
 
 def fit_unsupervised(X: np.ndarray, features: list[str], seed: int = 0, notes: list[str] | None = None) -> RiskModel:
