@@ -21,7 +21,7 @@ from devicerisk.config import Settings
 app = typer.Typer(help="Privacy-first device-telemetry risk control.", no_args_is_help=True)
 contract_app = typer.Typer(help="The data contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
-audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+audit_app = typer.Typer(help="The authenticated, hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(request_app, name="request")
@@ -191,18 +191,35 @@ def leak_scan(data_dir: DataDir = None) -> None:
     console.print("[green]no raw identifier found outside the landing zone[/green]")
 
 
+def _head(text: str | None) -> tuple[int, str] | None:
+    seq, sep, digest = (text or "").partition(":")
+    if text is not None and not (sep and seq.isdigit() and len(digest) == 64):
+        raise typer.BadParameter("give the head as SEQ:HASH, as `audit verify` prints it")
+    return None if text is None else (int(seq), digest)
+
+
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None) -> None:
-    """Check the audit chain; exits non-zero and says where if a record was edited, removed or moved."""
+def audit_verify(
+    data_dir: DataDir = None,
+    head: Annotated[
+        str | None, typer.Option(help="A head SEQ:HASH kept off this machine: the log must still hold it.")
+    ] = None,
+) -> None:
+    """Check the audit chain with the audit key, and that the log covers what the stores record; exits non-zero
+    and says where if a record was edited, removed or moved, or the log was cut or deleted."""
+    from devicerisk.privacy.audit_check import check
+    from devicerisk.privacy.stores import audit_trail
     from devicerisk.store import audit
 
     settings = _settings(data_dir)
-    problems = audit.verify(settings.audit_dir)
+    problems = check(audit_trail(settings), settings.warehouse_path, _head(head))
     if problems:
         for problem in problems:
             console.print(f"[red]audit log line {problem.line}:[/red] {problem.reason}")
         raise typer.Exit(1)
-    console.print(f"audit log intact: {len(audit.records(settings.audit_dir)):,} records")
+    kept = audit.records(settings.audit_dir)
+    last = f"; head {kept[-1]['seq']}:{kept[-1]['hash']} (keep it off this machine)" if kept else ""
+    console.print(f"audit log intact: {len(kept):,} records{last}", soft_wrap=True)
 
 
 @audit_app.command("show")

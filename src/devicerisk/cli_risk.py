@@ -55,11 +55,13 @@ def score(data_dir: DataDir = None) -> None:
 
 def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team") -> None:
     """The riskiest accounts of the serving snapshot with their reasons, pseudonyms masked; the lookup is audited."""
+    from devicerisk.privacy.stores import audit_trail
     from devicerisk.risk.service import top_accounts
     from devicerisk.store import audit
 
+    trail = audit_trail(settings)
     rows = top_accounts(settings.serving_dir, n)
-    audit.append(settings.audit_dir, actor=actor, role="fraud_analyst", action="lookup_top_accounts",
+    audit.append(trail, actor=actor, role="fraud_analyst", action="lookup_top_accounts",
                  purpose="risk_control", counts={"accounts_shown": len(rows)})  # fmt: skip
     if not rows:
         console.print("no account scores yet: run `devicerisk risk score`")
