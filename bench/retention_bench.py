@@ -132,12 +132,13 @@ def table_bytes(lake_dir: Path) -> tuple[int, int]:
 def stores_at(data_dir: Path, grace_hours: int, cluster_bytes: int) -> Stores:
     secrets_dir = ROOT / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("pseudonym", "quarantine"):
+    for name in ("pseudonym", "quarantine", "audit"):
         if not (secrets_dir / f"{name}.key").exists():
             (secrets_dir / f"{name}.key").write_text(secrets.token_hex(32))
     return stores_for(Settings(mode="production", data_dir=data_dir, secrets_dir=secrets_dir,
                                pseudonym_key_file=secrets_dir / "pseudonym.key",
-                               quarantine_key_file=secrets_dir / "quarantine.key", vacuum_grace_hours=grace_hours,
+                               quarantine_key_file=secrets_dir / "quarantine.key",
+                               audit_key_file=secrets_dir / "audit.key", vacuum_grace_hours=grace_hours,
                                lake_cluster_file_bytes=cluster_bytes))  # fmt: skip
 
 

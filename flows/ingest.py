@@ -30,7 +30,7 @@ from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
 from devicerisk.ingest.report import IngestSummary, audit_counts, summarise, summary_markdown
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.privacy.purge import purge_landing as purge_landing_fn
-from devicerisk.privacy.stores import stores_for
+from devicerisk.privacy.stores import audit_trail, stores_for
 from devicerisk.store import audit, governance, landing
 
 
@@ -80,9 +80,9 @@ def purge_landing(settings: Settings) -> list[str]:
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def audit_run(settings: Settings, summary: IngestSummary) -> None:
+def audit_run(trail: audit.Trail, summary: IngestSummary) -> None:
     """One audit record for the run: what was done to how many records, never their values."""
-    audit.append(settings.audit_dir, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control",
+    audit.append(trail, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control",
                  counts=audit_counts(summary))  # fmt: skip
 
 
@@ -99,6 +99,7 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     """Ingest every new landing batch in order, then purge expired raw batches."""
     settings = Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
     ctx = ingest_context(settings)
+    trail = audit_trail(settings)  # a missing audit key stops the run before it ingests anything
     refused = refuse_outside_links(settings.landing_dir, ctx)
     files = landing_files(settings.landing_dir)
     paths = new_batches(files, ctx)
@@ -107,7 +108,7 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     removed = purge_landing(settings)
     strays = landing_strays(settings.landing_dir)
     summary = summarise(results, skipped=len(files) - len(paths), landing_removed=len(removed), strays=strays)
-    audit_run(settings, summary)
+    audit_run(trail, summary)
     publish_summary(summary)
     get_run_logger().info(
         "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates, "

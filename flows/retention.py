@@ -36,7 +36,7 @@ def purge_expired(stores: Stores) -> PurgeReport:
 @task(cache_policy=NO_CACHE)
 def audit_purge(stores: Stores, report: PurgeReport) -> None:
     """One audit record for the purge, with its counts."""
-    audit.append(stores.audit_dir, actor=ACTOR, role="pipeline", action="retention.purge", purpose="retention",
+    audit.append(stores.audit, actor=ACTOR, role="pipeline", action="retention.purge", purpose="retention",
                  counts=report.counts())  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from devicerisk.config import Settings
+from devicerisk.privacy.stores import audit_trail
 from devicerisk.risk.service import not_trainable, score_accounts, score_transactions
 from devicerisk.store import audit, registry
 from flows.train import ingest_label_files, settings_of, train_flow
@@ -29,8 +30,8 @@ def accounts(settings: Settings) -> dict[str, int]:
 
 
 @task(cache_policy=NO_CACHE)
-def audit_scoring(settings: Settings, action: str, counts: dict[str, int]) -> None:
-    audit.append(settings.audit_dir, actor="score-flow", role="pipeline", action=action, purpose="risk_control",
+def audit_scoring(trail: audit.Trail, action: str, counts: dict[str, int]) -> None:
+    audit.append(trail, actor="score-flow", role="pipeline", action=action, purpose="risk_control",
                  counts=counts)  # fmt: skip
     table = "\n".join(f"| {k} | {v:,} |" for k, v in counts.items())
     create_markdown_artifact(key=action.replace("_", "-"), markdown=f"| count | value |\n|---|---|\n{table}\n",
@@ -41,9 +42,10 @@ def audit_scoring(settings: Settings, action: str, counts: dict[str, int]) -> No
 def score_transactions_flow(data_dir: str | None = None) -> dict[str, int]:
     """Ingest new labels, then score the transactions not scored yet with the champion model."""
     settings = settings_of(data_dir)
-    ingest_label_files(settings)
+    trail = audit_trail(settings)  # a missing audit key stops the run before it scores
+    ingest_label_files(settings, trail)
     counts = transactions(settings)
-    audit_scoring(settings, "score_transactions", counts)
+    audit_scoring(trail, "score_transactions", counts)
     return counts
 
 
@@ -51,8 +53,9 @@ def score_transactions_flow(data_dir: str | None = None) -> dict[str, int]:
 def score_accounts_flow(data_dir: str | None = None) -> dict[str, int]:
     """Rescore every recently active account with the champion model."""
     settings = settings_of(data_dir)
+    trail = audit_trail(settings)
     counts = accounts(settings)
-    audit_scoring(settings, "score_accounts", counts)
+    audit_scoring(trail, "score_accounts", counts)
     return counts
 
 

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from devicerisk.config import Settings
 from devicerisk.ingest.runtime import ingest_context
+from devicerisk.privacy.stores import audit_trail
 from devicerisk.risk.labels import ingest_labels
 from devicerisk.risk.service import TrainOutcome, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
@@ -21,12 +22,12 @@ def settings_of(data_dir: str | None) -> Settings:
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def ingest_label_files(settings: Settings) -> int:
+def ingest_label_files(settings: Settings, trail: audit.Trail) -> int:
     """New feedback-label files into the lake, exactly once; returns the labels accepted."""
     ctx = ingest_context(settings)
     results = ingest_labels(ctx, settings.landing_dir)
     accepted = sum(r.accepted for r in results)
-    audit.append(settings.audit_dir, actor="label-ingest", role="pipeline", action="ingest_labels",
+    audit.append(trail, actor="label-ingest", role="pipeline", action="ingest_labels",
                  purpose="risk_control", counts={"files": sum(not r.already_done for r in results),
                                                  "accepted": accepted,
                                                  "quarantined": sum(r.quarantined for r in results)})  # fmt: skip
@@ -55,9 +56,9 @@ def publish_card(settings: Settings, outcome: TrainOutcome) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def audit_training(settings: Settings, outcome: TrainOutcome) -> None:
+def audit_training(trail: audit.Trail, outcome: TrainOutcome) -> None:
     meta = outcome.metadata
-    audit.append(settings.audit_dir, actor="train-flow", role="pipeline", action="train_models",
+    audit.append(trail, actor="train-flow", role="pipeline", action="train_models",
                  purpose="risk_control", counts={
                      "transactions_held_out": int(meta["transaction"]["metrics"]["rows"]),
                      "accounts_held_out": int(meta["account"]["metrics"]["rows"]),
@@ -68,9 +69,10 @@ def audit_training(settings: Settings, outcome: TrainOutcome) -> None:
 def train_flow(data_dir: str | None = None) -> TrainOutcome:
     """Ingest new labels, train both scores, publish the card, audit the run."""
     settings = settings_of(data_dir)
-    ingest_label_files(settings)
+    trail = audit_trail(settings)  # a missing audit key stops the run before it trains
+    ingest_label_files(settings, trail)
     outcome = train_models(settings)
     publish_card(settings, outcome)
-    audit_training(settings, outcome)
+    audit_training(trail, outcome)
     get_run_logger().info("model %s: %s", outcome.version, outcome.reason)
     return outcome

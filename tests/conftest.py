@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
     """Settings with a fresh data folder and real keys from (test-local) key files outside it."""
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir(mode=0o700)
-    for name in ("pseudonym", "quarantine"):
+    for name in ("pseudonym", "quarantine", "audit"):
         key_file = secrets_dir / f"{name}.key"
         key_file.write_text(secrets.token_hex(32))
         os.chmod(key_file, 0o600)
@@ -38,6 +38,7 @@ def settings(tmp_path: Path) -> Settings:
         secrets_dir=secrets_dir,
         pseudonym_key_file=secrets_dir / "pseudonym.key",
         quarantine_key_file=secrets_dir / "quarantine.key",
+        audit_key_file=secrets_dir / "audit.key",
     )
 
 
@@ -52,6 +53,7 @@ def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     monkeypatch.setenv("DEVICERISK_MODE", "production")
     monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
     monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
+    monkeypatch.setenv("DEVICERISK_AUDIT_KEY_FILE", str(settings.audit_key_file))
     monkeypatch.setenv("DEVICERISK_SECRETS_DIR", str(settings.secrets_dir))
     return settings
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +13,14 @@ from rich.table import Table
 
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
 from devicerisk.cli_risk import risk_app
+from devicerisk.cli_runtime import App, configure, prepare_prefect
 from devicerisk.config import Settings
 
-app = typer.Typer(help="Privacy-first device-telemetry risk control.", no_args_is_help=True)
+app = App(help="Privacy-first device-telemetry risk control.", no_args_is_help=True,
+          pretty_exceptions_show_locals=False)  # fmt: skip
 contract_app = typer.Typer(help="The data contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
-audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+audit_app = typer.Typer(help="The authenticated, hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(request_app, name="request")
@@ -33,15 +32,6 @@ DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEV
 
 def _settings(data_dir: Path | None) -> Settings:
     return Settings() if data_dir is None else Settings(data_dir=data_dir)
-
-
-def _quiet_prefect() -> None:
-    """Prefect runs in ephemeral mode for CLI commands: no server to start."""
-    os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "devicerisk")  # library logs in flow-run logs
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
 @app.command()
@@ -68,7 +58,7 @@ def synth(
 @app.command()
 def ingest(data_dir: DataDir = None) -> None:
     """Ingest new landing batches into the lake (a Prefect flow run)."""
-    _quiet_prefect()
+    prepare_prefect()
     from flows.ingest import ingest_flow
 
     summary = ingest_flow(str(_settings(data_dir).data_dir))
@@ -83,7 +73,7 @@ def demo(
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Generate a week of synthetic telemetry (if none has landed) and run the pipeline on it."""
-    _quiet_prefect()
+    prepare_prefect()
     settings = _settings(data_dir)
     from devicerisk.store import landing
 
@@ -194,18 +184,35 @@ def leak_scan(data_dir: DataDir = None) -> None:
     console.print("[green]no raw identifier found outside the landing zone[/green]")
 
 
+def _head(text: str | None) -> tuple[int, str] | None:
+    seq, sep, digest = (text or "").partition(":")
+    if text is not None and not (sep and seq.isdigit() and len(digest) == 64):
+        raise typer.BadParameter("give the head as SEQ:HASH, as `audit verify` prints it")
+    return None if text is None else (int(seq), digest)
+
+
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None) -> None:
-    """Check the audit chain; exits non-zero and says where if a record was edited, removed or moved."""
+def audit_verify(
+    data_dir: DataDir = None,
+    head: Annotated[
+        str | None, typer.Option(help="A head SEQ:HASH kept off this machine: the log must still hold it.")
+    ] = None,
+) -> None:
+    """Check the audit chain with the audit key, and that the log covers what the stores record; exits non-zero
+    and says where if a record was edited, removed or moved, or the log was cut or deleted."""
+    from devicerisk.privacy.audit_check import check
+    from devicerisk.privacy.stores import audit_trail
     from devicerisk.store import audit
 
     settings = _settings(data_dir)
-    problems = audit.verify(settings.audit_dir)
+    problems = check(audit_trail(settings), settings.warehouse_path, _head(head))
     if problems:
         for problem in problems:
             console.print(f"[red]audit log line {problem.line}:[/red] {problem.reason}")
         raise typer.Exit(1)
-    console.print(f"audit log intact: {len(audit.records(settings.audit_dir)):,} records")
+    kept = audit.records(settings.audit_dir)
+    last = f"; head {kept[-1]['seq']}:{kept[-1]['hash']} (keep it off this machine)" if kept else ""
+    console.print(f"audit log intact: {len(kept):,} records{last}", soft_wrap=True)
 
 
 @audit_app.command("show")
@@ -246,15 +253,12 @@ def contract_docs(
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not verbose:  # each call to the embedded Prefect server would log a line: noise for an operator
-        for name in ("httpx", "httpcore"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, and the whole trace of an error.")
+    ] = False,
+) -> None:
+    configure(verbose)
 
 
 if __name__ == "__main__":

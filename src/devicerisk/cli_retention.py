@@ -6,7 +6,6 @@ value shown is masked by :func:`devicerisk.privacy.masking.mask`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from devicerisk.cli_runtime import prepare_prefect
 from devicerisk.config import Settings
 from devicerisk.privacy.masking import mask
 
@@ -26,6 +26,7 @@ request_app = typer.Typer(help="Data-subject requests: access, erasure, cancella
 hold_app = typer.Typer(help="Legal holds (2.9(4), 4.5(4)).", no_args_is_help=True)
 retention_app.add_typer(hold_app, name="hold")
 console = Console()
+errors = Console(stderr=True)
 
 #: The concurrency limit that the flows' warehouse-writing tasks (tag "warehouse-writer") take, as Prefect names it.
 WAREHOUSE_WRITER = "tag:warehouse-writer"
@@ -35,7 +36,7 @@ WAREHOUSE_WRITER = "tag:warehouse-writer"
 def warehouse_writer() -> Iterator[None]:
     """Hold the warehouse-writer slot the flows take, so a request from the command line never races a flow's
     write and is left in progress by a lock conflict (no limit created: nothing to wait for)."""
-    os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    prepare_prefect()
     from prefect.concurrency.sync import concurrency
 
     with concurrency(WAREHOUSE_WRITER, occupy=1, strict=False):
@@ -73,7 +74,8 @@ def _identifiers(account: str | None, phone: str | None, device: list[str] | Non
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    """A refused command: one line on stderr (never wrapped), and exit code 2."""
+    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -84,7 +86,7 @@ def _now() -> datetime:
 @retention_app.command("purge")
 def purge(data_dir: DataDir = None) -> None:
     """Run the retention purge now (the daily `retention` flow)."""
-    os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    prepare_prefect()
     from flows.retention import retention_flow
 
     print_purge(retention_flow(None if data_dir is None else str(data_dir)).counts())
@@ -247,7 +249,7 @@ def minor(
 @request_app.command("resume")
 def resume(data_dir: DataDir = None) -> None:
     """Carry on pending requests (interrupted, or waiting for the vacuum grace period)."""
-    os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    prepare_prefect()
     from flows.retention import request_flow
 
     for request_id, status in request_flow(None if data_dir is None else str(data_dir)).items():

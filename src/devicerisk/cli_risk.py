@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from devicerisk.cli_runtime import prepare_prefect
 from devicerisk.config import Settings
 from devicerisk.privacy.masking import mask
 
@@ -22,16 +23,10 @@ def _settings(data_dir: str | None) -> Settings:
     return Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
 
 
-def _quiet() -> None:
-    from devicerisk.cli import _quiet_prefect
-
-    _quiet_prefect()
-
-
 @risk_app.command("train")
 def train(data_dir: DataDir = None) -> None:
     """Train both models (a Prefect flow run) and print the promotion decision."""
-    _quiet()
+    prepare_prefect()
     from flows.train import train_flow
 
     outcome = train_flow(data_dir)
@@ -47,7 +42,7 @@ def train(data_dir: DataDir = None) -> None:
 @risk_app.command("score")
 def score(data_dir: DataDir = None) -> None:
     """Score new transactions and all recently active accounts with the champion."""
-    _quiet()
+    prepare_prefect()
     from flows.score import score_accounts_flow, score_transactions_flow
 
     console.print(score_transactions_flow(data_dir) | score_accounts_flow(data_dir))
@@ -55,11 +50,13 @@ def score(data_dir: DataDir = None) -> None:
 
 def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team") -> None:
     """The riskiest accounts of the serving snapshot with their reasons, pseudonyms masked; the lookup is audited."""
+    from devicerisk.privacy.stores import audit_trail
     from devicerisk.risk.service import top_accounts
     from devicerisk.store import audit
 
+    trail = audit_trail(settings)
     rows = top_accounts(settings.serving_dir, n)
-    audit.append(settings.audit_dir, actor=actor, role="fraud_analyst", action="lookup_top_accounts",
+    audit.append(trail, actor=actor, role="fraud_analyst", action="lookup_top_accounts",
                  purpose="risk_control", counts={"accounts_shown": len(rows)})  # fmt: skip
     if not rows:
         console.print("no account scores yet: run `devicerisk risk score`")

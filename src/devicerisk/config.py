@@ -1,7 +1,7 @@
 """One settings object for the whole pipeline (env prefix ``DEVICERISK_``).
 
 Secrets come from the environment or from files outside ``data/``. Demo mode may generate local keys
-and says so loudly; production mode refuses to run without real keys.
+in ``secrets_dir`` and says so loudly; production mode uses only the keys it is given explicitly.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ class Settings(BaseSettings):
     pseudonym_key_file: Path | None = None
     quarantine_key: SecretStr | None = Field(default=None, description="hex or base64, 32 bytes (AES-256-GCM)")
     quarantine_key_file: Path | None = None
-    # Keys retired by a rotation: still used to find (pseudonym) or read (quarantine) older data.
+    audit_key: SecretStr | None = Field(default=None, description="hex or base64, at least 32 bytes (HMAC)")
+    audit_key_file: Path | None = None
+    # Keys retired by a rotation: still used to find (pseudonym), read (quarantine) or verify (audit) older data.
     previous_pseudonym_key_files: list[Path] = Field(default_factory=list)
     previous_quarantine_key_files: list[Path] = Field(default_factory=list)
+    previous_audit_key_files: list[Path] = Field(default_factory=list)
     default_phone_region: str = "CN"
     minor_age: int = Field(default=18, ge=1, le=25)
     parse_chunk_rows: int = Field(default=65_536, ge=1, description="rows parsed per columnar block")
@@ -61,8 +64,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _keys_outside_data(self) -> Settings:
         data = self.data_dir.resolve()
-        keys = (self.secrets_dir, self.pseudonym_key_file, self.quarantine_key_file,
-                *self.previous_pseudonym_key_files, *self.previous_quarantine_key_files)  # fmt: skip
+        keys = (self.secrets_dir, self.pseudonym_key_file, self.quarantine_key_file, self.audit_key_file,
+                *self.previous_pseudonym_key_files, *self.previous_quarantine_key_files,
+                *self.previous_audit_key_files)  # fmt: skip
         for path in keys:
             if path is not None and path.resolve().is_relative_to(data):
                 raise ValueError(f"keys must live outside the data directory: {path}")

@@ -28,6 +28,7 @@ def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     monkeypatch.setenv("DEVICERISK_MODE", "production")
     monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
     monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
+    monkeypatch.setenv("DEVICERISK_AUDIT_KEY_FILE", str(settings.audit_key_file))
     return settings
 
 

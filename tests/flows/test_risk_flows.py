@@ -13,6 +13,7 @@ from flows.train import train_flow
 
 from devicerisk.config import Settings
 from devicerisk.privacy.leakscan import scan_data_dir
+from devicerisk.privacy.stores import audit_trail
 from devicerisk.store import audit, registry, scores, serving
 from devicerisk.synth import SynthConfig, generate
 
@@ -70,7 +71,7 @@ def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings) -> None
 
     actions = [r["action"] for r in audit.records(s.audit_dir)]
     assert {"ingest_labels", "train_models", "score_transactions", "score_accounts"} <= set(actions)
-    assert audit.verify(s.audit_dir) == []
+    assert audit.verify(audit_trail(s)) == []
 
     second = train_flow(str(s.data_dir))  # same data, same seed: at least as good, so promoted
     assert second.promoted and registry.champion(s.models_dir) == second.version

@@ -1,7 +1,8 @@
-"""Key loading: pseudonymisation and quarantine keys, with ids so they can be rotated.
+"""Key loading: pseudonymisation, quarantine and audit keys, with ids so they can be rotated.
 
 A key never reaches a log or an exception message; only its id does. The id is a keyed digest of a
-constant, so it reveals nothing about the key.
+constant, so it reveals nothing about the key. Production mode uses only keys given explicitly
+(``DEVICERISK_<PURPOSE>_KEY`` or ``_KEY_FILE``): a demo key left in ``secrets_dir`` is never picked up.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PSEUDONYM_KEY_FILE = "pseudonym.key"
 QUARANTINE_KEY_FILE = "quarantine.key"
+AUDIT_KEY_FILE = "audit.key"
 
 
 class MissingKeyError(RuntimeError):
@@ -91,20 +93,16 @@ def _load(settings: Settings, purpose: str, default_file: str, nbytes: int) -> K
         material = decode_key_text(secret.get_secret_value(), purpose)
     elif key_file is not None:
         material = _read_key_file(key_file, purpose)
+    elif settings.mode is not Mode.DEMO:  # a key file in secrets_dir may be a demo key: never guess
+        name = f"DEVICERISK_{purpose.upper()}_KEY"
+        raise MissingKeyError(f"no {purpose} key: set {name} or {name}_FILE (production mode uses only keys it is "
+                              "given, never one from the demo's secrets folder)")  # fmt: skip
     else:
         path = settings.secrets_dir / default_file
-        if path.exists():
+        try:
+            material = _read_key_file(path, purpose) if path.exists() else _create_demo_key(path, purpose, nbytes)
+        except FileExistsError:  # another process created it first
             material = _read_key_file(path, purpose)
-        elif settings.mode is Mode.DEMO:
-            try:
-                material = _create_demo_key(path, purpose, nbytes)
-            except FileExistsError:  # another process created it first
-                material = _read_key_file(path, purpose)
-        else:
-            raise MissingKeyError(
-                f"no {purpose} key: set DEVICERISK_{purpose.upper()}_KEY or DEVICERISK_{purpose.upper()}_KEY_FILE "
-                f"(production mode never generates keys)"
-            )
     return Key.from_bytes(material, purpose)
 
 
@@ -119,6 +117,12 @@ def load_quarantine_key(settings: Settings) -> Key:
     if len(key.material) != 32:
         raise MissingKeyError("the quarantine key must be exactly 32 bytes (AES-256)")
     return key
+
+
+def load_audit_keyring(settings: Settings) -> list[Key]:
+    """The HMAC key that authenticates the audit chain, then the retired ones (records written before a rotation)."""
+    retired = [_retired(p, "audit") for p in settings.previous_audit_key_files]
+    return [_load(settings, "audit", AUDIT_KEY_FILE, 32), *retired]
 
 
 def load_pseudonym_keyring(settings: Settings) -> list[Key]:

@@ -282,7 +282,7 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
         report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
     if (audit_cutoff := stores.policy.cutoff("audit_log", now)) is not None:
-        report.add("audit", audit.expire(stores.audit_dir, audit_cutoff))
+        report.add("audit", audit.expire(stores.audit, audit_cutoff))
     for name in lakes.tables(stores.lake_dir):
         if lakes.partitioned(stores.lake_dir, name):
             report.partitions_clustered += lakes.cluster(stores.lake_dir, name, stores.cluster_file_bytes)

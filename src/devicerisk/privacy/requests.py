@@ -163,7 +163,7 @@ def _refuse_if_held(
         return
     row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
     governance.put_request(stores.warehouse_path, row)
-    audit.append(stores.audit_dir, actor=actor, role=role, action=f"request.{row.kind}.rejected",
+    audit.append(stores.audit, actor=actor, role=role, action=f"request.{row.kind}.rejected",
                  purpose="legal_hold", counts={"holds": len(holds)}, when=now)  # fmt: skip
     raise HoldConflictError(
         f"request {row.request_id} conflicts with legal hold {holds[0].hold_id} "
@@ -234,7 +234,7 @@ def _complete(
     request_files.write_receipt(stores.requests_dir, row.request_id, receipt)
     step("receipt")
     counts = {k.replace("/", "."): v for k, v in (row.found or {}).items()}
-    audit.append(stores.audit_dir, actor=actor, role=role, action=f"request.{row.kind}",
+    audit.append(stores.audit, actor=actor, role=role, action=f"request.{row.kind}",
                  purpose="data_subject_rights", counts=counts, when=now)  # fmt: skip
     step("audited")
     row.status, row.updated_at = Status.COMPLETED, now

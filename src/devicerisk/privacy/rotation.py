@@ -34,6 +34,6 @@ def rekey_quarantine(stores: Stores, actor: str = "key-rotation") -> int:
         quarantine.write(stores.quarantine_dir, batch, quarantine.read(stores.quarantine_dir, batch, old),
                          stores.quarantine_key)  # fmt: skip
         moved += 1
-    audit.append(stores.audit_dir, actor=actor, role="security", action="keys.rekey_quarantine", purpose="security",
+    audit.append(stores.audit, actor=actor, role="security", action="keys.rekey_quarantine", purpose="security",
                  counts={"batches": moved})  # fmt: skip
     return moved

@@ -11,9 +11,16 @@ import pyarrow.dataset as ds
 
 from devicerisk.config import Settings
 from devicerisk.ingest.runtime import ensure_private_dir
-from devicerisk.privacy.keys import Key, load_pseudonym_keyring, load_quarantine_key, load_quarantine_keyring
+from devicerisk.privacy.keys import (
+    Key,
+    load_audit_keyring,
+    load_pseudonym_keyring,
+    load_quarantine_key,
+    load_quarantine_keyring,
+)
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.privacy.retention import TIME_COLUMNS, RetentionPolicy, load_policy
+from devicerisk.store import audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,7 @@ class Stores:
     keyring: tuple[Pseudonymiser, ...]  # current key first
     quarantine_key: Key
     quarantine_keys: dict[str, Key]  # by key id, for files sealed before a rotation
+    audit: audit.Trail  # the audit log in ``audit_dir`` with the keys that sign and verify it
 
     @property
     def snapshot_roots(self) -> dict[str, Path]:
@@ -55,7 +63,13 @@ def stores_for(settings: Settings) -> Stores:
         policy=load_policy(settings.retention_config), grace=timedelta(hours=settings.vacuum_grace_hours),
         cluster_file_bytes=settings.lake_cluster_file_bytes, keyring=keyring,
         quarantine_key=load_quarantine_key(settings), quarantine_keys=load_quarantine_keyring(settings),
+        audit=audit_trail(settings),
     )  # fmt: skip
+
+
+def audit_trail(settings: Settings) -> audit.Trail:
+    """The audit log of ``settings`` with its keyring (the audit key only: no pseudonym key is needed)."""
+    return audit.Trail(settings.audit_dir, tuple(load_audit_keyring(settings)))
 
 
 def time_column(schema: pa.Schema) -> str | None:

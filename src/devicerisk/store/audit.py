@@ -1,14 +1,18 @@
-"""The audit trail (5.2.1, 5.2.3): an append-only, hash-chained log of actions on personal data.
+"""The audit trail (5.2.1, 5.2.3): an append-only, authenticated chain of records of actions on personal data.
 
-Each record holds who, role, what, purpose, when and counts, never a raw value, and the hash of the
-record before it. Editing, deleting, inserting or reordering records breaks the chain, and
-:func:`verify` says where. A head file keeps the last sequence number and hash, so removing records
-from the end is detected too. Writers in several processes append under an exclusive file lock.
+Each record holds who, role, what, purpose, when and counts, never a raw value, the hash of the record
+before it and the id of the audit key. Its own hash is an HMAC-SHA256 under that key, which lives
+outside the data directory: editing, deleting, inserting or reordering records breaks the chain, and
+only a holder of the key could re-chain it. :func:`verify` says where it breaks. A head file keeps the
+last sequence number and hash, so removing records from the end is detected too; :func:`missing_activity`
+compares the log with what the other stores record, and a head kept off the machine can be checked.
+Writers in several processes append under an exclusive file lock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devicerisk.privacy.keys import Key
 from devicerisk.store.files import locked
 
 LOG_NAME = "audit.log"
@@ -38,9 +43,21 @@ class Problem:
     reason: str
 
 
-def _digest(prev_hash: str, body: Mapping[str, object]) -> str:
+@dataclass(frozen=True, slots=True)
+class Trail:
+    """An audit log: its folder and its keys, the current one (which signs new records) first, then retired ones."""
+
+    folder: Path
+    keys: tuple[Key, ...]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError("an audit trail needs its key")
+
+
+def _digest(key: Key, prev_hash: str, body: Mapping[str, object]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    return hmac.new(key.material, (prev_hash + canonical).encode(), hashlib.sha256).hexdigest()
 
 
 def check_name(field: str, value: str) -> str:
@@ -70,11 +87,12 @@ def _body(
     }
 
 
-def _chain(folder: Path, body: dict[str, object]) -> dict[str, object]:
-    """``body`` as the next record after the head (the caller holds the lock)."""
-    seq, prev = _read_head(folder)
-    body = {**body, "seq": seq + 1, "prev": prev}
-    return {**body, "hash": _digest(prev, body)}
+def _chain(trail: Trail, body: dict[str, object]) -> dict[str, object]:
+    """``body`` as the next record after the head, signed with the current key (the caller holds the lock)."""
+    seq, prev = _read_head(trail.folder)
+    key = trail.keys[0]
+    body = {**body, "seq": seq + 1, "prev": prev, "key_id": key.key_id}
+    return {**body, "hash": _digest(key, prev, body)}
 
 
 def _write_head(folder: Path, record: Mapping[str, object]) -> None:
@@ -88,7 +106,7 @@ def _line(record: Mapping[str, object]) -> str:
 
 
 def append(
-    folder: Path,
+    trail: Trail,
     *,
     actor: str,
     role: str,
@@ -99,13 +117,13 @@ def append(
 ) -> dict[str, object]:
     """Append one record and return it. Counts are integers; names are short identifiers."""
     body = _body(actor, role, action, purpose, counts, when)
-    with locked(folder):
-        record = _chain(folder, body)
-        with (folder / LOG_NAME).open("a") as log:
+    with locked(trail.folder):
+        record = _chain(trail, body)
+        with (trail.folder / LOG_NAME).open("a") as log:
             log.write(_line(record))
             log.flush()
             os.fsync(log.fileno())
-        _write_head(folder, record)
+        _write_head(trail.folder, record)
     return record
 
 
@@ -116,7 +134,7 @@ def _split(lines: list[str]) -> tuple[dict[str, object] | None, list[str]]:
     return None, lines
 
 
-def expire(folder: Path, before: datetime, *, actor: str = "retention-flow") -> int:
+def expire(trail: Trail, before: datetime, *, actor: str = "retention-flow") -> int:
     """Drop the records dated before ``before`` from the start of the log (its retention); returns how many.
 
     The first line becomes an anchor with the sequence number and hash of the last record dropped,
@@ -124,8 +142,8 @@ def expire(folder: Path, before: datetime, *, actor: str = "retention-flow") -> 
     in the same atomic replace, says through which record the log was cut: an anchor without it
     (records removed from the start by hand) is reported by :func:`verify`.
     """
-    with locked(folder):
-        path = folder / LOG_NAME
+    with locked(trail.folder):
+        path = trail.folder / LOG_NAME
         _, lines = _split(path.read_text().splitlines() if path.exists() else [])
         dated = [datetime.fromisoformat(str(json.loads(line)["at"])) for line in lines]
         cut = next((i for i, at in enumerate(dated) if at >= before), len(lines))
@@ -134,16 +152,16 @@ def expire(folder: Path, before: datetime, *, actor: str = "retention-flow") -> 
         last = json.loads(lines[cut - 1])
         anchor = json.dumps({"anchor": {"seq": last["seq"], "hash": last["hash"]}}, sort_keys=True)
         body = _body(actor, "pipeline", "audit.expire", "retention", {"records": cut, "through_seq": last["seq"]}, None)
-        record = _chain(folder, body)
-        tmp = folder / f".{LOG_NAME}.tmp"
+        record = _chain(trail, body)
+        tmp = trail.folder / f".{LOG_NAME}.tmp"
         tmp.write_text(anchor + "\n" + "".join(line + "\n" for line in lines[cut:]) + _line(record))
         os.replace(tmp, path)
-        _write_head(folder, record)
+        _write_head(trail.folder, record)
     return cut
 
 
 def records(folder: Path) -> list[dict[str, object]]:
-    """Every record of the log, oldest first."""
+    """Every record of the log, oldest first (read without the key: :func:`verify` authenticates them)."""
     path = folder / LOG_NAME
     if not path.exists():
         return []
@@ -159,40 +177,124 @@ def _expired_through(line: str) -> object:
     return record.get("counts", {}).get("through_seq") if record.get("action") == "audit.expire" else None
 
 
-def verify(folder: Path) -> list[Problem]:
-    """Check the whole chain and the head; an empty list means the log is intact."""
-    path = folder / LOG_NAME
-    anchor, lines = _split(path.read_text().splitlines() if path.exists() else [])
-    problems: list[Problem] = []
-    prev, expected_seq, first = GENESIS, 1, 1
-    if anchor is not None:  # the log was cut by expire(): the chain resumes after the anchor
-        prev, expected_seq, first = str(anchor["hash"]), int(anchor["seq"]) + 1, 2  # type: ignore[call-overload]
-        if not any(_expired_through(line) == anchor["seq"] for line in lines):
-            problems.append(Problem(1, f"the log starts after record {anchor['seq']} but no audit.expire record "
-                                       "says so: records were removed from the start"))  # fmt: skip
+def _key_problem(key_ids: list[str], key_id: object, newest_rank: int) -> str | None:
+    """Why ``key_id`` may not sign the record here: none, unknown, or a retired key after a newer one."""
+    if key_id is None:
+        return "carries no audit key id: it was written without the audit key"
+    if key_id not in key_ids:
+        return f"is signed with audit key {key_id}, which is not in the keyring: forged, or a retired key is missing"
+    if key_ids.index(str(key_id)) > newest_rank:
+        return f"is signed with the retired audit key {key_id} after a newer key: records were added with an old key"
+    return None
+
+
+def _walk(trail: Trail, lines: list[str], first: int, prev: str, seq: int) -> tuple[list[Problem], str, int]:
+    """Check each record's sequence, link, key and hash from line ``first``; returns the problems and the tail."""
+    key_ids = [k.key_id for k in trail.keys]
+    rank = len(key_ids) - 1  # keys only get newer along the log: current first, the oldest retired one last
     for number, line in enumerate(lines, start=first):
         try:
             record = json.loads(line)
             claimed = record.pop("hash")
         except (json.JSONDecodeError, KeyError, AttributeError):
-            problems.append(Problem(number, "not a valid audit record"))
-            break
-        if record.get("seq") != expected_seq:
-            problems.append(Problem(number, f"sequence {record.get('seq')} where {expected_seq} was expected: "
-                                            "a record was deleted, inserted or moved"))  # fmt: skip
-            break
+            return [Problem(number, "not a valid audit record")], prev, seq
+        if record.get("seq") != seq + 1:
+            return [Problem(number, f"sequence {record.get('seq')} where {seq + 1} was expected: "
+                                    "a record was deleted, inserted or moved")], prev, seq  # fmt: skip
         if record.get("prev") != prev:
-            problems.append(
-                Problem(number, "does not chain to the record before it: records were reordered or replaced")
-            )
-            break
-        if _digest(prev, {k: v for k, v in record.items() if k != "hash"}) != claimed:
-            problems.append(Problem(number, "its content does not match its hash: the record was edited"))
-            break
-        prev, expected_seq = claimed, expected_seq + 1
-    if not problems:
-        head_seq, head_hash = _read_head(folder)
-        if (head_seq, head_hash) != (expected_seq - 1, prev):
-            problems.append(Problem(len(lines) + first, f"the log ends at record {expected_seq - 1} but the head says "
-                                                    f"{head_seq}: records were removed from the end"))  # fmt: skip
+            reason = "does not chain to the record before it: records were reordered or replaced"
+            return [Problem(number, reason)], prev, seq
+        if (why := _key_problem(key_ids, record.get("key_id"), rank)) is not None:
+            return [Problem(number, why)], prev, seq
+        rank = key_ids.index(record["key_id"])
+        if not hmac.compare_digest(_digest(trail.keys[rank], prev, record), str(claimed)):
+            reason = "its content does not match its hash: the record was edited, or chained without the audit key"
+            return [Problem(number, reason)], prev, seq
+        prev, seq = str(claimed), seq + 1
+    return [], prev, seq
+
+
+def _seen_hash(folder: Path, anchor: Mapping[str, object] | None, seq: int) -> str | None:
+    """The hash the log holds for record ``seq`` (``None`` if it was cut before the anchor, so cannot be compared)."""
+    if anchor is not None and seq == anchor["seq"]:
+        return str(anchor["hash"])
+    return next((str(r["hash"]) for r in records(folder) if r["seq"] == seq), None)
+
+
+def _against_head(folder: Path, anchor: Mapping[str, object] | None, end: int, head: tuple[int, str]) -> str | None:
+    """Why the log does not reach, or no longer holds, a head recorded earlier (off the machine)."""
+    seq, digest = head
+    if seq > end:
+        return f"the log ends at record {end} but a head recorded earlier says {seq}: records were removed from the end"
+    cut_before = anchor is not None and seq < int(anchor["seq"])  # type: ignore[call-overload]
+    if not cut_before and _seen_hash(folder, anchor, seq) != digest:
+        return f"record {seq} is not the one a head recorded earlier names: the log was rewritten"
+    return None
+
+
+def verify(trail: Trail, head: tuple[int, str] | None = None) -> list[Problem]:
+    """Check the whole chain and the head file; an empty list means the log is intact.
+
+    ``head`` is a (sequence, hash) pair recorded earlier and kept off this machine: the log must still
+    reach that record and hold it unchanged. Without it, or :func:`missing_activity`, a log cut at its
+    end together with its head file cannot be told from a shorter one.
+    """
+    folder = trail.folder
+    path, head_path = folder / LOG_NAME, folder / HEAD_NAME
+    if not path.exists():
+        if head_path.exists():
+            return [Problem(1, f"the log is missing but its head says {_read_head(folder)[0]} records: it was deleted")]
+        return [] if head is None else [Problem(1, f"the log is missing but it reached record {head[0]}: deleted")]
+    anchor, lines = _split(path.read_text().splitlines())
+    prev, seq, first = GENESIS, 0, 1
+    problems: list[Problem] = []
+    if anchor is not None:  # the log was cut by expire(): the chain resumes after the anchor
+        prev, seq, first = str(anchor["hash"]), int(anchor["seq"]), 2  # type: ignore[call-overload]
+        if not any(_expired_through(line) == anchor["seq"] for line in lines):
+            problems.append(Problem(1, f"the log starts after record {anchor['seq']} but no audit.expire record "
+                                       "says so: records were removed from the start"))  # fmt: skip
+    walked, prev, seq = _walk(trail, lines, first, prev, seq)
+    problems += walked
+    if problems:
+        return problems
+    end_line = len(lines) + first
+    if not head_path.exists():
+        return [Problem(end_line, f"the head file {HEAD_NAME} is missing: records may have been removed from the end")]
+    if _read_head(folder) != (seq, prev):
+        return [Problem(end_line, f"the log ends at record {seq} but the head says {_read_head(folder)[0]}: "
+                                  "records were removed from the end")]  # fmt: skip
+    if head is not None and (why := _against_head(folder, anchor, seq, head)) is not None:
+        return [Problem(end_line, why)]
+    return []
+
+
+def _time(record: Mapping[str, object]) -> datetime:
+    at = datetime.fromisoformat(str(record["at"]))
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def missing_activity(folder: Path, activity: Mapping[str, datetime]) -> list[Problem]:
+    """Actions the other stores record but the log does not: it is shorter than the activity it audits.
+
+    ``activity`` maps an action to the newest time the stores record it (a batch in the ledger, a finished
+    request, a purge). The action's record is written at or after that time, so a log without such a
+    record was cut at its end or deleted (or the run stopped before writing it; its next run covers it).
+    Activity older than the first record kept is not checked once :func:`expire` has cut the log.
+    """
+    path = folder / LOG_NAME
+    anchor, lines = _split(path.read_text().splitlines() if path.exists() else [])
+    kept = records(folder)
+    since = _time(kept[0]) if anchor is not None and kept else None
+    newest: dict[str, datetime] = {}
+    for record in kept:
+        action, at = str(record["action"]), _time(record)
+        newest[action] = max(at, newest.get(action, at))
+    end_line = len(lines) + (2 if anchor is not None else 1)
+    problems = []
+    for action, at in sorted(activity.items()):
+        if (since is None or at >= since) and not (action in newest and newest[action] >= at):
+            where = "the log is missing" if not kept else "the log holds none since"
+            when = at.isoformat(timespec="seconds")
+            problems.append(Problem(end_line, f"the stores record {action} at {when} but {where}: records were "
+                                              "removed from the end or the log was deleted"))  # fmt: skip
     return problems

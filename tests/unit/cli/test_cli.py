@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devicerisk.cli import app
+from devicerisk.config import Settings
 from factories import event, write_batch
 
 runner = CliRunner()
@@ -69,16 +70,17 @@ def test_ledger_and_quarantine_show_accounting_and_reasons_without_values(settin
     assert "352099001761481" not in reasons.output and "acct-000001" not in reasons.output
 
 
-def test_audit_verify_says_where_the_log_was_tampered_with(tmp_path: Path) -> None:
+def test_audit_verify_says_where_the_log_was_tampered_with(env_settings: Settings) -> None:
+    from devicerisk.privacy.stores import audit_trail
     from devicerisk.store import audit
 
-    folder = tmp_path / "data" / "audit"
     for n in range(3):
-        audit.append(folder, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control",
-                     counts={"accepted": n})  # fmt: skip
-    ok = runner.invoke(app, ["audit", "verify", "--data-dir", str(tmp_path / "data")])
+        audit.append(audit_trail(env_settings), actor="ingest-flow", role="pipeline", action="ingest",
+                     purpose="risk_control", counts={"accepted": n})  # fmt: skip
+    data = str(env_settings.data_dir)
+    ok = runner.invoke(app, ["audit", "verify", "--data-dir", data])
     assert ok.exit_code == 0 and "3 records" in ok.output
-    log = folder / audit.LOG_NAME
+    log = env_settings.audit_dir / audit.LOG_NAME
     log.write_text(log.read_text().replace('"accepted":1', '"accepted":7').replace('"accepted": 1', '"accepted": 7'))
-    bad = runner.invoke(app, ["audit", "verify", "--data-dir", str(tmp_path / "data")], env={"COLUMNS": "200"})
+    bad = runner.invoke(app, ["audit", "verify", "--data-dir", data], env={"COLUMNS": "200"})
     assert bad.exit_code == 1 and "line 2" in bad.output

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devicerisk.cli import app
+from devicerisk.config import Settings
 from devicerisk.store import registry, serving
 
 runner = CliRunner()
@@ -28,7 +29,8 @@ def test_card_of_an_unknown_version_is_a_clear_error(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "no model version 'v9'" in bad.output
 
 
-def test_top_accounts_are_masked(tmp_path: Path) -> None:
+def test_top_accounts_are_masked(env_settings: Settings) -> None:
+    tmp_path = env_settings.data_dir
     pid = "0123456789abcdef0123456789abcdef"
     serving.publish(tmp_path / "serving", serving.ACCOUNTS, pa.table({
         "account_id_pid": [pid], "score": [97.5], "level": ["highest"],
@@ -40,9 +42,11 @@ def test_top_accounts_are_masked(tmp_path: Path) -> None:
     assert "device seen on 14 accounts in 24 h" in result.output
 
 
-def test_clause_5_2_3_a_score_lookup_leaves_an_audit_record(tmp_path: Path) -> None:
+def test_clause_5_2_3_a_score_lookup_leaves_an_audit_record(env_settings: Settings) -> None:
+    from devicerisk.privacy.stores import audit_trail
     from devicerisk.store import audit
 
+    tmp_path = env_settings.data_dir
     serving.publish(tmp_path / "serving", serving.ACCOUNTS, pa.table({
         "account_id_pid": ["0123456789abcdef0123456789abcdef"], "score": [97.5], "level": ["highest"],
         "reasons": [["emulator model string"]], "model_version": ["v1"], "model_kind": ["supervised"],
@@ -55,4 +59,4 @@ def test_clause_5_2_3_a_score_lookup_leaves_an_audit_record(tmp_path: Path) -> N
         and record["role"] == "fraud_analyst"
         and record["counts"] == {"accounts_shown": 1}
     )
-    assert audit.verify(tmp_path / "audit") == []
+    assert audit.verify(audit_trail(env_settings)) == []

@@ -400,7 +400,7 @@ def test_clause_5_2_3_every_request_and_purge_is_audited_without_identifiers(set
     requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
     purge.purge(stores, world.NOW)
     audit.append(
-        stores.audit_dir,
+        stores.audit,
         actor="retention-flow",
         role="pipeline",
         action="retention.purge",
@@ -414,4 +414,4 @@ def test_clause_5_2_3_every_request_and_purge_is_audited_without_identifiers(set
     text = (stores.audit_dir / audit.LOG_NAME).read_text()
     for secret in (w.subject_pid, w.imei_pid, world.SHARED_IMEI, world.SUBJECT.account_id, "13900139000"):
         assert secret and secret not in text
-    assert audit.verify(stores.audit_dir) == []
+    assert audit.verify(stores.audit) == []
