@@ -155,6 +155,9 @@ def train_and_register(
 
 def _gate(models_dir: Path, result: TrainingResult) -> tuple[bool, str]:
     """Promote only if each score (transaction and account) passes its own gate against the champion's."""
+    flooding = [f"{name} score: {why}" for name in SCORES if (why := getattr(result, name).floods())]
+    if flooding:
+        return False, "not promoted: " + "; ".join(flooding)
     current = registry.champion(models_dir)
     if current is None:
         return True, "no champion yet"

@@ -76,6 +76,16 @@ class Trained:
     test_X: np.ndarray
     train_rows: int
     train_positives: int
+    alerts_per_day: float = 0.0  # the held-out rows at ``highest``, per day
+    budget_per_day: int = 0
+
+    def floods(self) -> str | None:
+        """Why this model would flood the fraud team (more than twice its alert budget at ``highest`` on the
+        held-out rows, as tied scores do), or None."""
+        if self.budget_per_day and self.alerts_per_day > 2 * self.budget_per_day:
+            return (f"{self.alerts_per_day:.1f} held-out alerts a day at highest, more than twice the budget of "
+                    f"{self.budget_per_day}")  # fmt: skip
+        return None
 
 
 @dataclass(slots=True)
@@ -185,7 +195,7 @@ def _train_one(
     ev = evaluate(y_test, probability, scores, thresholds, None if scenarios is None else scenarios[test_mask],
                   X_test, names, days, budget)  # fmt: skip
     return Trained(model, thresholds, ev, scores, y_test, X_test, int(train_mask.sum()),
-                   int(y_train_all[train_mask].sum()))  # fmt: skip
+                   int(y_train_all[train_mask].sum()), ev.alerts / max(days, 1e-9), budget)  # fmt: skip
 
 
 def train(

@@ -103,3 +103,15 @@ def test_a_candidate_judged_on_unreported_fraud_never_replaces_the_champion(tmp_
     promoted, why = _gate(tmp_path, TrainingResult(immature, trained(good, X, y), trained(good, X, y)))
     assert not promoted and "not all reported yet" in why and "13.0-day" in why
     assert _gate(tmp_path / "empty", TrainingResult(immature, trained(good, X, y), trained(good, X, y)))[0]
+
+
+def test_a_model_that_floods_the_alert_budget_is_never_promoted(tmp_path: Path) -> None:
+    """Tied top scores put far more than the budget at ``highest``: such a model serves no one, first or not."""
+    good, _, X, y = models()
+    flooding = trained(good, X, y)
+    flooding.alerts_per_day, flooding.budget_per_day = 41.0, 20
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    promoted, why = _gate(tmp_path / "empty", TrainingResult(Split(when, when, when, when), flooding, flooding))
+    assert not promoted and "more than twice the budget of 20" in why
+    flooding.alerts_per_day = 40.0  # twice the budget is still allowed
+    assert _gate(tmp_path / "empty", TrainingResult(Split(when, when, when, when), flooding, flooding))[0]
