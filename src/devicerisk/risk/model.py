@@ -170,7 +170,9 @@ def reference_values(X: np.ndarray) -> np.ndarray:
     return np.nan_to_num(ref, nan=0.0)
 
 
-def balanced(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, str | None]:
+def balanced(
+    X: np.ndarray, y: np.ndarray, weight: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
     """Every fraud row and at most ``NEGATIVES_PER_POSITIVE`` legitimate rows per fraud, drawn at random.
 
     The booster bins each feature at quantiles of its training rows: with 1 fraud in 100 rows, the rare
@@ -182,18 +184,25 @@ def balanced(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.nd
     keep_negatives = NEGATIVES_PER_POSITIVE * positives
     negatives = np.flatnonzero(y == 0)
     if len(negatives) <= keep_negatives:
-        return X, y, None
+        return X, y, weight, None
     rng = np.random.default_rng(seed)
     chosen = np.sort(np.concatenate([np.flatnonzero(y == 1), rng.choice(negatives, keep_negatives, replace=False)]))
     note = (f"trained on all {positives} fraud rows and {keep_negatives} of {len(negatives)} legitimate ones drawn "
             "at random; calibrated on every calibration row")  # fmt: skip
-    return X[chosen], y[chosen], note
+    return X[chosen], y[chosen], weight[chosen], note
 
 
 def fit(
-    X: np.ndarray, y: np.ndarray, X_cal: np.ndarray, y_cal: np.ndarray, features: list[str], seed: int = 0
+    X: np.ndarray,
+    y: np.ndarray,
+    X_cal: np.ndarray,
+    y_cal: np.ndarray,
+    features: list[str],
+    seed: int = 0,
+    weight: np.ndarray | None = None,
 ) -> RiskModel:
-    """Fit the supervised model on (X, y) and calibrate it on the later (X_cal, y_cal); fall back if too few labels."""
+    """Fit the supervised model on (X, y) (rows weighted by ``weight``, default 1) and calibrate it on the later
+    (X_cal, y_cal); fall back if too few labels."""
     positives, negatives = int(y.sum()), int(len(y) - y.sum())
     cal_positives, cal_negatives = int(y_cal.sum()), int(len(y_cal) - y_cal.sum())
     if (positives < MIN_POSITIVES or negatives < MIN_NEGATIVES or cal_positives < MIN_CALIBRATION_POSITIVES
@@ -204,14 +213,15 @@ def fit(
                "scores are anomaly ranks, not probabilities")  # fmt: skip
         log.warning(why)
         return fit_unsupervised(np.concatenate([X, X_cal]), features, seed, [why])
-    X, y, note = balanced(X, y, seed)
+    weight = np.ones(len(y)) if weight is None else weight
+    X, y, weight, note = balanced(X, y, weight, seed)
     hgb = HistGradientBoostingClassifier(
         max_iter=200, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
         early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed,
     )  # fmt: skip
     # a feature that is always missing (e.g. amounts for account probes) trains as a constant
     with single_threaded():
-        hgb.fit(np.where(np.isnan(X).all(axis=0), 0.0, X), y)
+        hgb.fit(np.where(np.isnan(X).all(axis=0), 0.0, X), y, sample_weight=weight)
         calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="sigmoid")
         with warnings.catch_warnings():  # a rare class smaller than the folds is fine for a 2-parameter fit
             warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)

@@ -143,6 +143,22 @@ def fraud_targets(rows: pa.Table, labels: pa.Table, key: str, until: datetime | 
     return fraud_marks(own, labels, until)
 
 
+def maturity_weights(t: np.ndarray, split: Split) -> np.ndarray:
+    """Per row, the weight of an unreported row from the gap (``[train_end, label cut)``) as legitimate: its
+    age at the label cut over the label delay, capped at 1, so a row whose fraud may not be reported yet
+    counts as legitimate only as far as its label has had time to arrive. 0 outside the gap.
+
+    The gap's rows are the newest the model can learn from; leaving them out threw away the whole label
+    delay (two weeks on some lakes), keeping them at full weight would teach unreported fraud as legitimate.
+    """
+    cut, begin = _us(split.test_start), _us(split.train_end)
+    in_gap = (t >= begin) & (t < cut)
+    if split.label_delay_days <= 0:
+        return in_gap.astype(float)
+    age_days = (cut - t) / 86_400_000_000
+    return np.where(in_gap, np.clip(age_days / split.label_delay_days, 0.0, 1.0), 0.0)
+
+
 def _times(table: pa.Table) -> np.ndarray:
     return table.column("t").to_numpy(zero_copy_only=False)
 
@@ -180,12 +196,20 @@ def _train_one(
     days: float,
     scenarios: np.ndarray | None,
     seed: int,
+    weight: np.ndarray | None = None,
 ) -> Trained:
+    """Fit on ``train_mask`` less the calibration rows, and on the rows with a positive ``weight`` (rows whose
+    labels are still arriving, weighted by their maturity); calibrate; judge on ``test_mask``."""
     X = matrix(feats)
     names = list(F.FEATURE_NAMES)
     cal_mask, note = calibration_rows(train_mask, cal_mask, y_train_all, seed)
     fit_mask = train_mask & ~cal_mask
-    model = fit(X[fit_mask], y_train_all[fit_mask], X[cal_mask], y_train_all[cal_mask], names, seed)
+    weights = np.ones(len(X))
+    if weight is not None:
+        fit_mask |= weight > 0
+        weights = np.where(train_mask, 1.0, weight)
+    model = fit(X[fit_mask], y_train_all[fit_mask], X[cal_mask], y_train_all[cal_mask], names, seed,
+                weights[fit_mask])  # fmt: skip
     if note is not None:
         model.notes.insert(0, note)
     X_test, y_test = X[test_mask], y_test_all[test_mask]
@@ -221,8 +245,10 @@ def train(
     y_known = _txn_targets(txn, labels, label_cut)
     y_eval, scenarios = _evaluation_targets(txn, labels, truth, "transaction")
     days = split.test_days
+    young = maturity_weights(t, split)
+    young = np.where(y_known == 1, (young > 0).astype(float), young)  # a reported fraud is sure at any age
     transaction = _train_one(txn, y_known, y_eval, train_mask, test_mask, cal_mask, budget_per_day, days, scenarios,
-                             seed)  # fmt: skip
+                             seed, young)  # fmt: skip
 
     acct_train = F.account_features(events, labels, split.train_end - timedelta(days=7), split.train_end)
     acct_test = F.account_features(events, labels, split.test_start, split.end)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -84,3 +85,13 @@ def test_fraud_from_is_ingested_and_lakes_without_it_still_read(settings: Settin
     assert table.num_rows == 3
     new = table.filter(pa.compute.equal(table.column("label_id"), "n1")).to_pylist()[0]
     assert new["fraud_from"] == datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def test_rows_in_the_label_delay_gap_count_as_legitimate_by_their_maturity() -> None:
+    from devicerisk.risk.training import Split, maturity_weights
+
+    split = Split(T0, T0 + timedelta(days=10), T0 + timedelta(days=14), T0 + timedelta(days=16), label_delay_days=4.0)
+    at = [T0 + timedelta(days=d) for d in (9.9, 10, 12, 13, 14, 15)]
+    weights = maturity_weights(np.array([_us(a) for a in at]), split)
+    # mature training rows and test rows are not weighted here; the gap's rows by age at the cut over the delay
+    assert weights.tolist() == [0.0, 1.0, 0.5, 0.25, 0.0, 0.0]
