@@ -23,7 +23,7 @@ from typing import Any
 
 from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.privacy import subject_data
-from devicerisk.privacy.masking import mask_columns
+from devicerisk.privacy.masking import mask_columns, mask_records
 from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.store import audit, governance, request_files
@@ -189,7 +189,7 @@ def process(
     row.status, row.updated_at = Status.IN_PROGRESS, now
     governance.put_request(stores.warehouse_path, row)
     for name in STEPS[kind]:
-        if name in row.done:
+        if _done(stores, row, name):
             continue
         if name in (*_DELETING_STEPS, "vacuum") and (holds := _holds_on(stores, subject, now)):
             _wait(stores, row, f"paused by legal hold {holds[0].hold_id} until it ends")  # placed after deleting began
@@ -203,6 +203,13 @@ def process(
             governance.put_request(stores.warehouse_path, row)
         step(name)
     return _complete(stores, row, subject, now, actor, role, step)
+
+
+def _done(stores: Stores, row: RequestRow, name: str) -> bool:
+    """Whether a step is done; an export no longer whole on disk is not (it is made again, so the receipt agrees)."""
+    if name == "export" and name in row.done and not request_files.has_export(stores.requests_dir, row.request_id):
+        row.done.remove(name)
+    return name in row.done
 
 
 def _wait(stores: Stores, row: RequestRow, reason: str) -> bool:
@@ -228,6 +235,8 @@ def _complete(
         "request_id": row.request_id, "kind": row.kind, "options": row.options, "status": Status.COMPLETED,
         "received_at": row.received_at, "completed_at": now, "records_per_store": row.found or {},
     }  # fmt: skip
+    if row.kind == Kind.ACCESS:
+        receipt |= _export_receipt(stores, row)
     if row.kind in _DELETING:
         receipt["left_in_current_versions"] = subject_data.locate(stores, subject)
         receipt["rows_left_in_files_on_disk"] = subject_data.left_on_disk(stores, subject)
@@ -243,6 +252,39 @@ def _complete(
     return row
 
 
+#: Stores an access export leaves out, and why (said in the export's summary and in the receipt).
+NOT_EXPORTED = {
+    "signals": "a copy of the events in lake.events, kept to compute risk scores: the same records, exported there",
+}
+
+
+def _export_store(table: str) -> str:
+    """The store an exported table belongs to, named as ``subject_data.locate`` names it."""
+    return table.split("/", 1)[0]
+
+
+def _export_receipt(stores: Stores, row: RequestRow) -> dict[str, Any]:
+    """An access receipt's counts, read from the export on disk: the receipt says what the export holds.
+
+    Records found when the request was received but gone since (erased, or past their retention) are named apart.
+    """
+    tables = request_files.export_counts(stores.requests_dir, row.request_id)
+    if tables is None:  # ``process`` makes the export again before completing: this is a bug, never a receipt
+        raise RuntimeError(f"request {row.request_id} has no export on disk")
+    exported: dict[str, int] = {}
+    for name, n in tables.items():
+        exported[_export_store(name)] = exported.get(_export_store(name), 0) + n
+    found = row.found or {}
+    gone = {s: n - exported.get(s, 0) for s, n in found.items() if s not in NOT_EXPORTED and n > exported.get(s, 0)}
+    out: dict[str, Any] = {
+        "records_per_store": exported, "records_per_table": tables, "records_found_when_received": found,
+        "not_exported": {s: why for s, why in NOT_EXPORTED.items() if s in found},
+    }  # fmt: skip
+    if gone:
+        out["gone_since_received"] = gone  # erased or expired between the request's receipt and its export
+    return out
+
+
 def pending(stores: Stores) -> list[RequestRow]:
     """Requests verified or in progress (e.g. waiting for the vacuum, or interrupted)."""
     return [r for r in governance.requests(stores.warehouse_path) if r.status in (Status.VERIFIED, Status.IN_PROGRESS)]
@@ -250,9 +292,15 @@ def pending(stores: Stores) -> list[RequestRow]:
 
 # -- the steps ------------------------------------------------------------------------------------------------
 def _export(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    # Pseudonyms and batch ids (content hashes, 32 hex digits too) are masked like identifiers.
-    tables = {name: mask_columns(t, ["batch_id"]) for name, t in subject_data.collect(stores, subject).items()}
+    tables = {name: _masked(t) for name, t in subject_data.collect(stores, subject).items()}
     request_files.write_export(stores.requests_dir, row.request_id, tables, _summary(row, tables, now))
+
+
+def _masked(table: Any) -> Any:
+    """A table as the subject reads it: pseudonyms and batch ids (content hashes, 32 hex digits too) masked like
+    identifiers, and raw records (landing, quarantine) masked value by value."""
+    table = mask_columns(table, ["batch_id"])
+    return mask_records(table, "record") if "record" in table.column_names else table
 
 
 def _summary(row: RequestRow, tables: dict[str, Any], now: datetime) -> str:
@@ -263,6 +311,12 @@ def _summary(row: RequestRow, tables: dict[str, Any], now: datetime) -> str:
     if events is not None and events.num_rows:
         types = events.column("event_type").value_counts().to_pylist()
         lines += ["", "Events by type: " + ", ".join(f"{t['values']} {t['counts']:,}" for t in types)]
+    if "landing" in tables or "quarantine" in tables:
+        lines += ["", "`landing` and `quarantine` are your records as received (quarantine: refused as invalid), "
+                      "every value but times, amounts and settings masked."]  # fmt: skip
+    left_out = [f"- {store}: {why}" for store, why in NOT_EXPORTED.items() if store in (row.found or {})]
+    if left_out:
+        lines += ["", "Not in this export:", *left_out]
     return "\n".join(lines) + "\n"
 
 

@@ -77,18 +77,23 @@ def _snapshot_key(stores: Stores, store: str, path: Path) -> str:
     return f"{store}/{path.relative_to(stores.snapshot_roots[store]).as_posix()}"
 
 
-def _quarantine_matches(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+def _quarantine_records(stores: Stores, subject: SubjectRows) -> dict[str, list[quarantine.Rejected]]:
     """Quarantined records of the subject, per batch (the records are decrypted in memory only)."""
-    out: dict[str, int] = {}
+    out: dict[str, list[quarantine.Rejected]] = {}
     for batch in quarantine.batches(stores.quarantine_dir):
         key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
-        n = sum(
-            raw_record_matches(r.raw, subject, stores.keyring)
-            for r in quarantine.read(stores.quarantine_dir, batch, key)
-        )
-        if n:
-            out[batch] = n
+        mine = [
+            r for r in quarantine.read(stores.quarantine_dir, batch, key)
+            if raw_record_matches(r.raw, subject, stores.keyring)
+        ]  # fmt: skip
+        if mine:
+            out[batch] = mine
     return out
+
+
+def _quarantine_matches(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+    """How many quarantined records of the subject each batch holds."""
+    return {batch: len(records) for batch, records in _quarantine_records(stores, subject).items()}
 
 
 def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
@@ -116,7 +121,8 @@ def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
 
 
 def collect(stores: Stores, subject: SubjectRows) -> dict[str, pa.Table]:
-    """Every row held about the subject, per table or snapshot file (unmasked: mask before showing)."""
+    """Every row held about the subject, per table or snapshot file, and their raw records in quarantine and landing
+    (column ``record``, as received; unmasked: mask before showing)."""
     tables: dict[str, pa.Table] = {}
     for name, schema in _lake_tables(stores, subject):
         expr = subject.expression(schema)
@@ -133,6 +139,20 @@ def collect(stores: Stores, subject: SubjectRows) -> dict[str, pa.Table]:
         for name, rows in governance.subject_state(stores.warehouse_path, subject.accounts).items():
             if rows.num_rows:
                 tables[f"warehouse.{name}"] = rows
+    found = _quarantine_records(stores, subject)
+    if found:
+        rejected = [(batch, r) for batch, records in found.items() for r in records]
+        tables["quarantine"] = pa.table({
+            "batch_id": [b for b, _ in rejected], "line": [r.line for _, r in rejected],
+            "reason": [r.reason for _, r in rejected], "record": [r.raw for _, r in rejected],
+        })  # fmt: skip
+    raw = [
+        (path.parent.name, line)
+        for path in landing_holding(stores, subject)
+        for line in _landing_lines(stores, subject, path)
+    ]
+    if raw:
+        tables["landing"] = pa.table({"kind": [k for k, _ in raw], "record": [line for _, line in raw]})
     return tables
 
 
@@ -231,9 +251,14 @@ def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
     return int(pc.sum(hits).as_py() or 0)
 
 
+def _landing_lines(stores: Stores, subject: SubjectRows, path: Path) -> list[bytes]:
+    """The subject's raw records in one landing file, matched record by record."""
+    return [line for line in read_batch(path).lines if raw_record_matches(line, subject, stores.keyring)]
+
+
 def _unledgered_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
-    """The subject's records in a raw labels (or truth) file, matched record by record (these files are small)."""
-    return sum(raw_record_matches(line, subject, stores.keyring) for line in read_batch(path).lines)
+    """The subject's records in a raw labels (or truth) file (these files are small)."""
+    return len(_landing_lines(stores, subject, path))
 
 
 def landing_holding(stores: Stores, subject: SubjectRows, among: list[Path] | None = None) -> dict[Path, int]:

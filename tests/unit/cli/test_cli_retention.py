@@ -48,6 +48,17 @@ def test_clause_6_2_2_erase_on_the_command_line_shows_counts_and_no_identifier(e
     assert code == 0 and "erasure" in out and "completed" in out
 
 
+def test_clause_6_2_1_access_on_the_command_line_exports_a_subject_with_scores(env: Settings) -> None:
+    w = world.build(env)  # the subject has events, labels, scores (with a list of reasons) and landing records
+    code, out = _run(env, "request", "access", "--account", world.SUBJECT.account_id or "")
+    assert code == 0, out
+    assert "completed" in out and "lake.scores: 2 records" in out and w.subject_pid not in out
+    code, out = _run(env, "request", "resume")
+    assert code == 0, out
+    code, out = _run(env, "request", "list")
+    assert code == 0 and "access" in out and "completed" in out
+
+
 def test_clause_2_9_4_holds_on_the_command_line_are_masked(env: Settings) -> None:
     w = world.build(env)
     code, out = _run(env, "retention", "hold", "place", "--account", world.SUBJECT.account_id or "",
