@@ -8,7 +8,10 @@ collected since, or to withdraw again after a re-grant. Each step is idempotent
 and recorded in the warehouse when done, so a crash at any point is finished by the next run.
 Counts are taken at verification, so a receipt reports what was held even if a run was interrupted
 after deleting and before recording. Erasures end with a vacuum: the request stays in progress
-until the grace period for running readers has passed and the old files are gone.
+until the grace period for running readers has passed and the old files are gone, and with them
+the Delta log entries whose statistics named the subject. A finished request keeps the subject's
+pseudonyms for :data:`SUBJECT_KEPT` only, to recognise a resubmission; the retention purge then
+empties them. The receipt counts what was held, and says what remains.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from devicerisk.contract.fields import EVENT_TYPES
-from devicerisk.privacy import subject_data
-from devicerisk.privacy.masking import mask_columns, mask_records
+from devicerisk.privacy import access, subject_data
 from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.store import audit, governance, request_files
@@ -78,6 +80,9 @@ STEPS: dict[Kind, tuple[str, ...]] = {
 
 #: How long after a request completed the same request is taken for a resubmission and refused.
 DUPLICATE_WINDOW = timedelta(days=1)
+#: How long a finished request's record keeps its subject's pseudonyms: only to recognise a resubmission. The daily
+#: retention purge empties the subject after it (``governance.forget_subjects``); ``retention verify`` checks it.
+SUBJECT_KEPT = DUPLICATE_WINDOW
 _UNFINISHED = (Status.RECEIVED, Status.VERIFIED, Status.IN_PROGRESS)
 
 
@@ -236,10 +241,12 @@ def _complete(
         "received_at": row.received_at, "completed_at": now, "records_per_store": row.found or {},
     }  # fmt: skip
     if row.kind == Kind.ACCESS:
-        receipt |= _export_receipt(stores, row)
+        receipt |= access.receipt(stores, row)
     if row.kind in _DELETING:
         receipt["left_in_current_versions"] = subject_data.locate(stores, subject)
         receipt["rows_left_in_files_on_disk"] = subject_data.left_on_disk(stores, subject)
+        receipt["delta_log_files_naming_subject"] = sum(subject_data.left_in_logs(stores, subject).values())
+    receipt["remains"] = _remains(stores, row, now)
     request_files.write_receipt(stores.requests_dir, row.request_id, receipt)
     step("receipt")
     counts = {k.replace("/", "."): v for k, v in (row.found or {}).items()}
@@ -252,36 +259,27 @@ def _complete(
     return row
 
 
-#: Stores an access export leaves out, and why (said in the export's summary and in the receipt).
-NOT_EXPORTED = {
-    "signals": "a copy of the events in lake.events, kept to compute risk scores: the same records, exported there",
-}
-
-
-def _export_store(table: str) -> str:
-    """The store an exported table belongs to, named as ``subject_data.locate`` names it."""
-    return table.split("/", 1)[0]
-
-
-def _export_receipt(stores: Stores, row: RequestRow) -> dict[str, Any]:
-    """An access receipt's counts, read from the export on disk: the receipt says what the export holds.
-
-    Records found when the request was received but gone since (erased, or past their retention) are named apart.
-    """
-    tables = request_files.export_counts(stores.requests_dir, row.request_id)
-    if tables is None:  # ``process`` makes the export again before completing: this is a bug, never a receipt
-        raise RuntimeError(f"request {row.request_id} has no export on disk")
-    exported: dict[str, int] = {}
-    for name, n in tables.items():
-        exported[_export_store(name)] = exported.get(_export_store(name), 0) + n
-    found = row.found or {}
-    gone = {s: n - exported.get(s, 0) for s, n in found.items() if s not in NOT_EXPORTED and n > exported.get(s, 0)}
+def _remains(stores: Stores, row: RequestRow, now: datetime) -> dict[str, Any]:
+    """What is kept after the request, in what the receipt's counts do not cover, and until when."""
     out: dict[str, Any] = {
-        "records_per_store": exported, "records_per_table": tables, "records_found_when_received": found,
-        "not_exported": {s: why for s, why in NOT_EXPORTED.items() if s in found},
-    }  # fmt: skip
-    if gone:
-        out["gone_since_received"] = gone  # erased or expired between the request's receipt and its export
+        "request_record": {
+            "until": now + SUBJECT_KEPT,
+            "what": "this request's record keeps the pseudonyms of the identifiers given, to recognise the same "
+            "request sent again; the daily retention purge then empties it (kind, dates and counts stay)",
+        },
+    }
+    if (days := stores.policy.days("audit_log")) is not None:
+        out["audit_log"] = {"until": now + timedelta(days=days), "what": "one audit record of this request: "
+                            "its counts per store, no identifier"}  # fmt: skip
+    if row.kind in _DELETING:
+        n, until = subject_data.unmatchable_quarantine(stores)
+        if n:
+            out["quarantine_unmatchable"] = {
+                "records": n, "until": until,
+                "what": "records refused at ingest that are not readable (not JSON, or an identifier that is not "
+                "text), encrypted: no identifier in them can be matched, so some may be the subject's; they go "
+                "with the quarantine retention",
+            }  # fmt: skip
     return out
 
 
@@ -292,32 +290,7 @@ def pending(stores: Stores) -> list[RequestRow]:
 
 # -- the steps ------------------------------------------------------------------------------------------------
 def _export(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    tables = {name: _masked(t) for name, t in subject_data.collect(stores, subject).items()}
-    request_files.write_export(stores.requests_dir, row.request_id, tables, _summary(row, tables, now))
-
-
-def _masked(table: Any) -> Any:
-    """A table as the subject reads it: pseudonyms and batch ids (content hashes, 32 hex digits too) masked like
-    identifiers, and raw records (landing, quarantine) masked value by value."""
-    table = mask_columns(table, ["batch_id"])
-    return mask_records(table, "record") if "record" in table.column_names else table
-
-
-def _summary(row: RequestRow, tables: dict[str, Any], now: datetime) -> str:
-    lines = [f"# Your data ({row.request_id})", "", f"Exported {now:%Y-%m-%d %H:%M} UTC. Identifiers are masked.", "",
-             "| where | records |", "|---|---:|"]  # fmt: skip
-    lines += [f"| {name} | {t.num_rows:,} |" for name, t in tables.items()]
-    events = tables.get("lake.events")
-    if events is not None and events.num_rows:
-        types = events.column("event_type").value_counts().to_pylist()
-        lines += ["", "Events by type: " + ", ".join(f"{t['values']} {t['counts']:,}" for t in types)]
-    if "landing" in tables or "quarantine" in tables:
-        lines += ["", "`landing` and `quarantine` are your records as received (quarantine: refused as invalid), "
-                      "every value but times, amounts and settings masked."]  # fmt: skip
-    left_out = [f"- {store}: {why}" for store, why in NOT_EXPORTED.items() if store in (row.found or {})]
-    if left_out:
-        lines += ["", "Not in this export:", *left_out]
-    return "\n".join(lines) + "\n"
+    access.export(stores, row, subject, now)
 
 
 def _state(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
@@ -371,6 +344,12 @@ def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime
     subject_data.vacuum_lake(stores, stores.grace)
     if left := subject_data.left_on_disk(stores, subject):  # files a reader may still need: try again later
         return _wait(stores, row, f"{left} rows wait in files younger than the vacuum grace period")
+    if logs := subject_data.left_in_logs(stores, subject):
+        # No checkpoint after the deletes is old enough yet (or none was made: a crash after a delete). One made
+        # now lets a later vacuum remove the log entries before it.
+        subject_data.checkpoint_lake(stores, logs)
+        return _wait(stores, row, f"{sum(logs.values())} Delta log files of {', '.join(sorted(logs))} name the "
+                                  "subject until they are older than the vacuum grace period")  # fmt: skip
     row.reason = None
     return True
 

@@ -8,6 +8,7 @@ log, a derived copy of the lake's events, is counted too and dropped whenever la
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pyarrow.dataset as ds
 
 from devicerisk.ingest.read import read_batch
 from devicerisk.privacy.stores import Stores
-from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, raw_record_matches
+from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, matchable, raw_record_matches
 from devicerisk.store import governance, lake_rewrite, landing, quarantine, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, TRANSACTION_COLUMN, SubjectRows
@@ -94,6 +95,20 @@ def _quarantine_records(stores: Stores, subject: SubjectRows) -> dict[str, list[
 def _quarantine_matches(stores: Stores, subject: SubjectRows) -> dict[str, int]:
     """How many quarantined records of the subject each batch holds."""
     return {batch: len(records) for batch, records in _quarantine_records(stores, subject).items()}
+
+
+def unmatchable_quarantine(stores: Stores) -> tuple[int, datetime | None]:
+    """Quarantined records no subject can be matched to (see ``subjects.matchable``), and when the last of them
+    expires with the quarantine retention (``None``: kept as the law requires)."""
+    n, newest = 0, None
+    for batch in quarantine.batches(stores.quarantine_dir):
+        key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
+        if k := sum(not matchable(r.raw) for r in quarantine.read(stores.quarantine_dir, batch, key)):
+            n += k
+            written = quarantine.written_at(stores.quarantine_dir, batch)
+            newest = written if newest is None else max(newest, written)
+    days = stores.policy.days("quarantine")
+    return n, None if newest is None or days is None else newest + timedelta(days=days)
 
 
 def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
@@ -217,6 +232,38 @@ def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
     for root in stores.snapshot_roots.values():
         n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
     return n + signal_log.subject_rows(stores.signals_dir, subject, on_disk=True)
+
+
+def _pseudonyms(subject: SubjectRows) -> frozenset[str]:
+    return frozenset(subject.accounts).union(*subject.identifiers.values())
+
+
+def _held_by_others(stores: Stores, name: str, schema: pa.Schema, subject: SubjectRows) -> frozenset[str]:
+    """The subject's pseudonyms that rows of table ``name`` still hold: other people's (a shared device), once the
+    subject's own rows are gone. Those may stay in the table's files and log."""
+    held: set[str] = set()
+    for column, values in subject.values(schema).items():
+        rows = lakes.read_where(stores.lake_dir, name, ds.field(column).isin(pa.array(sorted(values), pa.string())))
+        held |= set(rows.column(column).to_pylist())
+    return frozenset(held)
+
+
+def left_in_logs(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+    """Per lake table, how many files of its Delta log (commits, checkpoints) name the subject: a pseudonym of
+    theirs that no row of the table holds any more, e.g. in the min/max statistics of a removed file."""
+    out: dict[str, int] = {}
+    for name in lakes.tables(stores.lake_dir):
+        schema = lakes.schema(stores.lake_dir, name)
+        wanted = _pseudonyms(subject) - _held_by_others(stores, name, schema, subject)
+        if n := sum(lakes.log_file_names(p, wanted) for p in lakes.log_files(stores.lake_dir, name)):
+            out[name] = n
+    return out
+
+
+def checkpoint_lake(stores: Stores, names: Iterable[str]) -> None:
+    """Checkpoint tables ``names`` now, so that their log entries before it can go once the grace has passed."""
+    for name in names:
+        lakes.checkpoint(stores.lake_dir, name)
 
 
 def _landing_columns() -> dict[str, str]:

@@ -20,7 +20,7 @@ import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import holds, requests, subject_data
+from devicerisk.privacy import access, holds, requests, subject_data
 from devicerisk.privacy.masking import mask
 from devicerisk.privacy.requests import Kind, Status
 from devicerisk.privacy.stores import Stores, stores_for
@@ -295,7 +295,7 @@ def test_clause_6_2_2_a_request_survives_a_crash_at_every_step(
 
     assert row.status == Status.COMPLETED and row.found == expected
     receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
-    exported = {k: v for k, v in expected.items() if k not in requests.NOT_EXPORTED}  # an access counts its export
+    exported = {k: v for k, v in expected.items() if k not in access.NOT_EXPORTED}  # an access counts its export
     assert receipt["records_per_store"] == (exported if kind is Kind.ACCESS else expected)
     if kind is not Kind.ACCESS:
         assert set(subject_data.locate(stores, subject)) <= {"warehouse.cancellations"}
