@@ -246,7 +246,7 @@ def _complete(
         receipt["left_in_current_versions"] = subject_data.locate(stores, subject)
         receipt["rows_left_in_files_on_disk"] = subject_data.left_on_disk(stores, subject)
         receipt["delta_log_files_naming_subject"] = sum(subject_data.left_in_logs(stores, subject).values())
-    receipt["remains"] = _remains(stores, row, now)
+    receipt["remains"] = _remains(stores, row, subject, now)
     request_files.write_receipt(stores.requests_dir, row.request_id, receipt)
     step("receipt")
     counts = {k.replace("/", "."): v for k, v in (row.found or {}).items()}
@@ -259,7 +259,7 @@ def _complete(
     return row
 
 
-def _remains(stores: Stores, row: RequestRow, now: datetime) -> dict[str, Any]:
+def _remains(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> dict[str, Any]:
     """What is kept after the request, in what the receipt's counts do not cover, and until when."""
     out: dict[str, Any] = {
         "request_record": {
@@ -267,20 +267,33 @@ def _remains(stores: Stores, row: RequestRow, now: datetime) -> dict[str, Any]:
             "what": "this request's record keeps the pseudonyms of the identifiers given, to recognise the same "
             "request sent again; the daily retention purge then empties it (kind, dates and counts stay)",
         },
+        "audit_log": {
+            "until": _kept_until(stores, "audit_log", now),
+            "what": "one audit record of this request: its counts per store, no identifier",
+        },
     }
-    if (days := stores.policy.days("audit_log")) is not None:
-        out["audit_log"] = {"until": now + timedelta(days=days), "what": "one audit record of this request: "
-                            "its counts per store, no identifier"}  # fmt: skip
     if row.kind in _DELETING:
-        n, until = subject_data.unmatchable_quarantine(stores)
-        if n:
+        n, written = subject_data.unmatchable_quarantine(stores)
+        if n and written is not None:
             out["quarantine_unmatchable"] = {
-                "records": n, "until": until,
+                "records": n, "until": _kept_until(stores, "quarantine", written),
                 "what": "records refused at ingest that are not readable (not JSON, or an identifier that is not "
                 "text), encrypted: no identifier in them can be matched, so some may be the subject's; they go "
                 "with the quarantine retention",
             }  # fmt: skip
+        if ended := [h for h in governance.holds(stores.warehouse_path) if h.subject_pid in subject.accounts]:
+            out["legal_holds"] = {
+                "holds": len(ended), "until": _kept_until(stores, "account", max(h.ended_at for h in ended)),
+                "what": "ended legal holds on the account keep its pseudonym, as the record of the hold, for the "
+                "account period after they ended",
+            }  # fmt: skip
     return out
+
+
+def _kept_until(stores: Stores, retention_class: str, since: datetime) -> datetime | None:
+    """When data of ``retention_class`` dated ``since`` expires (``None``: kept as the law requires)."""
+    days = stores.policy.days(retention_class)
+    return None if days is None else since + timedelta(days=days)
 
 
 def pending(stores: Stores) -> list[RequestRow]:

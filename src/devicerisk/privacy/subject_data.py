@@ -98,8 +98,8 @@ def _quarantine_matches(stores: Stores, subject: SubjectRows) -> dict[str, int]:
 
 
 def unmatchable_quarantine(stores: Stores) -> tuple[int, datetime | None]:
-    """Quarantined records no subject can be matched to (see ``subjects.matchable``), and when the last of them
-    expires with the quarantine retention (``None``: kept as the law requires)."""
+    """Quarantined records no subject can be matched to (see ``subjects.matchable``), and when the newest batch
+    holding any was written (its retention runs from then)."""
     n, newest = 0, None
     for batch in quarantine.batches(stores.quarantine_dir):
         key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
@@ -107,8 +107,7 @@ def unmatchable_quarantine(stores: Stores) -> tuple[int, datetime | None]:
             n += k
             written = quarantine.written_at(stores.quarantine_dir, batch)
             newest = written if newest is None else max(newest, written)
-    days = stores.policy.days("quarantine")
-    return n, None if newest is None or days is None else newest + timedelta(days=days)
+    return n, newest
 
 
 def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:

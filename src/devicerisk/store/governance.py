@@ -36,6 +36,11 @@ class Hold:
     def active(self, now: datetime) -> bool:
         return self.released_at is None and self.expires_at > now
 
+    @property
+    def ended_at(self) -> datetime:
+        """When the hold ends, or ended: released, or expired."""
+        return self.expires_at if self.released_at is None else min(self.released_at, self.expires_at)
+
 
 @dataclass(slots=True)
 class RequestRow:

@@ -13,7 +13,7 @@ import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import purge, requests, retention_check, subject_data
+from devicerisk.privacy import holds, purge, requests, retention_check, subject_data
 from devicerisk.privacy.leakscan import scan_files
 from devicerisk.privacy.requests import Kind, Status
 from devicerisk.privacy.stores import Stores, stores_for
@@ -108,6 +108,9 @@ def test_clause_6_2_2_the_receipt_states_what_remains(setup: tuple[world.World, 
     _, stores, s = setup
     unreadable = b'{"account_id": "acct-subject", "device": {"imei": "352099001761481"'  # cut short: not JSON
     ingest_batch(write_batch(s.landing_dir / "telemetry" / "cut.ndjson", [unreadable]), ingest_context(s))
+    (hold,) = holds.place(stores, world.SUBJECT, reason="case 9", owner="legal-team",
+                          expires_at=world.NOW + timedelta(days=30), now=world.NOW - timedelta(days=2))  # fmt: skip
+    holds.release(stores, hold.hold_id, actor="legal-team", now=world.NOW - timedelta(days=1))
 
     row = requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
 
@@ -117,3 +120,7 @@ def test_clause_6_2_2_the_receipt_states_what_remains(setup: tuple[world.World, 
     assert remains["quarantine_unmatchable"]["until"] and "encrypted" in remains["quarantine_unmatchable"]["what"]
     assert remains["request_record"]["until"].startswith(str((world.NOW + requests.SUBJECT_KEPT).date()))
     assert "counts" in remains["audit_log"]["what"]
+    assert remains["legal_holds"]["holds"] == 1  # the ended hold's record names the account
+    assert remains["legal_holds"]["until"].startswith(
+        str((world.NOW - timedelta(days=1) + timedelta(days=1095)).date())
+    )
