@@ -28,7 +28,9 @@ def test_every_retention_command_has_help(command: list[str]) -> None:
 
 
 @pytest.fixture
-def env(no_grace_settings: Settings) -> Settings:
+def env(no_grace_settings: Settings, prefect_db: Path) -> Settings:
+    """Requests take the flows' warehouse-writer slot: on the test's Prefect server, never an ephemeral one that a
+    later test's server would not know."""
     return no_grace_settings
 
 
