@@ -8,6 +8,8 @@ log, a derived copy of the lake's events, is counted too and dropped whenever la
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -240,11 +242,13 @@ def _pseudonyms(subject: SubjectRows) -> frozenset[str]:
 def _held_by_others(stores: Stores, name: str, schema: pa.Schema, subject: SubjectRows) -> frozenset[str]:
     """The subject's pseudonyms that rows of table ``name`` still hold: other people's (a shared device), once the
     subject's own rows are gone. Those may stay in the table's files and log."""
-    held: set[str] = set()
-    for column, values in subject.values(schema).items():
-        rows = lakes.read_where(stores.lake_dir, name, ds.field(column).isin(pa.array(sorted(values), pa.string())))
-        held |= set(rows.column(column).to_pylist())
-    return frozenset(held)
+    values = subject.values(schema)
+    if not values:
+        return frozenset()
+    terms = [ds.field(c).isin(pa.array(sorted(v), pa.string())) for c, v in values.items()]
+    rows = lakes.read_where(stores.lake_dir, name, functools.reduce(operator.or_, terms), list(values))
+    held: set[str] = set().union(*(rows.column(c).to_pylist() for c in values))
+    return frozenset(held & _pseudonyms(subject))
 
 
 def left_in_logs(stores: Stores, subject: SubjectRows) -> dict[str, int]:

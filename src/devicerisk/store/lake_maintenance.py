@@ -95,9 +95,9 @@ def partitioned(lake_dir: Path, name: str) -> bool:
     return PARTITION in _open(lake_dir, name).metadata().partition_columns
 
 
-def read_where(lake_dir: Path, name: str, where: ds.Expression) -> pa.Table:
-    """The rows of the current version that match ``where``."""
-    return _open(lake_dir, name).to_pyarrow_dataset().to_table(filter=where)
+def read_where(lake_dir: Path, name: str, where: ds.Expression, columns: list[str] | None = None) -> pa.Table:
+    """The rows of the current version that match ``where`` (only ``columns``, if given)."""
+    return _open(lake_dir, name).to_pyarrow_dataset().to_table(columns=columns, filter=where)
 
 
 def count_where(lake_dir: Path, name: str, where: ds.Expression) -> int:
