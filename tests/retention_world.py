@@ -3,8 +3,8 @@
 The subject and a neighbour share a device (the same IMEI); an unlogged event on that device has no
 account. Besides the ingested events table there are a labels table keyed as the data contract defines
 it (``subject_type``, ``subject_id_pid``: account and transaction labels, no account column), a
-scores-like lake table, a serving snapshot and a model training snapshot keyed by ``account_id_pid``,
-and the signal log built from the events, as scoring builds it.
+scores-like lake table with a list column of reasons, a serving snapshot and a model training snapshot
+keyed by ``account_id_pid``, and the signal log built from the events, as scoring builds it.
 """
 
 from __future__ import annotations
@@ -122,8 +122,14 @@ def _labels(lake_dir: Path, subjects: list[tuple[str, str | None]], when: list[d
 
 
 def _scores(lake_dir: Path, accounts: list[str], days: list[date]) -> None:
+    """Scores as scoring writes them: with their worded reasons, a list column."""
     table = pa.table(
-        {"account_id_pid": accounts, "score": [0.5] * len(accounts), "event_date": pa.array(days, pa.date32())}
+        {
+            "account_id_pid": accounts,
+            "score": [0.5] * len(accounts),
+            "reasons": pa.array([["new device", "night-time activity"]] * len(accounts), pa.list_(pa.string())),
+            "event_date": pa.array(days, pa.date32()),
+        }
     )
     write_deltalake(str(lake_dir / "scores"), table, partition_by=["event_date"])
 

@@ -2,7 +2,8 @@
 
 It covers the lake (every Parquet file on disk), the Delta log, the signal log, quarantine, the
 warehouse, access exports and request receipts, and the Prefect database with its logs, artifacts and flow-run
-parameters. Files are read as data, not grepped as compressed bytes.
+parameters. Files are read as data, not grepped as compressed bytes. After an erasure, the same files are
+searched for the erased subject's pseudonyms too.
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     prefect_db: Path, env_settings: Settings
 ) -> None:
     from devicerisk.privacy import requests
+    from devicerisk.privacy.purge import purge
     from devicerisk.privacy.stores import stores_for
+    from devicerisk.privacy.subjects import from_json
+    from devicerisk.store.rows import TRANSACTION_COLUMN
 
     landing = env_settings.landing_dir
     generate(landing, SynthConfig(accounts=80, days=2, seed=29, events_per_batch=5000))
@@ -114,3 +118,14 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     scanned = {p for p in env_settings.data_dir.rglob("*") if p.is_file() and p.is_relative_to(stores.requests_dir)}
     assert len(scanned) >= 5  # the exports and the receipt were read
     assert report.findings == [], report.findings[:10]
+
+    # Nor is any pseudonym of the erased subject left in any file, the Delta logs' statistics included, once the
+    # requests' own records have forgotten it after their day (their account and transactions: no one shares them).
+    erased = from_json(erasure.subject)
+    own = erased.accounts | erased.identifiers.get(TRANSACTION_COLUMN, frozenset())
+    assert own
+    purge(later, now + requests.SUBJECT_KEPT + timedelta(hours=1))
+    files = [p for p in sorted(env_settings.data_dir.rglob("*")) if p.is_file() and not p.is_relative_to(landing)]
+    left = scan_files([*files, prefect_db], {pid: "the erased subject's pseudonym" for pid in own})
+    assert left.findings == [], left.findings[:10]
+    assert any(p.name.endswith(".checkpoint.parquet") for p in files) and stores.warehouse_path in files  # read

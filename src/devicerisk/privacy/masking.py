@@ -1,7 +1,8 @@
 """Desensitised display (5.2.2(2)): the one masking function for everything a person reads.
 
 The CLI, exports, notebooks, Prefect artifacts and the API all call :func:`mask` (or
-:func:`mask_columns` for tables) before showing an identifier, raw or pseudonymised.
+:func:`mask_columns` for tables, :func:`mask_record` for raw records) before showing an identifier, raw
+or pseudonymised.
 A masked value keeps only enough to tell two values apart at a glance and to match it
 against what the subject holds (the last few characters), never enough to re-identify.
 """
@@ -12,7 +13,11 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+import orjson
 import pyarrow as pa
+
+from devicerisk.contract.fields import FIELDS, LABEL_FIELDS
+from devicerisk.contract.model import Action, Kind, Sensitivity
 
 MaskKind = Literal["auto", "pseudonym", "phone", "email", "ip", "identifier"]
 
@@ -61,6 +66,59 @@ def mask_columns(table: pa.Table, columns: Iterable[str] | None = None) -> pa.Ta
         masked = pa.array(mask_many(table.column(name).to_pylist()), pa.string())
         table = table.set_column(index, name, masked)
     return table
+
+
+def _shown_paths() -> dict[str, Kind]:
+    """Paths of a raw record shown as received, with their kind: what the lake keeps in clear and can identify
+    nobody by itself (not personal, or a time, number or flag). Every other value, free text and unknown fields
+    included, is masked."""
+    plain = (Kind.TIMESTAMP, Kind.INT, Kind.FLOAT, Kind.BOOL)
+    return {
+        f.path: f.kind
+        for f in (*FIELDS, *LABEL_FIELDS)
+        if Action.KEEP in f.actions and (f.sensitivity is Sensitivity.NONE or f.kind in plain)
+    }
+
+
+_SHOWN = _shown_paths()
+_JSON_TYPES = {Kind.STRING: str, Kind.TIMESTAMP: str, Kind.INT: int, Kind.FLOAT: (int, float), Kind.BOOL: bool}
+
+
+def _shown(value: object, path: str) -> bool:
+    """Whether ``value`` is shown: a flag, or a value of a shown path of the kind the contract declares."""
+    kind = _SHOWN.get(path)
+    if isinstance(value, bool):
+        return True
+    return kind is not None and isinstance(value, _JSON_TYPES.get(kind, ()))
+
+
+def _mask_value(value: object, path: str) -> object:
+    if isinstance(value, dict):
+        return {k: _mask_value(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_value(v, path) for v in value]
+    if value is None or _shown(value, path):
+        return value
+    return mask(str(value), "auto" if isinstance(value, str) else "identifier")
+
+
+def mask_record(raw: bytes | str) -> str:
+    """A raw (landing or quarantined) JSON record as JSON text, every value masked but those of :data:`_SHOWN`.
+
+    A record that is not a JSON object is masked whole.
+    """
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        record = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    return orjson.dumps(_mask_value(record, "") if isinstance(record, dict) else mask(str(record))).decode()
+
+
+def mask_records(table: pa.Table, column: str) -> pa.Table:
+    """``table`` with its ``column`` of raw JSON records masked by :func:`mask_record`."""
+    index = table.column_names.index(column)
+    masked = pa.array([None if r is None else mask_record(r) for r in table.column(column).to_pylist()], pa.string())
+    return table.set_column(index, column, masked)
 
 
 def _resolve(text: str) -> MaskKind:

@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 
 from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.privacy import subject_data
+from devicerisk.privacy.requests import SUBJECT_KEPT
 from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.privacy.stores import Stores, before, time_column
 from devicerisk.privacy.subjects import raw_record_matches
@@ -281,6 +282,7 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
         report.add("landing", len(removed) + unledgered)
     if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
         report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
+    report.add("request_subjects", governance.forget_subjects(stores.warehouse_path, now - SUBJECT_KEPT))
     if (audit_cutoff := stores.policy.cutoff("audit_log", now)) is not None:
         report.add("audit", audit.expire(stores.audit, audit_cutoff))
     for name in lakes.tables(stores.lake_dir):

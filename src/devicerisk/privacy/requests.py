@@ -8,7 +8,10 @@ collected since, or to withdraw again after a re-grant. Each step is idempotent
 and recorded in the warehouse when done, so a crash at any point is finished by the next run.
 Counts are taken at verification, so a receipt reports what was held even if a run was interrupted
 after deleting and before recording. Erasures end with a vacuum: the request stays in progress
-until the grace period for running readers has passed and the old files are gone.
+until the grace period for running readers has passed and the old files are gone, and with them
+the Delta log entries whose statistics named the subject. A finished request keeps the subject's
+pseudonyms for :data:`SUBJECT_KEPT` only, to recognise a resubmission; the retention purge then
+empties them. The receipt counts what was held, and says what remains.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from devicerisk.contract.fields import EVENT_TYPES
-from devicerisk.privacy import subject_data
-from devicerisk.privacy.masking import mask_columns
+from devicerisk.privacy import access, subject_data
 from devicerisk.privacy.stores import Stores
 from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.store import audit, governance, request_files
@@ -78,6 +80,9 @@ STEPS: dict[Kind, tuple[str, ...]] = {
 
 #: How long after a request completed the same request is taken for a resubmission and refused.
 DUPLICATE_WINDOW = timedelta(days=1)
+#: How long a finished request's record keeps its subject's pseudonyms: only to recognise a resubmission. The daily
+#: retention purge empties the subject after it (``governance.forget_subjects``); ``retention verify`` checks it.
+SUBJECT_KEPT = DUPLICATE_WINDOW
 _UNFINISHED = (Status.RECEIVED, Status.VERIFIED, Status.IN_PROGRESS)
 
 
@@ -189,7 +194,7 @@ def process(
     row.status, row.updated_at = Status.IN_PROGRESS, now
     governance.put_request(stores.warehouse_path, row)
     for name in STEPS[kind]:
-        if name in row.done:
+        if _done(stores, row, name):
             continue
         if name in (*_DELETING_STEPS, "vacuum") and (holds := _holds_on(stores, subject, now)):
             _wait(stores, row, f"paused by legal hold {holds[0].hold_id} until it ends")  # placed after deleting began
@@ -203,6 +208,13 @@ def process(
             governance.put_request(stores.warehouse_path, row)
         step(name)
     return _complete(stores, row, subject, now, actor, role, step)
+
+
+def _done(stores: Stores, row: RequestRow, name: str) -> bool:
+    """Whether a step is done; an export no longer whole on disk is not (it is made again, so the receipt agrees)."""
+    if name == "export" and name in row.done and not request_files.has_export(stores.requests_dir, row.request_id):
+        row.done.remove(name)
+    return name in row.done
 
 
 def _wait(stores: Stores, row: RequestRow, reason: str) -> bool:
@@ -228,9 +240,13 @@ def _complete(
         "request_id": row.request_id, "kind": row.kind, "options": row.options, "status": Status.COMPLETED,
         "received_at": row.received_at, "completed_at": now, "records_per_store": row.found or {},
     }  # fmt: skip
+    if row.kind == Kind.ACCESS:
+        receipt |= access.receipt(stores, row)
     if row.kind in _DELETING:
         receipt["left_in_current_versions"] = subject_data.locate(stores, subject)
         receipt["rows_left_in_files_on_disk"] = subject_data.left_on_disk(stores, subject)
+        receipt["delta_log_files_naming_subject"] = sum(subject_data.left_in_logs(stores, subject).values())
+    receipt["remains"] = _remains(stores, row, subject, now)
     request_files.write_receipt(stores.requests_dir, row.request_id, receipt)
     step("receipt")
     counts = {k.replace("/", "."): v for k, v in (row.found or {}).items()}
@@ -243,6 +259,43 @@ def _complete(
     return row
 
 
+def _remains(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> dict[str, Any]:
+    """What is kept after the request, in what the receipt's counts do not cover, and until when."""
+    out: dict[str, Any] = {
+        "request_record": {
+            "until": now + SUBJECT_KEPT,
+            "what": "this request's record keeps the pseudonyms of the identifiers given, to recognise the same "
+            "request sent again; the daily retention purge then empties it (kind, dates and counts stay)",
+        },
+        "audit_log": {
+            "until": _kept_until(stores, "audit_log", now),
+            "what": "one audit record of this request: its counts per store, no identifier",
+        },
+    }
+    if row.kind in _DELETING:
+        n, written = subject_data.unmatchable_quarantine(stores)
+        if n and written is not None:
+            out["quarantine_unmatchable"] = {
+                "records": n, "until": _kept_until(stores, "quarantine", written),
+                "what": "records refused at ingest that are not readable (not JSON, or an identifier that is not "
+                "text), encrypted: no identifier in them can be matched, so some may be the subject's; they go "
+                "with the quarantine retention",
+            }  # fmt: skip
+        if ended := [h for h in governance.holds(stores.warehouse_path) if h.subject_pid in subject.accounts]:
+            out["legal_holds"] = {
+                "holds": len(ended), "until": _kept_until(stores, "account", max(h.ended_at for h in ended)),
+                "what": "ended legal holds on the account keep its pseudonym, as the record of the hold, for the "
+                "account period after they ended",
+            }  # fmt: skip
+    return out
+
+
+def _kept_until(stores: Stores, retention_class: str, since: datetime) -> datetime | None:
+    """When data of ``retention_class`` dated ``since`` expires (``None``: kept as the law requires)."""
+    days = stores.policy.days(retention_class)
+    return None if days is None else since + timedelta(days=days)
+
+
 def pending(stores: Stores) -> list[RequestRow]:
     """Requests verified or in progress (e.g. waiting for the vacuum, or interrupted)."""
     return [r for r in governance.requests(stores.warehouse_path) if r.status in (Status.VERIFIED, Status.IN_PROGRESS)]
@@ -250,20 +303,7 @@ def pending(stores: Stores) -> list[RequestRow]:
 
 # -- the steps ------------------------------------------------------------------------------------------------
 def _export(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    # Pseudonyms and batch ids (content hashes, 32 hex digits too) are masked like identifiers.
-    tables = {name: mask_columns(t, ["batch_id"]) for name, t in subject_data.collect(stores, subject).items()}
-    request_files.write_export(stores.requests_dir, row.request_id, tables, _summary(row, tables, now))
-
-
-def _summary(row: RequestRow, tables: dict[str, Any], now: datetime) -> str:
-    lines = [f"# Your data ({row.request_id})", "", f"Exported {now:%Y-%m-%d %H:%M} UTC. Identifiers are masked.", "",
-             "| where | records |", "|---|---:|"]  # fmt: skip
-    lines += [f"| {name} | {t.num_rows:,} |" for name, t in tables.items()]
-    events = tables.get("lake.events")
-    if events is not None and events.num_rows:
-        types = events.column("event_type").value_counts().to_pylist()
-        lines += ["", "Events by type: " + ", ".join(f"{t['values']} {t['counts']:,}" for t in types)]
-    return "\n".join(lines) + "\n"
+    access.export(stores, row, subject, now)
 
 
 def _state(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
@@ -317,6 +357,12 @@ def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime
     subject_data.vacuum_lake(stores, stores.grace)
     if left := subject_data.left_on_disk(stores, subject):  # files a reader may still need: try again later
         return _wait(stores, row, f"{left} rows wait in files younger than the vacuum grace period")
+    if logs := subject_data.left_in_logs(stores, subject):
+        # No checkpoint after the deletes is old enough yet (or none was made: a crash after a delete). One made
+        # now lets a later vacuum remove the log entries before it.
+        subject_data.checkpoint_lake(stores, logs)
+        return _wait(stores, row, f"{sum(logs.values())} Delta log files of {', '.join(sorted(logs))} name the "
+                                  "subject until they are older than the vacuum grace period")  # fmt: skip
     row.reason = None
     return True
 

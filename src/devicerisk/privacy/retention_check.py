@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from devicerisk.privacy.purge import held_out, holds_any, lake_rules, snapshot_files
+from devicerisk.privacy.requests import SUBJECT_KEPT
 from devicerisk.privacy.stores import Stores, before, time_column
 from devicerisk.store import audit, governance, landing, quarantine, request_files, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
@@ -88,6 +89,9 @@ def _small_stores(stores: Stores, now: datetime, held: frozenset[str]) -> list[V
         exports := request_files.exports_before(stores.requests_dir, cutoff)
     ):
         out.append(Violation("requests", "exports", "request_export", len(exports)))
+    if kept := governance.forget_subjects(stores.warehouse_path, now - SUBJECT_KEPT, dry_run=True):
+        out.append(Violation("warehouse", "subject_requests (subjects of finished requests)", "request bookkeeping",
+                             kept))  # fmt: skip
     if stale := signal_log.stale_rows(stores.lake_dir, stores.signals_dir):  # a copy of rows the lake let go
         out.append(Violation("signals", "built from lake files since removed", "the lake's events", stale))
     if (cutoff := policy.cutoff("audit_log", now)) is not None:

@@ -8,6 +8,9 @@ log, a derived copy of the lake's events, is counted too and dropped whenever la
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pyarrow.dataset as ds
 
 from devicerisk.ingest.read import read_batch
 from devicerisk.privacy.stores import Stores
-from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, raw_record_matches
+from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, matchable, raw_record_matches
 from devicerisk.store import governance, lake_rewrite, landing, quarantine, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, TRANSACTION_COLUMN, SubjectRows
@@ -77,18 +80,36 @@ def _snapshot_key(stores: Stores, store: str, path: Path) -> str:
     return f"{store}/{path.relative_to(stores.snapshot_roots[store]).as_posix()}"
 
 
-def _quarantine_matches(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+def _quarantine_records(stores: Stores, subject: SubjectRows) -> dict[str, list[quarantine.Rejected]]:
     """Quarantined records of the subject, per batch (the records are decrypted in memory only)."""
-    out: dict[str, int] = {}
+    out: dict[str, list[quarantine.Rejected]] = {}
     for batch in quarantine.batches(stores.quarantine_dir):
         key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
-        n = sum(
-            raw_record_matches(r.raw, subject, stores.keyring)
-            for r in quarantine.read(stores.quarantine_dir, batch, key)
-        )
-        if n:
-            out[batch] = n
+        mine = [
+            r for r in quarantine.read(stores.quarantine_dir, batch, key)
+            if raw_record_matches(r.raw, subject, stores.keyring)
+        ]  # fmt: skip
+        if mine:
+            out[batch] = mine
     return out
+
+
+def _quarantine_matches(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+    """How many quarantined records of the subject each batch holds."""
+    return {batch: len(records) for batch, records in _quarantine_records(stores, subject).items()}
+
+
+def unmatchable_quarantine(stores: Stores) -> tuple[int, datetime | None]:
+    """Quarantined records no subject can be matched to (see ``subjects.matchable``), and when the newest batch
+    holding any was written (its retention runs from then)."""
+    n, newest = 0, None
+    for batch in quarantine.batches(stores.quarantine_dir):
+        key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
+        if k := sum(not matchable(r.raw) for r in quarantine.read(stores.quarantine_dir, batch, key)):
+            n += k
+            written = quarantine.written_at(stores.quarantine_dir, batch)
+            newest = written if newest is None else max(newest, written)
+    return n, newest
 
 
 def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
@@ -116,7 +137,8 @@ def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
 
 
 def collect(stores: Stores, subject: SubjectRows) -> dict[str, pa.Table]:
-    """Every row held about the subject, per table or snapshot file (unmasked: mask before showing)."""
+    """Every row held about the subject, per table or snapshot file, and their raw records in quarantine and landing
+    (column ``record``, as received; unmasked: mask before showing)."""
     tables: dict[str, pa.Table] = {}
     for name, schema in _lake_tables(stores, subject):
         expr = subject.expression(schema)
@@ -133,6 +155,20 @@ def collect(stores: Stores, subject: SubjectRows) -> dict[str, pa.Table]:
         for name, rows in governance.subject_state(stores.warehouse_path, subject.accounts).items():
             if rows.num_rows:
                 tables[f"warehouse.{name}"] = rows
+    found = _quarantine_records(stores, subject)
+    if found:
+        rejected = [(batch, r) for batch, records in found.items() for r in records]
+        tables["quarantine"] = pa.table({
+            "batch_id": [b for b, _ in rejected], "line": [r.line for _, r in rejected],
+            "reason": [r.reason for _, r in rejected], "record": [r.raw for _, r in rejected],
+        })  # fmt: skip
+    raw = [
+        (path.parent.name, line)
+        for path in landing_holding(stores, subject)
+        for line in _landing_lines(stores, subject, path)
+    ]
+    if raw:
+        tables["landing"] = pa.table({"kind": [k for k, _ in raw], "record": [line for _, line in raw]})
     return tables
 
 
@@ -199,6 +235,40 @@ def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
     return n + signal_log.subject_rows(stores.signals_dir, subject, on_disk=True)
 
 
+def _pseudonyms(subject: SubjectRows) -> frozenset[str]:
+    return frozenset(subject.accounts).union(*subject.identifiers.values())
+
+
+def _held_by_others(stores: Stores, name: str, schema: pa.Schema, subject: SubjectRows) -> frozenset[str]:
+    """The subject's pseudonyms that rows of table ``name`` still hold: other people's (a shared device), once the
+    subject's own rows are gone. Those may stay in the table's files and log."""
+    values = subject.values(schema)
+    if not values:
+        return frozenset()
+    terms = [ds.field(c).isin(pa.array(sorted(v), pa.string())) for c, v in values.items()]
+    rows = lakes.read_where(stores.lake_dir, name, functools.reduce(operator.or_, terms), list(values))
+    held: set[str] = set().union(*(rows.column(c).to_pylist() for c in values))
+    return frozenset(held & _pseudonyms(subject))
+
+
+def left_in_logs(stores: Stores, subject: SubjectRows) -> dict[str, int]:
+    """Per lake table, how many files of its Delta log (commits, checkpoints) name the subject: a pseudonym of
+    theirs that no row of the table holds any more, e.g. in the min/max statistics of a removed file."""
+    out: dict[str, int] = {}
+    for name in lakes.tables(stores.lake_dir):
+        schema = lakes.schema(stores.lake_dir, name)
+        wanted = _pseudonyms(subject) - _held_by_others(stores, name, schema, subject)
+        if n := sum(lakes.log_file_names(p, wanted) for p in lakes.log_files(stores.lake_dir, name)):
+            out[name] = n
+    return out
+
+
+def checkpoint_lake(stores: Stores, names: Iterable[str]) -> None:
+    """Checkpoint tables ``names`` now, so that their log entries before it can go once the grace has passed."""
+    for name in names:
+        lakes.checkpoint(stores.lake_dir, name)
+
+
 def _landing_columns() -> dict[str, str]:
     """The DuckDB column types that read only a landing record's subject identifiers."""
     nested: dict[str, list[str]] = {}
@@ -231,9 +301,14 @@ def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
     return int(pc.sum(hits).as_py() or 0)
 
 
+def _landing_lines(stores: Stores, subject: SubjectRows, path: Path) -> list[bytes]:
+    """The subject's raw records in one landing file, matched record by record."""
+    return [line for line in read_batch(path).lines if raw_record_matches(line, subject, stores.keyring)]
+
+
 def _unledgered_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
-    """The subject's records in a raw labels (or truth) file, matched record by record (these files are small)."""
-    return sum(raw_record_matches(line, subject, stores.keyring) for line in read_batch(path).lines)
+    """The subject's records in a raw labels (or truth) file (these files are small)."""
+    return len(_landing_lines(stores, subject, path))
 
 
 def landing_holding(stores: Stores, subject: SubjectRows, among: list[Path] | None = None) -> dict[Path, int]:

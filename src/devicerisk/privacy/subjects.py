@@ -150,21 +150,44 @@ def from_json(data: Mapping[str, object]) -> SubjectRows:
     return SubjectRows(frozenset(data.get("accounts") or ()), {c: frozenset(v) for c, v in identifiers.items()})  # type: ignore[arg-type]
 
 
-def _raw_value(record: dict, path: str) -> str | None:
+def _record(raw: bytes) -> dict | None:
+    """A raw record as a JSON object, or None if it is not one."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _value_at(record: dict, path: str) -> object:
     node: object = record
     for part in path.split("."):
         node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _raw_value(record: dict, path: str) -> str | None:
+    node = _value_at(record, path)
     return node if isinstance(node, str) else None
+
+
+def matchable(raw: bytes) -> bool:
+    """Whether a raw record can be matched to a subject at all: a JSON object whose identifiers are strings.
+
+    Any other record (not JSON, or an identifier of another type) may be anyone's: no lookup can find it.
+    """
+    record = _record(raw)
+    if record is None:
+        return False
+    paths = [*(path for path, _ in DOMAIN_COLUMNS.values()), "subject_id"]
+    return all(isinstance(_value_at(record, p), str | None) for p in paths)
 
 
 def raw_record_matches(raw: bytes, subject: SubjectRows, keyring: Iterable[Pseudonymiser]) -> bool:
     """Whether a raw (quarantined) record belongs to ``subject``, judged as :class:`SubjectRows` judges rows."""
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    record = _record(raw)
+    if record is None:
         return False  # unreadable records hold no findable identifier; they age out with quarantine
-    if not isinstance(record, dict):
-        return False
     for pseudonymiser in keyring:
         row: dict[str, pa.Array] = {}
         for domain, (path, column) in DOMAIN_COLUMNS.items():

@@ -36,6 +36,11 @@ class Hold:
     def active(self, now: datetime) -> bool:
         return self.released_at is None and self.expires_at > now
 
+    @property
+    def ended_at(self) -> datetime:
+        """When the hold ends, or ended: released, or expired."""
+        return self.expires_at if self.released_at is None else min(self.released_at, self.expires_at)
+
 
 @dataclass(slots=True)
 class RequestRow:
@@ -137,6 +142,23 @@ def requests(path: Path) -> list[RequestRow]:
             r[0] for r in con.execute("SELECT request_id FROM subject_requests ORDER BY received_at DESC").fetchall()
         ]
     return [r for r in (get_request(path, i) for i in ids) if r is not None]
+
+
+#: A finished request's subject once its record no longer needs it: no pseudonym, matching nobody.
+FORGOTTEN: dict[str, Any] = {}
+_FINISHED_BEFORE = "status IN ('completed', 'rejected') AND updated_at < ? AND subject::VARCHAR <> ?"
+
+
+def forget_subjects(path: Path, before: datetime, dry_run: bool = False) -> int:
+    """Empty the subject (pseudonyms) of requests finished before ``before``; returns how many (with ``dry_run``,
+    how many would be). The rest of the record (kind, status, dates, counts) stays."""
+    empty = json.dumps(FORGOTTEN)
+    with connect(path, read_only=dry_run) as con:
+        if dry_run:
+            query = f"SELECT count(*) FROM subject_requests WHERE {_FINISHED_BEFORE}"
+            return int(con.execute(query, [before, empty]).fetchall()[0][0])
+        query = f"UPDATE subject_requests SET subject = ? WHERE {_FINISHED_BEFORE} RETURNING 1"
+        return len(con.execute(query, [empty, before, empty]).fetchall())
 
 
 # -- purge watermarks ---------------------------------------------------------------------------------------

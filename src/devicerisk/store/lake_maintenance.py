@@ -5,10 +5,17 @@ scores, features) are purged and erased the same way. Deletes are Delta commits:
 older version keep reading it, and :func:`vacuum` removes the unreferenced files only after a grace
 period. :func:`cluster` sorts each partition's rows by account into several files, so that the
 per-file min/max statistics let a delete of one account skip the files that do not hold it.
+
+Those statistics are in the log too: every add action records its file's smallest and largest
+pseudonyms, so the log entries of files a delete removed still name the deleted subjects. Each delete
+is therefore followed by a checkpoint (the table's state without them), and :func:`vacuum` deletes
+the log entries and checkpoints older than the grace period that precede a checkpoint: the same grace
+for the log as for the files, so no version older than it can be read any more.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +37,9 @@ log = logging.getLogger(__name__)
 PARTITION = "event_date"
 ACTION_KEY = lake_rewrite.ACTION_KEY
 _WRITER = WriterProperties(compression="ZSTD")
+LOG = "_delta_log"
+#: The table property by which Delta (here and in its post-commit hooks) expires log entries.
+LOG_RETENTION = "delta.logRetentionDuration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +95,9 @@ def partitioned(lake_dir: Path, name: str) -> bool:
     return PARTITION in _open(lake_dir, name).metadata().partition_columns
 
 
-def read_where(lake_dir: Path, name: str, where: ds.Expression) -> pa.Table:
-    """The rows of the current version that match ``where``."""
-    return _open(lake_dir, name).to_pyarrow_dataset().to_table(filter=where)
+def read_where(lake_dir: Path, name: str, where: ds.Expression, columns: list[str] | None = None) -> pa.Table:
+    """The rows of the current version that match ``where`` (only ``columns``, if given)."""
+    return _open(lake_dir, name).to_pyarrow_dataset().to_table(columns=columns, filter=where)
 
 
 def count_where(lake_dir: Path, name: str, where: ds.Expression) -> int:
@@ -113,7 +123,19 @@ def delete_where(
     )
     if removed:
         log.info("%s: deleted %d rows from %s (%d files out, %d in)", action, rows, name, removed, added)
+        _checkpoint(table)
     return DeleteOutcome(rows, removed, added, rewritten)
+
+
+def _checkpoint(table: DeltaTable) -> None:
+    """A checkpoint at the table's newest version: the state the log entries before it can be expired to."""
+    table.update_incremental()
+    table.create_checkpoint()
+
+
+def checkpoint(lake_dir: Path, name: str) -> None:
+    """Write a checkpoint of table ``name`` at its newest version (see :func:`vacuum`)."""
+    _checkpoint(_open(lake_dir, name))
 
 
 def drop_partitions(lake_dir: Path, name: str, predicate: str, action: str) -> DeleteOutcome:
@@ -123,15 +145,51 @@ def drop_partitions(lake_dir: Path, name: str, predicate: str, action: str) -> D
     )
     if metrics.get("num_added_files"):  # a predicate on other columns would rewrite files, as string views
         raise ValueError("drop_partitions rewrote files: its predicate must name partition columns only")
+    if metrics.get("num_removed_files"):
+        _checkpoint(_open(lake_dir, name))
     return DeleteOutcome(int(metrics.get("num_deleted_rows") or 0), int(metrics.get("num_removed_files") or 0))
 
 
 def vacuum(lake_dir: Path, name: str, grace: timedelta) -> int:
-    """Remove files no version younger than ``grace`` needs; returns how many were removed."""
+    """Remove the data files no version younger than ``grace`` needs, then the log entries older than ``grace``
+    that precede a checkpoint (see :func:`expire_log`); returns how many data files were removed."""
     table = _open(lake_dir, name)
     hours = int(grace.total_seconds() // 3600)
     removed = table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
+    expire_log(table, grace)
     return len(removed)
+
+
+def expire_log(table: DeltaTable, grace: timedelta) -> None:
+    """Delete the table's commit files and checkpoints that are older than ``grace`` and precede a checkpoint
+    that is too: the versions a reader may still be reading stay readable, older ones are gone with their files.
+
+    The table's log retention is set to ``grace`` first (one commit, the first time or when the setting changes),
+    which Delta's own cleanup after automatic checkpoints then honours as well.
+    """
+    wanted = f"interval {int(grace.total_seconds())} seconds"
+    if table.metadata().configuration.get(LOG_RETENTION) != wanted:
+        table.alter.set_table_properties({LOG_RETENTION: wanted})
+    table.cleanup_metadata()
+
+
+def log_files(lake_dir: Path, name: str) -> list[Path]:
+    """Every file of the table's ``_delta_log``: commits, checkpoints and their pointers."""
+    return sorted(p for p in (table_path(lake_dir, name) / LOG).rglob("*") if p.is_file())
+
+
+def log_file_names(path: Path, values: frozenset[str]) -> bool:
+    """Whether a log file holds any of ``values`` (e.g. pseudonyms in the statistics of its add actions).
+
+    Checkpoints are read as Parquet, so values in compressed columns are found; other files as text.
+    """
+    if not values:
+        return False
+    if path.suffix == ".parquet":
+        text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+    else:
+        text = path.read_bytes().decode(errors="replace")
+    return any(value in text for value in values)
 
 
 def data_files(lake_dir: Path, name: str) -> list[Path]:

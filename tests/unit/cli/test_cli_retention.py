@@ -29,7 +29,9 @@ def test_every_retention_command_has_help(command: list[str]) -> None:
 
 
 @pytest.fixture
-def env(no_grace_settings: Settings) -> Settings:
+def env(no_grace_settings: Settings, prefect_db: Path) -> Settings:
+    """Requests take the flows' warehouse-writer slot: on the test's Prefect server, never an ephemeral one that a
+    later test's server would not know."""
     return no_grace_settings
 
 
@@ -47,6 +49,17 @@ def test_clause_6_2_2_erase_on_the_command_line_shows_counts_and_no_identifier(e
     assert w.subject_pid not in out and world.SHARED_IMEI not in out and world.SUBJECT.account_id not in out
     code, out = _run(env, "request", "list")
     assert code == 0 and "erasure" in out and "completed" in out
+
+
+def test_clause_6_2_1_access_on_the_command_line_exports_a_subject_with_scores(env: Settings) -> None:
+    w = world.build(env)  # the subject has events, labels, scores (with a list of reasons) and landing records
+    code, out = _run(env, "request", "access", "--account", world.SUBJECT.account_id or "")
+    assert code == 0, out
+    assert "completed" in out and "lake.scores: 2 records" in out and w.subject_pid not in out
+    code, out = _run(env, "request", "resume")
+    assert code == 0, out
+    code, out = _run(env, "request", "list")
+    assert code == 0 and "access" in out and "completed" in out
 
 
 def test_clause_2_9_4_holds_on_the_command_line_are_masked(env: Settings) -> None:

@@ -6,6 +6,7 @@ stranger; the requests must find all of the subject and nothing of the others.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from datetime import timedelta
@@ -19,7 +20,8 @@ import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import holds, requests, subject_data
+from devicerisk.privacy import access, holds, requests, subject_data
+from devicerisk.privacy.masking import mask
 from devicerisk.privacy.requests import Kind, Status
 from devicerisk.privacy.stores import Stores, stores_for
 from devicerisk.privacy.subjects import (
@@ -94,10 +96,27 @@ def test_clause_6_2_1_access_exports_everything_held_with_masked_identifiers(set
     exported = json.loads((out / "export.json").read_text())
     assert len(exported["lake.events"]) == 11
     assert {r["account_id_pid"] for r in exported["lake.events"]} == {w.subject_pid[:8] + "…", None}
+    assert all((out / f"{name}.csv").exists() and (out / f"{name}.json").exists() for name in exported)
+    with (out / "lake.scores.csv").open(newline="") as fh:  # a list column, as JSON text in its CSV cell
+        assert [json.loads(r["reasons"]) for r in csv.DictReader(fh)] == [["new device", "night-time activity"]] * 2
+    # The raw records in landing and quarantine are exported too, every identifier in them masked.
+    raw = [json.loads(r["record"]) for r in exported["landing"]]
+    assert len(raw) == 12 and {r["account_id"] for r in raw} == {mask(world.SUBJECT.account_id), None}  # unlogged
+    assert {r["device"]["imei"] for r in raw} == {mask(world.SHARED_IMEI)}
+    refused = [json.loads(r["record"]) for r in exported["quarantine"]]
+    assert [r["payload"]["amount"] for r in refused] == [mask("not a number")]  # free text is masked too
+    assert refused[0]["account_id"] == mask(world.SUBJECT.account_id) and exported["quarantine"][0]["reason"]
     text = _files_text(out)
     assert not _PID.search(text)  # no pseudonym, let alone a raw identifier, in full
     assert world.SUBJECT.phone not in text and world.SHARED_IMEI not in text
-    assert "| lake.events | 11 |" in (out / "summary.md").read_text()
+    assert world.SUBJECT.account_id not in text
+    summary = (out / "summary.md").read_text()
+    assert "| lake.events | 11 |" in summary and "| landing | 12 |" in summary and "signals:" in summary
+    receipt = json.loads((out / "receipt.json").read_text())
+    found_but_signals = {k: v for k, v in row.found.items() if k != "signals"}
+    assert receipt["records_per_store"] == found_but_signals  # what the export holds, store by store
+    assert receipt["records_per_table"] == {name: len(rows) for name, rows in exported.items()}
+    assert set(receipt["not_exported"]) == {"signals"} and "gone_since_received" not in receipt
     assert audit.records(stores.audit_dir)[-1]["action"] == "request.access"
 
 
@@ -276,7 +295,8 @@ def test_clause_6_2_2_a_request_survives_a_crash_at_every_step(
 
     assert row.status == Status.COMPLETED and row.found == expected
     receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
-    assert receipt["records_per_store"] == expected
+    exported = {k: v for k, v in expected.items() if k not in access.NOT_EXPORTED}  # an access counts its export
+    assert receipt["records_per_store"] == (exported if kind is Kind.ACCESS else expected)
     if kind is not Kind.ACCESS:
         assert set(subject_data.locate(stores, subject)) <= {"warehouse.cancellations"}
         assert subject_data.left_on_disk(stores, subject) == 0
