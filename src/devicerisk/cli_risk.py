@@ -45,7 +45,27 @@ def score(data_dir: DataDir = None) -> None:
     prepare_prefect()
     from flows.score import score_accounts_flow, score_transactions_flow
 
-    console.print(score_transactions_flow(data_dir) | score_accounts_flow(data_dir))
+    transactions, accounts = score_transactions_flow(data_dir), score_accounts_flow(data_dir)
+    print_score_summary(_settings(data_dir), transactions, accounts)
+
+
+def print_score_summary(settings: Settings, transactions: dict[str, int], accounts: dict[str, int]) -> None:
+    """What this run scored, beside what the lake holds: counts a reader can check against the tables."""
+    from devicerisk.store import scores
+
+    in_lake = (scores.level_counts(settings.lake_dir, scores.TRANSACTION_SCORES),
+               scores.level_counts(settings.lake_dir, scores.ACCOUNT_SCORES, latest_only="as_of"))  # fmt: skip
+    table = Table(title="risk scores")
+    for column in ("scores", "scored in this run", "at highest in this run", "in the lake", "highest",
+                   "elevated", "normal"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "scores" else "right")
+    runs = ((transactions.get("transactions_scored", 0), transactions.get("highest", 0)),
+            (accounts.get("accounts_scored", 0), accounts.get("highest", 0)))  # fmt: skip
+    names = ("transactions (lake: transaction_scores)", "accounts (lake: account_scores, newest as_of)")
+    for name, (scored, highest), levels in zip(names, runs, in_lake, strict=True):
+        table.add_row(name, f"{scored:,}", f"{highest:,}", f"{sum(levels.values()):,}",
+                      *(f"{levels.get(level, 0):,}" for level in ("highest", "elevated", "normal")))  # fmt: skip
+    console.print(table)
 
 
 def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team") -> None:

@@ -49,3 +49,16 @@ def read(lake_dir: Path, name: str) -> pa.Table | None:
     """A scores table, whole (for reports and tests)."""
     data = lake.dataset(lake_dir, name)
     return None if data is None else data.to_table()
+
+
+def level_counts(lake_dir: Path, name: str, latest_only: str | None = None) -> dict[str, int]:
+    """Rows per level in a scores table (of its newest ``latest_only`` value alone, e.g. ``as_of``)."""
+    data = lake.dataset(lake_dir, name)
+    if data is None:
+        return {}
+    table = data.to_table(columns=["level"] + ([latest_only] if latest_only else []))
+    if latest_only and table.num_rows:
+        newest = pc.max(table.column(latest_only))
+        table = table.filter(pc.equal(table.column(latest_only), newest))
+    counts = table.group_by("level").aggregate([("level", "count")])
+    return dict(zip(counts.column("level").to_pylist(), counts.column("level_count").to_pylist(), strict=True))

@@ -60,3 +60,38 @@ def test_clause_5_2_3_a_score_lookup_leaves_an_audit_record(env_settings: Settin
         and record["counts"] == {"accounts_shown": 1}
     )
     assert audit.verify(audit_trail(env_settings)) == []
+
+
+def test_the_score_summary_matches_the_lake(settings: Settings) -> None:
+    """The run's counts of each score stay apart (transactions vs accounts), beside what the lake holds."""
+    from datetime import UTC, date, datetime
+
+    from rich.console import Console
+
+    from devicerisk import cli_risk
+    from devicerisk.store import scores
+
+    levels = ["highest"] * 3 + ["elevated"] * 2 + ["normal"] * 5
+    scores.append(
+        settings.lake_dir,
+        scores.TRANSACTION_SCORES,
+        pa.table({"event_id": [f"e{i}" for i in range(10)], "level": levels, "event_date": [date(2026, 11, 1)] * 10}),
+        "r1",
+    )
+    for as_of, level in ((datetime(2026, 11, 1, tzinfo=UTC), "highest"), (datetime(2026, 11, 2, tzinfo=UTC), "normal")):
+        scores.append(settings.lake_dir, scores.ACCOUNT_SCORES, pa.table({
+            "account_id_pid": ["a", "b"], "as_of": [as_of] * 2, "level": [level, "elevated"],
+            "event_date": [as_of.date()] * 2}), f"a{as_of:%d}")  # fmt: skip
+    console = Console(record=True, width=250)
+    old, cli_risk.console = cli_risk.console, console
+    try:
+        cli_risk.print_score_summary(settings, {"transactions_scored": 4, "highest": 1},
+                                     {"accounts_scored": 2, "highest": 6})  # fmt: skip
+    finally:
+        cli_risk.console = old
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in console.export_text().splitlines() if line.count("│") > 3}  # fmt: skip
+    txn = next(v for k, v in rows.items() if k.startswith("transactions"))
+    acc = next(v for k, v in rows.items() if k.startswith("accounts"))
+    assert txn == ["4", "1", "10", "3", "2", "5"]
+    assert acc == ["2", "6", "2", "0", "1", "1"]  # the newest as_of only
