@@ -81,8 +81,9 @@ class Trained:
 
     def floods(self) -> str | None:
         """Why this model would flood the fraud team (more than twice its alert budget at ``highest`` on the
-        held-out rows, as tied scores do), or None."""
-        if self.budget_per_day and self.alerts_per_day > 2 * self.budget_per_day:
+        held-out rows, as tied scores do), or None. An unsupervised fallback's scores are ranks among the
+        training rows, tied by construction; it is judged by the gate's other rules."""
+        if self.model.kind == "supervised" and self.budget_per_day and self.alerts_per_day > 2 * self.budget_per_day:
             return (f"{self.alerts_per_day:.1f} held-out alerts a day at highest, more than twice the budget of "
                     f"{self.budget_per_day}")  # fmt: skip
         return None
