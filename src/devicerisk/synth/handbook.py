@@ -130,7 +130,7 @@ def baseline_features(tx: pd.DataFrame, delay_days: int = 7, windows: tuple[int,
     t = pd.to_datetime(tx["time_s"], unit="s")
     out = pd.DataFrame(index=tx.index)
     out["amount"] = tx["amount"]
-    out["weekend"] = (t.dt.weekday >= 5).astype(int)
+    out["weekend"] = (t.dt.day_of_week >= 5).astype(int)
     out["night"] = (t.dt.hour <= 6).astype(int)
     frame = pd.DataFrame({"t": t, "amount": tx["amount"], "fraud": tx["fraud"].astype(float),
                           "customer": tx["customer"], "terminal": tx["terminal"]})  # fmt: skip
