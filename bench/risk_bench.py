@@ -189,9 +189,9 @@ def _raw_tables(s: Settings, events: pa.Table) -> tuple[pa.Table, pa.Table, pa.T
     labels = con.sql("""
         SELECT l.subject_type, l.subject_id AS subject_id_pid,
                CASE WHEN l.subject_type = 'account' THEN l.subject_id ELSE e.account_id_pid END AS account_id_pid,
-               l.label, l.reported_at::TIMESTAMPTZ AS reported_at
+               l.label, l.reported_at::TIMESTAMPTZ AS reported_at, l.fraud_from::TIMESTAMPTZ AS fraud_from
         FROM read_json($files, format = 'newline_delimited', columns = {subject_type: 'VARCHAR',
-             subject_id: 'VARCHAR', label: 'VARCHAR', reported_at: 'VARCHAR'}) l
+             subject_id: 'VARCHAR', label: 'VARCHAR', reported_at: 'VARCHAR', fraud_from: 'VARCHAR'}) l
         LEFT JOIN (SELECT DISTINCT transaction_id_pid, account_id_pid FROM raw_events
                    WHERE transaction_id_pid IS NOT NULL) e ON e.transaction_id_pid = l.subject_id""",
         params={"files": [str(p) for p in sorted((s.landing_dir / "labels").glob("*.ndjson"))]},

@@ -191,7 +191,9 @@ def fraud_marks(rows: pa.Table, labels: pa.Table, until: datetime | None) -> np.
     hit = pc.fill_null(pc.is_in(rows.column("subject"), value_set=named), False).to_numpy(zero_copy_only=False)
     accounts = fraud.filter(pc.invert(is_txn))
     if accounts.num_rows:
-        since = pc.fill_null(pc.cast(accounts.column("fraud_from"), pa.int64()), np.iinfo(np.int64).min)
+        known = "fraud_from" in accounts.column_names  # labels from before it existed were fraudulent throughout
+        fraud_from = accounts.column("fraud_from") if known else pa.nulls(accounts.num_rows, pa.timestamp("us"))
+        since = pc.fill_null(pc.cast(fraud_from, pa.int64()), np.iinfo(np.int64).min)
         earliest = pa.table({"acct": accounts.column("subject_id_pid"), "since": since}).group_by("acct").aggregate(
             [("since", "min")])  # fmt: skip
         where = pc.index_in(rows.column("acct"), value_set=earliest.column("acct")).to_numpy(zero_copy_only=False)
