@@ -20,7 +20,7 @@ from devicerisk.contract.fields import (
     RETENTION_CLASSES,
     SCHEMA_VERSION,
 )
-from devicerisk.contract.model import Field
+from devicerisk.contract.model import KEEP, Field
 from devicerisk.contract.schema import json_schema, output_columns
 
 CONTRACT_MD = "data-contract.md"
@@ -35,7 +35,7 @@ def _field_rows(fields: tuple[Field, ...]) -> list[str]:
     for f in fields:
         types = "all" if f.event_types is None else ", ".join(sorted(f.event_types))
         kind = f.kind.value + (" (required)" if f.required else "")
-        treatments = ", ".join(f"`{t}`" for t in f.treatments)
+        treatments = ", ".join(f"`{t}`" + (" (redacted)" if f.redacted and t == KEEP else "") for t in f.treatments)
         columns = ", ".join(f"`{c.name}`" for c in output_columns(f)) or "none"
         rows.append(
             f"| `{f.path}` | {kind} | {types} | `{f.category}` | {f.sensitivity.value} | {treatments} "
@@ -71,7 +71,11 @@ def contract_markdown() -> str:
         "",
         "Treatments: `keep` stores the value; `pseudonymise:<domain>` stores a keyed HMAC-SHA256 pseudonym",
         "(`<column>_pid`, with the key's id in `key_id`) of the normalised value; `minimise:<function>` stores",
-        "only the derived columns listed; `drop` stores nothing.",
+        "only the derived columns listed; `drop` stores nothing. `keep (redacted)` stores the text with every",
+        "identifier in it replaced by a marker naming its kind: IMEI and ICCID (by their check digit), IMSI, MAC,",
+        "phone number, IPv4 and IPv6 address, email address and UUID-style advertising id become `[imei]`,",
+        "`[iccid]`, `[imsi]`, `[mac]`, `[phone]`, `[ip]`, `[email]` and `[adid]`. Every kept string is redacted",
+        "except an enum and a record's own id.",
         "",
         "## Event types",
         "",

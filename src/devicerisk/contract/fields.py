@@ -22,7 +22,7 @@ from devicerisk.contract.model import (
 from devicerisk.contract.model import Sensitivity as S
 
 SCHEMA_VERSION = 1
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 
 #: Records longer than this many bytes are quarantined unread.
 MAX_RECORD_BYTES = 64 * 1024
@@ -87,7 +87,8 @@ _ACCOUNT_ACTIONS = (
 FIELDS: tuple[Field, ...] = (
     # -- envelope: on every event -------------------------------------------------------------
     Field("schema_version", Kind.INT, "system.operations", S.NONE, (KEEP,), "event", required=True),
-    Field("event_id", Kind.STRING, "system.operations", S.NONE, (KEEP,), "event", required=True, max_length=64),
+    Field("event_id", Kind.STRING, "system.operations", S.NONE, (KEEP,), "event", required=True, max_length=64,
+          record_key=True),
     Field("event_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "event", required=True, enum=_ET),
     Field("event_time", Kind.TIMESTAMP, "user.behavior", S.PERSONAL, (KEEP,), "event", required=True),
     Field("account_id", Kind.STRING, "user.account.account_id", S.SENSITIVE, (pseudonymise("account"),), "event",
@@ -174,7 +175,8 @@ FIELDS: tuple[Field, ...] = (
 
 #: Fraud-team feedback labels: a separate input, pseudonymised the same way.
 LABEL_FIELDS: tuple[Field, ...] = (
-    Field("label_id", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True, max_length=64),
+    Field("label_id", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True, max_length=64,
+          record_key=True),
     Field("subject_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True,
           enum=("transaction", "account")),
     Field("subject_id", Kind.STRING, "user.account.account_id", S.SENSITIVE, (pseudonymise("account"),), "label",

@@ -78,6 +78,7 @@ class Field:
     description: str = ""
     enum: tuple[str, ...] | None = None
     max_length: int | None = None
+    record_key: bool = False  # the record's own id, made by the sender's software: kept exactly as sent
 
     @property
     def column(self) -> str:
@@ -87,6 +88,12 @@ class Field:
     @property
     def actions(self) -> frozenset[Action]:
         return frozenset(t.action for t in self.treatments)
+
+    @property
+    def redacted(self) -> bool:
+        """Whether identifiers typed into the field's kept text are redacted before the lake: every kept string,
+        except an enum (only its declared values pass validation) and a record key (duplicates are found by it)."""
+        return self.kind is Kind.STRING and Action.KEEP in self.actions and self.enum is None and not self.record_key
 
     def applies_to(self, event_type: str) -> bool:
         return self.event_types is None or event_type in self.event_types

@@ -35,7 +35,8 @@ from devicerisk.ingest.validate import TimeWindow
 from devicerisk.privacy.consent import CONSENT_COLUMNS, apply_consent
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
-from devicerisk.privacy.transform import treat
+from devicerisk.privacy.redact import describe
+from devicerisk.privacy.transform import treat_batch
 from devicerisk.store import lake, landing, quarantine, warehouse
 from devicerisk.store.quarantine import Rejected
 
@@ -154,14 +155,15 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
     now = now or datetime.now(UTC)
     raw = read_batch(path, ctx.max_record_bytes, ctx.max_batch_bytes)
     parsed = parse_batch(raw, ctx.chunk_rows, source=path, window=ctx.window(now))
-    events = treat(
+    treated = treat_batch(
         parsed.table, ctx.pseudonymiser, raw.batch_id, minor_age=ctx.minor_age, phone_region=ctx.phone_region,
         ingested_at=now,
     )  # fmt: skip
+    events, redacted = treated.table, describe(treated.redactions)
     first = first_in_batch(events.column("event_id").combine_chunks())
+    notes = [*raw.notes, redacted] if redacted else list(raw.notes)
     return StagedBatch(
-        raw.batch_id, raw.file_name, raw.records_read, list(raw.notes), parsed.rejected, events, now, raw.file_bytes,
-        first,
+        raw.batch_id, raw.file_name, raw.records_read, notes, parsed.rejected, events, now, raw.file_bytes, first,
     )  # fmt: skip
 
 

@@ -2,12 +2,16 @@
 
 Input is the parser's flat table (dotted column names, raw values). Output is the lake's schema:
 kept values, pseudonyms, minimised attributes and nothing else. A field that does not belong to an
-event's type is nulled, so an upstream mistake cannot smuggle a value past its treatment.
+event's type is nulled, so an upstream mistake cannot smuggle a value past its treatment. Identifiers
+typed into kept text are redacted (:mod:`devicerisk.privacy.redact`), on every field the contract says.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +23,7 @@ from devicerisk.ingest.validate import utc_times
 from devicerisk.privacy.arrow_utils import null_where
 from devicerisk.privacy.minimise import MINIMISERS, ROW_CONTEXT_MINIMISERS, MinimiseContext
 from devicerisk.privacy.pseudonymise import Pseudonymiser
+from devicerisk.privacy.redact import redact_column
 
 
 def _applicable(
@@ -77,7 +82,15 @@ def treat_field(
     return out
 
 
-def treat(
+@dataclass(frozen=True, slots=True)
+class Treated:
+    """Treated lake rows, and how many identifiers of each kind were redacted from their kept text."""
+
+    table: pa.Table
+    redactions: Counter[str]
+
+
+def treat_batch(
     parsed: pa.Table,
     pseudonymiser: Pseudonymiser,
     batch_id: str,
@@ -86,8 +99,8 @@ def treat(
     phone_region: str = "CN",
     ingested_at: datetime | None = None,
     fields: tuple[Field, ...] = FIELDS,
-) -> pa.Table:
-    """Treated lake rows for validated, parsed records."""
+) -> Treated:
+    """Treated lake rows for validated, parsed records, with the count of redacted identifiers."""
     schema = lake_schema(fields)
     n = parsed.num_rows
     times = utc_times(parsed.column("event_time").combine_chunks())
@@ -95,13 +108,23 @@ def treat(
     event_type = parsed.column("event_type").combine_chunks()
     columns: dict[str, pa.Array] = {}
     foreign: dict[frozenset[str], pa.Array] = {}
+    redactions: Counter[str] = Counter()
     for field in fields:
         values = _applicable(field, parsed.column(field.path).combine_chunks(), foreign, event_type)
-        columns.update(treat_field(field, values, pseudonymiser, ctx))
+        treated = treat_field(field, values, pseudonymiser, ctx)
+        if field.redacted:  # the minimisers above read the value as sent; only the kept text is redacted
+            treated[field.column], found = redact_column(treated[field.column], phone_region)
+            redactions.update(found)
+        columns.update(treated)
     now = ingested_at or datetime.now(UTC)
     columns["event_date"] = times.cast(pa.date32())
     columns["batch_id"] = pa.repeat(pa.scalar(batch_id, pa.string()), n)
     columns["key_id"] = pa.repeat(pa.scalar(pseudonymiser.key_id, pa.string()), n)
     columns["ingested_at"] = pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n)
     arrays = [c if (c := columns[f.name]).type == f.type else c.cast(f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return Treated(pa.Table.from_arrays(arrays, schema=schema), redactions)
+
+
+def treat(parsed: pa.Table, pseudonymiser: Pseudonymiser, batch_id: str, **options: Any) -> pa.Table:
+    """Treated lake rows for validated, parsed records (see :func:`treat_batch` for the options)."""
+    return treat_batch(parsed, pseudonymiser, batch_id, **options).table

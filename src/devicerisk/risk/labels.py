@@ -26,6 +26,7 @@ from devicerisk.contract.fields import LABEL_FIELDS
 from devicerisk.ingest.pipeline import BatchResult, IngestContext, failure_reason, set_aside
 from devicerisk.ingest.read import read_batch
 from devicerisk.ingest.validate import TimeWindow, field_reason, parse_timestamp
+from devicerisk.privacy.redact import describe, redact_fields
 from devicerisk.store import lake, landing, quarantine
 from devicerisk.store.quarantine import Rejected
 
@@ -153,9 +154,11 @@ def ingest_label_file(path: Path, ctx: IngestContext) -> BatchResult:
         result.reasons[r.reason] = result.reasons.get(r.reason, 0) + 1
     result.check()
     quarantine.write(ctx.quarantine_dir, batch_id, rejected, ctx.quarantine_key)
-    table = treat_labels(good, ctx, batch_id) if good else LABEL_SCHEMA.empty_table()
+    table, redacted = redact_fields(treat_labels(good, ctx, batch_id) if good else LABEL_SCHEMA.empty_table(),
+                                    LABEL_FIELDS, ctx.phone_region)  # fmt: skip
+    result.notes += [note] if (note := describe(redacted)) else []
     accounting = {"records_read": result.records_read, "accepted": result.accepted, "quarantined": result.quarantined,
-                  "reasons": result.reasons, "file_name": path.name}  # fmt: skip
+                  "reasons": result.reasons, "notes": result.notes, "file_name": path.name}  # fmt: skip
     # An empty commit still records the batch id, so a file of rejects is not read again.
     lake.append(ctx.lake_dir, lake.LABELS, table, batch_id, accounting)
     log.info("labels %s: read %d, accepted %d, quarantined %d", path.name, result.records_read, result.accepted,

@@ -54,3 +54,15 @@ def test_labels_until_a_time(settings: Settings, ctx: IngestContext) -> None:
     write_labels(settings, "labels-00000.ndjson", GOOD)
     ingest_labels(ctx, settings.landing_dir)
     assert read_labels(settings.lake_dir, until=datetime(2026, 11, 3, 10, tzinfo=UTC)).num_rows == 1
+
+
+def test_identifiers_typed_into_a_label_are_redacted_and_noted(settings: Settings, ctx: IngestContext) -> None:
+    typed = {**GOOD[0], "label_id": "l9", "fraud_type": "mule 13800138000"}
+    write_labels(settings, "labels-00009.ndjson", [typed, GOOD[1]])
+
+    [result] = ingest_labels(ctx, settings.landing_dir)
+
+    table = read_labels(settings.lake_dir).sort_by("label_id").to_pylist()
+    assert [(r["label_id"], r["fraud_type"]) for r in table] == [("l2", None), ("l9", "mule [phone]")]
+    assert result.notes == ["identifiers redacted from kept text: phone 1"]
+    assert lake.find_batch_commit(ctx.lake_dir, lake.LABELS, result.batch_id)[1]["notes"] == result.notes
