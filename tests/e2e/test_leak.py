@@ -19,7 +19,7 @@ from conftest import drain_prefect_logs
 from devicerisk.config import Settings
 from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files, scan_sqlite
 from devicerisk.privacy.subjects import Identifiers
-from devicerisk.store import signal_log
+from devicerisk.store import lake, signal_log
 from devicerisk.synth import SynthConfig, generate
 from factories import event, write_batch
 
@@ -33,12 +33,35 @@ def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     return settings
 
 
+#: Identifiers a user or a buggy app typed into fields the contract keeps as text, one of each kind.
+TYPED = {
+    "imei": "490154203237518", "imsi": "460001234567891", "iccid": "8944101122334455665",
+    "mac": "3c:5a:b4:9e:21:07", "phone": "13912345678", "ip": "203.0.113.77", "email": "li.wei@example.com",
+    "adid": "6d92078a-8246-4ba4-ae5b-76104861e7dc",
+}  # fmt: skip
+
+
+def _typed_into_kept_text() -> list[dict]:
+    """Valid events carrying every identifier of ``TYPED`` inside fields the contract keeps as text."""
+    device = {"model": f"Redmi {TYPED['imei']} {TYPED['adid']}", "manufacturer": "Xiaomi", "os": "Android",
+              "os_version": f"14 {TYPED['mac']}", "imei": "352099001761481"}  # fmt: skip
+    app = {"platform": "android", "version": f"9.4.0-{TYPED['ip']}"}
+    return [
+        event("operation", device=device, app=app,
+              payload={"action": "view", "page": f"/contact/{TYPED['email']}?tel={TYPED['phone']}"}),
+        event("crash", device=device, app=app,
+              payload={"kind": "crash", "exception_type": f"SimError {TYPED['iccid']} {TYPED['imsi']}",
+                       "stack_trace": "x"}),
+    ]  # fmt: skip
+
+
 def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Settings) -> None:
     landing = env_settings.landing_dir
     generate(landing, SynthConfig(accounts=150, days=2, seed=23, events_per_batch=5000))
     bad = event("transaction")
     bad["payload"]["amount"] = "12.5"  # quarantined, with every identifier of a real event inside
     write_batch(landing / "telemetry" / "zz-bad.ndjson", [bad, b'{"device": {"imei": "352099001761481"'])
+    write_batch(landing / "telemetry" / "zz-typed.ndjson", _typed_into_kept_text())
 
     pipeline_flow(str(env_settings.data_dir))
     drain_prefect_logs()
@@ -46,11 +69,16 @@ def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Setti
 
     needles = raw_identifiers(landing)
     assert len(needles) > 1000  # the scan has something to look for
+    for kind, value in TYPED.items():  # it looks for every identifier typed into kept text
+        assert needles.get(value, "").endswith(f"({kind} in kept text)"), kind
     logged = [text for table, text in scan_sqlite(prefect_db) if table == "log"]
     assert any("accepted" in text and "quarantined" in text for text in logged)  # the library's logs are there
     report = scan_data_dir(env_settings.data_dir, extra_files=[prefect_db])
     assert report.files >= 6 and report.values > 10_000
     assert report.findings == [], report.findings[:10]
+    kept = lake.dataset(env_settings.lake_dir, lake.EVENTS).to_table(columns=["page", "exception_type"])
+    assert "/contact/[email]?tel=[phone]" in kept.column("page").to_pylist()  # the typed events are in the lake
+    assert "SimError [iccid] [imsi]" in kept.column("exception_type").to_pylist()
 
 
 def test_the_scanner_finds_a_planted_leak(tmp_path: Path) -> None:
@@ -67,6 +95,21 @@ def test_the_scanner_finds_a_planted_leak(tmp_path: Path) -> None:
         writer.write_table(pa.table({"x": ["ev-1", "460001234567890", "ev-2"]}))  # one cell among others: no run-on
     report = scan_files([tmp_path / "log.txt", tmp_path / "t.parquet", tmp_path / "seg.arrow"], needles)
     assert {f.path.name for f in report.findings} == {"log.txt", "t.parquet", "seg.arrow"}
+
+
+def test_the_scanner_finds_an_identifier_typed_into_kept_text(tmp_path: Path) -> None:
+    """Guards the leak test itself: kept text is no leak once redacted, the identifier inside it is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    typed = event("operation", payload={"action": "view", "page": "/contact/li.wei@example.com"})
+    write_batch(tmp_path / "landing" / "telemetry" / "b.ndjson", [typed])
+    needles = raw_identifiers(tmp_path / "landing")
+    assert needles["li.wei@example.com"] == "payload.page (email in kept text)"
+    pq.write_table(pa.table({"page": ["/contact/[email]"]}), tmp_path / "redacted.parquet")
+    pq.write_table(pa.table({"page": ["/contact/li.wei@example.com"]}), tmp_path / "raw.parquet")
+    report = scan_files([tmp_path / "redacted.parquet", tmp_path / "raw.parquet"], needles)
+    assert [f.path.name for f in report.findings] == ["raw.parquet"]
 
 
 def _a_subject(landing: Path) -> Identifiers:

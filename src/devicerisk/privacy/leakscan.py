@@ -1,5 +1,8 @@
 """Leak scan: look for raw identifiers from the landing zone in every other file under ``data/``.
 
+The identifiers are the raw values of the personal fields the contract does not keep, and every identifier
+typed into a kept text field (found the way the privacy transform finds them, before it redacts them).
+
 The scan reads files the way a person or program would: Parquet and Arrow IPC cells, DuckDB and
 SQLite tables, and text. It does not grep compressed bytes, which would miss a leak inside a compressed column.
 Every Parquet file on disk is read, not only the current table version, so bytes that a Delta
@@ -21,11 +24,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from devicerisk.contract.fields import FIELDS
-from devicerisk.contract.model import Action, Kind, Sensitivity
+from devicerisk.contract.model import Action, Field, Kind, Sensitivity
 from devicerisk.privacy.minimise import ip_prefix
 from devicerisk.privacy.normalise import canonical_ip, canonical_phone
+from devicerisk.privacy.redact import redact_text
 
 _TOKEN = re.compile(r"[0-9A-Za-z+]+(?:[:.\-_]+[0-9A-Za-z]+)*")
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")  # '@' splits the tokens above, so emails are tokens too
 MIN_TOKEN = 6  # shorter values (e.g. "CN", "wifi") are not identifiers
 
 
@@ -76,6 +81,18 @@ def _sensitive_paths() -> dict[str, str]:
     }
 
 
+def _kept_text(kept_field: Field, value: str, found: dict[str, str]) -> str:
+    """The text a kept field stores for ``value``; an identifier typed into it (which must not reach the lake)
+    is added to ``found`` in all its printed forms."""
+    if not kept_field.redacted:
+        return value
+    redacted = redact_text(value)
+    for kind, identifier in redacted.identifiers:
+        for form in _variants(identifier):
+            found.setdefault(form, f"{kept_field.path} ({kind} in kept text)")
+    return redacted.text
+
+
 def _value_at(record: dict, path: str) -> object:
     node: object = record
     for part in path.split("."):
@@ -88,7 +105,7 @@ def _value_at(record: dict, path: str) -> object:
 def raw_identifiers(landing_dir: Path) -> dict[str, str]:
     """Every sensitive raw value in the landing zone (in all its printed forms) -> its field path."""
     paths = _sensitive_paths()
-    kept_paths = [f.path for f in FIELDS if Action.KEEP in f.actions and f.kind is Kind.STRING]
+    kept_fields = [f for f in FIELDS if Action.KEEP in f.actions and f.kind is Kind.STRING]
     kept: set[str] = set()  # values the contract keeps in clear (e.g. a model name) are no leak
     found: dict[str, str] = {}
     for file in sorted(landing_dir.rglob("*")):
@@ -112,17 +129,18 @@ def raw_identifiers(landing_dir: Path) -> dict[str, str]:
                 if isinstance(value, str) and value.strip():
                     for form in _variants(value):
                         found.setdefault(form, path)
-            for p in kept_paths:
-                if isinstance(value := _value_at(record, p), str) and value not in kept:
-                    kept.add(value)
-                    kept.update(_variants(value))
+            for f in kept_fields:
+                if isinstance(value := _value_at(record, f.path), str) and value not in kept:
+                    stored = _kept_text(f, value, found)
+                    kept.add(stored)
+                    kept.update(_variants(stored))
     for placeholder in ("000000000000000", "00000000000000", "000000000000", "020000000000", "02:00:00:00:00:00"):
         found.pop(placeholder, None)  # shared placeholders identify nobody
     return {k: v for k, v in found.items() if k not in kept and not re.fullmatch(r"[0\-:]+", k)}
 
 
 def _tokens(text: str) -> Iterator[str]:
-    for token in _TOKEN.findall(text):
+    for token in (*_TOKEN.findall(text), *_EMAIL.findall(text)):
         yield token
         yield token.lower()
         yield re.sub(r"[^0-9a-z]", "", token.lower())
