@@ -273,14 +273,19 @@ def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_
         "model_kind": pa.repeat(pa.scalar(model.kind), table.num_rows),
         "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), table.num_rows),
     })  # fmt: skip
-    scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)
+    written = scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)  # exactly once, runs overlapping or not
+    serving.publish_latest(serving_dir, serving.TRANSACTIONS, lambda: _recent_transaction_scores(lake_dir))
+    alerts = int(pc.sum(pc.equal(written.column("level"), "highest")).as_py() or 0)
+    return {"transactions_scored": written.num_rows, "highest": alerts} | extra
+
+
+def _recent_transaction_scores(lake_dir: Path) -> pa.Table | None:
+    """The lake's transaction scores of the last ``SERVING_DAYS`` before the newest one (None if there is none)."""
     recent = scores.read(lake_dir, scores.TRANSACTION_SCORES)
-    if recent is not None and recent.num_rows:
-        cut = pc.max(recent.column("event_time")).as_py() - timedelta(days=SERVING_DAYS)
-        serving.publish(serving_dir, serving.TRANSACTIONS, recent.filter(pc.greater(recent.column("event_time"),
-                                                                                    pa.scalar(cut))))  # fmt: skip
-    alerts = int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)
-    return {"transactions_scored": out.num_rows, "highest": alerts} | extra
+    if recent is None or recent.num_rows == 0:
+        return None
+    cut = pc.max(recent.column("event_time")).as_py() - timedelta(days=SERVING_DAYS)
+    return recent.filter(pc.greater(recent.column("event_time"), pa.scalar(cut)))
 
 
 def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_days: float = 7.0,
@@ -309,7 +314,7 @@ def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_d
         "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
     })  # fmt: skip
     scores.append(lake_dir, scores.ACCOUNT_SCORES, out, f"accounts-{as_of:%Y%m%dT%H%M%S%fZ}-{version}")
-    serving.publish(serving_dir, serving.ACCOUNTS, out)
+    serving.publish_latest(serving_dir, serving.ACCOUNTS, lambda: out)
     return {"accounts_scored": n, "highest": int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)}
 
 

@@ -7,6 +7,7 @@ commit's metadata, which makes the append and its bookkeeping one atomic step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable
@@ -16,8 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +44,52 @@ def open_table(lake_dir: Path, name: str) -> DeltaTable | None:
         return None
 
 
-def append(lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting: dict[str, Any]) -> int:
-    """Append ``data`` in one commit tagged with the batch id and its accounting; returns the new version."""
+class ConcurrentWrite(RuntimeError):
+    """Another commit of the same writer landed after the table version that this append was decided on."""
+
+
+def create(lake_dir: Path, name: str, schema: pa.Schema) -> DeltaTable:
+    """The table ``name``, created empty (partitioned by event date) unless it exists; safe to race."""
     path = table_path(lake_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    props = CommitProperties(custom_metadata={BATCH_KEY: batch_id, ACCOUNTING_KEY: json.dumps(accounting)})
-    table = open_table(lake_dir, name)
-    write_deltalake(
-        table if table is not None else str(path), data, mode="append", partition_by=["event_date"],
-        schema_mode="merge",  # a column the contract added later (older files read it as null)
-        commit_properties=props,
-        writer_properties=WriterProperties(compression="ZSTD"),  # a third smaller than Snappy, as fast here
-    )  # fmt: skip
+    with contextlib.suppress(DeltaError):  # another process created it first
+        DeltaTable.create(str(path), schema, mode="ignore", partition_by=["event_date"])
+    return DeltaTable(str(path))
+
+
+def append(
+    lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting: dict[str, Any],
+    *, writer: str | None = None, read: DeltaTable | None = None,
+) -> int:  # fmt: skip
+    """Append ``data`` in one commit tagged with the batch id and its accounting; returns the new version.
+
+    With ``writer``, the commit also records Delta's application transaction ``writer``, and it is checked
+    against ``read``, the version of the table the caller decided what to append on: if a commit of the same
+    writer landed since, nothing is written and :class:`ConcurrentWrite` is raised, so the caller decides
+    again on the newer version. Appends of one writer are thereby serialised, however processes overlap.
+    """
+    path = table_path(lake_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = read if read is not None else open_table(lake_dir, name)
+    claims = None
+    if writer is not None:
+        if table is None:
+            raise ValueError("a conflict-checked append needs the table version it was decided on")
+        claims = [Transaction(writer, table.version() + 1)]
+    props = CommitProperties(
+        custom_metadata={BATCH_KEY: batch_id, ACCOUNTING_KEY: json.dumps(accounting)}, app_transactions=claims
+    )
+    try:
+        write_deltalake(
+            table if table is not None else str(path), data, mode="append", partition_by=["event_date"],
+            schema_mode="merge",  # a column the contract added later (older files read it as null)
+            commit_properties=props,
+            writer_properties=WriterProperties(compression="ZSTD"),  # a third smaller than Snappy, as fast here
+        )  # fmt: skip
+    except CommitFailedError as err:
+        if writer is None:
+            raise
+        raise ConcurrentWrite(f"{name}: another {writer} commit landed first ({err})") from err
     table = table if table is not None else DeltaTable(str(path))  # a table object follows its own writes
     log.debug("appended %d rows to %s at version %d", data.num_rows, name, table.version())
     return table.version()
