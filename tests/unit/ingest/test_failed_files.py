@@ -30,7 +30,7 @@ def _lake_ids(ctx: IngestContext) -> list[str]:
 def poisoned(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     """Event ids that make staging (``stage-*``) or the commit (``commit-*``) of their batch raise."""
     ids = {"stage-poison", "commit-poison"}
-    real_treat, real_prepare = pipeline.treat, pipeline.prepare_batch
+    real_treat, real_prepare = pipeline.treat_batch, pipeline.prepare_batch
 
     def treat(parsed, *args, **kwargs):  # type: ignore[no-untyped-def]
         if "stage-poison" in parsed.column("event_id").to_pylist():
@@ -42,7 +42,7 @@ def poisoned(monkeypatch: pytest.MonkeyPatch) -> set[str]:
             raise OverflowError("date value out of range")
         return real_prepare(staged, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "treat", treat)
+    monkeypatch.setattr(pipeline, "treat_batch", treat)
     monkeypatch.setattr(pipeline, "prepare_batch", prepare)
     return ids
 
