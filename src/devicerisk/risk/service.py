@@ -314,8 +314,17 @@ def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_d
         "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
     })  # fmt: skip
     scores.append(lake_dir, scores.ACCOUNT_SCORES, out, f"accounts-{as_of:%Y%m%dT%H%M%S%fZ}-{version}")
-    serving.publish_latest(serving_dir, serving.ACCOUNTS, lambda: out)
+    serving.publish_latest(serving_dir, serving.ACCOUNTS, lambda: _unless_older(serving_dir, out))
     return {"accounts_scored": n, "highest": int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)}
+
+
+def _unless_older(serving_dir: Path, accounts: pa.Table) -> pa.Table | None:
+    """``accounts`` to publish, or None when the published account scores are as of a later time (a run that
+    overlapped this one scored newer events)."""
+    published = serving.read(serving_dir, serving.ACCOUNTS)
+    if published is None or published.num_rows == 0 or accounts.num_rows == 0:
+        return accounts
+    return None if pc.max(published.column("as_of")).as_py() > pc.max(accounts.column("as_of")).as_py() else accounts
 
 
 def top_accounts(serving_dir: Path, n: int = 10) -> list[dict[str, Any]]:

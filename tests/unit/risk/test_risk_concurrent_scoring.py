@@ -86,3 +86,20 @@ def test_two_overlapping_account_runs_write_each_score_once(tmp_path: Path) -> N
     assert len(keys) == 5
     published = serving.read(tmp_path / "serving", serving.ACCOUNTS)
     assert published is not None and published.num_rows == 5
+
+
+def test_a_run_that_publishes_last_never_replaces_newer_account_scores(tmp_path: Path) -> None:
+    """Two overlapping account runs can finish in either order: the snapshot keeps the later as-of time."""
+    from devicerisk.risk.service import score_accounts
+
+    lake_dir, models_dir, serving_dir = tmp_path / "lake", tmp_path / "models", tmp_path / "serving"
+    champion(models_dir)
+    ingest(lake_dir, accounts(5, T0 - timedelta(hours=3)), "b1")
+    newer, older = T0 + timedelta(hours=1), T0
+
+    score_accounts(lake_dir, models_dir, serving_dir, as_of=newer)
+    score_accounts(lake_dir, models_dir, serving_dir, as_of=older)  # decided earlier, publishes last
+
+    published = serving.read(serving_dir, serving.ACCOUNTS)
+    assert published is not None and set(published.column("as_of").to_pylist()) == {newer}
+    assert scores.read(lake_dir, scores.ACCOUNT_SCORES).num_rows == 10  # both are in the lake
