@@ -72,14 +72,14 @@ def test_ingest_flow_goes_on_past_files_it_cannot_ingest_and_reports_them(
     whose time overflows is quarantined, and files that are no batches are reported: the good batch goes in."""
     from devicerisk.ingest import pipeline
 
-    real_treat = pipeline.treat
+    real_treat = pipeline.treat_batch
 
     def treat(parsed, *args, **kwargs):  # type: ignore[no-untyped-def]
         if "evt-poison" in parsed.column("event_id").to_pylist():
             raise OverflowError("date value out of range")
         return real_treat(parsed, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "treat", treat)
+    monkeypatch.setattr(pipeline, "treat_batch", treat)
     folder = env_settings.landing_dir / "telemetry"
     write_batch(
         folder / "a.ndjson", [event(event_id="evt-a"), event(event_id="evt-y", event_time="9999-12-31T23:30:00-01:00")]
