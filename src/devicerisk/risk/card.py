@@ -154,6 +154,9 @@ def _split_table(split: Split, metadata: dict[str, Any]) -> list[str]:
         rows.append(("wait for the test window's labels (not used)", split.end, split.newest))
     lines = ["| part | from (UTC) | to (UTC) | length |", "|---|---|---|---|"]
     lines += [f"| {name} | {a:%Y-%m-%d %H:%M} | {b:%Y-%m-%d %H:%M} | {_days(a, b)} |" for name, a, b in rows]
+    lines += ["", "The transaction score also trains on the gap's transactions: reported fraud at full weight, the "
+              "rest as legitimate weighted by their age at the end of the gap over the label delay (their fraud "
+              "may not be reported yet). Calibration and the test use neither."]  # fmt: skip
     return [*lines, ""]
 
 
