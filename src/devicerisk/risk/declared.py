@@ -146,8 +146,10 @@ def _reported(sig: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.nd
     con = duckdb.connect(":memory:")
     try:
         con.register("f", fraud.select(["subject_id_pid", "reported_at"]))
-        hashed = con.sql("SELECT hash(subject_id_pid) AS txn, epoch_us(reported_at) AS r FROM f "
-                         "WHERE subject_id_pid IS NOT NULL").to_arrow_table()  # fmt: skip
+        hashed = con.sql(
+            "SELECT hash(subject_id_pid) AS txn, min(epoch_us(reported_at)) AS r FROM f "
+            "WHERE subject_id_pid IS NOT NULL GROUP BY 1"
+        ).to_arrow_table()  # one report a payment: the first
     finally:
         con.close()
     txns = sig.filter(pc.equal(sig.column("etype"), TRANSACTION))
@@ -184,7 +186,8 @@ def compute(sig: pa.Table, labels: pa.Table | None, q_t: np.ndarray, q_acct: np.
     axis, ranks, _ = _distinct(t)  # one time axis for the streams of these rows
     streams = {"acct": Stream(acct[a], t[a], {"amount": amount[a]}, axis), "cp": Stream(cp[c], t[c], None, axis),
                "acct_cp": Stream(pair_keys(acct[a & c], cp[a & c]), t[a & c], None, axis)}  # fmt: skip
-    sightings = Sightings(acct[c], cp[c], t[c], axis, ranks[c])
+    paid = c & (acct != 0)  # an unlogged payment is no account's sighting
+    sightings = Sightings(acct[paid], cp[paid], t[paid], axis, ranks[paid])
     q_keys = {"acct": q_acct, "cp": q_cp, "acct_cp": pair_keys(q_acct, q_cp)}
     reported = _reported(sig, labels)
     for entity, keys in q_keys.items():

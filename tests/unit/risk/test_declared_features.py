@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from test_risk_features import ACCT, OTHER, T0, events, features_of, labels, txn
 
@@ -103,3 +104,22 @@ def test_stream_lookups_match_a_plain_scan() -> None:
     inside = [(keys == k) & (times >= t - 100) & (times < t) for k, t in zip(q_keys, q_t, strict=True)]
     assert np.allclose(lookup.windowed(100, "v"), [values[m].sum() for m in inside])
     assert lookup.first_since(100).tolist() == [times[m].min() if m.any() else declared.NONE for m in inside]
+
+
+def test_unlogged_payments_are_no_accounts_sighting() -> None:
+    """Payments without an account (0) paired across counterparties must not leave a stray start or end."""
+    day = 86_400_000_000
+    sig = pa.table({"t": np.array([0, 1], dtype=np.int64), "etype": pa.array([1, 1], pa.uint8()),
+                    "acct": np.array([0, 0], dtype=np.uint64), "cp": np.array([11, 22], dtype=np.uint64),
+                    "amount": [1.0, 1.0], "txn": np.array([5, 6], dtype=np.uint64)})  # fmt: skip
+    X = declared.compute(sig, None, np.array([10 * day, 10 * day]), np.array([7, 7], dtype=np.uint64),
+                         np.array([11, 22], dtype=np.uint64))  # fmt: skip
+    j = [w.name for w in F.WINDOWS].index("cp_accounts_7d")
+    assert X[:, j].tolist() == [0.0, 0.0]
+
+
+def test_a_payment_reported_twice_counts_once_in_the_share() -> None:
+    rows = [paid(3 * DAY, acct=OTHER, transaction_id_pid="x1"), txn(T0, counterparty_pid=CP)]
+    twice = labels([("transaction", "x1", T0 - 2 * DAY), ("transaction", "x1", T0 - DAY)])
+    f = features_of(rows, twice)
+    assert f["cp_fraud_share_7d"] == 1.0 and f["cp_fraud_share_30d"] == 1.0
