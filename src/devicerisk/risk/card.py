@@ -55,7 +55,8 @@ def distribution_png(name: str, trained: Trained) -> bytes:
     ax.set_xlabel("score (0–100)")
     ax.set_ylabel("rows (log)")
     ax.set_title(f"{name}: held-out score distribution")
-    ax.legend()
+    if len(trained.test_scores):  # no held-out rows: no histogram to name
+        ax.legend()
     return _png(fig)
 
 
