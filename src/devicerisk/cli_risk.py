@@ -55,14 +55,13 @@ def print_score_summary(settings: Settings, transactions: dict[str, int], accoun
 
     in_lake = (scores.level_counts(settings.lake_dir, scores.TRANSACTION_SCORES),
                scores.level_counts(settings.lake_dir, scores.ACCOUNT_SCORES, latest_only="as_of"))  # fmt: skip
-    table = Table(title="risk scores")
-    for column in ("scores", "scored in this run", "at highest in this run", "in the lake", "highest",
-                   "elevated", "normal"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "scores" else "right")
+    table = Table(title="risk scores", caption="lake: transaction_scores, all rows; account_scores, the newest as-of")
+    for column in ("score", "this run", "this run: highest", "lake", "lake: highest", "lake: elevated",
+                   "lake: normal"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "score" else "right", no_wrap=column == "score")
     runs = ((transactions.get("transactions_scored", 0), transactions.get("highest", 0)),
             (accounts.get("accounts_scored", 0), accounts.get("highest", 0)))  # fmt: skip
-    names = ("transactions (lake: transaction_scores)", "accounts (lake: account_scores, newest as_of)")
-    for name, (scored, highest), levels in zip(names, runs, in_lake, strict=True):
+    for name, (scored, highest), levels in zip(("transactions", "accounts"), runs, in_lake, strict=True):
         table.add_row(name, f"{scored:,}", f"{highest:,}", f"{sum(levels.values()):,}",
                       *(f"{levels.get(level, 0):,}" for level in ("highest", "elevated", "normal")))  # fmt: skip
     console.print(table)
