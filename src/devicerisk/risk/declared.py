@@ -1,8 +1,8 @@
-"""Declared features: each one a ``features.Window`` declaration, computed by this one engine everywhere.
+"""Declared features: each one a ``catalog.Window`` declaration, computed by this one engine everywhere.
 
 Training (signal rows made from the lake in memory) and scoring (the signal log) both call
 :func:`compute` with the same declarations, so a declared feature has one definition and cannot drift
-between the two. Adding one is a declaration in ``features.WINDOWS`` plus its reason wording.
+between the two. Adding one is a declaration in ``catalog.WINDOWS`` plus its reason wording.
 
 Every aggregate is read strictly before the query row's time ``t``, as every feature is, from sorted
 streams of (key, time) per entity:
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicerisk.risk.features import HOUR_US, WINDOWS, Window
+from devicerisk.risk.catalog import HOUR_US, WINDOWS, Window
 
 TRANSACTION = 1  # signals.ETYPES["transaction"]
 NONE = np.iinfo(np.int64).min  # no sighting
@@ -170,7 +170,7 @@ def _wanted(keys: np.ndarray, q_keys: np.ndarray) -> np.ndarray:
 
 def compute(sig: pa.Table, labels: pa.Table | None, q_t: np.ndarray, q_acct: np.ndarray,
             q_cp: np.ndarray) -> np.ndarray:  # fmt: skip
-    """The declared features (``features.WINDOWS`` order) of query rows at ``q_t`` (microseconds) of
+    """The declared features (``catalog.WINDOWS`` order) of query rows at ``q_t`` (microseconds) of
     accounts ``q_acct`` paying counterparties ``q_cp`` (64-bit hashes, 0: none), from signal rows ``sig``
     (in time order, as signal tables are)."""
     X = np.full((len(q_t), len(WINDOWS)), np.nan)
