@@ -136,8 +136,9 @@ class Sightings:
         return started.sum_before(q_keys, q_t) - ended.sum_before(q_keys, q_t - width)
 
 
-def _reported(sig: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(counterparty, transaction time, reported time) of every transaction reported as fraud."""
+def _reported(txns: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(counterparty, transaction time, reported time) of every transaction (signal rows ``txns``) reported as
+    fraud."""
     if labels is None or labels.num_rows == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty.astype(np.uint64), empty, empty
@@ -152,7 +153,6 @@ def _reported(sig: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.nd
         ).to_arrow_table()  # one report a payment: the first
     finally:
         con.close()
-    txns = sig.filter(pc.equal(sig.column("etype"), TRANSACTION))
     where = pc.index_in(hashed.column("txn"), value_set=txns.column("txn"))
     found = pc.is_valid(where)
     rows = pc.filter(where, found)
@@ -189,7 +189,7 @@ def compute(sig: pa.Table, labels: pa.Table | None, q_t: np.ndarray, q_acct: np.
     paid = c & (acct != 0)  # an unlogged payment is no account's sighting
     sightings = Sightings(acct[paid], cp[paid], t[paid], axis, ranks[paid])
     q_keys = {"acct": q_acct, "cp": q_cp, "acct_cp": pair_keys(q_acct, q_cp)}
-    reported = _reported(sig, labels)
+    reported = _reported(txn, labels)
     for entity, keys in q_keys.items():
         order = np.lexsort((q_t, keys))  # queries in (key, time) order: each search starts where the last ended
         lookup = Lookup(streams[entity], keys[order], q_t[order])

@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from devicerisk.risk import declared
 from devicerisk.risk.catalog import (  # noqa: F401 - the catalog, re-exported for the modules that read features
     BY_NAME,
     ENGINE_FEATURE_NAMES,
@@ -382,29 +383,35 @@ def _run(sql: str, events: Events, labels: pa.Table | None, start: datetime, end
         con.close()
 
 
-def transaction_features(events: Events, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
+def transaction_features(
+    events: Events, labels: pa.Table | None, start: datetime, end: datetime, sig: pa.Table | None = None
+) -> pa.Table:
     """Features of every transaction with ``start <= event_time < end``: ``qid`` (event id), ``t``, ``acct``, ...
 
     ``events`` must hold the lake rows from at least 30 days before ``start`` (the longest window) up
-    to ``end``; rows at or after ``end`` are ignored.
+    to ``end``; rows at or after ``end`` are ignored. ``sig``: the signal rows of ``events``, when the caller
+    has them already (made here otherwise).
     """
-    return with_declared(_run(TRANSACTION_SQL, events, labels, start, end), events, labels)
+    return with_declared(_run(TRANSACTION_SQL, events, labels, start, end), events, labels, sig)
 
 
-def account_features(events: Events, labels: pa.Table | None, active_from: datetime, as_of: datetime) -> pa.Table:
+def account_features(
+    events: Events, labels: pa.Table | None, active_from: datetime, as_of: datetime, sig: pa.Table | None = None
+) -> pa.Table:
     """Features of every account active in ``[active_from, as_of)``, as of ``as_of`` (``qid`` = account)."""
-    return with_declared(_run(ACCOUNT_SQL, events, labels, active_from, as_of), events, labels)
+    return with_declared(_run(ACCOUNT_SQL, events, labels, active_from, as_of), events, labels, sig)
 
 
-def with_declared(table: pa.Table, events: Events, labels: pa.Table | None) -> pa.Table:
+def with_declared(table: pa.Table, events: Events, labels: pa.Table | None, sig: pa.Table | None = None) -> pa.Table:
     """``table`` (the SQL's feature rows, with their ``acct_key`` and ``cp_key``) with the declared features
-    added, computed by the same engine as in scoring from the signal rows of the same ``events``."""
-    from devicerisk.risk import declared, signals  # they build on this module's declarations
+    added, computed by the same engine as in scoring from the signal rows of the same ``events`` (``sig``, or
+    made from ``events``)."""
+    from devicerisk.risk import signals  # signals builds on this module's SQL
 
     X = np.zeros((0, len(WINDOWS)))
     if table.num_rows:
         keys = (table.column(c).to_numpy() for c in ("t", "acct_key", "cp_key"))
-        X = declared.compute(signals.signals(events), labels, *keys)
+        X = declared.compute(signals.signals(events) if sig is None else sig, labels, *keys)
     for j, w in enumerate(WINDOWS):
         table = table.append_column(w.name, pa.array(X[:, j], mask=np.isnan(X[:, j])))
     return table
