@@ -2,8 +2,8 @@
  * The declared features' two primitives (see risk/declared.py), for rows keyed by (key, time):
  *
  * - order(keys, times, out): the stable order of rows by (key, time), as numpy's lexsort gives it, by
- *   an LSD radix sort on bytes (passes whose byte is the same in every row are skipped: times within a
- *   month share their high bytes; rows already in time order skip the time passes altogether);
+ *   an LSD radix sort on 11-bit digits (passes whose digit is the same in every row are skipped: times
+ *   within a month share their high bits; rows already in time order skip the time passes altogether);
  * - lower_bounds(keys, times, q_keys, q_times, out): per query, the number of stream rows before
  *   (q_key, q_time), for a stream and queries both in (key, time) order: one merge, two pointers.
  *
@@ -16,23 +16,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Stable sort of (v, ix) by v in place; v2 and ix2 are scratch of the same size. */
-static void radix(uint64_t *v, int64_t *ix, uint64_t *v2, int64_t *ix2, Py_ssize_t n) {
-    size_t count[8][256] = {{0}}; /* 16 KiB on the stack: calls on other threads keep their own */
+#define DIGIT 11 /* bits per pass: 6 passes for 64 bits */
+#define PASSES ((64 + DIGIT - 1) / DIGIT)
+#define BUCKETS (1 << DIGIT)
+
+/* Stable sort of (v, ix) by v in place; v2 and ix2 are scratch of the same size, count PASSES x BUCKETS. */
+static void radix(uint64_t *v, int64_t *ix, uint64_t *v2, int64_t *ix2, Py_ssize_t n, size_t *count) {
+    memset(count, 0, PASSES * BUCKETS * sizeof *count);
     for (Py_ssize_t i = 0; i < n; i++)
-        for (int b = 0; b < 8; b++) count[b][(v[i] >> (8 * b)) & 255]++;
+        for (int b = 0; b < PASSES; b++) count[b * BUCKETS + ((v[i] >> (DIGIT * b)) & (BUCKETS - 1))]++;
     uint64_t *src_v = v, *dst_v = v2;
     int64_t *src_i = ix, *dst_i = ix2;
-    for (int b = 0; b < 8; b++) {
-        size_t *c = count[b], at = 0;
-        if (c[(src_v[0] >> (8 * b)) & 255] == (size_t)n) continue; /* one value of this byte: nothing moves */
-        for (int d = 0; d < 256; d++) {
+    for (int b = 0; b < PASSES; b++) {
+        size_t *c = count + b * BUCKETS, at = 0;
+        int shift = DIGIT * b;
+        if (c[(src_v[0] >> shift) & (BUCKETS - 1)] == (size_t)n) continue; /* one digit value: nothing moves */
+        for (int d = 0; d < BUCKETS; d++) {
             size_t k = c[d];
             c[d] = at;
             at += k;
         }
         for (Py_ssize_t i = 0; i < n; i++) {
-            size_t to = c[(src_v[i] >> (8 * b)) & 255]++;
+            size_t to = c[(src_v[i] >> shift) & (BUCKETS - 1)]++;
             dst_v[to] = src_v[i];
             dst_i[to] = src_i[i];
         }
@@ -53,8 +58,9 @@ static void radix(uint64_t *v, int64_t *ix, uint64_t *v2, int64_t *ix2, Py_ssize
 static int order_rows(const uint64_t *key, const int64_t *time, Py_ssize_t n, int64_t *out) {
     uint64_t *v = malloc((size_t)n * sizeof *v), *v2 = malloc((size_t)n * sizeof *v2);
     int64_t *ix2 = malloc((size_t)n * sizeof *ix2);
-    if (!v || !v2 || !ix2) {
-        free(v), free(v2), free(ix2);
+    size_t *count = malloc(PASSES * BUCKETS * sizeof *count);
+    if (!v || !v2 || !ix2 || !count) {
+        free(v), free(v2), free(ix2), free(count);
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) out[i] = i;
@@ -62,11 +68,11 @@ static int order_rows(const uint64_t *key, const int64_t *time, Py_ssize_t n, in
     for (Py_ssize_t i = 1; i < n && timed; i++) timed = time[i] >= time[i - 1];
     if (!timed) {
         for (Py_ssize_t i = 0; i < n; i++) v[i] = (uint64_t)time[i] ^ 0x8000000000000000ULL; /* signed order */
-        radix(v, out, v2, ix2, n);
+        radix(v, out, v2, ix2, n, count);
     }
     for (Py_ssize_t i = 0; i < n; i++) v[i] = key[out[i]];
-    radix(v, out, v2, ix2, n);
-    free(v), free(v2), free(ix2);
+    radix(v, out, v2, ix2, n, count);
+    free(v), free(v2), free(ix2), free(count);
     return 0;
 }
 

@@ -200,44 +200,53 @@ def _reported(txns: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.n
     return cp[keep], t[keep], r[keep]
 
 
-def compute(sig: pa.Table, labels: pa.Table | None, q_t: np.ndarray, q_acct: np.ndarray,
-            q_cp: np.ndarray) -> np.ndarray:  # fmt: skip
+def compute(sig: pa.Table, labels: pa.Table | None, q_t: np.ndarray, q_acct: np.ndarray, q_cp: np.ndarray,
+            out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """The declared features (``catalog.WINDOWS`` order) of query rows at ``q_t`` (microseconds) of
-    accounts ``q_acct`` paying counterparties ``q_cp`` (64-bit hashes, 0: none), from signal rows ``sig``."""
-    X = np.full((len(q_t), len(WINDOWS)), np.nan)
+    accounts ``q_acct`` paying counterparties ``q_cp`` (64-bit hashes, 0: none), from signal rows ``sig``;
+    written into ``out`` (len(q_t) × len(WINDOWS), a view of a wider matrix, say) when given."""
+    X = np.full((len(q_t), len(WINDOWS)), np.nan) if out is None else out
+    if X.shape != (len(q_t), len(WINDOWS)):
+        raise ValueError(f"out must be {len(q_t)} × {len(WINDOWS)}, not {X.shape}")
     if len(q_t) == 0:
         return X
     txn = sig.select(["t", "etype", "acct", "cp", "amount", "txn"])
     txn = txn.filter(pc.equal(txn.column("etype"), TRANSACTION))
+    q_t = np.asarray(q_t, dtype=np.int64)
+    queries = {"acct": Queries(q_acct, q_t), "cp": Queries(q_cp, q_t), "acct_cp": Queries(pair_keys(q_acct, q_cp), q_t)}
+    sightings = _read(txn, queries)
+    reported = _reported(txn, labels)
+    features = np.empty((len(WINDOWS), len(q_t)))  # a row per feature: each written in one place
+    for entity, q in queries.items():
+        unknown = q.keys == 0  # no entity: unknown, never "none seen"
+        for j, w in enumerate(WINDOWS):
+            if w.entity == entity:
+                features[j, q.order] = np.where(unknown, np.nan, _one(w, q, sightings, reported))
+    X[:] = features.T
+    return X
+
+
+def _read(txn: pa.Table, queries: dict[str, Queries]) -> Sightings:
+    """Give each entity's queries their stream: the transactions (signal rows ``txn``) with a key some query
+    asks for, in (key, time) order. Returns the counterparties' sightings."""
     t = np.ascontiguousarray(txn.column("t").to_numpy(), dtype=np.int64)
     acct = np.ascontiguousarray(txn.column("acct").to_numpy(), dtype=np.uint64)
     cp = np.ascontiguousarray(txn.column("cp").to_numpy(), dtype=np.uint64)
     amount = np.nan_to_num(txn.column("amount").to_numpy().astype(float))
-    q_t = np.asarray(q_t, dtype=np.int64)
-    queries = {"acct": Queries(q_acct, q_t), "cp": Queries(q_cp, q_t), "acct_cp": Queries(pair_keys(q_acct, q_cp), q_t)}
-    streams, asked = {}, {}
-    for entity, keys in (("acct", acct), ("cp", cp)):  # each entity's rows some query asks for, by (key, time)
+    asked = {}
+    for entity, keys in (("acct", acct), ("cp", cp)):
         by_key = order(keys, t)
-        keep = queries[entity].asks(keys[by_key])
-        asked[entity] = by_key[keep]
-        values = {"amount": amount[asked[entity]]} if entity == "acct" else None
-        streams[entity] = Stream(keys[asked[entity]], t[asked[entity]], values)
-    a = np.zeros(len(t), dtype=bool)
-    a[asked["acct"]] = True
+        rows = asked[entity] = by_key[queries[entity].asks(keys[by_key])]
+        values = {"amount": amount[rows]} if entity == "acct" else None
+        queries[entity].read(Stream(keys[rows], t[rows], values))
+    a, c = np.zeros(len(t), dtype=bool), np.zeros(len(t), dtype=bool)
+    a[asked["acct"]], c[asked["cp"]] = True, True
     pair = pair_keys(acct, cp)
-    paid = np.flatnonzero(np.isin(np.arange(len(t)), asked["cp"], assume_unique=True) & (acct != 0))
-    by_pair = paid[order(pair[paid], t[paid])]  # an unlogged payment is no account's sighting
+    paid = np.flatnonzero(c & (acct != 0))  # an unlogged payment is no account's sighting
+    by_pair = paid[order(pair[paid], t[paid])]
     mine = by_pair[a[by_pair]]  # the pair's rows: account and counterparty both asked for
-    streams["acct_cp"] = Stream(pair[mine], t[mine])
-    sightings = Sightings(pair, t, by_pair, asked["cp"][acct[asked["cp"]] != 0], cp)
-    reported = _reported(txn, labels)
-    for entity, q in queries.items():
-        q.read(streams[entity])
-        unknown = q.keys == 0  # no entity: unknown, never "none seen"
-        for j, w in enumerate(WINDOWS):
-            if w.entity == entity:
-                X[q.order, j] = np.where(unknown, np.nan, _one(w, q, sightings, reported))
-    return X
+    queries["acct_cp"].read(Stream(pair[mine], t[mine]))
+    return Sightings(pair, t, by_pair, asked["cp"][acct[asked["cp"]] != 0], cp)
 
 
 def _one(w: Window, q: Queries, sightings: Sightings, reported: tuple[np.ndarray, ...]) -> np.ndarray:

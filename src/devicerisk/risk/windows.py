@@ -103,9 +103,9 @@ def _features(sig: pa.Table, labels: pa.Table | None, start: datetime, end: date
         np.ascontiguousarray(steps.column(name).to_numpy(), dtype=dtype)
         for name, dtype in (("t", np.int64), ("kind", np.uint8), ("key", np.uint64), ("step", np.int8))
     )
-    engine = np.full((len(qidx), len(F.ENGINE_FEATURE_NAMES)), np.nan)
-    _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, engine)
-    X = np.hstack([engine, declared.compute(sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx])])
+    X = np.full((len(qidx), len(F.FEATURE_NAMES)), np.nan)  # the engine fills its columns, declared the rest
+    _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, X)
+    declared.compute(sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx], X[:, len(F.ENGINE_FEATURE_NAMES) :])
     take = pa.array(qidx)
     rows = pa.table({
         "qid": sig.column("event_id").take(take), "t": pa.array(t[qidx]),
