@@ -59,7 +59,8 @@ typedef struct {
     int64_t start, end;
     /* derived */
     int32_t *qrow;  /* per row: its query index, or -1 */
-    double *X;      /* nq x NF */
+    double *X;      /* nq rows of `width` columns, the first NF of them ours */
+    int64_t width;
     const int64_t *qidx; /* per query: its row */
     Py_ssize_t nq;
 } Ctx;
@@ -520,7 +521,7 @@ static NRow *gather_networks(const Ctx *c, const Partition *P) { SCATTER(NRow, c
 
 /* ---- the passes ---- */
 
-#define XQ(q, f) c->X[(int64_t)(q) * NF + (f)]
+#define XQ(q, f) c->X[(int64_t)(q) * c->width + (f)]
 
 static inline int recent(int64_t at, int64_t t) { return at != INT64_MIN && at >= t - HIST_US; }
 
@@ -919,7 +920,8 @@ static const Py_ssize_t SIZES[NCOLS] = {8, 8, 8, 8, 8, 1, 1, 1, 1, 1, 1, 1, 1, 1
 /* windows(columns, steps, start, end, qidx, X)
  * columns: t, acct, dev, net, cp, etype, action, crash, root_app, hook_app, failed, hw_emu, rooted,
  *          emu_model, imei_ok, bank, amount, sim, tzc, langr, platform, major (time order);
- * steps: t, kind, key, step (time order); qidx: int64 row of each query; X: float64 nq x NF, NaN-filled. */
+ * steps: t, kind, key, step (time order); qidx: int64 row of each query; X: float64 nq x k (k >= NF), NaN-filled:
+ * the engine fills its first NF columns, and the caller may put more features in the others. */
 static PyObject *windows(PyObject *self, PyObject *args) {
     PyObject *cols, *steps;
     long long start, end;
@@ -946,14 +948,15 @@ static PyObject *windows(PyObject *self, PyObject *args) {
     for (int i = 0; i < 4; i++)
         if (take(steps, i, &b[NCOLS + i], STEP_SIZES[i], m, 0)) goto done;
     Py_ssize_t nq = qb.len / 8;
-    if (xb.len != nq * NF * 8) {
-        PyErr_SetString(PyExc_ValueError, "X must be nq x NF float64");
+    int64_t width = nq ? xb.len / (nq * 8) : NF;
+    if (xb.len != nq * width * 8 || width < NF) {
+        PyErr_SetString(PyExc_ValueError, "X must be nq x k float64, k >= NF");
         goto done;
     }
     c = (Ctx){n, b[0].b.buf, b[1].b.buf, b[2].b.buf, b[3].b.buf, b[4].b.buf, b[5].b.buf, b[6].b.buf,
               b[7].b.buf, b[8].b.buf, b[9].b.buf, b[10].b.buf, b[11].b.buf, b[12].b.buf, b[13].b.buf,
               b[14].b.buf, b[15].b.buf, b[16].b.buf, b[17].b.buf, b[18].b.buf, b[19].b.buf, b[20].b.buf,
-              b[21].b.buf, m, b[22].b.buf, b[23].b.buf, b[24].b.buf, b[25].b.buf, start, end, NULL, xb.buf};
+              b[21].b.buf, m, b[22].b.buf, b[23].b.buf, b[24].b.buf, b[25].b.buf, start, end, NULL, xb.buf, width};
     const int64_t *qidx = qb.buf;
     for (Py_ssize_t i = 1; i < n; i++)
         if (c.t[i] < c.t[i - 1]) {

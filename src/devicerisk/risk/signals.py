@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from devicerisk import engine
 from devicerisk.risk import features as F
 from devicerisk.risk.geo import timezone_countries
 
@@ -160,9 +161,8 @@ def visible(sig: pa.Table) -> pa.Table:
 
 def report_steps(sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> pa.Table:
     """The fraud reports' +1/-1 steps (``t``, ``kind``, ``key``, ``step``) for features of ``[start, end)``."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.register("labels", (labels if labels is not None else F.empty_labels()).select(list(F.LABEL_COLUMNS)))
+    lab = (labels if labels is not None else F.empty_labels()).select(list(F.LABEL_COLUMNS))
+    with engine.registered(labels=lab) as con:  # the thread's connection: the declared features reuse it
         reported = con.sql("""SELECT subject_type, hash(subject_id_pid) AS subject FROM labels
                               WHERE label = 'fraud' AND subject_id_pid IS NOT NULL""").to_arrow_table()
         is_txn = pc.equal(reported.column("subject_type"), "transaction")
@@ -173,8 +173,6 @@ def report_steps(sig: pa.Table, labels: pa.Table | None, start: datetime, end: d
             pc.and_(pc.not_equal(sig.column("dev"), pa.scalar(0, pa.uint64())),
                     pc.is_in(sig.column("acct"), value_set=reported.column("subject").filter(pc.invert(is_txn)))),
         )  # fmt: skip
-        con.register("sig", sig.select(["t", "acct", "dev", "txn", "cp", "etype"]).filter(linked))
         params = {"start": micros(start), "end": micros(end)}
-        return con.sql(DELTA_SQL, params=params).to_arrow_table()
-    finally:
-        con.close()
+        with engine.registered(sig=sig.select(["t", "acct", "dev", "txn", "cp", "etype"]).filter(linked)):
+            return con.sql(DELTA_SQL, params=params).to_arrow_table()

@@ -60,11 +60,16 @@ def _column(sig: pa.Table, name: str) -> np.ndarray:
 
 
 def in_time_order(sig: pa.Table) -> pa.Table:
-    """``sig`` sorted by ``t`` (kept as is when it already is: segments come sorted)."""
+    """``sig`` stably sorted by ``t``. Segments come sorted, and a refresh's rows overlap only the newest
+    hours of the log before them, so only the tail from the first row that a later row precedes is sorted
+    (and its columns taken): the head before it is in order and no later than any row after it."""
     t = sig.column("t").to_numpy()
     if len(t) < 2 or bool(np.all(t[1:] >= t[:-1])):
         return sig
-    return sig.take(pa.array(np.argsort(t, kind="stable")))
+    later_min = np.minimum.accumulate(t[::-1])[::-1]  # the earliest time from each row on
+    head = int(np.argmax(t > later_min))
+    tail = sig.slice(head).take(pa.array(np.argsort(t[head:], kind="stable")))
+    return pa.concat_tables([sig.slice(0, head), tail])
 
 
 def transaction_features(
@@ -98,9 +103,9 @@ def _features(sig: pa.Table, labels: pa.Table | None, start: datetime, end: date
         np.ascontiguousarray(steps.column(name).to_numpy(), dtype=dtype)
         for name, dtype in (("t", np.int64), ("kind", np.uint8), ("key", np.uint64), ("step", np.int8))
     )
-    engine = np.full((len(qidx), len(F.ENGINE_FEATURE_NAMES)), np.nan)
-    _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, engine)
-    X = np.hstack([engine, declared.compute(sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx])])
+    X = np.full((len(qidx), len(F.FEATURE_NAMES)), np.nan)  # the engine fills its columns, declared the rest
+    _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, X)
+    declared.compute(sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx], X[:, len(F.ENGINE_FEATURE_NAMES) :])
     take = pa.array(qidx)
     rows = pa.table({
         "qid": sig.column("event_id").take(take), "t": pa.array(t[qidx]),

@@ -97,13 +97,16 @@ def test_stream_lookups_match_a_plain_scan() -> None:
     values = rng.random(400)
     q_keys = rng.integers(0, 7, size=300).astype(np.uint64)
     q_t = rng.integers(-10, 1010, size=300)
-    stream = declared.Stream(keys, times, {"v": values})
-    got = stream.sum_before(q_keys, q_t, "v")
-    assert np.allclose(got, [values[(keys == k) & (times < t)].sum() for k, t in zip(q_keys, q_t, strict=True)])
-    lookup = declared.Lookup(stream, q_keys, q_t)
-    inside = [(keys == k) & (times >= t - 100) & (times < t) for k, t in zip(q_keys, q_t, strict=True)]
-    assert np.allclose(lookup.windowed(100, "v"), [values[m].sum() for m in inside])
-    assert lookup.first_since(100).tolist() == [times[m].min() if m.any() else declared.NONE for m in inside]
+    by_key = declared.order(keys, times)
+    q = declared.Queries(q_keys, q_t)
+    q.read(declared.Stream(keys[by_key], times[by_key], {"v": values[by_key]}))
+    k, t = q_keys[q.order], q_t[q.order]
+    inside = [(keys == a) & (times >= b - 100) & (times < b) for a, b in zip(k, t, strict=True)]
+    assert np.allclose(q.windowed(100, "v"), [values[m].sum() for m in inside])
+    assert q.windowed(100).tolist() == [m.sum() for m in inside]
+    assert q.first_since(100).tolist() == [times[m].min() if m.any() else declared.NONE for m in inside]
+    before = [((keys == a) & (times < b - 7)).sum() for a, b in zip(k, t, strict=True)]
+    assert q.count_before(declared.Stream.of(keys, times), 7).tolist() == before
 
 
 def test_unlogged_payments_are_no_accounts_sighting() -> None:

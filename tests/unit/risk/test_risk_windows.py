@@ -160,3 +160,13 @@ def test_a_clock_before_1970_is_just_an_old_event() -> None:
     sig = signals.signals(events([reset, txn(T0)]))
     assert sig.num_rows == 2 and sig.column("t")[0].as_py() < 0
     assert features_of([reset, txn(T0)])["devices_of_account_31d"] == 0
+
+
+def test_a_log_with_an_overlapping_tail_is_put_in_time_order_like_a_full_sort() -> None:
+    rng = np.random.default_rng(4)
+    old = np.sort(rng.integers(0, 1000, size=300))
+    late = np.sort(rng.integers(900, 1100, size=60))  # a refresh whose rows start before the last ones
+    sig = pa.table({"t": np.r_[old, late], "row": np.arange(360)})
+    want = sig.take(pa.array(np.argsort(sig.column("t").to_numpy(), kind="stable")))
+    assert windows.in_time_order(sig).equals(want)
+    assert windows.in_time_order(want) is want  # in order: kept as is
