@@ -281,7 +281,10 @@ def test_account_lifecycle_events(events: list[dict[str, Any]]) -> None:
 def test_every_scenario_and_lookalike_is_in_the_truth(
     events: list[dict[str, Any]], truth: list[dict[str, Any]], accounts: dict[str, Any]
 ) -> None:
-    assert {a["scenario"] for a in accounts.values() if a["fraud"]} == set(FRAUD_SCENARIOS)
+    fraudsters = {a["scenario"] for a in accounts.values() if a["fraud"]}
+    victims = {a["victim_of"] for a in accounts.values() if a["victim_of"]}
+    assert fraudsters | victims == set(FRAUD_SCENARIOS)
+    assert not any(a["fraud"] for a in accounts.values() if a["victim_of"])  # a victim's account is honest
     tags = {t for a in accounts.values() for t in a["tags"]}
     assert set(LOOKALIKE_TAGS) <= tags
     fraud_txns = {t["subject_id"]: t for t in truth if t["subject_type"] == "transaction"}
