@@ -70,6 +70,32 @@ def account_facts(s: Settings) -> pa.Table:
     return raw.drop(["subject_id"]).append_column("acct", pids)
 
 
+def ev_scenarios(truth: pa.Table, captured: dict[str, pa.Table]) -> np.ndarray:
+    """The truth's scenario of each held-out row (None: not fraud)."""
+    txn = captured["txn"]
+    test = txn.filter(pc.greater_equal(txn.column("t"), captured["test_start"]))
+    with duckdb.connect() as con:
+        con.register("rows", test.select(["txn"]))
+        con.register("truth", truth)
+        got = con.sql("""SELECT t.scenario FROM (SELECT row_number() OVER () AS i, txn FROM rows) r
+                         LEFT JOIN truth t ON t.subject_type = 'transaction' AND t.subject_pid = r.txn
+                         ORDER BY r.i""").to_arrow_table()
+    return np.array(got.column("scenario").to_pylist(), dtype=object)
+
+
+def scenario_ranks(scores: np.ndarray, y: np.ndarray, scenarios: np.ndarray) -> None:
+    """Where each scenario's frauds rank among the held-out rows, and the not-fraud rows above them."""
+    order = np.argsort(-scores, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    above = np.cumsum(y[order] == 0)  # not-fraud rows at or above each rank
+    print(f"{'scenario':24s} {'n':>5s} {'top350':>7s} {'top1000':>8s} {'median rank':>12s} {'FP above (med)':>15s}")
+    for name in sorted({s for s in scenarios if s}):
+        r = rank[scenarios == name]
+        print(f"{name:24s} {len(r):5d} {np.mean(r < 350):7.2f} {np.mean(r < 1000):8.2f} {int(np.median(r)):12d} "
+              f"{int(np.median(above[r])):15d}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=5000)
@@ -96,9 +122,11 @@ def main() -> None:
         return captured["txn"]
 
     F.transaction_features = keep  # type: ignore[assignment]
+    captured["test_start"] = int(split.test_start.timestamp() * 1e6)  # type: ignore[assignment]
     result = training.train(events, labels, split, BUDGET, truth)
     ev = result.transaction.evaluation
     print(f"held-out: AUC {ev.roc_auc:.4f}  AP {ev.average_precision:.4f}  precision@budget {ev.precision_at_budget}")
+    scenario_ranks(result.transaction.test_scores, result.transaction.test_target, ev_scenarios(truth, captured))
     txn = captured["txn"]
     test = txn.filter(pc.greater_equal(txn.column("t"), int(split.test_start.timestamp() * 1e6)))
     scores, y = result.transaction.test_scores, result.transaction.test_target

@@ -184,10 +184,8 @@ class Behaviour:
         getattr(self, f"do_{kind}")(ms, acc, arg)
 
     def block(self, acc: Account) -> None:
-        """The platform closes a fraudster's account once a fraud report on it came in: it does nothing
-        more. A victim's account stays open (a takeover the owner undid is over; the owner carries on)."""
-        if acc.scenario is None or acc.fraud_until_ms is not None:
-            return
+        """The platform closes an account once a fraud report on the account came in (rightly or not): it
+        does nothing more. A victim's disputed payments are reported one by one: the account stays open."""
         acc.blocked = True
         acc.active = False
         self.activate(acc)

@@ -46,7 +46,7 @@ def uuid4_block(rng: np.random.Generator, n: int) -> list[str]:
 class LabelSink:
     """Fraud-team feedback, kept in a heap by ``reported_at`` and released as simulated time passes.
 
-    Released fraud reports are also remembered by account (``take_reported``): the platform acts on them.
+    Released fraud reports on accounts are also remembered (``take_reported``): the platform acts on them.
     """
 
     def __init__(self, rng: random.Random, clock: Clock) -> None:
@@ -75,7 +75,8 @@ class LabelSink:
         if fraud_from_ms is not None:  # the account came into fraudulent hands then; without it, it always was
             row["fraud_from"] = self.clock.utc(fraud_from_ms)
         self._seq += 1
-        heapq.heappush(self._heap, (reported, self._seq, orjson.dumps(row) + b"\n", account if fraud_type else None))
+        closes = account if fraud_type and subject_type == "account" else None  # the platform closes a reported account
+        heapq.heappush(self._heap, (reported, self._seq, orjson.dumps(row) + b"\n", closes))
         return reported
 
     def release(self, until_ms: int | None) -> list[bytes]:
@@ -89,7 +90,7 @@ class LabelSink:
         return out
 
     def take_reported(self) -> list[int]:
-        """Accounts (by index) with a fraud report released since the last call."""
+        """Accounts (by index) reported as fraudulent since the last call."""
         out, self._reported = self._reported, []
         return out
 
@@ -229,15 +230,15 @@ class Emitter:
         if self.rng.random() >= REPORT_P["fraudster" if by_holder else "victim"]:
             return
         reported = self.labels.add("transaction", txn_id, fraud, ms, acc.idx)
-        if by_holder and not acc.reported:
+        if by_holder and (acc.report_ms is None or reported < acc.report_ms):  # the earlier report prevails
             self.report_account(acc, ms, fraud, reported)
 
     def report_account(self, acc: Account, ms: int, fraud: str, reported_ms: int | None = None) -> None:
         """An account report: fraudulent throughout, or from ``fraud_since`` when the account was honest before
         (a takeover the owner never got back)."""
-        acc.labelled = acc.reported = True
+        acc.labelled = True
         since = acc.fraud_since_ms if acc.scenario == "account_takeover" else None
-        self.labels.add("account", acc.account_id or "", fraud, ms, acc.idx, since, reported_ms)
+        acc.report_ms = self.labels.add("account", acc.account_id or "", fraud, ms, acc.idx, since, reported_ms)
 
     def label_account(self, acc: Account, ms: int, fraud: str | None) -> None:
         """Decide once per account whether the fraud team reports on it (look-alikes get reviewed more, and

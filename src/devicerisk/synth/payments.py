@@ -66,7 +66,7 @@ def compromised_merchant(b: Builder, n: int) -> None:
     r = b.rng
     for size in split(n, 6, 20, r):
         merchant = POPULAR + r.randrange(N_MERCHANTS - POPULAR)  # a small shop
-        start = b.when(0.1, 0.85)
+        start = b.when(0.05, 0.95)
         end = min(b.end_ms, start + r.randint(3, 10) * DAY_MS)
         b.hijacked.append((merchant, start, end))
         for _ in range(size):
@@ -115,7 +115,7 @@ def push_payment_scam(b: Builder, n: int) -> None:
         country = b.country()
         mule = b.account(country, [f.device(country, f.platform_for(country))], f.home_net(country))
         mule.scenario, mule.spd, mule.txn_p = "push_payment_scam", 0.5, 0.1
-        b.register(mule, b.when(0.02, 0.75))
+        b.register(mule, b.when(0.02, 0.9))
         mule.fraud_since_ms = mule.created_ms
         payee = f"p2p_{r.randrange(10**9, 10**10)}"
         start = (mule.created_ms or b.start_ms) + r.randint(12, 72) * HOUR_MS

@@ -98,7 +98,7 @@ class Account:
     amount_scale: float = 1.0
     bank_account: str = ""
     labelled: bool = False  # the fraud team has decided whether it reports on this account
-    reported: bool = False  # a fraud report on the account itself is on its way
+    report_ms: int | None = None  # when the fraud team's report on the account itself comes in
     victim_of: str | None = None  # a payment scenario done to this honest account
     fraud_until_ms: int | None = None  # a takeover's end: the victim got the account back
     active: bool = True  # False until the account registers inside the window

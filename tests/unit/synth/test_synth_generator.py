@@ -363,18 +363,15 @@ def test_labels_arrive_after_the_event(run: tuple[Path, Any], events: list[dict[
 def test_a_reported_fraudster_is_closed_down(
     run: tuple[Path, Any], events: list[dict[str, Any]], truth: list[dict[str, Any]], accounts: dict[str, Any]
 ) -> None:
-    """Once a fraud report on a fraudster's account comes in (released at the end of its day), the account
-    does nothing more; a takeover victim's account stays open."""
+    """Once a fraud report on an account comes in (released at the end of its day), the account does nothing
+    more; a report on a payment alone (a victim's dispute) closes nothing."""
     labels = [json.loads(line) for path in run[1].label_files for line in path.open()]
-    owner = {t["subject_id"]: t["account_id"] for t in truth if t["subject_type"] == "transaction"}
     start = to_ms(SMALL.start)
     closed: dict[str, int] = {}
     for lab in labels:
-        if lab["label"] != "fraud":
+        if lab["label"] != "fraud" or lab["subject_type"] != "account":
             continue
-        acct = lab["subject_id"] if lab["subject_type"] == "account" else owner[lab["subject_id"]]
-        if accounts[acct]["scenario"] in (None, "account_takeover"):
-            continue
+        acct = lab["subject_id"]
         reported = to_ms(datetime.fromisoformat(lab["reported_at"]))
         released = start + (reported - start) // DAY_MS * DAY_MS + DAY_MS  # the day boundary after the report
         closed[acct] = min(closed.get(acct, released), released)
