@@ -13,7 +13,7 @@ from typing import Any
 from devicerisk.synth import ids
 from devicerisk.synth.devices import ANR_TRACE, CRASHES
 from devicerisk.synth.emitter import Emitter
-from devicerisk.synth.payments import Pay
+from devicerisk.synth.payments import Pay, pay_amount
 from devicerisk.synth.population import Account, Device, NetPlan, dumps
 from devicerisk.synth.world import APP_PACKAGE, CARD_ISSUERS, PAGES, PROMO_PAGES, SECURITY_PAGES, WEB_PAGES
 
@@ -329,12 +329,7 @@ class Behaviour:
         dev = pay.device or acc.devices[0]
         env = em.env(acc, dev, ms, net=pay.net)
         t = self.ops(ms, env, dev, acc, len(pay.pages), pay.pages) + 2 * _SEC if pay.pages else ms
-        c = acc.country
-        if pay.absolute:
-            value = c.amount_median * pay.scale
-            amount = float(max(100, round(value, -2))) if c.decimals == 0 else round(value, c.decimals)
-        else:
-            amount = em.amount(acc, pay.scale)
+        amount = pay_amount(pay, acc) if pay.absolute else em.amount(acc, pay.scale)
         payee = em.merchants[pay.merchant] if pay.merchant is not None else pay.counterparty
         em.transaction(acc, dev, env, t, amount, channel=pay.channel, counterparty=payee,
                        bank_account=pay.bank_account, fraud=pay.fraud)  # fmt: skip

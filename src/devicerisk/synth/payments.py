@@ -163,6 +163,13 @@ def big_purchase(b: Builder, acc: Account) -> None:
         b.at(b.when(0.02, 0.98), "pay", acc.idx, pay)
 
 
+def pay_amount(pay: Pay, acc: Account) -> float:
+    """An ``absolute`` payment's amount: ``scale`` times the country's median payment, in its usual rounding."""
+    c = acc.country
+    value = c.amount_median * pay.scale
+    return float(max(100, round(value, -2))) if c.decimals == 0 else round(value, c.decimals)
+
+
 def _merchant(r: random.Random) -> int:
     """A merchant index: popular ones take ``POPULAR_SHARE`` of the payments."""
     return int(r.random() * POPULAR) if r.random() < POPULAR_SHARE else int(r.random() * N_MERCHANTS)
