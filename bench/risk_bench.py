@@ -53,8 +53,9 @@ from ingest_bench import run_once
 
 OUT = Path(__file__).parent / "out"
 #: A mix unlike the default weights used while developing: more takeovers and emulators, fewer card testers.
-BENCH_MIX = {"device_farm": 0.2, "emulator": 0.16, "rooted_hooked": 0.14, "account_takeover": 0.2,
-             "card_testing": 0.1, "promo_abuse": 0.2}  # fmt: skip
+BENCH_MIX = {"device_farm": 0.16, "emulator": 0.12, "rooted_hooked": 0.1, "account_takeover": 0.14,
+             "card_testing": 0.08, "promo_abuse": 0.14, "compromised_merchant": 0.07, "compromised_customer": 0.07,
+             "large_amount": 0.05, "push_payment_scam": 0.07}  # fmt: skip
 BUDGET, GAP_DAYS, TEST_DAYS = 50, 5.0, 7.0
 
 

@@ -117,13 +117,17 @@ def _a_subject(landing: Path) -> Identifiers:
     import gzip
 
     import orjson
+    import pyarrow as pa
 
+    from devicerisk.privacy.normalise import normaliser
+
+    usable = normaliser("imei", "CN")  # the generator plants invalid and placeholder IMEIs: a subject gives a real one
     for path in sorted((landing / "telemetry").glob("*.ndjson.gz")):
         for raw in gzip.decompress(path.read_bytes()).splitlines():
             record = orjson.loads(raw)
             phone = (record.get("payload") or {}).get("phone")
             imei = (record.get("device") or {}).get("imei")
-            if record.get("account_id") and phone and imei:
+            if record.get("account_id") and phone and imei and usable(pa.array([imei]))[0].is_valid:
                 return Identifiers(account_id=record["account_id"], phone=phone, devices={"imei": imei})
     raise AssertionError("the generator registered no account with a phone")
 

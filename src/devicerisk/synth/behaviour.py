@@ -13,6 +13,7 @@ from typing import Any
 from devicerisk.synth import ids
 from devicerisk.synth.devices import ANR_TRACE, CRASHES
 from devicerisk.synth.emitter import Emitter
+from devicerisk.synth.payments import Pay, pay_amount
 from devicerisk.synth.population import Account, Device, NetPlan, dumps
 from devicerisk.synth.world import APP_PACKAGE, CARD_ISSUERS, PAGES, PROMO_PAGES, SECURITY_PAGES, WEB_PAGES
 
@@ -165,7 +166,11 @@ class Behaviour:
         if can_act and r.random() < acc.txn_p:
             t = self.ops(t, env, dev, acc, 2, ("/cart", "/checkout"))
             status = "success" if (u := r.random()) < 0.93 else ("failed" if u < 0.98 else "pending")
+            payee = None
+            if r.random() < 0.05:  # a transfer to one of the holder's three contacts: a payee only they pay
+                payee = f"p2p_{(acc.idx * 3 + int(r.random() * 3)) * 2654435761 % 10**10:010d}"
             self.em.transaction(acc, dev, env, t + 2 * _SEC, self.em.amount(acc, 1.0), status=status,
+                                channel=payee and "bank_transfer", counterparty=payee,
                                 fraud=self.fraud_of(acc, t))  # fmt: skip
         if native and r.random() < acc.crash_p:
             self.crash(t + int(r.uniform(1, 30) * _SEC), env, dev, acc)
@@ -179,10 +184,8 @@ class Behaviour:
         getattr(self, f"do_{kind}")(ms, acc, arg)
 
     def block(self, acc: Account) -> None:
-        """The platform closes a fraudster's account once a fraud report on it came in: it does nothing
-        more. A takeover victim's account stays open (the takeover is over; the victim carries on)."""
-        if acc.scenario is None or acc.scenario == "account_takeover":
-            return
+        """The platform closes an account once a fraud report on the account came in (rightly or not): it
+        does nothing more. A victim's disputed payments are reported one by one: the account stays open."""
         acc.blocked = True
         acc.active = False
         self.activate(acc)
@@ -272,8 +275,12 @@ class Behaviour:
         self.ops(t + 40 * _SEC, env, dev, acc, r.randint(2, 6))
 
     def do_ato(self, ms: int, acc: Account, arg: object) -> None:
+        """The attacker signs in, takes the password and drains the account. The owner usually gets it back
+        hours later (the fraud team then has only the attacker's payments to report: the victim disputes
+        them); otherwise the owner gives it up and the attacker keeps using it (the account is reported
+        from the takeover on)."""
         r = self.rng
-        dev, net = arg  # type: ignore[misc]
+        dev, net, recovers = arg  # type: ignore[misc]
         assert isinstance(dev, Device) and isinstance(net, NetPlan)
         anon = self.em.env(acc, dev, ms, logged_in=False, net=net)
         env = self.em.env(acc, dev, ms, net=net)
@@ -281,8 +288,22 @@ class Behaviour:
         t = self.login(max(t, ms), env, dev, acc, failures=r.randint(0, 3))
         t = self.ops(t, env, dev, acc, 2, SECURITY_PAGES[:2])
         self.em.account_event(t + 10 * _SEC, env, dev, {"action": "password_change"})
-        self.em.label_account(acc, t, "account_takeover")
-        t = self.ops(t + 20 * _SEC, env, dev, acc, 2, SECURITY_PAGES[2:])
+        back = t + int(r.uniform(3, 30) * _HOUR)
+        if recovers:
+            acc.fraud_until_ms, acc.labelled = back, True
+        else:
+            acc.active = False  # the owner stops using it
+            self.activate(acc)
+            self.em.label_account(acc, t, "account_takeover")
+        self.drain(t + 20 * _SEC, env, dev, acc)
+        if recovers:
+            self.schedule(back, "recover", acc.idx, None)
+        else:
+            self.schedule(t + int(r.uniform(8, 40) * _HOUR), "ato_use", acc.idx, (dev, net))
+
+    def drain(self, t: int, env: str, dev: Device, acc: Account) -> None:
+        r = self.rng
+        t = self.ops(t, env, dev, acc, 2, SECURITY_PAGES[2:])
         mule = ids.bank_account(r, acc.country)
         for _ in range(r.randint(1, 3)):
             t += int(r.uniform(20, 600) * _SEC)
@@ -291,7 +312,27 @@ class Behaviour:
                                 channel=r.choice(("bank_transfer", "bank_transfer", "wallet")),
                                 counterparty=f"p2p_{r.randrange(10**9, 10**10)}", bank_account=mule,
                                 fraud="account_takeover")  # fmt: skip
-        self.schedule(t + int(r.uniform(3, 30) * _HOUR), "recover", acc.idx, None)
+
+    def do_ato_use(self, ms: int, acc: Account, arg: object) -> None:
+        """The attacker comes back to an account the owner gave up, until the platform closes it."""
+        dev, net = arg  # type: ignore[misc]
+        env = self.em.env(acc, dev, ms, net=net)
+        t = self.app_start(ms, env, dev, acc, ms // 86_400_000)
+        self.drain(self.login(t, env, dev, acc), env, dev, acc)
+        self.schedule(ms + int(self.rng.uniform(8, 40) * _HOUR), "ato_use", acc.idx, arg)
+
+    def do_pay(self, ms: int, acc: Account, pay: Pay) -> None:
+        """A scheduled payment (``payments.Pay``): a fraud done to or by the account, or an honest one."""
+        if pay.fraud is None and (not acc.active or acc.cancelled):
+            return  # an honest user pays only while the account exists
+        em = self.em
+        dev = pay.device or acc.devices[0]
+        env = em.env(acc, dev, ms, net=pay.net)
+        t = self.ops(ms, env, dev, acc, len(pay.pages), pay.pages) + 2 * _SEC if pay.pages else ms
+        amount = pay_amount(pay, acc) if pay.absolute else em.amount(acc, pay.scale)
+        payee = em.merchants[pay.merchant] if pay.merchant is not None else pay.counterparty
+        em.transaction(acc, dev, env, t, amount, channel=pay.channel, counterparty=payee,
+                       bank_account=pay.bank_account, fraud=pay.fraud)  # fmt: skip
 
     def do_recover(self, ms: int, acc: Account, arg: object) -> None:
         """The victim finds the old password no longer works and resets it."""

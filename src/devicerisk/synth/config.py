@@ -6,14 +6,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-#: Fraud scenarios planted in the data, with their default weights (share of fraud accounts).
+#: Fraud scenarios planted in the data, with their default weights (share of the accounts they involve:
+#: fraudsters' accounts, takeover victims, and the victims of the payment scenarios).
 FRAUD_SCENARIOS: dict[str, float] = {
-    "device_farm": 0.30,
-    "emulator": 0.12,
-    "rooted_hooked": 0.12,
-    "account_takeover": 0.12,
-    "card_testing": 0.14,
-    "promo_abuse": 0.20,
+    "device_farm": 0.22,
+    "emulator": 0.09,
+    "rooted_hooked": 0.09,
+    "account_takeover": 0.09,
+    "card_testing": 0.10,
+    "promo_abuse": 0.15,
+    "compromised_merchant": 0.07,
+    "compromised_customer": 0.07,
+    "large_amount": 0.05,
+    "push_payment_scam": 0.07,
 }
 #: Fewest accounts a scenario gets when its weight is positive (a farm needs >= 10 accounts on one device).
 SCENARIO_MIN_ACCOUNTS: dict[str, int] = {
@@ -23,7 +28,17 @@ SCENARIO_MIN_ACCOUNTS: dict[str, int] = {
     "account_takeover": 2,
     "card_testing": 2,
     "promo_abuse": 5,
+    "compromised_merchant": 6,
+    "compromised_customer": 2,
+    "large_amount": 2,
+    "push_payment_scam": 6,
 }
+#: Scenarios whose fraud is done to honest accounts (victims), not by the account's holder: the victim disputes
+#: the fraudulent payments (transaction labels) and the account is not fraudulent.
+VICTIM_SCENARIOS: frozenset[str] = frozenset({"compromised_merchant", "compromised_customer", "large_amount"})
+#: How often a fraudulent transaction is reported on its own: a victim disputes it more often than anyone
+#: reports a fraudster's own payment.
+REPORT_P = {"victim": 0.6, "fraudster": 0.3}
 #: Tags on legitimate accounts that look like fraud to any single rule.
 LOOKALIKE_TAGS: tuple[str, ...] = (
     "family_device",
@@ -38,6 +53,8 @@ LOOKALIKE_TAGS: tuple[str, ...] = (
     "new_phone",
     "shared_network",
     "app_player",
+    "rent_payer",
+    "big_purchase",
 )
 #: Other tags recorded in the truth file (identifier quirks and account-lifecycle events).
 OTHER_TAGS: tuple[str, ...] = (

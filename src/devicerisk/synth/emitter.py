@@ -17,7 +17,8 @@ import orjson
 from devicerisk.contract.fields import EVENT_TYPES, FIELDS
 from devicerisk.synth import ids
 from devicerisk.synth.clock import DAY_MS, HOUR_MS, Clock
-from devicerisk.synth.config import LOOKALIKE_TAGS
+from devicerisk.synth.config import LOOKALIKE_TAGS, REPORT_P
+from devicerisk.synth.payments import N_MERCHANTS, POPULAR, POPULAR_SHARE
 from devicerisk.synth.population import Account, Device, NetPlan, dumps
 
 if {e.name for e in EVENT_TYPES} != {"device_info", "operation", "transaction", "crash", "app_list", "account"}:
@@ -45,7 +46,7 @@ def uuid4_block(rng: np.random.Generator, n: int) -> list[str]:
 class LabelSink:
     """Fraud-team feedback, kept in a heap by ``reported_at`` and released as simulated time passes.
 
-    Released fraud reports are also remembered by account (``take_reported``): the platform acts on them.
+    Released fraud reports on accounts are also remembered (``take_reported``): the platform acts on them.
     """
 
     def __init__(self, rng: random.Random, clock: Clock) -> None:
@@ -55,10 +56,13 @@ class LabelSink:
         self._seq = 0
         self._reported: list[int] = []
 
-    def add(self, subject_type: str, subject_id: str, fraud_type: str | None, event_ms: int, account: int) -> None:
+    def add(self, subject_type: str, subject_id: str, fraud_type: str | None, event_ms: int, account: int,
+            fraud_from_ms: int | None = None, reported_ms: int | None = None) -> int:  # fmt: skip
+        """Queue one label; it is reported 1-14 days after ``event_ms`` unless ``reported_ms`` says when.
+        Returns the reported time (ms)."""
         r = self.rng
-        # labels arrive 1-14 days after the event; whole seconds, rounded up so never early
-        reported = -(-(event_ms + DAY_MS + r.randrange(13 * DAY_MS)) // 1000) * 1000
+        # whole seconds, rounded up so never early
+        reported = reported_ms or -(-(event_ms + DAY_MS + r.randrange(13 * DAY_MS)) // 1000) * 1000
         row: dict[str, Any] = {
             "label_id": ids.uuid4(r),
             "subject_type": subject_type,
@@ -68,10 +72,12 @@ class LabelSink:
         if fraud_type:
             row["fraud_type"] = fraud_type
         row["reported_at"] = self.clock.utc(reported)
-        if subject_type == "account" and fraud_type == "account_takeover":  # the rest are fraudulent throughout
-            row["fraud_from"] = self.clock.utc(event_ms)
+        if fraud_from_ms is not None:  # the account came into fraudulent hands then; without it, it always was
+            row["fraud_from"] = self.clock.utc(fraud_from_ms)
         self._seq += 1
-        heapq.heappush(self._heap, (reported, self._seq, orjson.dumps(row) + b"\n", account if fraud_type else None))
+        closes = account if fraud_type and subject_type == "account" else None  # the platform closes a reported account
+        heapq.heappush(self._heap, (reported, self._seq, orjson.dumps(row) + b"\n", closes))
+        return reported
 
     def release(self, until_ms: int | None) -> list[bytes]:
         """Labels reported before ``until_ms`` (all when None), in reporting order."""
@@ -84,7 +90,7 @@ class LabelSink:
         return out
 
     def take_reported(self) -> list[int]:
-        """Accounts (by index) with a fraud report released since the last call."""
+        """Accounts (by index) reported as fraudulent since the last call."""
         out, self._reported = self._reported, []
         return out
 
@@ -110,7 +116,17 @@ class Emitter:
         self.late_rate = late_rate
         self.buf: list[tuple[int, str]] = []
         self.txn_seq = 0
-        self.merchants = [f"mch_{rng.randrange(10**8):08d}" for _ in range(400)]
+        self.merchants = [f"mch_{rng.randrange(10**8):08d}" for _ in range(N_MERCHANTS)]
+        self.hijacked: dict[int, tuple[int, int]] = {}  # merchant index -> (start, end): honest customers stay away
+
+    def merchant(self, ms: int) -> str:
+        """A merchant for an honest payment: a popular one a quarter of the time; never a hijacked one."""
+        r = self.rng
+        while True:
+            i = int(r.random() * POPULAR) if r.random() < POPULAR_SHARE else int(r.random() * N_MERCHANTS)
+            span = self.hijacked.get(i)
+            if span is None or not span[0] <= ms < span[1]:
+                return self.merchants[i]
 
     # -- envelope ----------------------------------------------------------------------------------
 
@@ -190,7 +206,7 @@ class Emitter:
             "channel": channel,
             "institution": institution or c.institutions[acc.idx % len(c.institutions)],
             "status": status,
-            "counterparty": counterparty or self.merchants[int(r.random() * len(self.merchants))],
+            "counterparty": counterparty or self.merchant(ms),
         }
         if bank_account is None and channel == "bank_transfer":
             bank_account = acc.bank_account
@@ -200,19 +216,49 @@ class Emitter:
         if fraud:
             self.truth({"subject_type": "transaction", "subject_id": txn_id, "account_id": acc.account_id,
                         "fraud": True, "scenario": fraud, "event_time": self.clock.utc(ms)})  # fmt: skip
-            if r.random() < 0.3:
-                self.labels.add("transaction", txn_id, fraud, ms, acc.idx)
+            self.report_transaction(acc, txn_id, fraud, ms)
         elif r.random() < (0.05 if acc.tags.intersection(LOOKALIKE_TAGS) else 0.01):
             self.labels.add("transaction", txn_id, None, ms, acc.idx)
         if not acc.labelled:
-            self.label_account(acc, ms, fraud)
+            self.label_account(acc, ms, fraud if fraudster(acc, ms) else None)
         return txn_id
 
+    def report_transaction(self, acc: Account, txn_id: str, fraud: str, ms: int) -> None:
+        """Maybe report a fraudulent transaction. A victim disputes it (a transaction label); a fraudster's is
+        reported less often, and the team that confirms it reports the fraudster's account too (once)."""
+        by_holder = fraudster(acc, ms)
+        if self.rng.random() >= REPORT_P["fraudster" if by_holder else "victim"]:
+            return
+        reported = self.labels.add("transaction", txn_id, fraud, ms, acc.idx)
+        if by_holder and (acc.report_ms is None or reported < acc.report_ms):  # the earlier report prevails
+            self.report_account(acc, ms, fraud, reported)
+
+    def report_account(self, acc: Account, ms: int, fraud: str, reported_ms: int | None = None) -> None:
+        """An account report: fraudulent throughout, or from ``fraud_since`` when the account was honest before
+        (a takeover the owner never got back)."""
+        acc.labelled = True
+        since = acc.fraud_since_ms if acc.scenario == "account_takeover" else None
+        acc.report_ms = self.labels.add("account", acc.account_id or "", fraud, ms, acc.idx, since, reported_ms)
+
     def label_account(self, acc: Account, ms: int, fraud: str | None) -> None:
-        """Decide once per account whether the fraud team reports on it (look-alikes get reviewed more)."""
+        """Decide once per account whether the fraud team reports on it (look-alikes get reviewed more, and
+        now and then wrongly reported). A takeover is decided when the attacker strikes."""
         if acc.account_id is None or (acc.scenario == "account_takeover" and not fraud):
             return
         acc.labelled = True
-        p = 0.5 if fraud else (0.2 if acc.tags.intersection(LOOKALIKE_TAGS) else 0.03)
-        if self.rng.random() < p:
-            self.labels.add("account", acc.account_id, fraud, ms, acc.idx)
+        if fraud:
+            if self.rng.random() < 0.5:
+                self.report_account(acc, ms, fraud)
+            return
+        lookalike = bool(acc.tags.intersection(LOOKALIKE_TAGS))
+        u = self.rng.random()
+        if u < (0.2 if lookalike else 0.03):
+            wrong = lookalike and u < 0.002  # one in a hundred reviews of a look-alike gets it wrong
+            self.labels.add("account", acc.account_id, "fake_account" if wrong else None, ms, acc.idx)
+
+
+def fraudster(acc: Account, ms: int) -> bool:
+    """Whether the account's holder at ``ms`` is a fraudster (a fake account, or a takeover never undone)."""
+    if acc.scenario is None or acc.fraud_since_ms is None or ms < acc.fraud_since_ms:
+        return False
+    return acc.scenario != "account_takeover" or acc.fraud_until_ms is None

@@ -42,6 +42,9 @@ def _truth_account(acc: Account, clock: Clock) -> dict[str, Any]:
         "group": acc.group,
         "tags": sorted(acc.tags),
         "fraud_since": clock.utc(acc.fraud_since_ms) if acc.scenario and acc.fraud_since_ms is not None else None,
+        # a takeover the owner undid: the account was in the attacker's hands until then
+        "fraud_until": clock.utc(acc.fraud_until_ms) if acc.fraud_until_ms is not None else None,
+        "victim_of": acc.victim_of,  # a payment scenario done to this honest account
         "registered_at": clock.utc(acc.created_ms) if acc.created_ms is not None else None,
         "country": acc.country.code,
     }
@@ -105,6 +108,7 @@ def generate(out: Path, config: SynthConfig, progress: Callable[[int], None] | N
         heapq.heappush(heap, (ms, next(seq), kind, idx, arg))
 
     em = Emitter(ev_rng, id_rng, clock, labels, truth, config.late_rate)
+    em.hijacked = {m: (start, end) for m, start, end in pop.hijacked}
     behaviour = Behaviour(em, accounts, pop.farms, activate, schedule)
     pending: list[tuple[int, str]] = []
     # slices short enough that one holds ~10k events however many accounts there are

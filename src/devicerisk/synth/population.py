@@ -97,7 +97,10 @@ class Account:
     last_applist_day: int = -1
     amount_scale: float = 1.0
     bank_account: str = ""
-    labelled: bool = False
+    labelled: bool = False  # the fraud team has decided whether it reports on this account
+    report_ms: int | None = None  # when the fraud team's report on the account itself comes in
+    victim_of: str | None = None  # a payment scenario done to this honest account
+    fraud_until_ms: int | None = None  # a takeover's end: the victim got the account back
     active: bool = True  # False until the account registers inside the window
     blocked: bool = False  # a fraudster's account, closed once a fraud report on it came in
     id_json: str = "null"  # account_id as JSON, serialised once

@@ -12,10 +12,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import date
 
-from devicerisk.synth import ids
+from devicerisk.synth import ids, payments
 from devicerisk.synth.clock import DAY_MS, HOUR_MS, Clock
 from devicerisk.synth.config import SCENARIO_MIN_ACCOUNTS, SynthConfig
 from devicerisk.synth.devices import EMULATORS
+from devicerisk.synth.payments import split as _split
 from devicerisk.synth.population import Account, Device, DeviceFactory, NetPlan, fork_device
 from devicerisk.synth.world import COUNTRIES, DATACENTER_V4, DATACENTER_V6, DOC_V4, DOC_V6, Country
 
@@ -25,7 +26,7 @@ Action = tuple[int, int, str, int, object]
 _EXCLUSIVE_ROLES = (  # (tag, share of legitimate accounts); one of these per account at most
     ("family_device", 0.04), ("traveller", 0.03), ("old_version_crash", 0.03), ("rooted_legit", 0.015),
     ("small_purchase_burst", 0.02), ("new_phone", 0.015), ("shared_network", 0.02), ("app_player", 0.004),
-    ("bulk_shipper", 0.004), ("pickup_kiosk", 0.015), ("expat", 0.02),
+    ("bulk_shipper", 0.004), ("pickup_kiosk", 0.015), ("expat", 0.02), ("rent_payer", 0.03), ("big_purchase", 0.015),
 )  # fmt: skip
 _LIFECYCLE = (  # independent of the above
     ("registered_in_window", 0.10), ("minor_with_guardian", 0.01), ("minor_without_guardian", 0.01),
@@ -40,6 +41,7 @@ class Population:
     n_accounts: int
     schedule: list[Action]
     farms: list[list[int]] = field(default_factory=list)
+    hijacked: list[tuple[int, int, int]] = field(default_factory=list)  # (merchant index, start ms, end ms)
 
 
 def allocate(config: SynthConfig) -> dict[str, int]:
@@ -69,6 +71,7 @@ class Builder:
         self.accounts: list[Account] = []
         self.schedule: list[Action] = []
         self.farms: list[list[int]] = []
+        self.hijacked: list[tuple[int, int, int]] = []
         self._ids = iter(rng.sample(range(10**9, 10**10), config.accounts))
         self._countries = list(COUNTRIES.values())
         self._weights = [c.weight for c in self._countries]
@@ -125,7 +128,8 @@ class Builder:
         r = self.rng
         units: list[tuple[str | None, int]] = []  # (role, accounts); groups share a device or a network
         for tag, share in _EXCLUSIVE_ROLES:
-            grouped = {"family_device": (2, 4), "shared_network": (4, 8), "pickup_kiosk": (20, 60)}.get(tag)
+            grouped = {"family_device": (2, 4), "shared_network": (4, 8), "pickup_kiosk": (20, 60),
+                       "rent_payer": (15, 50)}.get(tag)  # fmt: skip
             k = round(n * share)
             if n >= 60:
                 k = max(k, grouped[0] if grouped else 1)
@@ -153,6 +157,8 @@ class Builder:
                 self._office(life[i : i + size])
             elif role == "pickup_kiosk":
                 self._kiosk(life[i : i + size])
+            elif role == "rent_payer":
+                payments.rent(self, life[i : i + size])
             else:
                 self._legit_one(role, life[i])
             i += size
@@ -190,6 +196,8 @@ class Builder:
         elif role == "new_phone":
             new_platform = platform if platform == "web" or r.random() < 0.8 else f.platform_for(country)
             self.at(self.when(0.2, 0.8), "new_phone", acc.idx, f.device(country, new_platform, clear_ids=True))
+        elif role == "big_purchase":
+            payments.big_purchase(self, acc)
         self._lifecycle(acc, life)
         if role == "bulk_shipper":  # a small business paying a day's shipping labels in one run, most days
             first = max(self.start_ms, acc.created_ms or self.start_ms)
@@ -323,7 +331,8 @@ class Builder:
             dev = f.device(attacker_country, "android", model=model)
             pool = self.dc_pool if r.random() < 0.5 else f.pools[attacker_country.code]
             net = NetPlan(home_ip=pool.address(r), cell=pool, fixed_type=r.choice(("wifi", "4g")))
-            self.at(t, "ato", acc.idx, (dev, net))
+            # most owners get the account back within hours; the rest give it up to the attacker
+            self.at(t, "ato", acc.idx, (dev, net, r.random() < 0.7))
 
     def card_testing(self, n: int) -> None:
         r, f = self.rng, self.f
@@ -377,25 +386,15 @@ def _minor(life: set[str]) -> bool:
     return bool(life & {"minor_with_guardian", "minor_without_guardian"})
 
 
-def _split(n: int, lo: int, hi: int, rng: random.Random) -> list[int]:
-    """Split ``n`` into group sizes in ``[lo, hi]`` (one group may exceed ``hi`` only if n < 2*lo)."""
-    sizes = []
-    while n > 0:
-        if n <= hi:
-            sizes.append(n)
-            break
-        size = rng.randint(lo, min(hi, n - lo))
-        sizes.append(size)
-        n -= size
-    return sizes
-
-
 def build(config: SynthConfig, rng: random.Random, clock: Clock, start_ms: int) -> Population:
     """The whole population, in a fixed order so the same seed gives the same people."""
     b = Builder(config, rng, clock, start_ms)
     alloc = allocate(config)
     b.legit(config.accounts - sum(alloc.values()))
     for name, n in alloc.items():
-        getattr(b, name)(n)
+        if hasattr(b, name):
+            getattr(b, name)(n)
+        else:  # a payment scenario
+            getattr(payments, name)(b, n)
     b.visitors(max(2, config.accounts // 25))
-    return Population(b.accounts, config.accounts, b.schedule, b.farms)
+    return Population(b.accounts, config.accounts, b.schedule, b.farms, b.hijacked)

@@ -281,7 +281,10 @@ def test_account_lifecycle_events(events: list[dict[str, Any]]) -> None:
 def test_every_scenario_and_lookalike_is_in_the_truth(
     events: list[dict[str, Any]], truth: list[dict[str, Any]], accounts: dict[str, Any]
 ) -> None:
-    assert {a["scenario"] for a in accounts.values() if a["fraud"]} == set(FRAUD_SCENARIOS)
+    fraudsters = {a["scenario"] for a in accounts.values() if a["fraud"]}
+    victims = {a["victim_of"] for a in accounts.values() if a["victim_of"]}
+    assert fraudsters | victims == set(FRAUD_SCENARIOS)
+    assert not any(a["fraud"] for a in accounts.values() if a["victim_of"])  # a victim's account is honest
     tags = {t for a in accounts.values() for t in a["tags"]}
     assert set(LOOKALIKE_TAGS) <= tags
     fraud_txns = {t["subject_id"]: t for t in truth if t["subject_type"] == "transaction"}
@@ -360,18 +363,15 @@ def test_labels_arrive_after_the_event(run: tuple[Path, Any], events: list[dict[
 def test_a_reported_fraudster_is_closed_down(
     run: tuple[Path, Any], events: list[dict[str, Any]], truth: list[dict[str, Any]], accounts: dict[str, Any]
 ) -> None:
-    """Once a fraud report on a fraudster's account comes in (released at the end of its day), the account
-    does nothing more; a takeover victim's account stays open."""
+    """Once a fraud report on an account comes in (released at the end of its day), the account does nothing
+    more; a report on a payment alone (a victim's dispute) closes nothing."""
     labels = [json.loads(line) for path in run[1].label_files for line in path.open()]
-    owner = {t["subject_id"]: t["account_id"] for t in truth if t["subject_type"] == "transaction"}
     start = to_ms(SMALL.start)
     closed: dict[str, int] = {}
     for lab in labels:
-        if lab["label"] != "fraud":
+        if lab["label"] != "fraud" or lab["subject_type"] != "account":
             continue
-        acct = lab["subject_id"] if lab["subject_type"] == "account" else owner[lab["subject_id"]]
-        if accounts[acct]["scenario"] in (None, "account_takeover"):
-            continue
+        acct = lab["subject_id"]
         reported = to_ms(datetime.fromisoformat(lab["reported_at"]))
         released = start + (reported - start) // DAY_MS * DAY_MS + DAY_MS  # the day boundary after the report
         closed[acct] = min(closed.get(acct, released), released)
