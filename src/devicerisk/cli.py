@@ -69,10 +69,11 @@ def ingest(data_dir: DataDir = None) -> None:
 def demo(
     data_dir: DataDir = None,
     accounts: Annotated[int, typer.Option(min=1)] = 3000,
-    days: Annotated[int, typer.Option(min=1)] = 7,
+    days: Annotated[int, typer.Option(min=1, help="Days of telemetry: two weeks carry enough labels for both "
+                                                "scores to be supervised models.")] = 14,
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
-    """Generate a week of synthetic telemetry (if none has landed) and run the pipeline on it."""
+    """Generate two weeks of synthetic telemetry (if none has landed) and run the pipeline on it."""
     prepare_prefect()
     settings = _settings(data_dir)
     from devicerisk.store import landing
