@@ -68,9 +68,14 @@ def ingest(data_dir: DataDir = None) -> None:
 @app.command()
 def demo(
     data_dir: DataDir = None,
-    accounts: Annotated[int, typer.Option(min=1)] = 3000,
-    days: Annotated[int, typer.Option(min=1, help="Days of telemetry: two weeks carry enough labels for both "
-                                                "scores to be supervised models.")] = 14,
+    accounts: Annotated[int, typer.Option(min=1)] = 5000,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Days of telemetry: two weeks of 5,000 accounts carry enough labels for both scores to be supervised.",
+        ),
+    ] = 14,
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Generate two weeks of synthetic telemetry (if none has landed) and run the pipeline on it."""

@@ -175,16 +175,23 @@ def calibration_rows(
     """The calibration rows: ``cal_mask``, or a random fifth of the training rows if it holds too few frauds.
 
     The newest training rows are the least labelled (labels arrive days late); a sigmoid fitted on a
-    handful of frauds is noise. The random fifth has more, at the price of sharing accounts with the
-    fitted rows (slightly optimistic calibration); the returned note says so.
+    handful of frauds is noise. The random fifth is drawn from the frauds and the legitimate rows apart
+    (a fifth of each, rounded up), so it holds its share of the frauds however the draw falls; it shares
+    accounts with the fitted rows (slightly optimistic calibration), and the returned note says so.
     """
     found = int(y[cal_mask].sum())
     if found >= MIN_CALIBRATION_POSITIVES:
         return cal_mask, None
-    share = np.random.default_rng(seed).random(len(train_mask))
-    note = (f"only {found} fraud in the newest fifth of training (at least {MIN_CALIBRATION_POSITIVES} needed to "
-            "calibrate): calibrated on a random fifth of the training rows instead")  # fmt: skip
-    return train_mask & (share < 0.2), note
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(len(train_mask), dtype=bool)
+    for label in (1, 0):
+        rows = np.flatnonzero(train_mask & (y == label))
+        chosen[rng.choice(rows, size=-(-len(rows) // 5), replace=False)] = True
+    note = (
+        f"only {found} fraud in the newest fifth of training (at least {MIN_CALIBRATION_POSITIVES} needed to "
+        "calibrate): calibrated on a random fifth of the training rows instead (a fifth of the frauds)"
+    )
+    return chosen, note
 
 
 def _train_one(

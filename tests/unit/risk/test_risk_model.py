@@ -178,6 +178,10 @@ def test_too_few_frauds_in_the_newest_fifth_calibrate_on_a_random_fifth() -> Non
     newest = train & (np.arange(1000) >= 640)
     rows, note = calibration_rows(train, newest, y, seed=0)
     assert note is not None and "only 0 fraud" in note
-    assert not (rows & ~train).any() and 100 < rows.sum() < 220 and y[rows].sum() >= MIN_CALIBRATION_POSITIVES
+    assert not (rows & ~train).any() and rows.sum() == 160 and y[rows].sum() == 20  # a fifth of each, exactly
+    for seed in range(20):  # whatever the draw: 50 frauds always give the 10 a calibration needs
+        y50 = np.zeros(1000, dtype=int)
+        y50[:500:10] = 1
+        assert y50[calibration_rows(train, newest, y50, seed)[0]].sum() == MIN_CALIBRATION_POSITIVES
     y[700:720] = 1  # enough frauds in the newest fifth: it calibrates
     assert calibration_rows(train, newest, y, seed=0) == (newest, None)
