@@ -1,6 +1,6 @@
 """Payment scenarios: fraud done through payments, not devices, and the honest payers who look like it.
 
-- **compromised merchant:** a small shop's payment account is hijacked for 3-10 days; every payment to it
+- **compromised merchant:** a small shop's payment account is hijacked for 2-5 days; every payment to it
   then is a fraudulent charge on a victim's stored card (its honest customers stop paying it meanwhile);
 - **compromised customer:** a victim's card leaks; over two weeks the fraudster makes larger payments on
   the victim's account, from a browser of their own or recorded on the victim's phone, while the victim's
@@ -64,10 +64,10 @@ def victim(b: Builder, scenario: str) -> Account:
 
 def compromised_merchant(b: Builder, n: int) -> None:
     r = b.rng
-    for size in split(n, 6, 20, r):
+    sizes = split(n, 3, 5, r)  # many small incidents, a few a week at 15,000 accounts
+    for size, start in zip(sizes, b.spread(len(sizes), 0.0, 0.95), strict=True):
         merchant = POPULAR + r.randrange(N_MERCHANTS - POPULAR)  # a small shop
-        start = b.when(0.05, 0.95)
-        end = min(b.end_ms, start + r.randint(3, 10) * DAY_MS)
+        end = min(b.end_ms, start + r.randint(2, 5) * DAY_MS)
         b.hijacked.append((merchant, start, end))
         for _ in range(size):
             acc = victim(b, "compromised_merchant")
@@ -109,18 +109,17 @@ def large_amount(b: Builder, n: int) -> None:
 
 def push_payment_scam(b: Builder, n: int) -> None:
     r, f = b.rng, b.f
-    mules = max(1, round(n / 10))
-    victims = _shares(n - mules, mules, r)
-    for size in victims:
+    incidents = split(n, 3, 5, r)  # a mule and its victims; a few a week at 15,000 accounts
+    for size, registered in zip(incidents, b.spread(len(incidents), 0.0, 0.9), strict=True):
         country = b.country()
         mule = b.account(country, [f.device(country, f.platform_for(country))], f.home_net(country))
         mule.scenario, mule.spd, mule.txn_p = "push_payment_scam", 0.5, 0.1
-        b.register(mule, b.when(0.02, 0.9))
+        b.register(mule, registered)
         mule.fraud_since_ms = mule.created_ms
         payee = f"p2p_{r.randrange(10**9, 10**10)}"
         start = (mule.created_ms or b.start_ms) + r.randint(12, 72) * HOUR_MS
         end = min(b.end_ms, start + r.randint(1, 3) * DAY_MS)
-        for _ in range(size):
+        for _ in range(size - 1):
             acc = victim(b, "push_payment_scam")
             pay = Pay("push_payment_scam", r.uniform(5, 20), True, counterparty=payee, bank_account=mule.bank_account,
                       channel="bank_transfer", pages=("/wallet", "/transfer"))  # fmt: skip
@@ -173,12 +172,6 @@ def pay_amount(pay: Pay, acc: Account) -> float:
 def _merchant(r: random.Random) -> int:
     """A merchant index: popular ones take ``POPULAR_SHARE`` of the payments."""
     return int(r.random() * POPULAR) if r.random() < POPULAR_SHARE else int(r.random() * N_MERCHANTS)
-
-
-def _shares(n: int, k: int, r: random.Random) -> list[int]:
-    """``n`` split into ``k`` groups of at least one (n >= k)."""
-    cuts = sorted(r.sample(range(1, n), k - 1)) if k > 1 else []
-    return [b - a for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
 
 
 def split(n: int, lo: int, hi: int, rng: random.Random) -> list[int]:

@@ -89,6 +89,12 @@ class Builder:
         span = self.end_ms - self.start_ms
         return self.start_ms + int(span * self.rng.uniform(lo, hi))
 
+    def spread(self, k: int, lo: float, hi: float) -> list[int]:
+        """``k`` random times, one in each of ``k`` equal parts of fractions ``lo`` to ``hi`` of the window: the
+        incidents of a scenario fall all over it (training and test alike), not by chance in a few weeks."""
+        step = (hi - lo) / max(1, k)
+        return [self.when(lo + i * step, lo + (i + 1) * step) for i in range(k)]
+
     def country(self, codes: tuple[str, ...] | None = None) -> Country:
         if codes:
             return COUNTRIES[self.rng.choice(codes)]
@@ -265,8 +271,8 @@ class Builder:
 
     def device_farm(self, n: int) -> None:
         r, f = self.rng, self.f
-        sizes = _split(n, 10, 40, r)
-        for size in sizes:
+        sizes = _split(n, 10, 25, r)
+        for size, first in zip(sizes, self.spread(len(sizes), 0.0, 0.85), strict=True):
             country = self.country(("CN", "CN", "ID", "IN"))
             base = f.device(country, "android", rooted=r.random() < 0.3, farm=True)
             reset = r.random() < 0.6  # the farm tool resets the OAID per account
@@ -278,7 +284,6 @@ class Builder:
                 acc = self.account(country, [fork_device(base, r) if reset else base], net)
                 acc.scenario, acc.group, acc.spd, acc.txn_p = "device_farm", group, 0.15, 0.05
                 members.append(acc.idx)
-            first = self.when(0.0, 0.4)
             for k, idx in enumerate(members):  # the operator registers the accounts one after another
                 acc = self.accounts[idx]
                 acc.created_ms = acc.fraud_since_ms = first + k * 150_000  # updated when the round runs
@@ -324,7 +329,7 @@ class Builder:
         for _ in range(n):
             acc = self._legit_one(None, set())
             acc.scenario = "account_takeover"
-            t = self.when(0.25, 0.85)
+            t = self.when(0.1, 0.9)  # after some honest history; in every week of a month
             acc.fraud_since_ms = t
             attacker_country = self.country(tuple(c for c in COUNTRIES if c != acc.country.code))
             model = r.choice(EMULATORS[:3]) if r.random() < 0.2 else None
@@ -355,12 +360,12 @@ class Builder:
 
     def promo_abuse(self, n: int) -> None:
         r, f = self.rng, self.f
-        for size in _split(n, 5, 30, r):
+        sizes = _split(n, 5, 12, r)
+        for size, t in zip(sizes, self.spread(len(sizes), 0.02, 0.97), strict=True):
             country = self.country(("CN", "CN", "ID", "IN"))
             dc = r.random() < 0.4
             base = (self.dc_v4 if dc else f.v4[country.code]).subnet24(r)
             model = f.model_for(country, "android")
-            t = self.when(0.05, 0.8)
             group = f"promo-{len(self.accounts)}"
             for _ in range(size):
                 m = r.choice(EMULATORS[:3]) if r.random() < 0.25 else model
