@@ -35,6 +35,10 @@ from devicerisk.risk.model import (
 )
 
 WARMUP = timedelta(days=1)  # the first day has no history for its windows: it is not trained on
+ACTIVE = timedelta(days=7)  # an account probe covers the accounts active this long before its as-of time
+#: The account score's training probes: one at the end of training and one every this long before it. One
+#: probe alone holds few frauds (a fake account is closed once reported, and is active before that only).
+PROBE_EVERY = timedelta(days=2)
 
 
 class NotEnoughData(ValueError):
@@ -260,12 +264,12 @@ def train(
     transaction = _train_one(txn, y_known, y_eval, train_mask, test_mask, cal_mask, budget_per_day, days, scenarios,
                              seed, young)  # fmt: skip
 
-    acct_train = F.account_features(events, labels, split.train_end - timedelta(days=7), split.train_end, sig)
+    probes = [F.account_features(events, labels, at - ACTIVE, at, sig) for at in account_probes(split)]
     acct_test = F.account_features(events, labels, split.test_start, split.end, sig)
-    both = pa.concat_tables([acct_train, acct_test])
-    n_train = acct_train.num_rows
+    both = pa.concat_tables([*probes, acct_test])
+    n_train = both.num_rows - acct_test.num_rows
     a_train = np.arange(both.num_rows) < n_train
-    a_cal = a_train & (_hash_share(both.column("qid")) < 0.2)  # one probe time: calibrate on a fifth of accounts
+    a_cal = a_train & (_hash_share(both.column("qid")) < 0.2)  # a fifth of the accounts, in all their probes
     y_a_known = fraud_targets(both.append_column("subject", both.column("qid")), labels, "subject", label_cut)
     y_a_eval, a_scen = _evaluation_targets(both, labels, truth, "account")
     account = _train_one(both, y_a_known, y_a_eval, a_train, ~a_train, a_cal, max(1, budget_per_day // 4), 1.0,
@@ -273,6 +277,15 @@ def train(
     scored = (("transaction", transaction), ("account", account))
     notes = [*split.notes, *(f"{name} score: {note}" for name, t in scored for note in t.model.notes)]
     return TrainingResult(split, transaction, account, notes)
+
+
+def account_probes(split: Split) -> list[datetime]:
+    """The as-of times of the account score's training probes: the end of training, then every ``PROBE_EVERY``
+    before it while the probe's activity window still starts after the warm-up (at least the first)."""
+    times = [split.train_end]
+    while times[-1] - PROBE_EVERY - ACTIVE >= split.start + WARMUP:
+        times.append(times[-1] - PROBE_EVERY)
+    return times
 
 
 def _hash_share(values: pa.ChunkedArray) -> np.ndarray:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from devicerisk.risk.maturity import observed_label_delay
-from devicerisk.risk.training import NotEnoughData, make_split
+from devicerisk.risk.training import ACTIVE, PROBE_EVERY, WARMUP, NotEnoughData, account_probes, make_split
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -74,3 +75,15 @@ def test_a_lake_shorter_than_the_delay_falls_back_and_says_so() -> None:
     assert len(split.notes) == 2 and "does not replace a champion" in split.notes[1]
     with pytest.raises(NotEnoughData):
         make_split(T0, end, gap_days=3, test_days=3, delay_days=10)
+
+
+def test_the_account_score_trains_on_probes_every_two_days_back_to_the_warm_up() -> None:
+    """One probe holds only the accounts active in its week; fake accounts are closed once reported, so the
+    probes reach back through training, each with a whole week of activity after the warm-up."""
+    split = make_split(T0, T0 + timedelta(days=30), gap_days=2, test_days=7)
+    probes = account_probes(split)
+    assert probes[0] == split.train_end and len(probes) > 3
+    assert all(a - b == PROBE_EVERY for a, b in pairwise(probes))
+    assert probes[-1] - ACTIVE >= T0 + WARMUP > probes[-1] - PROBE_EVERY - ACTIVE  # as far back as a week fits
+    short = make_split(T0, T0 + timedelta(days=6), gap_days=1, test_days=1)
+    assert account_probes(short) == [short.train_end]  # a short lake: the one probe at the end of training
