@@ -36,8 +36,8 @@ from deltalake import DeltaTable, WriterProperties, write_deltalake
 
 from devicerisk.config import Settings
 from devicerisk.contract.schema import lake_schema
-from devicerisk.privacy import purge, subject_data
-from devicerisk.privacy.stores import Stores, stores_for
+from devicerisk.governance import purge, subject_data
+from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.store import lake
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows

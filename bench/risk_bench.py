@@ -47,7 +47,6 @@ from devicerisk.risk.model import levels, single_threaded
 from devicerisk.risk.service import LOOKBACK, load_events, load_models, scan_events, score_rows, train_and_register
 from devicerisk.risk.training import make_split, matrix, train
 from devicerisk.risk.truth import pseudonymised_truth
-from devicerisk.store import signal_log
 from devicerisk.synth import SynthConfig, generate
 from ingest_bench import run_once
 
@@ -78,11 +77,11 @@ def build(root: str, key: str, qkey: str, accounts: int, days: int, seed: int) -
     accepted = sum(r.accepted for r in ingest_batches(earlier, ctx))
     labels = sum(r.accepted for r in ingest_labels(ctx, s.landing_dir))
     ingested = time.perf_counter() - start
-    built = signal_log.refresh(s.lake_dir, s.signals_dir)
+    built = signals.refresh_log(s.lake_dir, s.signals_dir)
     start = time.perf_counter()
     last_batch = sum(r.accepted for r in ingest_batches([last], ctx))
     ingested += time.perf_counter() - start
-    step = signal_log.refresh(s.lake_dir, s.signals_dir)
+    step = signals.refresh_log(s.lake_dir, s.signals_dir)
     assert not step.rebuilt
     return {"events_generated": result.events, "events_in_lake": accepted + last_batch, "labels": labels,
             "generate_s": generated, "ingest_s": ingested,
@@ -128,7 +127,7 @@ def score_job(root: str, key: str, qkey: str, last_days: float | None) -> tuple[
     model, thresholds = load_models(s.models_dir)["transaction"]
     labels = read_labels(s.lake_dir)
     start = time.perf_counter()
-    view = signal_log.read(s.signals_dir)
+    view = signals.read_log(s.signals_dir)
     assert view is not None
     begin, end = _window(view.table, last_days)
     loaded = time.perf_counter()
@@ -152,7 +151,7 @@ def reference_job(root: str, key: str, qkey: str, last_days: float | None) -> tu
     s = settings_for(root, key, qkey)
     model, thresholds = load_models(s.models_dir)["transaction"]
     labels = read_labels(s.lake_dir)
-    view = signal_log.read(s.signals_dir)
+    view = signals.read_log(s.signals_dir)
     assert view is not None
     begin, end = _window(view.table, last_days)
     del view

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from devicerisk.risk import features as F
 from devicerisk.risk import signals, windows
-from devicerisk.store import lake, lake_scan, signal_log
+from devicerisk.store import lake, lake_scan
 
 
 def _timed(fn: Any) -> tuple[float, Any]:
@@ -131,27 +131,27 @@ def main() -> None:
         snap = lake_scan.snapshot(lake_dir, lake.EVENTS)
         assert snap is not None
         out["signals_s"], _ = _timed(lambda: signals.signals(snap).num_rows)  # the build's query alone
-        build = signal_log.refresh(lake_dir, sig)
+        build = signals.refresh_log(lake_dir, sig)
         out["build_s"], out["rows"] = build.seconds, build.rows_total
         out["log_bytes"] = sum(p.stat().st_size for p in sig.glob("seg-*.arrow"))
 
         reads = []
         for _ in range(args.repeats):
-            seconds, view = _timed(lambda: signal_log.read(sig))
+            seconds, view = _timed(lambda: signals.read_log(sig))
             reads.append(seconds)
         assert view is not None and view.table.num_rows == build.rows_total
         out["read_best_s"], out["read_median_s"] = min(reads), statistics.median(reads)
         out["touch_s"], _ = _timed(lambda: _touch(view.table))
         del view
 
-        out["noop_refresh_s"] = signal_log.refresh(lake_dir, sig).seconds
+        out["noop_refresh_s"] = signals.refresh_log(lake_dir, sig).seconds
         batch = _batch(lake_dir, args.batch)
         lake.append(lake_dir, lake.EVENTS, batch, "bench-batch", {"rows": batch.num_rows})
-        step = signal_log.refresh(lake_dir, sig)
+        step = signals.refresh_log(lake_dir, sig)
         assert not step.rebuilt and 0 < step.rows_added <= batch.num_rows, step
         out["incremental_s"], out["incremental_rows"] = step.seconds, step.rows_added
         out["batch_events"] = batch.num_rows
-        seconds, view = _timed(lambda: signal_log.read(sig))
+        seconds, view = _timed(lambda: signals.read_log(sig))
         assert view is not None
         out["read_two_segments_s"], out["ordered_after_append"] = seconds, view.ordered
         if args.check:

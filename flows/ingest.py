@@ -17,6 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from devicerisk.config import Settings
+from devicerisk.governance.purge import purge_landing as purge_landing_fn
+from devicerisk.governance.stores import audit_trail, stores_for
 from devicerisk.ingest.pipeline import (
     BatchResult,
     IngestContext,
@@ -29,8 +31,6 @@ from devicerisk.ingest.pipeline import (
 from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
 from devicerisk.ingest.report import IngestSummary, audit_counts, summarise, summary_markdown
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy.purge import purge_landing as purge_landing_fn
-from devicerisk.privacy.stores import audit_trail, stores_for
 from devicerisk.store import audit, governance, landing
 
 

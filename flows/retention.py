@@ -15,9 +15,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from devicerisk.config import Settings
-from devicerisk.privacy import requests
-from devicerisk.privacy.purge import PurgeReport, purge, purge_markdown
-from devicerisk.privacy.stores import Stores, stores_for
+from devicerisk.governance import requests
+from devicerisk.governance.purge import PurgeReport, purge, purge_markdown
+from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.store import audit
 
 ACTOR = "retention-flow"

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from devicerisk.config import Settings
-from devicerisk.privacy.stores import audit_trail
+from devicerisk.governance.stores import audit_trail
 from devicerisk.risk.service import not_trainable, score_accounts, score_transactions
 from devicerisk.store import audit, registry
 from flows.train import ingest_label_files, settings_of, train_flow

@@ -9,8 +9,8 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from devicerisk.config import Settings
+from devicerisk.governance.stores import audit_trail
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy.stores import audit_trail
 from devicerisk.risk.labels import ingest_labels
 from devicerisk.risk.service import TrainOutcome, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth

@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
 from devicerisk.config import Settings
+from devicerisk.governance.subjects import Identifiers
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.privacy.keys import load_pseudonym_key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
-from devicerisk.privacy.subjects import Identifiers
-from devicerisk.store import signal_log
+from devicerisk.risk import signals
 from factories import event, write_batch
 
 SHARED_IMEI = "352099001761481"
@@ -103,7 +103,7 @@ def build(settings: Settings) -> World:
             "feature": [1.0, 2.0, 3.0, 4.0],
         },
     )
-    signal_log.refresh(settings.lake_dir, settings.signals_dir)
+    signals.refresh_log(settings.lake_dir, settings.signals_dir)
     return World(settings, subject, neighbour, stranger, imei)
 
 

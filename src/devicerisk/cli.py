@@ -13,8 +13,7 @@ from rich.table import Table
 
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
 from devicerisk.cli_risk import risk_app
-from devicerisk.cli_runtime import App, configure, prepare_prefect
-from devicerisk.config import Settings
+from devicerisk.cli_runtime import App, DataDir, configure, prepare_prefect, settings_for
 
 app = App(help="Privacy-first device-telemetry risk control.", no_args_is_help=True,
           pretty_exceptions_show_locals=False)  # fmt: skip
@@ -26,12 +25,6 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(request_app, name="request")
 app.add_typer(risk_app, name="risk")
 console = Console()
-
-DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
 @app.command()
@@ -61,7 +54,7 @@ def ingest(data_dir: DataDir = None) -> None:
     prepare_prefect()
     from flows.ingest import ingest_flow
 
-    summary = ingest_flow(str(_settings(data_dir).data_dir))
+    summary = ingest_flow(str(settings_for(data_dir).data_dir))
     _print_summary(summary)
 
 
@@ -80,7 +73,7 @@ def demo(
 ) -> None:
     """Generate two weeks of synthetic telemetry (if none has landed) and run the pipeline on it."""
     prepare_prefect()
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     from devicerisk.store import landing
 
     if not landing.pending_files(settings.landing_dir):
@@ -147,7 +140,7 @@ def ledger(
     """Per-batch accounting: read = accepted + quarantined + dropped by consent + duplicates."""
     from devicerisk.store import warehouse
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     rows = warehouse.ledger(settings.warehouse_path).to_pylist()[-last:]
     table = Table(title=f"batch ledger ({settings.warehouse_path})")
     for column in ("committed at", "file", "read", "accepted", "quarantined", "consent-dropped", "duplicates"):
@@ -164,7 +157,7 @@ def quarantine(data_dir: DataDir = None) -> None:
     """Quarantined records per batch, with their reasons (never their values)."""
     from devicerisk.store import quarantine as store
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     table = Table(title=f"quarantine ({settings.quarantine_dir})")
     for column in ("batch", "line", "reason"):
         table.add_column(column)
@@ -179,7 +172,7 @@ def leak_scan(data_dir: DataDir = None) -> None:
     """Look for raw identifiers from the landing zone in every other file under the data directory."""
     from devicerisk.privacy.leakscan import scan_data_dir
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     with console.status("scanning..."):
         report = scan_data_dir(settings.data_dir)
     console.print(f"scanned {report.files:,} files, {report.values:,} values")
@@ -206,11 +199,11 @@ def audit_verify(
 ) -> None:
     """Check the audit chain with the audit key, and that the log covers what the stores record; exits non-zero
     and says where if a record was edited, removed or moved, or the log was cut or deleted."""
-    from devicerisk.privacy.audit_check import check
-    from devicerisk.privacy.stores import audit_trail
+    from devicerisk.governance.audit_check import check
+    from devicerisk.governance.stores import audit_trail
     from devicerisk.store import audit
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     problems = check(audit_trail(settings), settings.warehouse_path, _head(head))
     if problems:
         for problem in problems:
@@ -229,7 +222,7 @@ def audit_show(data_dir: DataDir = None, last: Annotated[int, typer.Option(min=1
     table = Table(title="audit trail")
     for column in ("seq", "at", "actor", "role", "action", "purpose", "counts"):
         table.add_column(column)
-    for r in audit.records(_settings(data_dir).audit_dir)[-last:]:
+    for r in audit.records(settings_for(data_dir).audit_dir)[-last:]:
         counts = ", ".join(f"{k}={v:,}" for k, v in r["counts"].items())
         table.add_row(str(r["seq"]), str(r["at"]), r["actor"], r["role"], r["action"], r["purpose"], counts)
     console.print(table)

@@ -16,8 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devicerisk.cli_runtime import prepare_prefect
-from devicerisk.config import Settings
+from devicerisk.cli_runtime import DataDir, prepare_prefect, settings_for
 from devicerisk.privacy.masking import mask
 
 retention_app = typer.Typer(help="Retention purges, legal holds and the retention check.", no_args_is_help=True)
@@ -43,7 +42,6 @@ def warehouse_writer() -> Iterator[None]:
         yield
 
 
-DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
 Account = Annotated[str | None, typer.Option("--account", help="The subject's account id.")]
 Phone = Annotated[str | None, typer.Option("--phone", help="The subject's phone number.")]
 Device = Annotated[list[str] | None, typer.Option("--device", help="A device id as KIND=VALUE (imei, mac, oaid...).")]
@@ -51,18 +49,18 @@ Actor = Annotated[str, typer.Option(help="Who carries this out (a short name, fo
 
 
 def _stores(data_dir: Path | None) -> Any:
+    from devicerisk.governance.retention import RetentionConfigError
+    from devicerisk.governance.stores import stores_for
     from devicerisk.privacy.keys import MissingKeyError
-    from devicerisk.privacy.retention import RetentionConfigError
-    from devicerisk.privacy.stores import stores_for
 
     try:
-        return stores_for(Settings() if data_dir is None else Settings(data_dir=data_dir))
+        return stores_for(settings_for(data_dir))
     except (RetentionConfigError, MissingKeyError) as err:
         _fail(str(err))
 
 
 def _identifiers(account: str | None, phone: str | None, device: list[str] | None) -> Any:
-    from devicerisk.privacy.subjects import Identifiers
+    from devicerisk.governance.subjects import Identifiers
 
     devices: dict[str, str] = {}
     for item in device or []:
@@ -114,7 +112,7 @@ def print_last_purge(audit_dir: Path) -> None:
 @retention_app.command("verify")
 def verify(data_dir: DataDir = None) -> None:
     """Exit non-zero if any store keeps a record past its class's period without a hold."""
-    from devicerisk.privacy.retention_check import verify as check
+    from devicerisk.governance.retention_check import verify as check
 
     violations = check(_stores(data_dir), _now())
     for v in violations:
@@ -128,8 +126,8 @@ def verify(data_dir: DataDir = None) -> None:
 @retention_app.command("rekey-quarantine")
 def rekey_quarantine(data_dir: DataDir = None) -> None:
     """Re-seal quarantined records sealed under a retired key with the current quarantine key."""
-    from devicerisk.privacy.rotation import KeyRingError
-    from devicerisk.privacy.rotation import rekey_quarantine as rekey
+    from devicerisk.governance.rotation import KeyRingError
+    from devicerisk.governance.rotation import rekey_quarantine as rekey
 
     try:
         moved = rekey(_stores(data_dir))
@@ -148,7 +146,7 @@ def hold_place(
     data_dir: DataDir = None,
 ) -> None:
     """Suspend purging and erasure of one account's data."""
-    from devicerisk.privacy.holds import place
+    from devicerisk.governance.holds import place
 
     now = _now()
     try:
@@ -163,7 +161,7 @@ def hold_place(
 @hold_app.command("release")
 def hold_release(hold_id: str, actor: Actor = "legal", data_dir: DataDir = None) -> None:
     """Release a hold; the next purge removes what it kept that has expired."""
-    from devicerisk.privacy.holds import release
+    from devicerisk.governance.holds import release
 
     try:
         release(_stores(data_dir), hold_id, actor=actor, now=_now())
@@ -177,7 +175,7 @@ def hold_list(data_dir: DataDir = None) -> None:
     """Every hold, with its account masked."""
     from devicerisk.store import governance
 
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    settings = settings_for(data_dir)
     table = Table(title="legal holds")
     for column in ("hold", "account", "owner", "reason", "expires", "state"):
         table.add_column(column)
@@ -189,7 +187,7 @@ def hold_list(data_dir: DataDir = None) -> None:
 
 
 def _submit(kind: str, data_dir: Path | None, ids: Any, actor: str, options: dict[str, Any] | None = None) -> None:
-    from devicerisk.privacy import requests
+    from devicerisk.governance import requests
 
     stores = _stores(data_dir)
     try:
@@ -261,7 +259,7 @@ def list_requests(data_dir: DataDir = None) -> None:
     """Every request and its status (subjects are not shown)."""
     from devicerisk.store import governance
 
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    settings = settings_for(data_dir)
     table = Table(title="data-subject requests")
     for column in ("request", "kind", "status", "received", "records", "note"):
         table.add_column(column)

@@ -8,19 +8,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devicerisk.cli_runtime import prepare_prefect
+from devicerisk.cli_runtime import DataDir, prepare_prefect, settings_for
 from devicerisk.config import Settings
 from devicerisk.privacy.masking import mask
 
 risk_app = typer.Typer(help="Risk scores: train, score, top accounts, model cards.", no_args_is_help=True)
 console = Console()
-DataDir = Annotated[str | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
-
-
-def _settings(data_dir: str | None) -> Settings:
-    from pathlib import Path
-
-    return Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
 
 
 @risk_app.command("train")
@@ -29,7 +22,7 @@ def train(data_dir: DataDir = None) -> None:
     prepare_prefect()
     from flows.train import train_flow
 
-    outcome = train_flow(data_dir)
+    outcome = train_flow(str(settings_for(data_dir).data_dir))
     meta = outcome.metadata["transaction"]
     console.print(f"model {outcome.version} ({meta['kind']}): {outcome.reason}")
     for note in outcome.metadata["notes"]:
@@ -45,8 +38,10 @@ def score(data_dir: DataDir = None) -> None:
     prepare_prefect()
     from flows.score import score_accounts_flow, score_transactions_flow
 
-    transactions, accounts = score_transactions_flow(data_dir), score_accounts_flow(data_dir)
-    print_score_summary(_settings(data_dir), transactions, accounts)
+    settings = settings_for(data_dir)
+    where = str(settings.data_dir)
+    transactions, accounts = score_transactions_flow(where), score_accounts_flow(where)
+    print_score_summary(settings, transactions, accounts)
 
 
 def print_score_summary(settings: Settings, transactions: dict[str, int], accounts: dict[str, int]) -> None:
@@ -69,7 +64,7 @@ def print_score_summary(settings: Settings, transactions: dict[str, int], accoun
 
 def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team") -> None:
     """The riskiest accounts of the serving snapshot with their reasons, pseudonyms masked; the lookup is audited."""
-    from devicerisk.privacy.stores import audit_trail
+    from devicerisk.governance.stores import audit_trail
     from devicerisk.risk.service import top_accounts
     from devicerisk.store import audit
 
@@ -97,7 +92,7 @@ def top(
     ] = "fraud-team",
 ) -> None:
     """The riskiest accounts with their reasons (identifiers masked); each lookup leaves an audit record."""
-    print_top_accounts(_settings(data_dir), n, actor)
+    print_top_accounts(settings_for(data_dir), n, actor)
 
 
 @risk_app.command("card")
@@ -107,7 +102,7 @@ def card(
     """Print a model's card (Markdown)."""
     from devicerisk.store import registry
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     chosen = version or registry.champion(settings.models_dir)
     if chosen is None:
         console.print("no model has been trained yet")

@@ -1,4 +1,5 @@
-"""What every ``devicerisk`` command shares: one-line errors, logging, and a private Prefect home.
+"""What every ``devicerisk`` command shares: the data-directory option and its settings, one-line errors,
+logging, and a private Prefect home.
 
 An exception that escapes a command is printed as one line on stderr with exit code 1; ``--verbose``
 shows the whole trace (without local variables, which may hold keys or identifiers). Commands that
@@ -11,10 +12,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+
+from devicerisk.config import Settings
 
 #: Ephemeral mode for CLI commands (no server to start), quiet, with the library's logs in flow-run logs.
 PREFECT_DEFAULTS = {
@@ -25,6 +28,14 @@ PREFECT_DEFAULTS = {
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 _verbose = False
+
+#: The option every command that reads or writes the stores takes.
+DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    """The command's settings: the environment's, with ``--data-dir`` over its data directory."""
+    return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
 def one_line(err: BaseException) -> str:

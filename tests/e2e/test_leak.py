@@ -17,9 +17,10 @@ from flows.pipeline import pipeline_flow
 
 from conftest import drain_prefect_logs
 from devicerisk.config import Settings
+from devicerisk.governance.subjects import Identifiers
 from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files, scan_sqlite
-from devicerisk.privacy.subjects import Identifiers
-from devicerisk.store import lake, signal_log
+from devicerisk.risk import signals
+from devicerisk.store import lake
 from devicerisk.synth import SynthConfig, generate
 from factories import event, write_batch
 
@@ -65,7 +66,7 @@ def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Setti
 
     pipeline_flow(str(env_settings.data_dir))
     drain_prefect_logs()
-    assert signal_log.refresh(env_settings.lake_dir, env_settings.signals_dir).rows_total > 1000  # scanned below
+    assert signals.refresh_log(env_settings.lake_dir, env_settings.signals_dir).rows_total > 1000  # scanned below
 
     needles = raw_identifiers(landing)
     assert len(needles) > 1000  # the scan has something to look for
@@ -135,17 +136,17 @@ def _a_subject(landing: Path) -> Identifiers:
 def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     prefect_db: Path, env_settings: Settings
 ) -> None:
-    from devicerisk.privacy import requests
-    from devicerisk.privacy.purge import purge
-    from devicerisk.privacy.stores import stores_for
-    from devicerisk.privacy.subjects import from_json
+    from devicerisk.governance import requests
+    from devicerisk.governance.purge import purge
+    from devicerisk.governance.stores import stores_for
+    from devicerisk.governance.subjects import from_json
     from devicerisk.store.rows import TRANSACTION_COLUMN
 
     landing = env_settings.landing_dir
     generate(landing, SynthConfig(accounts=80, days=2, seed=29, events_per_batch=5000))
     pipeline_flow(str(env_settings.data_dir), purge=True)  # ingest, then the retention purge
     stores = stores_for(env_settings)
-    signal_log.refresh(stores.lake_dir, stores.signals_dir)
+    signals.refresh_log(stores.lake_dir, stores.signals_dir)
     subject = _a_subject(landing)
     now = datetime.now(UTC)
     access = requests.submit(stores, requests.Kind.ACCESS, subject, now)
@@ -159,8 +160,8 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     assert (exported / "export.json").stat().st_size > 1000 and (exported / "summary.md").exists()
     assert erasure.status == requests.Status.COMPLETED  # the receipt below is scanned too
     assert (stores.requests_dir / erasure.request_id / "receipt.json").exists()
-    assert signal_log.read(stores.signals_dir) is None  # the erasure dropped it with the lake rows
-    assert signal_log.refresh(stores.lake_dir, stores.signals_dir).rebuilt  # rebuilt from the rest: scanned below
+    assert signals.read_log(stores.signals_dir) is None  # the erasure dropped it with the lake rows
+    assert signals.refresh_log(stores.lake_dir, stores.signals_dir).rebuilt  # rebuilt from the rest: scanned below
     report = scan_data_dir(env_settings.data_dir, extra_files=[prefect_db])
     scanned = {p for p in env_settings.data_dir.rglob("*") if p.is_file() and p.is_relative_to(stores.requests_dir)}
     assert len(scanned) >= 5  # the exports and the receipt were read

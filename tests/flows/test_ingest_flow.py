@@ -38,7 +38,7 @@ def test_ingest_flow_end_to_end(prefect_db: Path, env_settings: Settings) -> Non
     assert rows == (summary.accepted, summary.accepted)
     assert warehouse.summary(env_settings.warehouse_path)["accepted"] == summary.accepted
 
-    from devicerisk.privacy.stores import audit_trail
+    from devicerisk.governance.stores import audit_trail
     from devicerisk.store import audit
 
     assert audit.verify(audit_trail(env_settings)) == []

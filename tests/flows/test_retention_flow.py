@@ -12,9 +12,9 @@ from prefect.client.orchestration import get_client
 
 import retention_world as world
 from devicerisk.config import Settings
-from devicerisk.privacy import requests
-from devicerisk.privacy.requests import Kind, Status
-from devicerisk.privacy.stores import stores_for
+from devicerisk.governance import requests
+from devicerisk.governance.requests import Kind, Status
+from devicerisk.governance.stores import stores_for
 from devicerisk.store import audit, governance
 from devicerisk.synth import SynthConfig, generate
 

@@ -12,8 +12,8 @@ from flows.score import risk_flow, score_accounts_flow, score_transactions_flow
 from flows.train import train_flow
 
 from devicerisk.config import Settings
+from devicerisk.governance.stores import audit_trail
 from devicerisk.privacy.leakscan import scan_data_dir
-from devicerisk.privacy.stores import audit_trail
 from devicerisk.store import audit, registry, scores, serving
 from devicerisk.synth import SynthConfig, generate
 

@@ -10,7 +10,23 @@ import pyarrow as pa
 
 from devicerisk.contract.fields import CONTRACT_VERSION, EVENT_TYPES, FIELDS, MAX_RECORD_BYTES, SCHEMA_VERSION
 from devicerisk.contract.model import Action, Field, Kind
-from devicerisk.privacy.minimise import MINIMISER_OUTPUTS
+
+#: The derived columns each minimiser produces, declared here for the lake schema and generated docs;
+#: ``privacy/minimise.py`` implements each one.
+MINIMISER_OUTPUTS: dict[str, dict[str, pa.DataType]] = {
+    "imei": {"tac": pa.string(), "format_ok": pa.bool_(), "checksum_ok": pa.bool_()},
+    "mac": {"oui": pa.string(), "randomised": pa.bool_()},
+    "imsi": {"mcc": pa.string(), "mnc": pa.string(), "country": pa.string()},
+    "iccid": {"valid": pa.bool_()},
+    "ip": {"prefix": pa.string(), "version": pa.int8()},
+    "user_agent": {"browser": pa.string(), "os": pa.string(), "bot": pa.bool_()},
+    "emulator_model": {"emulator": pa.bool_()},
+    "emulator_hardware": {"emulator": pa.bool_()},
+    "stack_signature": {"signature": pa.string()},
+    "app_list": {"count": pa.int32(), "root_app": pa.bool_(), "hook_app": pa.bool_(), "cloner_app": pa.bool_()},
+    "phone": {"country": pa.string()},
+    "minor": {"minor": pa.bool_()},
+}
 
 _INPUT_TYPES: dict[Kind, pa.DataType] = {
     Kind.STRING: pa.string(),

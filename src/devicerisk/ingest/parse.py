@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from devicerisk.contract.schema import input_schema
+from devicerisk.contract.times import TimeWindow
 from devicerisk.ingest import duckparse
 from devicerisk.ingest.read import RawBatch
-from devicerisk.ingest.validate import COLUMNAR_FALLBACK, TimeWindow, columnar_flags, line_reason
+from devicerisk.ingest.validate import COLUMNAR_FALLBACK, columnar_flags, line_reason
 from devicerisk.store import landing
 from devicerisk.store.quarantine import Rejected
 

@@ -28,10 +28,10 @@ import pyarrow.compute as pc
 
 from devicerisk import engine
 from devicerisk.contract.fields import FUTURE_SKEW, MAX_BATCH_BYTES, MAX_RECORD_BYTES
+from devicerisk.contract.times import TimeWindow
 from devicerisk.ingest.lookahead import Pending, Settled, lookahead
 from devicerisk.ingest.parse import parse_batch
 from devicerisk.ingest.read import read_batch
-from devicerisk.ingest.validate import TimeWindow
 from devicerisk.privacy.consent import CONSENT_COLUMNS, apply_consent
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import Pseudonymiser

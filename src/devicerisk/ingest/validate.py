@@ -3,61 +3,29 @@
 Two paths share one source of truth. :func:`record_reason` checks one record in Python and words
 the reason; it runs only on records that the columnar path flagged. :func:`columnar_flags` checks a
 whole parsed block at once. Reasons name the field and the rule, never the value, so quarantine
-reasons never leak data. Times must also lie in a :class:`TimeWindow`: a time that is valid RFC 3339
-but implausible (year 1, year 9999) would break every later date computation, or never expire.
+reasons never leak data. Times must also lie in the contract's ``TimeWindow`` (``contract/times.py``): a
+time that is valid RFC 3339 but implausible (year 1, year 9999) would break every later date computation,
+or never expire.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicerisk.contract.fields import EARLIEST_TIME, EVENT_TYPES, FIELDS, FUTURE_SKEW, SCHEMA_VERSION
+from devicerisk.contract.fields import EVENT_TYPES, FIELDS, SCHEMA_VERSION
 from devicerisk.contract.model import Field, Kind
+from devicerisk.contract.times import RFC3339, TimeWindow, parse_timestamp, utc_times
 
 _EVENT_TYPE_NAMES = tuple(e.name for e in EVENT_TYPES)
 _INT64 = (-(2**63), 2**63 - 1)
-RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|z|[+-]\d{2}:?\d{2})$"
-_SUB_MICROSECOND = r"(\.\d{6})\d+"  # kept to the microsecond, as the lake stores times
-_RFC3339 = re.compile(RFC3339)
 _MISSING = object()
 
 COLUMNAR_FALLBACK = "record could not be read into the contract's columns (duplicate keys or an out-of-range number)"
-
-
-@dataclass(frozen=True, slots=True)
-class TimeWindow:
-    """The times a batch may carry: not before the contract's earliest time, nor ``skew`` after its ingest."""
-
-    latest: datetime
-    skew: timedelta = FUTURE_SKEW
-    earliest: datetime = EARLIEST_TIME
-
-    @classmethod
-    def at(cls, now: datetime | None = None, skew: timedelta = FUTURE_SKEW) -> TimeWindow:
-        """The window of a batch ingested at ``now`` (default: the current time)."""
-        return cls((now or datetime.now(UTC)) + skew, skew)
-
-    def reason(self, path: str, when: datetime) -> str | None:
-        """Why ``when`` (a time in field ``path``) is outside the window, or None; the reason quotes no value."""
-        if when < self.earliest:
-            return f"{path} is before {self.earliest:%Y-%m-%d}, the earliest time the contract accepts"
-        if when > self.latest:
-            return f"{path} is more than {self.skew.total_seconds() / 3600:g} hours ahead of the ingest time"
-        return None
-
-    def outside(self, times: pa.Array) -> pa.Array:
-        """True where a UTC time (timestamp[us, UTC]) is outside the window; null where it is null."""
-        utc = pa.timestamp("us", tz="UTC")
-        early = pc.less(times, pa.scalar(self.earliest, utc))
-        return pc.or_kleene(early, pc.greater(times, pa.scalar(self.latest, utc)))
 
 
 def _kind_ok(kind: Kind, value: Any) -> bool:
@@ -76,16 +44,6 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
     return {dict: "object", list: "array", str: "string", int: "integer", float: "number"}.get(type(value), "null")
-
-
-def parse_timestamp(text: str) -> datetime | None:
-    """An RFC 3339 time with an explicit offset, or None."""
-    if not _RFC3339.match(text):
-        return None
-    try:
-        return datetime.fromisoformat(re.sub(_SUB_MICROSECOND, r"\1", text.replace("z", "Z")))
-    except ValueError:
-        return None
 
 
 def _lookup(record: dict[str, Any], path: str) -> tuple[Any, str | None]:
@@ -196,19 +154,6 @@ def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS, window: 
             broken = pc.and_(broken, applies)
         bad = pc.or_kleene(bad, broken)
     return bad
-
-
-def utc_times(column: pa.Array) -> pa.Array:
-    """RFC 3339 strings (shape already checked) -> timestamp[us, UTC]; raises on impossible dates."""
-    utc = pa.timestamp("us", tz="UTC")
-    try:
-        return column.cast(utc)  # Arrow reads "+08:00", "+0800" and "Z" itself
-    except pa.ArrowInvalid:
-        pass  # lower-case "z" or a space for "T": normalise, then try again
-    text = pc.replace_substring_regex(column, pattern=r"([+-]\d{2})(\d{2})$", replacement=r"\1:\2")
-    text = pc.replace_substring_regex(text, pattern=_SUB_MICROSECOND, replacement=r"\1")
-    text = pc.replace_substring(pc.replace_substring(text, "z", "Z"), " ", "T")
-    return text.cast(utc)
 
 
 def invalid_times(column: pa.Array, window: TimeWindow | None = None) -> pa.Array:

@@ -286,19 +286,3 @@ MINIMISERS: dict[str, Minimiser] = {
 
 #: Minimisers that read the event's context (its time), so they run row by row.
 ROW_CONTEXT_MINIMISERS = frozenset({"minor"})
-
-#: The derived columns each minimiser produces, for the lake schema and generated docs.
-MINIMISER_OUTPUTS: dict[str, dict[str, pa.DataType]] = {
-    "imei": {"tac": pa.string(), "format_ok": pa.bool_(), "checksum_ok": pa.bool_()},
-    "mac": {"oui": pa.string(), "randomised": pa.bool_()},
-    "imsi": {"mcc": pa.string(), "mnc": pa.string(), "country": pa.string()},
-    "iccid": {"valid": pa.bool_()},
-    "ip": {"prefix": pa.string(), "version": pa.int8()},
-    "user_agent": {"browser": pa.string(), "os": pa.string(), "bot": pa.bool_()},
-    "emulator_model": {"emulator": pa.bool_()},
-    "emulator_hardware": {"emulator": pa.bool_()},
-    "stack_signature": {"signature": pa.string()},
-    "app_list": {"count": pa.int32(), "root_app": pa.bool_(), "hook_app": pa.bool_(), "cloner_app": pa.bool_()},
-    "phone": {"country": pa.string()},
-    "minor": {"minor": pa.bool_()},
-}

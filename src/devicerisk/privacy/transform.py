@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.model import Action, Field, Kind
 from devicerisk.contract.schema import lake_schema
-from devicerisk.ingest.validate import utc_times
+from devicerisk.contract.times import utc_times
 from devicerisk.privacy.arrow_utils import null_where
 from devicerisk.privacy.minimise import MINIMISERS, ROW_CONTEXT_MINIMISERS, MinimiseContext
 from devicerisk.privacy.pseudonymise import Pseudonymiser

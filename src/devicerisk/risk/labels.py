@@ -23,9 +23,10 @@ import pyarrow.dataset as ds
 
 from devicerisk import engine
 from devicerisk.contract.fields import LABEL_FIELDS
+from devicerisk.contract.times import TimeWindow, parse_timestamp
 from devicerisk.ingest.pipeline import BatchResult, IngestContext, failure_reason, set_aside
 from devicerisk.ingest.read import read_batch
-from devicerisk.ingest.validate import TimeWindow, field_reason, parse_timestamp
+from devicerisk.ingest.validate import field_reason
 from devicerisk.privacy.redact import describe, redact_fields
 from devicerisk.store import lake, landing, quarantine
 from devicerisk.store.quarantine import Rejected

@@ -227,8 +227,8 @@ def _signal_features(lake_dir: Path, signals_dir: Path, labels: pa.Table, start:
     """Features of the ``todo`` transactions from ``start`` on, by the C engine over the signal log (brought
     up to the lake's current version first): rows and the full feature matrix."""
     for _ in range(2):  # an erasure may drop the log between the refresh and the read: then refresh again
-        refreshed = signal_log.refresh(lake_dir, signals_dir)
-        view = signal_log.read(signals_dir)
+        refreshed = signals.refresh_log(lake_dir, signals_dir)
+        view = signals.read_log(signals_dir)
         if view is not None:
             break
     if view is None or view.table.num_rows == 0:

@@ -14,6 +14,7 @@ from false. Transactions also keep their event id and pseudonyms, which the scor
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 from devicerisk import engine
 from devicerisk.risk import features as F
 from devicerisk.risk.geo import timezone_countries
+from devicerisk.store import signal_log
 
 try:  # the optional C engine (see _windows.c): it also drops the rows no feature can see
     from devicerisk import _windows
@@ -176,3 +178,18 @@ def report_steps(sig: pa.Table, labels: pa.Table | None, start: datetime, end: d
         params = {"start": micros(start), "end": micros(end)}
         with engine.registered(sig=sig.select(["t", "acct", "dev", "txn", "cp", "etype"]).filter(linked)):
             return con.sql(DELTA_SQL, params=params).to_arrow_table()
+
+
+#: The signal log's rows: built by :func:`signals` from the events columns the features read. A change of
+#: the SQL or of the time zone table (a tzdata upgrade moves zones between countries) rebuilds stored logs.
+BUILDER = signal_log.RowBuilder(f"{SIGNAL_SQL}\n{timezone_countries().to_pydict()}", F.EVENT_COLUMNS, signals)
+
+
+def refresh_log(lake_dir: Path, signals_dir: Path) -> signal_log.Refresh:
+    """Bring the signal log up to the lake's events (see :func:`devicerisk.store.signal_log.refresh`)."""
+    return signal_log.refresh(lake_dir, signals_dir, BUILDER)
+
+
+def read_log(signals_dir: Path) -> signal_log.LogView | None:
+    """The signal log's rows, when it was built by this module's rules (else None: a refresh rebuilds it)."""
+    return signal_log.read(signals_dir, BUILDER)

@@ -1,11 +1,12 @@
 """The signal log: the lake's ``events`` as fixed-width signal rows in memory-mappable Arrow files.
 
 Decoding the wide events table takes seconds for a few million events; the same events as signal rows
-(``risk.signals.signals``, about 105 bytes each) are read from uncompressed Arrow IPC files by mapping
-them, in milliseconds. The log is a derived cache of the lake. It covers one Delta version of
-``events`` and records the table's Parquet files it was built from: a refresh turns only the files
-added since into a new segment, and rebuilds when any covered file is gone (a delete, a purge, an
-erasure, clustering) or when the signal SQL changed.
+(about 105 bytes each) are read from uncompressed Arrow IPC files by mapping them, in milliseconds. The
+rows are the risk layer's: it hands this module a :class:`RowBuilder` (``risk.signals.BUILDER``), whose
+fingerprint tells whether a stored log was built by the same rules. The log is a derived cache of the
+lake. It covers one Delta version of ``events`` and records the table's Parquet files it was built from:
+a refresh turns only the files added since into a new segment, and rebuilds when any covered file is
+gone (a delete, a purge, an erasure, clustering) or when the builder's rules changed.
 
 ``signals_dir`` holds ``manifest.json`` (replaced atomically, last, so a crash mid-refresh leaves the
 old log valid) and immutable ``seg-*.arrow`` segments; files the manifest does not name are leftovers
@@ -25,6 +26,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
@@ -34,9 +36,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicerisk.risk import features as F
-from devicerisk.risk import signals
-from devicerisk.risk.geo import timezone_countries
 from devicerisk.store import lake, lake_scan
 from devicerisk.store.files import locked, write_atomic
 from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows
@@ -48,11 +47,23 @@ MAX_SEGMENTS = 8
 _BATCH_ROWS = 1 << 20  # rows per record batch in a segment: few, long, contiguous columns
 _READ_TRIES = 5
 _FORMAT = 1
-#: Logs built by other signal SQL, another layout or another time zone table (a tzdata upgrade moves zones
-#: between countries) are not this code's: they are rebuilt, never read.
-FINGERPRINT = hashlib.sha256(
-    f"{_FORMAT}\n{signals.SIGNAL_SQL}\n{timezone_countries().to_pydict()}".encode()
-).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class RowBuilder:
+    """How lake events become signal rows: the risk layer's rules, handed to the log.
+
+    ``rules`` is everything the rows depend on (the signal SQL, lookup tables): a log built by other rules,
+    or by another layout of this module, is rebuilt, never read.
+    """
+
+    rules: str
+    columns: Collection[str]  # the events columns ``build`` reads
+    build: Callable[[lake_scan.Snapshot], pa.Table]
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{_FORMAT}\n{self.rules}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +100,7 @@ class _Manifest:
     version: int
     files: frozenset[str] | None  # Parquet files relative to the table; None: built through the Delta dataset
     segments: tuple[_Segment, ...]
-    fingerprint: str = FINGERPRINT
+    fingerprint: str
 
     @property
     def rows(self) -> int:
@@ -154,45 +165,46 @@ def _lake_files(lake_dir: Path, snap: lake_scan.Snapshot) -> dict[str, str]:
     return {_relative(uri, root): uri for uri in snap.files}
 
 
-def _scannable(files: list[str]) -> bool:
-    """Whether DuckDB reads every column the signals need from ``files`` (else the snapshot would fall back
-    to its whole Delta dataset, not these files)."""
+def _scannable(files: list[str], columns: Collection[str]) -> bool:
+    """Whether DuckDB reads every one of ``columns`` from ``files`` (else the snapshot would fall back to its
+    whole Delta dataset, not these files)."""
     con = duckdb.connect(":memory:")
     try:
-        return set(F.EVENT_COLUMNS) <= set(con.read_parquet(files, union_by_name=True).columns)
+        return set(columns) <= set(con.read_parquet(files, union_by_name=True).columns)
     finally:
         con.close()
 
 
-def _append(signals_dir: Path, old: _Manifest, snap: lake_scan.Snapshot, files: dict[str, str]) -> _Manifest | None:
+def _append(signals_dir: Path, old: _Manifest, snap: lake_scan.Snapshot, files: dict[str, str],
+            builder: RowBuilder) -> _Manifest | None:  # fmt: skip
     """``old`` brought up to ``snap`` by a segment of the files added since; None when only a rebuild can."""
     if old.files is None or not snap.files or not old.files <= files.keys():
         return None  # a covered file is gone (or there is no file list to compare): rows may have gone with it
     added = [files[f] for f in sorted(files.keys() - old.files)]
     segments = old.segments
     if added:
-        if not _scannable(added):
+        if not _scannable(added, builder.columns):
             return None
-        rows = signals.signals(dataclasses.replace(snap, files=tuple(added)))
+        rows = builder.build(dataclasses.replace(snap, files=tuple(added)))
         if segments and rows.schema != pa.ipc.open_file(pa.memory_map(str(signals_dir / segments[0].name))).schema:
             return None  # the signal columns changed type: segments must concatenate without a copy
         if rows.num_rows:
             segments += (_write_segment(signals_dir, rows, snap.version),)
-    manifest = _Manifest(snap.version, frozenset(files), segments)
+    manifest = _Manifest(snap.version, frozenset(files), segments, old.fingerprint)
     if len(segments) > MAX_SEGMENTS:
         everything = pa.concat_tables([_map(signals_dir / s.name) for s in segments]).sort_by("t")
         manifest = dataclasses.replace(manifest, segments=(_write_segment(signals_dir, everything, snap.version),))
     return manifest
 
 
-def refresh(lake_dir: Path, signals_dir: Path) -> Refresh:
+def refresh(lake_dir: Path, signals_dir: Path, builder: RowBuilder) -> Refresh:
     """Bring the log up to the lake's current ``events`` version: a new segment of the files added since,
-    or a rebuild when any file it was built from is gone."""
+    or a rebuild when any file it was built from is gone or ``builder``'s rules are not the log's."""
     start = time.perf_counter()
     with locked(signals_dir):
         stored = _load(signals_dir)
         _remove_strays(signals_dir, stored)  # an interrupted refresh's segment, never named by a manifest
-        old = stored if stored is not None and stored.fingerprint == FINGERPRINT else None
+        old = stored if stored is not None and stored.fingerprint == builder.fingerprint else None
         snap = lake_scan.snapshot(lake_dir, lake.EVENTS)
         if snap is None:  # no events table (any more): no log
             (signals_dir / MANIFEST).unlink(missing_ok=True)
@@ -201,22 +213,24 @@ def refresh(lake_dir: Path, signals_dir: Path) -> Refresh:
         if old is not None and old.version == snap.version:
             return Refresh(snap.version, 0, old.rows, False, time.perf_counter() - start)
         files = _lake_files(lake_dir, snap)
-        manifest = None if old is None else _append(signals_dir, old, snap, files)
+        manifest = None if old is None else _append(signals_dir, old, snap, files, builder)
         rebuilt = manifest is None
         if manifest is None:  # a file list only when DuckDB scanned the files themselves (else the dataset)
-            segment = _write_segment(signals_dir, signals.signals(snap), snap.version)
-            manifest = _Manifest(snap.version, frozenset(files) if snap.files else None, (segment,))
+            segment = _write_segment(signals_dir, builder.build(snap), snap.version)
+            manifest = _Manifest(snap.version, frozenset(files) if snap.files else None, (segment,),
+                                 builder.fingerprint)  # fmt: skip
         _save(signals_dir, manifest)
         _remove_strays(signals_dir, manifest)
     added = manifest.rows - (0 if rebuilt or old is None else old.rows)
     return Refresh(snap.version, added, manifest.rows, rebuilt, time.perf_counter() - start)
 
 
-def read(signals_dir: Path) -> LogView | None:
-    """The log's rows, memory-mapped, with the lake version they cover; None when there is no current log."""
+def read(signals_dir: Path, builder: RowBuilder | None) -> LogView | None:
+    """The log's rows, memory-mapped, with the lake version they cover; None when there is no log, or (with a
+    ``builder``) none built by its rules. Without one, any log is read, as erasure counts rows."""
     for _ in range(_READ_TRIES):
         manifest = _load(signals_dir)
-        if manifest is None or manifest.fingerprint != FINGERPRINT:
+        if manifest is None or (builder is not None and manifest.fingerprint != builder.fingerprint):
             return None
         try:
             tables = [_map(signals_dir / s.name) for s in manifest.segments]
@@ -274,7 +288,7 @@ def subject_rows(signals_dir: Path, subject: SubjectRows, *, on_disk: bool = Fal
     not a readable segment counts as one row, since it cannot be shown to hold none.
     """
     if not on_disk:
-        view = read(signals_dir)
+        view = read(signals_dir, None)
         return 0 if view is None else _subject_count(view.table, subject)
     if not signals_dir.is_dir():
         return 0

@@ -71,7 +71,7 @@ def test_ledger_and_quarantine_show_accounting_and_reasons_without_values(settin
 
 
 def test_audit_verify_says_where_the_log_was_tampered_with(env_settings: Settings) -> None:
-    from devicerisk.privacy.stores import audit_trail
+    from devicerisk.governance.stores import audit_trail
     from devicerisk.store import audit
 
     for n in range(3):

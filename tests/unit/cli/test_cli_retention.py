@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import retention_world as world
 from devicerisk.cli import app
 from devicerisk.config import Settings
-from devicerisk.privacy.stores import audit_trail
+from devicerisk.governance.stores import audit_trail
 from devicerisk.store import audit
 
 runner = CliRunner()

@@ -43,7 +43,7 @@ def test_top_accounts_are_masked(env_settings: Settings) -> None:
 
 
 def test_clause_5_2_3_a_score_lookup_leaves_an_audit_record(env_settings: Settings) -> None:
-    from devicerisk.privacy.stores import audit_trail
+    from devicerisk.governance.stores import audit_trail
     from devicerisk.store import audit
 
     tmp_path = env_settings.data_dir

@@ -14,10 +14,10 @@ import pytest
 
 from devicerisk.config import Settings
 from devicerisk.contract.fields import EARLIEST_TIME
+from devicerisk.governance import retention_check
+from devicerisk.governance.stores import stores_for
 from devicerisk.ingest.pipeline import IngestContext, ingest_batch, ingest_batches
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import retention_check
-from devicerisk.privacy.stores import stores_for
 from devicerisk.risk.labels import ingest_labels, read_labels
 from devicerisk.store import lake, quarantine, warehouse
 from factories import event, line, write_batch

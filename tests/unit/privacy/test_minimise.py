@@ -12,8 +12,8 @@ from stdnum import imei as stdnum_imei
 from stdnum import imsi as stdnum_imsi
 from stdnum import luhn
 
+from devicerisk.contract.schema import MINIMISER_OUTPUTS
 from devicerisk.privacy.minimise import (
-    MINIMISER_OUTPUTS,
     MINIMISERS,
     MinimiseContext,
     ip_prefix,

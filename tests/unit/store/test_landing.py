@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devicerisk.config import Settings
+from devicerisk.governance import purge, retention_check
+from devicerisk.governance.stores import stores_for
 from devicerisk.ingest.pipeline import REFUSED_LINK, IngestContext, ingest_batch, refuse_links
-from devicerisk.privacy import purge, retention_check
-from devicerisk.privacy.stores import stores_for
 from devicerisk.store import lake, landing, warehouse
 from factories import event, line, write_batch
 

@@ -17,6 +17,7 @@ from devicerisk.ingest.pipeline import IngestContext, ingest_batch
 from devicerisk.privacy.keys import load_pseudonym_key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.risk import signals
+from devicerisk.risk.signals import BUILDER
 from devicerisk.store import lake, lake_rewrite, lake_scan, signal_log
 from devicerisk.store import lake_maintenance as lakes
 from factories import event, write_batch
@@ -66,7 +67,7 @@ def _same_rows(a: pa.Table, b: pa.Table) -> bool:
 def built(settings: Settings, ctx: IngestContext) -> Path:
     """A log built from a first batch of 24 events; returns its folder."""
     _ingest(settings, ctx, 1)
-    signal_log.refresh(settings.lake_dir, settings.signals_dir)
+    signal_log.refresh(settings.lake_dir, settings.signals_dir, BUILDER)
     return settings.signals_dir
 
 
@@ -79,21 +80,21 @@ def test_incremental_refresh_adds_only_new_files_and_equals_the_whole_lakes_sign
 ) -> None:
     sig = settings.signals_dir
     _ingest(settings, ctx, 1)
-    first = signal_log.refresh(settings.lake_dir, sig)
+    first = signal_log.refresh(settings.lake_dir, sig, BUILDER)
     assert first.rebuilt and first.rows_added == first.rows_total == 24 and first.version == 0
     before = _segments(sig)
 
     _ingest(settings, ctx, 2, n=12, start=START + timedelta(days=20))
-    second = signal_log.refresh(settings.lake_dir, sig)
+    second = signal_log.refresh(settings.lake_dir, sig, BUILDER)
 
     assert not second.rebuilt and (second.rows_added, second.rows_total, second.version) == (12, 36, 1)
     assert before < _segments(sig) and len(_segments(sig)) == 2  # the first segment untouched, one added
-    view = signal_log.read(sig)
+    view = signal_log.read(sig, BUILDER)
     assert view is not None and view.version == 1 and view.runs == (0, 24) and view.ordered
     assert _same_rows(view.table, _whole_lake(settings))
     assert view.table.column("event_id").null_count == 36 - 6  # transactions keep their event ids
 
-    again = signal_log.refresh(settings.lake_dir, sig)  # no new lake commit: nothing to do
+    again = signal_log.refresh(settings.lake_dir, sig, BUILDER)  # no new lake commit: nothing to do
     assert (again.rows_added, again.rows_total, again.rebuilt, again.version) == (0, 36, False, 1)
     assert len(_segments(sig)) == 2
 
@@ -103,16 +104,16 @@ def test_late_rows_make_a_segment_that_is_not_in_order_until_consolidated(
 ) -> None:
     sig = built
     _ingest(settings, ctx, 2, n=6, start=START - timedelta(days=3))  # arrived late: older than the log's rows
-    signal_log.refresh(settings.lake_dir, sig)
-    view = signal_log.read(sig)
+    signal_log.refresh(settings.lake_dir, sig, BUILDER)
+    view = signal_log.read(sig, BUILDER)
     assert view is not None and not view.ordered and view.runs == (0, 24)
 
     monkeypatch.setattr(signal_log, "MAX_SEGMENTS", 2)
     _ingest(settings, ctx, 3, n=6, start=START + timedelta(days=30))
-    third = signal_log.refresh(settings.lake_dir, sig)
+    third = signal_log.refresh(settings.lake_dir, sig, BUILDER)
 
     assert not third.rebuilt and third.rows_added == 6 and len(_segments(sig)) == 1  # three segments became one
-    view = signal_log.read(sig)
+    view = signal_log.read(sig, BUILDER)
     assert view is not None and view.ordered and view.runs == (0,)
     t = view.table.column("t").to_pylist()
     assert t == sorted(t) and _same_rows(view.table, _whole_lake(settings))
@@ -122,13 +123,13 @@ def test_clustering_the_lake_rebuilds_the_log(settings: Settings, ctx: IngestCon
     sig = settings.signals_dir
     _ingest(settings, ctx, 1)
     _ingest(settings, ctx, 2, n=12, start=START + timedelta(hours=3))  # the same days: two files per partition
-    signal_log.refresh(settings.lake_dir, sig)
+    signal_log.refresh(settings.lake_dir, sig, BUILDER)
     assert lakes.cluster(settings.lake_dir, lake.EVENTS, 1 << 16) > 0  # covered files replaced by sorted ones
 
-    after = signal_log.refresh(settings.lake_dir, sig)
+    after = signal_log.refresh(settings.lake_dir, sig, BUILDER)
 
     assert after.rebuilt and after.rows_total == 36 and len(_segments(sig)) == 1
-    view = signal_log.read(sig)
+    view = signal_log.read(sig, BUILDER)
     assert view is not None and view.version == after.version and _same_rows(view.table, _whole_lake(settings))
 
 
@@ -141,10 +142,10 @@ def test_deleting_lake_rows_rebuilds_the_log_without_them(settings: Settings, bu
     deleted = lakes.delete_where(settings.lake_dir, lake.EVENTS, pruning, where, "test").rows
     assert deleted == 5
 
-    after = signal_log.refresh(settings.lake_dir, sig)
+    after = signal_log.refresh(settings.lake_dir, sig, BUILDER)
 
     assert after.rebuilt and after.rows_total == 24 - deleted
-    view = signal_log.read(sig)
+    view = signal_log.read(sig, BUILDER)
     assert view is not None and _same_rows(view.table, _whole_lake(settings))
     con = duckdb.connect()
     con.register("sig", view.table)
@@ -155,7 +156,7 @@ def test_a_crash_between_segment_and_manifest_leaves_the_old_log_valid(
     settings: Settings, ctx: IngestContext, built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sig = built
-    before = signal_log.read(sig)
+    before = signal_log.read(sig, BUILDER)
     assert before is not None
     _ingest(settings, ctx, 2, n=12, start=START + timedelta(days=20))
 
@@ -165,14 +166,14 @@ def test_a_crash_between_segment_and_manifest_leaves_the_old_log_valid(
     with monkeypatch.context() as m:
         m.setattr(signal_log, "_save", crash)
         with pytest.raises(RuntimeError, match="power cut"):
-            signal_log.refresh(settings.lake_dir, sig)
+            signal_log.refresh(settings.lake_dir, sig, BUILDER)
     assert len(_segments(sig)) == 2  # the new segment was written, but no manifest names it
 
-    view = signal_log.read(sig)
+    view = signal_log.read(sig, BUILDER)
     assert view is not None and view.version == 0 and _same_rows(view.table, before.table)
-    after = signal_log.refresh(settings.lake_dir, sig)
+    after = signal_log.refresh(settings.lake_dir, sig, BUILDER)
     assert not after.rebuilt and after.rows_added == 12 and len(_segments(sig)) == 2  # the stray one went
-    view = signal_log.read(sig)
+    view = signal_log.read(sig, BUILDER)
     assert view is not None and _same_rows(view.table, _whole_lake(settings))
 
 
@@ -181,25 +182,25 @@ def test_a_log_of_other_signal_code_is_not_read_and_is_rebuilt(settings: Setting
     manifest = json.loads((sig / signal_log.MANIFEST).read_text())
     (sig / signal_log.MANIFEST).write_text(json.dumps({**manifest, "fingerprint": "older-sql"}))
 
-    assert signal_log.read(sig) is None
-    after = signal_log.refresh(settings.lake_dir, sig)
-    assert after.rebuilt and after.rows_total == 24 and signal_log.read(sig) is not None
+    assert signal_log.read(sig, BUILDER) is None
+    after = signal_log.refresh(settings.lake_dir, sig, BUILDER)
+    assert after.rebuilt and after.rows_total == 24 and signal_log.read(sig, BUILDER) is not None
 
 
 def test_drop_removes_everything_and_a_missing_log_reads_as_none(settings: Settings, ctx: IngestContext) -> None:
     sig = settings.signals_dir
-    assert signal_log.read(sig) is None and signal_log.drop(sig) == 0
-    empty = signal_log.refresh(settings.lake_dir, sig)  # no events table yet
-    assert (empty.version, empty.rows_total) == (None, 0) and signal_log.read(sig) is None
+    assert signal_log.read(sig, BUILDER) is None and signal_log.drop(sig) == 0
+    empty = signal_log.refresh(settings.lake_dir, sig, BUILDER)  # no events table yet
+    assert (empty.version, empty.rows_total) == (None, 0) and signal_log.read(sig, BUILDER) is None
     _ingest(settings, ctx, 1)
-    signal_log.refresh(settings.lake_dir, sig)
+    signal_log.refresh(settings.lake_dir, sig, BUILDER)
     (sig / ".seg-leftover.arrow.tmp").write_bytes(b"partial")
 
     assert signal_log.drop(sig) == 24
 
-    assert signal_log.read(sig) is None
+    assert signal_log.read(sig, BUILDER) is None
     assert [p.name for p in sig.iterdir()] == [signal_log.LOCK] and (sig / signal_log.LOCK).stat().st_size == 0
-    assert signal_log.refresh(settings.lake_dir, sig).rebuilt  # the next refresh builds it again
+    assert signal_log.refresh(settings.lake_dir, sig, BUILDER).rebuilt  # the next refresh builds it again
 
 
 def test_segments_and_manifest_are_private_files(built: Path) -> None:

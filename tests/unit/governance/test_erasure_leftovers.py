@@ -11,13 +11,13 @@ import pytest
 
 import retention_world as world
 from devicerisk.config import Settings
+from devicerisk.governance import holds, purge, requests, retention_check, subject_data
+from devicerisk.governance.requests import Kind, Status
+from devicerisk.governance.stores import Stores, stores_for
+from devicerisk.governance.subjects import from_json, resolve
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import holds, purge, requests, retention_check, subject_data
 from devicerisk.privacy.leakscan import scan_files
-from devicerisk.privacy.requests import Kind, Status
-from devicerisk.privacy.stores import Stores, stores_for
-from devicerisk.privacy.subjects import from_json, resolve
 from devicerisk.store import governance
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from devicerisk.governance.stores import Stores
+from devicerisk.governance.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, matchable, raw_record_matches
 from devicerisk.ingest.read import read_batch
-from devicerisk.privacy.stores import Stores
-from devicerisk.privacy.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, matchable, raw_record_matches
 from devicerisk.store import governance, lake_rewrite, landing, quarantine, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, TRANSACTION_COLUMN, SubjectRows

@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from devicerisk.contract.fields import EVENT_TYPES
-from devicerisk.privacy import subject_data
-from devicerisk.privacy.requests import SUBJECT_KEPT
-from devicerisk.privacy.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
-from devicerisk.privacy.stores import Stores, before, time_column
-from devicerisk.privacy.subjects import raw_record_matches
+from devicerisk.governance import subject_data
+from devicerisk.governance.requests import SUBJECT_KEPT
+from devicerisk.governance.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
+from devicerisk.governance.stores import Stores, before, time_column
+from devicerisk.governance.subjects import raw_record_matches
 from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows, in_list, literal, mask_where

@@ -12,9 +12,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from devicerisk.privacy import subject_data
+from devicerisk.governance import subject_data
+from devicerisk.governance.stores import Stores
 from devicerisk.privacy.masking import mask_columns, mask_records
-from devicerisk.privacy.stores import Stores
 from devicerisk.store import request_files
 from devicerisk.store.governance import RequestRow
 from devicerisk.store.rows import SubjectRows

@@ -10,12 +10,12 @@ import pytest
 
 import retention_world as world
 from devicerisk.config import Settings
+from devicerisk.governance import requests, rotation, subject_data
+from devicerisk.governance.requests import Kind
+from devicerisk.governance.stores import stores_for
+from devicerisk.governance.subjects import resolve
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import requests, rotation, subject_data
-from devicerisk.privacy.requests import Kind
-from devicerisk.privacy.stores import stores_for
-from devicerisk.privacy.subjects import resolve
 from devicerisk.store import lake, quarantine
 from factories import write_batch
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from devicerisk.privacy.requests import Status
+from devicerisk.governance.requests import Status
 from devicerisk.store import audit, governance, warehouse
 
 

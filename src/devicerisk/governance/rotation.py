@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from devicerisk.privacy.stores import Stores
+from devicerisk.governance.stores import Stores
 from devicerisk.store import audit, quarantine
 
 

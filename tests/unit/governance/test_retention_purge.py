@@ -11,9 +11,10 @@ from deltalake import DeltaTable, write_deltalake
 
 import retention_world as world
 from devicerisk.config import Settings
-from devicerisk.privacy import holds, purge, retention_check
-from devicerisk.privacy.stores import Stores, stores_for
-from devicerisk.store import audit, governance, lake, quarantine, signal_log
+from devicerisk.governance import holds, purge, retention_check
+from devicerisk.governance.stores import Stores, stores_for
+from devicerisk.risk import signals
+from devicerisk.store import audit, governance, lake, quarantine
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
 
@@ -40,14 +41,14 @@ def test_clause_5_1_2_purge_removes_expired_data_from_every_store(now_grace: Set
         ("models", "models/v7/training.parquet", "model_snapshot"),
     }
 
-    logged, events = signal_log.read(stores.signals_dir), lake.dataset(stores.lake_dir, "events").count_rows()
+    logged, events = signals.read_log(stores.signals_dir), lake.dataset(stores.lake_dir, "events").count_rows()
     assert logged is not None and logged.table.num_rows == events  # the signal log holds every event, expired too
 
     report = purge.purge(stores, world.NOW)
 
     assert report.removed["lake.events"] == 3  # subject's and neighbour's 100-day operations, the 40-day crash
-    assert report.removed["signals"] == events and signal_log.read(stores.signals_dir) is None  # dropped whole
-    assert signal_log.refresh(stores.lake_dir, stores.signals_dir).rows_total == events - 3  # rebuilt from the rest
+    assert report.removed["signals"] == events and signals.read_log(stores.signals_dir) is None  # dropped whole
+    assert signals.refresh_log(stores.lake_dir, stores.signals_dir).rows_total == events - 3  # rebuilt from the rest
     assert report.removed["lake.scores"] == 1 and report.removed["models"] == 1
     assert report.removed["lake.labels"] == 0 and report.removed["serving"] == 0
     assert retention_check.verify(stores, world.NOW) == []
@@ -191,7 +192,7 @@ def test_clause_5_1_2_verify_reports_a_signal_log_built_from_rows_the_lake_no_lo
     violations = retention_check.verify(stores, world.NOW)
 
     assert [(v.store, v.records) for v in violations if v.store == "signals"] == [("signals", events)]
-    signal_log.refresh(stores.lake_dir, stores.signals_dir)  # rebuilt from the lake as it is: nothing is stale
+    signals.refresh_log(stores.lake_dir, stores.signals_dir)  # rebuilt from the lake as it is: nothing is stale
     assert not [v for v in retention_check.verify(stores, world.NOW) if v.store == "signals"]
 
 
@@ -225,8 +226,8 @@ def test_clause_5_1_2_maintenance_clusters_partitions_by_account(now_grace: Sett
 
 
 def test_clause_5_1_2_old_exports_finished_requests_and_ended_holds_are_purged(now_grace: Settings) -> None:
-    from devicerisk.privacy import requests
-    from devicerisk.privacy.requests import Kind
+    from devicerisk.governance import requests
+    from devicerisk.governance.requests import Kind
 
     world.build(now_grace)
     stores = stores_for(now_grace)

@@ -25,9 +25,9 @@ from enum import StrEnum
 from typing import Any
 
 from devicerisk.contract.fields import EVENT_TYPES
-from devicerisk.privacy import access, subject_data
-from devicerisk.privacy.stores import Stores
-from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
+from devicerisk.governance import access, subject_data
+from devicerisk.governance.stores import Stores
+from devicerisk.governance.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.store import audit, governance, request_files
 from devicerisk.store.governance import RequestRow
 from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from devicerisk.config import Settings
+from devicerisk.governance.retention import TIME_COLUMNS, RetentionPolicy, load_policy
 from devicerisk.ingest.runtime import ensure_private_dir
 from devicerisk.privacy.keys import (
     Key,
@@ -19,7 +20,6 @@ from devicerisk.privacy.keys import (
     load_quarantine_keyring,
 )
 from devicerisk.privacy.pseudonymise import Pseudonymiser
-from devicerisk.privacy.retention import TIME_COLUMNS, RetentionPolicy, load_policy
 from devicerisk.store import audit
 
 

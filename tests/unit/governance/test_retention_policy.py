@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devicerisk.contract.fields import RETENTION_CLASSES
-from devicerisk.privacy.retention import CONFIGURABLE, RetentionConfigError, default_policy, load_policy
+from devicerisk.governance.retention import CONFIGURABLE, RetentionConfigError, default_policy, load_policy
 
 DEFAULTS = {"landing_raw": 3, "operation_log": 90, "device_info": 180, "crash_perf": 30, "transaction": 1095,
             "score": 1095, "audit_log": 1095}  # fmt: skip

@@ -10,9 +10,9 @@ import pytest
 
 import retention_world as world
 from devicerisk.config import Settings
-from devicerisk.privacy import requests
-from devicerisk.privacy.requests import Kind, Status
-from devicerisk.privacy.stores import Stores, stores_for
+from devicerisk.governance import requests
+from devicerisk.governance.requests import Kind, Status
+from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.store import request_files
 
 

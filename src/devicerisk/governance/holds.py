@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from devicerisk.privacy.stores import Stores
-from devicerisk.privacy.subjects import Identifiers, UnknownSubjectError, resolve
+from devicerisk.governance.stores import Stores
+from devicerisk.governance.subjects import Identifiers, UnknownSubjectError, resolve
 from devicerisk.store import audit, governance
 from devicerisk.store.governance import Hold
 

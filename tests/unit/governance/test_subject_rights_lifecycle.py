@@ -19,12 +19,12 @@ from deltalake import write_deltalake
 
 import retention_world as world
 from devicerisk.config import Settings
+from devicerisk.governance import holds, purge, requests, retention_check, subject_data
+from devicerisk.governance.requests import Kind
+from devicerisk.governance.stores import Stores, stores_for
+from devicerisk.governance.subjects import AmbiguousPhoneError, Identifiers, resolve
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import holds, purge, requests, retention_check, subject_data
-from devicerisk.privacy.requests import Kind
-from devicerisk.privacy.stores import Stores, stores_for
-from devicerisk.privacy.subjects import AmbiguousPhoneError, Identifiers, resolve
 from devicerisk.store import governance, quarantine, snapshots, warehouse
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows

@@ -18,19 +18,20 @@ import pytest
 
 import retention_world as world
 from devicerisk.config import Settings
-from devicerisk.ingest.pipeline import ingest_batch
-from devicerisk.ingest.runtime import ingest_context
-from devicerisk.privacy import access, holds, requests, subject_data
-from devicerisk.privacy.masking import mask
-from devicerisk.privacy.requests import Kind, Status
-from devicerisk.privacy.stores import Stores, stores_for
-from devicerisk.privacy.subjects import (
+from devicerisk.governance import access, holds, requests, subject_data
+from devicerisk.governance.requests import Kind, Status
+from devicerisk.governance.stores import Stores, stores_for
+from devicerisk.governance.subjects import (
     Identifiers,
     MalformedIdentifierError,
     UnknownSubjectError,
     from_json,
     resolve,
 )
+from devicerisk.ingest.pipeline import ingest_batch
+from devicerisk.ingest.runtime import ingest_context
+from devicerisk.privacy.masking import mask
+from devicerisk.risk import signals
 from devicerisk.store import audit, governance, lake, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from factories import write_batch
@@ -50,7 +51,7 @@ def _rows(stores: Stores, account: str) -> int:
 
 def _signal_rows(stores: Stores, account: str) -> int:
     """Signal rows of an account: by the hash the features join on, or by its pseudonym on transactions."""
-    view = signal_log.read(stores.signals_dir)
+    view = signals.read_log(stores.signals_dir)
     assert view is not None
     con = duckdb.connect()
     con.register("sig", view.table)
@@ -138,8 +139,8 @@ def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[worl
     assert subject_data.locate(stores, subject) == {}
     assert subject_data.left_on_disk(stores, subject) == 0  # every Parquet file on disk, not only the version
     assert (_rows(stores, w.neighbour_pid), _rows(stores, w.stranger_pid)) == (neighbour_before, stranger_before)
-    assert signal_log.read(stores.signals_dir) is None  # dropped with the lake rows
-    rebuilt = signal_log.refresh(stores.lake_dir, stores.signals_dir)  # as the next scoring run does
+    assert signals.read_log(stores.signals_dir) is None  # dropped with the lake rows
+    rebuilt = signals.refresh_log(stores.lake_dir, stores.signals_dir)  # as the next scoring run does
     assert rebuilt.rebuilt and _signal_rows(stores, w.subject_pid) == 0
     assert _signal_rows(stores, w.neighbour_pid) == neighbour_before  # only the subject's rows went
     # The unlogged training row on the subject's device went too; the neighbour's rows on it stay.
@@ -413,7 +414,7 @@ def test_clause_2_9_4_a_hold_placed_while_an_erasure_waits_stops_it(setup: tuple
 
 
 def test_clause_5_2_3_every_request_and_purge_is_audited_without_identifiers(setup: tuple[world.World, Stores]) -> None:
-    from devicerisk.privacy import purge
+    from devicerisk.governance import purge
 
     w, stores = setup
     requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)

@@ -6,9 +6,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from devicerisk.privacy.purge import held_out, holds_any, lake_rules, snapshot_files
-from devicerisk.privacy.requests import SUBJECT_KEPT
-from devicerisk.privacy.stores import Stores, before, time_column
+from devicerisk.governance.purge import held_out, holds_any, lake_rules, snapshot_files
+from devicerisk.governance.requests import SUBJECT_KEPT
+from devicerisk.governance.stores import Stores, before, time_column
 from devicerisk.store import audit, governance, landing, quarantine, request_files, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import mask_where
