@@ -8,7 +8,7 @@ set aside in ``landing/failed/``; the run goes on. Files in landing that are no 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -16,9 +16,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from devicerisk.config import Settings
-from devicerisk.governance.purge import purge_landing as purge_landing_fn
-from devicerisk.governance.stores import audit_trail, stores_for
+from devicerisk.governance.purge import expire_landing
+from devicerisk.governance.stores import Stores
 from devicerisk.ingest.pipeline import (
     BatchResult,
     IngestContext,
@@ -30,8 +29,8 @@ from devicerisk.ingest.pipeline import (
 )
 from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
 from devicerisk.ingest.report import IngestSummary, audit_counts, summarise, summary_markdown
-from devicerisk.ingest.runtime import ingest_context
-from devicerisk.store import audit, governance, landing
+from devicerisk.runtime import for_run
+from devicerisk.store import audit, landing
 
 
 @task(cache_policy=NO_CACHE)
@@ -72,11 +71,9 @@ def commit(staged: StagedBatch, ctx: IngestContext) -> BatchResult:
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def purge_landing(settings: Settings) -> list[str]:
-    """Remove raw batches whose landing retention has passed, except those a legal hold keeps."""
-    retention, now = timedelta(days=settings.landing_retention_days), datetime.now(UTC)
-    held = governance.held_subjects(settings.warehouse_path, now)
-    return purge_landing_fn(stores_for(settings), retention, now, held)[0]
+def purge_landing(stores: Stores) -> list[str]:
+    """Remove raw batches past the retention policy's ``landing_raw`` period, except those a legal hold keeps."""
+    return expire_landing(stores, datetime.now(UTC))[0]
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -97,18 +94,17 @@ def publish_summary(summary: IngestSummary) -> None:
 @flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     """Ingest every new landing batch in order, then purge expired raw batches."""
-    settings = Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
-    ctx = ingest_context(settings)
-    trail = audit_trail(settings)  # a missing audit key stops the run before it ingests anything
+    rt = for_run(data_dir)  # a missing key stops the run before it ingests anything
+    settings, ctx = rt.settings, rt.ingest
     refused = refuse_outside_links(settings.landing_dir, ctx)
     files = landing_files(settings.landing_dir)
     paths = new_batches(files, ctx)
     staged = ingest_in_order(paths, ctx, lambda p: stage_batch.submit(p, ctx), lambda s: commit(s, ctx))
     results = [*refused, *staged]
-    removed = purge_landing(settings)
+    removed = purge_landing(rt.stores)
     strays = landing_strays(settings.landing_dir)
     summary = summarise(results, skipped=len(files) - len(paths), landing_removed=len(removed), strays=strays)
-    audit_run(trail, summary)
+    audit_run(rt.audit, summary)
     publish_summary(summary)
     get_run_logger().info(
         "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates, "

@@ -5,9 +5,10 @@ from __future__ import annotations
 from prefect import flow
 
 from devicerisk.ingest.report import IngestSummary
+from devicerisk.runtime import for_run, sharing
 from flows.ingest import ingest_flow
 from flows.retention import retention_flow
-from flows.score import risk_flow
+from flows.risk import risk_flow
 
 
 @flow(name="pipeline")
@@ -15,10 +16,12 @@ def pipeline_flow(data_dir: str | None = None, purge: bool = False) -> IngestSum
     """Ingest new batches; then labels, training if no model exists yet, and risk scores; with ``purge``, the purge.
 
     The pipeline runs hourly and the full purge (with clustering and vacuum) daily, in its own
-    deployment; the demo asks for both in one run.
+    deployment; the demo asks for both in one run. Settings and keys are read once, here, and shared
+    with every subflow.
     """
-    summary = ingest_flow(data_dir)
-    risk_flow(data_dir)
-    if purge:
-        retention_flow(data_dir)
+    with sharing(for_run(data_dir)):
+        summary = ingest_flow(data_dir)
+        risk_flow(data_dir)
+        if purge:
+            retention_flow(data_dir)
     return summary

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from devicerisk.config import Settings
-from devicerisk.governance.stores import audit_trail
-from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk.labels import ingest_labels
 from devicerisk.risk.service import TrainOutcome, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
+from devicerisk.runtime import Runtime, for_run
 from devicerisk.store import audit
 
 
-def settings_of(data_dir: str | None) -> Settings:
-    return Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
-
-
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def ingest_label_files(settings: Settings, trail: audit.Trail) -> int:
+def ingest_label_files(rt: Runtime) -> int:
     """New feedback-label files into the lake, exactly once; returns the labels accepted."""
-    ctx = ingest_context(settings)
-    results = ingest_labels(ctx, settings.landing_dir)
+    results = ingest_labels(rt.ingest, rt.settings.landing_dir)
     accepted = sum(r.accepted for r in results)
-    audit.append(trail, actor="label-ingest", role="pipeline", action="ingest_labels",
+    audit.append(rt.audit, actor="label-ingest", role="pipeline", action="ingest_labels",
                  purpose="risk_control", counts={"files": sum(not r.already_done for r in results),
                                                  "accepted": accepted,
                                                  "quarantined": sum(r.quarantined for r in results)})  # fmt: skip
@@ -35,9 +26,10 @@ def ingest_label_files(settings: Settings, trail: audit.Trail) -> int:
 
 
 @task(cache_policy=NO_CACHE)
-def train_models(settings: Settings) -> TrainOutcome:
+def train_models(rt: Runtime) -> TrainOutcome:
     """Train, register with its card, and promote if the gate passes."""
-    truth = pseudonymised_truth(settings.landing_dir, ingest_context(settings).pseudonymiser)
+    settings = rt.settings
+    truth = pseudonymised_truth(settings.landing_dir, rt.ingest.pseudonymiser)
     return train_and_register(
         settings.lake_dir, settings.models_dir, settings.risk_alert_budget, settings.risk_label_gap_days,
         settings.risk_test_days, truth,
@@ -45,20 +37,20 @@ def train_models(settings: Settings) -> TrainOutcome:
 
 
 @task(cache_policy=NO_CACHE)
-def publish_card(settings: Settings, outcome: TrainOutcome) -> None:
+def publish_card(rt: Runtime, outcome: TrainOutcome) -> None:
     """The model card as Prefect artifacts: the Markdown and each plot (metrics only, no identifiers)."""
     create_markdown_artifact(key="model-card", markdown=outcome.card["card.md"].decode(),
                              description=f"Model card {outcome.version}")  # fmt: skip
-    folder = settings.models_dir / outcome.version
+    folder = rt.settings.models_dir / outcome.version
     for name in sorted(n for n in outcome.card if n.endswith(".png")):
         create_image_artifact(image_url=(folder / name).resolve().as_uri(), key=name.removesuffix(".png").replace(
             "_", "-"), description=f"{name} of model {outcome.version}")  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
-def audit_training(trail: audit.Trail, outcome: TrainOutcome) -> None:
+def audit_training(rt: Runtime, outcome: TrainOutcome) -> None:
     meta = outcome.metadata
-    audit.append(trail, actor="train-flow", role="pipeline", action="train_models",
+    audit.append(rt.audit, actor="train-flow", role="pipeline", action="train_models",
                  purpose="risk_control", counts={
                      "transactions_held_out": int(meta["transaction"]["metrics"]["rows"]),
                      "accounts_held_out": int(meta["account"]["metrics"]["rows"]),
@@ -66,13 +58,14 @@ def audit_training(trail: audit.Trail, outcome: TrainOutcome) -> None:
 
 
 @flow(name="train")
-def train_flow(data_dir: str | None = None) -> TrainOutcome:
-    """Ingest new labels, train both scores, publish the card, audit the run."""
-    settings = settings_of(data_dir)
-    trail = audit_trail(settings)  # a missing audit key stops the run before it trains
-    ingest_label_files(settings, trail)
-    outcome = train_models(settings)
-    publish_card(settings, outcome)
-    audit_training(trail, outcome)
+def train_flow(data_dir: str | None = None, labels: bool = True) -> TrainOutcome:
+    """Ingest new labels (unless ``labels`` is False: the calling flow did), train both scores, publish the
+    card, audit the run."""
+    rt = for_run(data_dir)  # a missing key stops the run before it trains
+    if labels:
+        ingest_label_files(rt)
+    outcome = train_models(rt)
+    publish_card(rt, outcome)
+    audit_training(rt, outcome)
     get_run_logger().info("model %s: %s", outcome.version, outcome.reason)
     return outcome

@@ -248,7 +248,7 @@ def minor(
 def resume(data_dir: DataDir = None) -> None:
     """Carry on pending requests (interrupted, or waiting for the vacuum grace period)."""
     prepare_prefect()
-    from flows.retention import request_flow
+    from flows.requests import request_flow
 
     for request_id, status in request_flow(None if data_dir is None else str(data_dir)).items():
         console.print(f"request {request_id}: {status}")

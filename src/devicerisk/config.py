@@ -53,7 +53,6 @@ class Settings(BaseSettings):
     max_future_skew_hours: float = Field(
         default=FUTURE_SKEW.total_seconds() / 3600, ge=0, description="times further ahead of ingest are quarantined"
     )
-    landing_retention_days: float = Field(default=3, ge=0)
     retention_config: Path | None = Field(default=None, description="TOML file of retention periods per class")
     vacuum_grace_hours: int = Field(default=1, ge=0, description="unreferenced lake files live this long")
     lake_cluster_file_bytes: int = Field(default=512 << 10, ge=1 << 16, description="target file size when clustering")

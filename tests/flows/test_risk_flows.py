@@ -8,9 +8,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from flows.ingest import ingest_flow
-from flows.score import risk_flow, score_accounts_flow, score_transactions_flow
+from flows.risk import risk_flow
+from flows.score import score_accounts_flow, score_transactions_flow
 from flows.train import train_flow
 
+from devicerisk import runtime
 from devicerisk.config import Settings
 from devicerisk.governance.stores import audit_trail
 from devicerisk.privacy.leakscan import scan_data_dir
@@ -26,12 +28,24 @@ def risk_settings(env_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Se
     return env_settings
 
 
-def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings) -> None:
+def test_risk_flow_end_to_end(prefect_db: Path, risk_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     s = risk_settings
     generate(s.landing_dir, SynthConfig(accounts=500, days=5, seed=23, events_per_batch=20_000, fraud_rate=0.2))
     ingest_flow(str(s.data_dir))
+    built: list[Path] = []
+    real_build = runtime.build
 
-    counts = risk_flow(str(s.data_dir))
+    def counting_build(settings: Settings) -> runtime.Runtime:
+        built.append(settings.data_dir)
+        return real_build(settings)
+
+    monkeypatch.setattr(runtime, "build", counting_build)
+
+    counts = risk_flow(str(s.data_dir))  # no model yet: it trains one first, then scores
+
+    assert built == [s.data_dir]  # settings and keys read once for the flow and its three subflows
+    label_runs = [r for r in audit.records(s.audit_dir) if r["action"] == "ingest_labels"]
+    assert len(label_runs) == 1 and label_runs[0]["counts"]["files"] > 0  # labels ingested once, not per subflow
 
     champion = registry.champion(s.models_dir)
     assert champion is not None

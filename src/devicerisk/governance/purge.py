@@ -254,6 +254,18 @@ def purge_landing(stores: Stores, retention: timedelta, now: datetime, held: fro
     return removed, others + landing.purge_strays(stores.landing_dir, retention, now, keep)
 
 
+def expire_landing(stores: Stores, now: datetime, held: frozenset[str] | None = None) -> tuple[list[str], int]:
+    """:func:`purge_landing` at the retention policy's ``landing_raw`` period, the one source of it (the
+    contract's, or the retention config's), for the ingest flow and the daily purge alike. ``held``: the
+    subjects under a legal hold (read from the warehouse when not given)."""
+    days = stores.policy.days("landing_raw")
+    if days is None:  # kept as the law requires: purged only on request
+        return [], 0
+    if held is None:
+        held = governance.held_subjects(stores.warehouse_path, now)
+    return purge_landing(stores, timedelta(days=days), now, held)
+
+
 def purge(stores: Stores, now: datetime) -> PurgeReport:
     """Remove everything older than its class's period from every store, except what holds keep."""
     report = PurgeReport()
@@ -275,11 +287,8 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
         report.add("warehouse", sum(governance.purge_state(stores.warehouse_path, account_cutoff, held).values()))
     _purge_snapshots(stores, today, held, report)
     report.add("quarantine", _purge_quarantine(stores, now, held))
-    landing_days = stores.policy.days("landing_raw")
-    if landing_days is not None:
-        kept = timedelta(days=landing_days)
-        removed, unledgered = purge_landing(stores, kept, now, held)
-        report.add("landing", len(removed) + unledgered)
+    removed, unledgered = expire_landing(stores, now, held)
+    report.add("landing", len(removed) + unledgered)
     if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
         report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
     report.add("request_subjects", governance.forget_subjects(stores.warehouse_path, now - SUBJECT_KEPT))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import IngestContext
-from devicerisk.privacy.keys import load_pseudonym_key, load_quarantine_key
+from devicerisk.privacy.keys import Key, load_pseudonym_key, load_quarantine_key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 
 
@@ -19,15 +19,18 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def ingest_context(settings: Settings) -> IngestContext:
-    """The ingest context for ``settings``: keys loaded, stores in place."""
+def ingest_context(
+    settings: Settings, pseudonymiser: Pseudonymiser | None = None, quarantine_key: Key | None = None
+) -> IngestContext:
+    """The ingest context for ``settings``, stores in place; the keys are loaded unless given (a run's
+    ``devicerisk.runtime.Runtime`` gives the ones it loaded once)."""
     ensure_private_dir(settings.data_dir)
     return IngestContext(
         lake_dir=settings.lake_dir,
         quarantine_dir=settings.quarantine_dir,
         warehouse_path=settings.warehouse_path,
-        pseudonymiser=Pseudonymiser(load_pseudonym_key(settings), settings.default_phone_region),
-        quarantine_key=load_quarantine_key(settings),
+        pseudonymiser=pseudonymiser or Pseudonymiser(load_pseudonym_key(settings), settings.default_phone_region),
+        quarantine_key=quarantine_key or load_quarantine_key(settings),
         minor_age=settings.minor_age,
         phone_region=settings.default_phone_region,
         chunk_rows=settings.parse_chunk_rows,

@@ -93,6 +93,30 @@ def test_clause_5_1_2_quarantine_and_landing_are_purged_after_their_periods(now_
     assert retention_check.verify(stores, world.NOW + timedelta(days=31)) == []
 
 
+def test_clause_5_1_2_landing_retention_has_one_source_for_ingest_purge_and_check(
+    now_grace: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The ingest flow's landing purge, the daily purge and the retention check all read the policy's
+    ``landing_raw`` period (the contract's, or the retention config's): they cannot disagree."""
+    assert not any("landing" in name for name in Settings.model_fields)  # no second setting to drift
+    world.build(now_grace)
+    config = tmp_path_factory.mktemp("retention") / "retention.toml"
+    periods = {**stores_for(now_grace).policy.periods, "landing_raw": 1}
+    law = '"law"'
+    config.write_text("[periods]\n" + "".join(f"{k} = {law if v is None else v}\n" for k, v in periods.items()))
+    stores = stores_for(now_grace.model_copy(update={"retention_config": config}))
+    two_days_on = world.NOW + timedelta(days=2)
+
+    def landing_violations() -> list[str]:
+        return [v.retention_class for v in retention_check.verify(stores, two_days_on) if v.store == "landing"]
+
+    assert landing_violations() == ["landing_raw"]  # past its 1 day
+    removed, others = purge.expire_landing(stores, two_days_on)  # what the ingest flow runs
+    assert len(removed) == 1 and others == 0 and not list((stores.landing_dir / "telemetry").iterdir())
+    assert landing_violations() == []
+    assert purge.expire_landing(stores_for(now_grace), world.NOW + timedelta(days=40)) == ([], 0)  # nothing left
+
+
 def test_clause_5_1_2_the_daily_purge_starts_where_the_last_one_stopped(now_grace: Settings) -> None:
     world.build(now_grace)
     stores = stores_for(now_grace)

@@ -1,0 +1,68 @@
+"""One run's configuration, resolved once: the settings, the keys, the retention policy, and each layer's view.
+
+A flow run builds one :class:`Runtime` from its data directory; its tasks receive the views they need
+(``ingest`` for ingest, ``stores`` for governance, ``settings`` for risk), so settings are read and keys
+loaded once per run, never per task. A parent flow shares its runtime with the subflows it calls
+(:func:`sharing`): each flow asks :func:`for_run`, which returns the parent's when there is one for the
+same data directory. Keys never travel as flow parameters: only the data directory does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+from devicerisk.config import Settings
+from devicerisk.governance.stores import Stores, stores_for
+from devicerisk.ingest.pipeline import IngestContext
+from devicerisk.ingest.runtime import ingest_context
+from devicerisk.store import audit
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The settings of a run with the keys and the retention policy loaded once."""
+
+    settings: Settings
+    stores: Stores  # governance's view: every store, the keyrings, the retention policy, the audit trail
+    ingest: IngestContext  # ingest's view, with the same current pseudonym and quarantine keys
+
+    @property
+    def audit(self) -> audit.Trail:
+        return self.stores.audit
+
+
+def settings_at(data_dir: str | Path | None) -> Settings:
+    """The environment's settings, with ``data_dir`` (when given) as the data directory."""
+    return Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
+
+
+def build(settings: Settings) -> Runtime:
+    """Resolve ``settings``: keys, policy and audit trail are read here, so a missing one fails the run at once."""
+    stores = stores_for(settings)
+    return Runtime(settings, stores, ingest_context(settings, stores.keyring[0], stores.quarantine_key))
+
+
+_CURRENT: ContextVar[Runtime | None] = ContextVar("devicerisk_runtime", default=None)
+
+
+def for_run(data_dir: str | Path | None) -> Runtime:
+    """The runtime of this flow run: the enclosing flow's for the same data directory, else a new one."""
+    settings = settings_at(data_dir)
+    current = _CURRENT.get()
+    if current is not None and current.settings.data_dir == settings.data_dir:
+        return current
+    return build(settings)
+
+
+@contextmanager
+def sharing(runtime: Runtime) -> Iterator[Runtime]:
+    """Within the block, flows called for the same data directory reuse ``runtime`` (subflows run inline)."""
+    token = _CURRENT.set(runtime)
+    try:
+        yield runtime
+    finally:
+        _CURRENT.reset(token)
