@@ -23,8 +23,7 @@ from devicerisk.ingest.pipeline import (
     IngestContext,
     StagedBatch,
     commit_batch,
-    ingest_in_order,
-    not_yet_ingested,
+    ingest_batches,
     refuse_links,
 )
 from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
@@ -50,12 +49,6 @@ def landing_strays(landing_dir: Path) -> dict[str, str]:
     """Files in landing that no ingest reads (path within landing -> what it is), for the report."""
     strays = landing.stray_files(landing_dir)
     return {str(p.relative_to(landing_dir)): landing.stray_kind(p, landing_dir) for p in strays}
-
-
-@task(cache_policy=NO_CACHE)
-def new_batches(paths: list[Path], ctx: IngestContext) -> list[Path]:
-    """The files whose content has not been ingested yet."""
-    return not_yet_ingested(paths, ctx)
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -98,12 +91,11 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     settings, ctx = rt.settings, rt.ingest
     refused = refuse_outside_links(settings.landing_dir, ctx)
     files = landing_files(settings.landing_dir)
-    paths = new_batches(files, ctx)
-    staged = ingest_in_order(paths, ctx, lambda p: stage_batch.submit(p, ctx), lambda s: commit(s, ctx))
+    staged = list(ingest_batches(files, ctx, lambda p: stage_batch.submit(p, ctx), lambda s: commit(s, ctx)))
     results = [*refused, *staged]
     removed = purge_landing(rt.stores)
     strays = landing_strays(settings.landing_dir)
-    summary = summarise(results, skipped=len(files) - len(paths), landing_removed=len(removed), strays=strays)
+    summary = summarise(results, skipped=len(files) - len(staged), landing_removed=len(removed), strays=strays)
     audit_run(rt.audit, summary)
     publish_summary(summary)
     get_run_logger().info(

@@ -310,28 +310,26 @@ def _new(con: warehouse.Target, seen: set[tuple[str, int]], path: Path) -> bool:
     return entry is None or not entry.committed
 
 
-def ingest_batches(paths: list[Path], ctx: IngestContext) -> Iterator[BatchResult]:
-    """Ingest files in order, staging the next file while the current one is committed."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
-        yield from ingest_in_order(
-            not_yet_ingested(paths, ctx),
-            ctx,
-            lambda p: pool.submit(stage_batch, p, ctx),
-            lambda s: commit_batch(s, ctx),
-        )
-
-
-def ingest_in_order(
+def ingest_batches(
     paths: list[Path],
     ctx: IngestContext,
-    stage: Callable[[Path], Pending[StagedBatch]],
-    commit: Callable[[StagedBatch], BatchResult],
+    stage: Callable[[Path], Pending[StagedBatch]] | None = None,
+    commit: Callable[[StagedBatch], BatchResult] | None = None,
 ) -> Iterator[BatchResult]:
-    """Commit files in order, each staged (by ``stage``) while the one before is committed.
+    """Ingest the files of ``paths`` not ingested yet, in order, each staged while the one before is committed:
+    the one ingest loop, for the flow and for direct use alike.
 
-    A file whose staging or commit raises is set aside with a failed ledger row, and the next goes on.
+    ``stage`` submits a file's staging and returns its pending result (default: a one-thread pool running
+    :func:`stage_batch`); ``commit`` commits a staged batch (default: :func:`commit_batch`). The ingest flow
+    passes its tasks. A file whose staging or commit raises is set aside with a failed ledger row, and the
+    next goes on.
     """
-    for path, staged in lookahead(paths, lambda p: Settled(p, stage(p))):
+    commit = commit or (lambda s: commit_batch(s, ctx))
+    if stage is None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
+            yield from ingest_batches(paths, ctx, lambda p: pool.submit(stage_batch, p, ctx), commit)
+        return
+    for path, staged in lookahead(not_yet_ingested(paths, ctx), lambda p: Settled(p, stage(p))):
         if isinstance(staged, Exception):
             yield set_aside(path, ctx, failure_reason("staging", staged))
             continue

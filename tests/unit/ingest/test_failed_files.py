@@ -105,9 +105,7 @@ def test_a_fault_after_the_commit_keeps_the_batch_committed(
         pipeline.commit_batch(staged, ctx)
         raise RuntimeError("after the ledger")
 
-    with pipeline.ThreadPoolExecutor(max_workers=1) as pool:
-        [result] = pipeline.ingest_in_order([path], ctx, lambda p: pool.submit(pipeline.stage_batch, p, ctx),
-                                            commit_then_fail)  # fmt: skip
+    [result] = pipeline.ingest_batches([path], ctx, commit=commit_then_fail)
 
     assert result.failed is None and result.already_done
     entry = warehouse.ledger_entry(ctx.warehouse_path, result.batch_id)
