@@ -8,7 +8,14 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from devicerisk.contract.fields import CONTRACT_VERSION, EVENT_TYPES, FIELDS, MAX_RECORD_BYTES, SCHEMA_VERSION
+from devicerisk.contract.fields import (
+    CONTRACT_VERSION,
+    EVENT_TYPES,
+    FIELDS,
+    LABEL_FIELDS,
+    MAX_RECORD_BYTES,
+    SCHEMA_VERSION,
+)
 from devicerisk.contract.model import Action, Field, Kind
 
 #: The derived columns each minimiser produces, declared here for the lake schema and generated docs;
@@ -99,6 +106,17 @@ def lake_schema(fields: tuple[Field, ...] = FIELDS) -> pa.Schema:
     if duplicates:
         raise ValueError(f"the contract maps several fields to the same lake column: {sorted(duplicates)}")
     return pa.schema([*columns, *LAKE_META])
+
+
+@cache
+def label_schema() -> pa.Schema:
+    """The lake's ``labels`` table: the label fields as treated (``subject_id`` pseudonymised), the labelled
+    account's pseudonym after the subject's, then the partition date, batch id and key id (nullable, as the
+    table was created)."""
+    columns = [c for f in LABEL_FIELDS for c in output_columns(f)]
+    at = [c.name for c in columns].index("subject_id_pid") + 1
+    columns.insert(at, pa.field("account_id_pid", pa.string()))
+    return pa.schema([*columns, *(m.with_nullable(True) for m in LAKE_META if m.name != "ingested_at")])
 
 
 _JSON_TYPES: dict[Kind, dict[str, Any]] = {

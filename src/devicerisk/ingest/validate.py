@@ -91,14 +91,34 @@ def line_reason(line: bytes, window: TimeWindow | None = None) -> str | None:
     return record_reason(line, window=window)
 
 
-def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS, window: TimeWindow | None = None) -> str | None:
-    """Why one NDJSON record is rejected, or None if it is valid."""
+def decode(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """One NDJSON line's record, or None and why it is not one (malformed JSON, or not an object)."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return "malformed JSON"
+        return None, "malformed JSON"
     if not isinstance(record, dict):
-        return f"record is a JSON {_json_type(record)}, not an object"
+        return None, f"record is a JSON {_json_type(record)}, not an object"
+    return record, None
+
+
+def fields_reason(record: dict[str, Any], fields: tuple[Field, ...], event_type: str, window: TimeWindow) -> str | None:
+    """Why a decoded record of ``event_type`` breaks one of ``fields`` (the first, in contract order), or None."""
+    for field in fields:
+        value, bad_parent = _lookup(record, field.path)
+        if bad_parent is not None:
+            return f"wrong type for {bad_parent}: expected object"
+        reason = field_reason(field, value, event_type, window)
+        if reason:
+            return reason
+    return None
+
+
+def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS, window: TimeWindow | None = None) -> str | None:
+    """Why one NDJSON telemetry record is rejected, or None if it is valid."""
+    record, reason = decode(line)
+    if record is None:
+        return reason
     event_type = record.get("event_type")
     if event_type is None:
         return "missing required field event_type"
@@ -109,15 +129,7 @@ def record_reason(line: bytes, fields: tuple[Field, ...] = FIELDS, window: TimeW
     version = record.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:
         return f"unsupported schema_version (this reader reads version {SCHEMA_VERSION})"
-    window = window or TimeWindow.at()
-    for field in fields:
-        value, bad_parent = _lookup(record, field.path)
-        if bad_parent is not None:
-            return f"wrong type for {bad_parent}: expected object"
-        reason = field_reason(field, value, event_type, window)
-        if reason:
-            return reason
-    return None
+    return fields_reason(record, fields, event_type, window or TimeWindow.at())
 
 
 def columnar_flags(table: pa.Table, fields: tuple[Field, ...] = FIELDS, window: TimeWindow | None = None) -> pa.Array:

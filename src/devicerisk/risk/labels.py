@@ -16,17 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from devicerisk import engine
 from devicerisk.contract.fields import LABEL_FIELDS
+from devicerisk.contract.schema import label_schema
 from devicerisk.contract.times import TimeWindow, parse_timestamp
 from devicerisk.ingest.pipeline import BatchResult, IngestContext, failure_reason, set_aside
 from devicerisk.ingest.read import read_batch
-from devicerisk.ingest.validate import field_reason
+from devicerisk.ingest.validate import decode, fields_reason
 from devicerisk.privacy.redact import describe, redact_fields
 from devicerisk.store import lake, landing, quarantine
 from devicerisk.store.quarantine import Rejected
@@ -35,50 +35,26 @@ log = logging.getLogger(__name__)
 
 #: The pseudonym domain of each subject type: the same domains as the ids in the events table.
 SUBJECT_DOMAINS = {"transaction": "transaction", "account": "account"}
-LABEL_SCHEMA = pa.schema(
-    [
-        ("label_id", pa.string()),
-        ("subject_type", pa.string()),
-        ("subject_id_pid", pa.string()),
-        ("account_id_pid", pa.string()),
-        ("label", pa.string()),
-        ("fraud_type", pa.string()),
-        ("reported_at", pa.timestamp("us", tz="UTC")),
-        ("fraud_from", pa.timestamp("us", tz="UTC")),
-        ("event_date", pa.date32()),
-        ("batch_id", pa.string()),
-        ("key_id", pa.string()),
-    ]
-)
-
-
-def record_reason(record: object, window: TimeWindow | None = None) -> str | None:
-    """Why one decoded label record breaks the contract (a time outside ``window`` too), or None."""
-    if not isinstance(record, dict):
-        return "record is not a JSON object"
-    window = window or TimeWindow.at()
-    for f in LABEL_FIELDS:
-        reason = field_reason(f, record.get(f.path), "label", window)
-        if reason:
-            return reason
-    return None
+#: The lake's ``labels`` table: the contract's label fields as treated, with the labelled account beside the
+#: subject, and the partition date, batch and key ids.
+LABEL_SCHEMA = label_schema()
 
 
 def _validate(
     lines: Sequence[bytes], numbers: list[int], window: TimeWindow
 ) -> tuple[list[dict[str, object]], list[Rejected]]:
+    """The valid label records, and the rejected lines with their reasons (ingest's validation, on the
+    contract's ``LABEL_FIELDS``)."""
     good: list[dict[str, object]] = []
     bad: list[Rejected] = []
     for number, line in zip(numbers, lines, strict=True):
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            bad.append(Rejected(number, "malformed JSON", line))
-            continue
-        reason = record_reason(record, window)
+        record, reason = decode(line)
+        if record is not None:
+            reason = fields_reason(record, LABEL_FIELDS, "label", window)
         if reason:
             bad.append(Rejected(number, reason, line))
         else:
+            assert record is not None
             good.append(record)
     return good, bad
 

@@ -31,7 +31,7 @@ def test_labels_are_validated_pseudonymised_and_ingested_once(settings: Settings
     first = ingest_labels(ctx, settings.landing_dir)
     assert [(r.records_read, r.accepted, r.quarantined) for r in first] == [(4, 2, 2)]
     assert first[0].reasons == {"value of label is not one of the allowed values": 1,
-                                "record is not a JSON object": 1}  # fmt: skip
+                                "record is a JSON string, not an object": 1}  # fmt: skip
     assert quarantine.batches(settings.quarantine_dir) == [first[0].batch_id]
 
     table = read_labels(settings.lake_dir).sort_by("label_id").to_pylist()
