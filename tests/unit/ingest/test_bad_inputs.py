@@ -376,5 +376,5 @@ def test_a_file_replaced_after_reading_is_parsed_from_the_bytes_read(settings: S
     raw = read_batch(path)
     write_batch(path, [event("operation", event_id="evt-new")])  # same size, new content
     os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
-    parsed = parse_batch(raw, source=path)
+    parsed = parse_batch(raw, reread=path)
     assert parsed.table.column("event_id").to_pylist() == ["evt-old"]
