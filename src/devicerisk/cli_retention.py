@@ -192,7 +192,7 @@ def _submit(kind: str, data_dir: Path | None, ids: Any, actor: str, options: dic
     stores = _stores(data_dir)
     try:
         with warehouse_writer():
-            row = requests.submit(stores, requests.Kind(kind), ids, _now(), options=options, actor=actor)
+            row = requests.submit(stores, requests.RequestKind(kind), ids, _now(), options=options, actor=actor)
     except (ValueError, LookupError) as err:
         _fail(str(err))
     console.print(f"request {row.request_id} ({row.kind}): {row.status}")

@@ -149,8 +149,8 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     signals.refresh_log(stores.lake_dir, stores.signals_dir)
     subject = _a_subject(landing)
     now = datetime.now(UTC)
-    access = requests.submit(stores, requests.Kind.ACCESS, subject, now)
-    erasure = requests.submit(stores, requests.Kind.ERASURE, subject, now)
+    access = requests.submit(stores, requests.RequestKind.ACCESS, subject, now)
+    erasure = requests.submit(stores, requests.RequestKind.ERASURE, subject, now)
     assert erasure.status == requests.Status.IN_PROGRESS  # the default grace keeps old files for running readers
     later = dataclasses.replace(stores, grace=timedelta(0))  # as if the grace period had passed
     erasure = requests.process(later, erasure, now, actor="requests-flow", role="pipeline")

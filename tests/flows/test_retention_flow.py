@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.governance import requests
-from devicerisk.governance.requests import Kind, Status
+from devicerisk.governance.requests import RequestKind, Status
 from devicerisk.governance.stores import stores_for
 from devicerisk.store import audit, governance
 from devicerisk.synth import SynthConfig, generate
@@ -47,7 +47,7 @@ def test_clause_6_2_2_the_request_flow_finishes_an_interrupted_request(
             raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW, checkpoint=crash)
+        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, checkpoint=crash)
     (pending,) = requests.pending(stores)
     statuses = request_flow(str(no_grace_settings.data_dir))
     assert statuses == {pending.request_id: Status.COMPLETED}

@@ -38,7 +38,7 @@ Checkpoint = Callable[[str], None]
 PURPOSES = tuple(sorted({e.purpose for e in EVENT_TYPES} | {"marketing", "personalisation"}))
 
 
-class Kind(StrEnum):
+class RequestKind(StrEnum):
     ACCESS = "access"
     ERASURE = "erasure"
     CANCELLATION = "cancellation"
@@ -66,15 +66,24 @@ class HoldConflictError(RequestError):
     """The request would delete data that a legal hold keeps; it is rejected and reported."""
 
 
-_DELETING = (Kind.ERASURE, Kind.CANCELLATION, Kind.MINOR)
+_DELETING = (RequestKind.ERASURE, RequestKind.CANCELLATION, RequestKind.MINOR)
 _DELETING_STEPS = ("landing", "lake", "snapshots", "quarantine", "warehouse")
 #: The steps of each kind, in order. "state" records what ingest must honour from now on.
-STEPS: dict[Kind, tuple[str, ...]] = {
-    Kind.ACCESS: ("export",),
-    Kind.WITHDRAWAL: ("state",),
-    Kind.ERASURE: ("landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
-    Kind.MINOR: ("state", "landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
-    Kind.CANCELLATION: ("state", "landing", "aggregate", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+STEPS: dict[RequestKind, tuple[str, ...]] = {
+    RequestKind.ACCESS: ("export",),
+    RequestKind.WITHDRAWAL: ("state",),
+    RequestKind.ERASURE: ("landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    RequestKind.MINOR: ("state", "landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    RequestKind.CANCELLATION: (
+        "state",
+        "landing",
+        "aggregate",
+        "lake",
+        "snapshots",
+        "quarantine",
+        "warehouse",
+        "vacuum",
+    ),
 }
 
 
@@ -86,14 +95,14 @@ SUBJECT_KEPT = DUPLICATE_WINDOW
 _UNFINISHED = (Status.RECEIVED, Status.VERIFIED, Status.IN_PROGRESS)
 
 
-def request_id(kind: Kind, subject: SubjectRows, options: dict[str, Any], received_at: datetime) -> str:
+def request_id(kind: RequestKind, subject: SubjectRows, options: dict[str, Any], received_at: datetime) -> str:
     """The request's id: its kind, options, subject and the time it was received."""
     text = json.dumps({"kind": kind, "subject": to_json(subject), "options": options,
                        "received_at": received_at.isoformat()}, sort_keys=True)  # fmt: skip
     return "req-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _earlier(stores: Stores, kind: Kind, subject: SubjectRows, options: dict[str, Any]) -> RequestRow | None:
+def _earlier(stores: Stores, kind: RequestKind, subject: SubjectRows, options: dict[str, Any]) -> RequestRow | None:
     """The latest earlier submission of the same request (the same identifiers given), if any."""
     same = (kind, to_json(subject), options)
     return next((r for r in governance.requests(stores.warehouse_path) if (r.kind, _given(r), r.options) == same), None)
@@ -105,19 +114,19 @@ def _given(row: RequestRow) -> dict[str, Any]:
     return {**row.subject, "identifiers": ids}
 
 
-def _check_options(kind: Kind, options: dict[str, Any], subject: SubjectRows) -> None:
-    if kind is Kind.WITHDRAWAL:
+def _check_options(kind: RequestKind, options: dict[str, Any], subject: SubjectRows) -> None:
+    if kind is RequestKind.WITHDRAWAL:
         if options.get("purpose") not in PURPOSES:
             raise RequestError(f"a withdrawal names its purpose, one of: {', '.join(PURPOSES)}")
         if not subject.accounts:
             raise RequestError("a withdrawal needs the account id or the phone number of an account")
-    if kind is Kind.CANCELLATION and options.get("mode") not in ("delete", "anonymise"):
+    if kind is RequestKind.CANCELLATION and options.get("mode") not in ("delete", "anonymise"):
         raise RequestError("a cancellation is carried out by 'delete' or 'anonymise'")
 
 
 def submit(
     stores: Stores,
-    kind: Kind,
+    kind: RequestKind,
     ids: Identifiers,
     now: datetime,
     *,
@@ -140,7 +149,7 @@ def submit(
         rid = row.request_id if row is not None else request_id(kind, subject, options, now)
         subject = subject_data.with_transactions(stores, subject)  # stored with the request: labels need them
         found = subject_data.locate(stores, subject)
-        if not found and kind is not Kind.WITHDRAWAL:
+        if not found and kind is not RequestKind.WITHDRAWAL:
             raise UnknownSubjectError("no store holds data about the identifiers given")
         row = RequestRow(rid, kind, to_json(subject), options, Status.RECEIVED, now, now, found=found)
         governance.put_request(stores.warehouse_path, row)
@@ -187,7 +196,7 @@ def process(
     """Carry out the remaining steps of a verified or in-progress request."""
     step = checkpoint or (lambda _: None)
     subject = from_json(row.subject)
-    kind = Kind(row.kind)
+    kind = RequestKind(row.kind)
     _refuse_if_held(stores, row, subject, now, actor, role)  # a hold may have been placed since verification
     if row.reason and row.reason.startswith("paused by legal hold"):
         row.reason = None  # checked again before each deleting step
@@ -240,7 +249,7 @@ def _complete(
         "request_id": row.request_id, "kind": row.kind, "options": row.options, "status": Status.COMPLETED,
         "received_at": row.received_at, "completed_at": now, "records_per_store": row.found or {},
     }  # fmt: skip
-    if row.kind == Kind.ACCESS:
+    if row.kind == RequestKind.ACCESS:
         receipt |= access.receipt(stores, row)
     if row.kind in _DELETING:
         receipt["left_in_current_versions"] = subject_data.locate(stores, subject)
@@ -311,14 +320,14 @@ def _state(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime)
 
     accounts = sorted(subject.accounts)
     batch = f"request:{row.request_id}"
-    if row.kind == Kind.WITHDRAWAL:
+    if row.kind == RequestKind.WITHDRAWAL:
         rows = {"account_pid": accounts, "purpose": [row.options["purpose"]] * len(accounts),
                 "decided_at": [now] * len(accounts), "granted": [False] * len(accounts)}  # fmt: skip
         governance.record_state(stores.warehouse_path, "consent_decisions", pa.table(rows), batch)
-    elif row.kind == Kind.CANCELLATION:
+    elif row.kind == RequestKind.CANCELLATION:
         rows = {"account_pid": accounts, "cancelled_at": [now] * len(accounts)}
         governance.record_state(stores.warehouse_path, "cancellations", pa.table(rows), batch)
-    elif row.kind == Kind.MINOR:
+    elif row.kind == RequestKind.MINOR:
         rows = {"account_pid": accounts, "declared_at": [now] * len(accounts), "minor": [True] * len(accounts),
                 "guardian_consent": [False] * len(accounts)}  # fmt: skip
         governance.record_state(stores.warehouse_path, "age_declarations", pa.table(rows), batch)
@@ -344,7 +353,9 @@ def _quarantine(stores: Stores, row: RequestRow, subject: SubjectRows, now: date
 
 def _warehouse(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
     # What ingest must keep honouring stays: the cancellation (6.3) or the minor's declaration (7.2).
-    keep = {Kind.CANCELLATION: ("cancellations",), Kind.MINOR: ("age_declarations",)}.get(Kind(row.kind), ())
+    keep = {RequestKind.CANCELLATION: ("cancellations",), RequestKind.MINOR: ("age_declarations",)}.get(
+        RequestKind(row.kind), ()
+    )
     if subject.accounts:
         governance.delete_subject_state(stores.warehouse_path, subject.accounts, keep_tables=keep)
 

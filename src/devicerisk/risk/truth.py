@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.risk.labels import SUBJECT_DOMAINS
-from devicerisk.store.truth import read_truth
+from devicerisk.store.landing import read_truth
 
 
 def pseudonymised_truth(landing_dir: Path, pseudonymiser: Pseudonymiser) -> pa.Table | None:

@@ -1,7 +1,9 @@
 """The lake: Delta Lake tables of treated data, partitioned by event date.
 
-This module is the only code that writes lake files. Readers see committed versions only, so a
-reader never sees a partial append. Each ingest commit carries its batch id and accounting in the
+This module appends to the lake and creates its tables; the other writes are its siblings':
+``lake_maintenance.py`` (deletes, clustering, vacuum) and ``lake_rewrite.py`` (file-level row deletes).
+No code outside these three writes lake files. Readers see committed versions only, so a reader never
+sees a partial append. Each ingest commit carries its batch id and accounting in the
 commit's metadata, which makes the append and its bookkeeping one atomic step.
 """
 

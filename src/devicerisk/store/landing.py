@@ -302,3 +302,20 @@ def remove_lines(path: Path, drop: Callable[[bytes], bool]) -> int:
         else:
             path.unlink()
     return gone
+
+
+def read_truth(landing_dir: Path) -> pa.Table | None:
+    """The synthetic generator's ground truth (raw ids, like the rest of landing; readers pseudonymise them
+    in memory at once): (subject_type, subject_id, fraud, scenario) of every row, or None without the file."""
+    path = landing_dir / TRUTH / "scenarios.ndjson"
+    if not path.exists():
+        return None
+    con = duckdb.connect(":memory:")
+    try:
+        query = """
+            SELECT subject_type, subject_id, fraud, scenario FROM read_json($path, format = 'newline_delimited',
+                columns = {subject_type: 'VARCHAR', subject_id: 'VARCHAR', fraud: 'BOOLEAN', scenario: 'VARCHAR'})
+        """
+        return con.sql(query, params={"path": str(path)}).to_arrow_table()
+    finally:
+        con.close()

@@ -11,7 +11,7 @@ import pytest
 import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.governance import requests, rotation, subject_data
-from devicerisk.governance.requests import Kind
+from devicerisk.governance.requests import RequestKind
 from devicerisk.governance.stores import stores_for
 from devicerisk.governance.subjects import resolve
 from devicerisk.ingest.pipeline import ingest_batch
@@ -64,9 +64,9 @@ def test_clause_5_2_2_after_a_pseudonym_key_rotation_requests_find_data_under_bo
     stores = stores_for(rotated)
     subject = resolve(world.SUBJECT, stores.keyring, stores.lake_dir)
     assert len(subject.accounts) == 2  # the same account under the old and the new key
-    found = requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW).found or {}
+    found = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW).found or {}
     assert found["lake.events"] == 11 + 2
-    requests.submit(stores, Kind.ERASURE, world.SUBJECT, world.NOW)
+    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
     assert subject_data.locate(stores, subject) == {}
 
     only_new = stores_for(rotated.model_copy(update={"previous_pseudonym_key_files": []}))

@@ -251,11 +251,11 @@ def test_clause_5_1_2_maintenance_clusters_partitions_by_account(now_grace: Sett
 
 def test_clause_5_1_2_old_exports_finished_requests_and_ended_holds_are_purged(now_grace: Settings) -> None:
     from devicerisk.governance import requests
-    from devicerisk.governance.requests import Kind
+    from devicerisk.governance.requests import RequestKind
 
     world.build(now_grace)
     stores = stores_for(now_grace)
-    row = requests.submit(stores, Kind.ACCESS, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
     (hold,) = holds.place(stores, world.SUBJECT, reason="case 3", owner="legal", now=world.NOW,
                           expires_at=world.NOW + timedelta(days=10))  # fmt: skip
     holds.release(stores, hold.hold_id, actor="legal", now=world.NOW)
