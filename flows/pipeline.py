@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from devicerisk.flows.ingest import ingest_flow
+from devicerisk.flows.retention import retention_flow
+from devicerisk.flows.risk import risk_flow
 from devicerisk.ingest.report import IngestSummary
 from devicerisk.runtime import for_run, sharing
-from flows.ingest import ingest_flow
-from flows.retention import retention_flow
-from flows.risk import risk_flow
 
 
 @flow(name="pipeline")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from devicerisk.flows.score import score_accounts_flow, score_transactions_flow
+from devicerisk.flows.train import ingest_label_files, train_flow
 from devicerisk.risk.service import not_trainable
 from devicerisk.runtime import for_run, sharing
 from devicerisk.store import registry
-from flows.score import score_accounts_flow, score_transactions_flow
-from flows.train import ingest_label_files, train_flow
 
 
 @flow(name="risk")

@@ -8,10 +8,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from devicerisk.flows.train import ingest_label_files
 from devicerisk.risk.service import score_accounts, score_transactions
 from devicerisk.runtime import Runtime, for_run
 from devicerisk.store import audit
-from flows.train import ingest_label_files
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

@@ -52,7 +52,7 @@ def synth(
 def ingest(data_dir: DataDir = None) -> None:
     """Ingest new landing batches into the lake (a Prefect flow run)."""
     prepare_prefect()
-    from flows.ingest import ingest_flow
+    from devicerisk.flows.ingest import ingest_flow
 
     summary = ingest_flow(str(settings_for(data_dir).data_dir))
     _print_summary(summary)
@@ -79,7 +79,7 @@ def demo(
     if not landing.pending_files(settings.landing_dir):
         synth(out=settings.landing_dir, accounts=accounts, days=days, seed=seed)
         land_broken_demo_batch(settings.landing_dir / landing.TELEMETRY)
-    from flows.pipeline import pipeline_flow
+    from devicerisk.flows.pipeline import pipeline_flow
 
     with console.status("running the pipeline flow (ingest, labels, train, score, retention purge)..."):
         summary = pipeline_flow(str(settings.data_dir), purge=True)

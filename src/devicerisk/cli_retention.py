@@ -85,7 +85,7 @@ def _now() -> datetime:
 def purge(data_dir: DataDir = None) -> None:
     """Run the retention purge now (the daily `retention` flow)."""
     prepare_prefect()
-    from flows.retention import retention_flow
+    from devicerisk.flows.retention import retention_flow
 
     print_purge(retention_flow(None if data_dir is None else str(data_dir)).counts())
 
@@ -248,7 +248,7 @@ def minor(
 def resume(data_dir: DataDir = None) -> None:
     """Carry on pending requests (interrupted, or waiting for the vacuum grace period)."""
     prepare_prefect()
-    from flows.requests import request_flow
+    from devicerisk.flows.requests import request_flow
 
     for request_id, status in request_flow(None if data_dir is None else str(data_dir)).items():
         console.print(f"request {request_id}: {status}")

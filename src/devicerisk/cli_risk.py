@@ -20,7 +20,7 @@ console = Console()
 def train(data_dir: DataDir = None) -> None:
     """Train both models (a Prefect flow run) and print the promotion decision."""
     prepare_prefect()
-    from flows.train import train_flow
+    from devicerisk.flows.train import train_flow
 
     outcome = train_flow(str(settings_for(data_dir).data_dir))
     meta = outcome.metadata["transaction"]
@@ -36,7 +36,7 @@ def train(data_dir: DataDir = None) -> None:
 def score(data_dir: DataDir = None) -> None:
     """Score new transactions and all recently active accounts with the champion."""
     prepare_prefect()
-    from flows.score import score_accounts_flow, score_transactions_flow
+    from devicerisk.flows.score import score_accounts_flow, score_transactions_flow
 
     settings = settings_for(data_dir)
     where = str(settings.data_dir)

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from flows.pipeline import pipeline_flow
 
 from conftest import drain_prefect_logs
 from devicerisk.config import Settings
+from devicerisk.flows.pipeline import pipeline_flow
 from devicerisk.governance.subjects import Identifiers
 from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_files, scan_sqlite
 from devicerisk.risk import signals

@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 import pytest
-from flows.ingest import ingest_flow
 from prefect.client.orchestration import get_client
 
 from devicerisk.config import Settings
+from devicerisk.flows.ingest import ingest_flow
 from devicerisk.store import lake, warehouse
 from devicerisk.synth import SynthConfig, generate
 from factories import event, write_batch

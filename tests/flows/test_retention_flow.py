@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from flows.pipeline import pipeline_flow
-from flows.requests import request_flow
-from flows.retention import retention_flow
 from prefect.client.orchestration import get_client
 
 import retention_world as world
 from devicerisk.config import Settings
+from devicerisk.flows.pipeline import pipeline_flow
+from devicerisk.flows.requests import request_flow
+from devicerisk.flows.retention import retention_flow
 from devicerisk.governance import requests
 from devicerisk.governance.requests import RequestKind, Status
 from devicerisk.governance.stores import stores_for

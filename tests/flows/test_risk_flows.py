@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from flows.ingest import ingest_flow
-from flows.risk import risk_flow
-from flows.score import score_accounts_flow, score_transactions_flow
-from flows.train import train_flow
 
 from devicerisk import runtime
 from devicerisk.config import Settings
+from devicerisk.flows.ingest import ingest_flow
+from devicerisk.flows.risk import risk_flow
+from devicerisk.flows.score import score_accounts_flow, score_transactions_flow
+from devicerisk.flows.train import train_flow
 from devicerisk.governance.stores import audit_trail
 from devicerisk.privacy.leakscan import scan_data_dir
 from devicerisk.store import audit, registry, scores, serving
