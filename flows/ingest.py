@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from devicerisk.flows.tasks import WAREHOUSE_WRITER, record, retried, step
 from devicerisk.governance.purge import expire_landing
 from devicerisk.governance.stores import Stores
 from devicerisk.ingest.pipeline import (
@@ -29,54 +29,47 @@ from devicerisk.ingest.pipeline import (
 from devicerisk.ingest.pipeline import stage_batch as stage_batch_fn
 from devicerisk.ingest.report import IngestSummary, audit_counts, summarise, summary_markdown
 from devicerisk.runtime import for_run
-from devicerisk.store import audit, landing
+from devicerisk.store import landing
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def landing_files(landing_dir: Path) -> list[Path]:
     """Landing files, oldest name first."""
     return landing.pending_files(landing_dir)
 
 
-@task(cache_policy=NO_CACHE, tags=["warehouse-writer"])
+@step(tags=[WAREHOUSE_WRITER])
 def refuse_outside_links(landing_dir: Path, ctx: IngestContext) -> list[BatchResult]:
     """Links in the telemetry folder that lead outside landing: a failed ledger row each, set aside unread."""
     return refuse_links(landing_dir, ctx)
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def landing_strays(landing_dir: Path) -> dict[str, str]:
     """Files in landing that no ingest reads (path within landing -> what it is), for the report."""
     strays = landing.stray_files(landing_dir)
     return {str(p.relative_to(landing_dir)): landing.stray_kind(p, landing_dir) for p in strays}
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@retried
 def stage_batch(path: Path, ctx: IngestContext) -> StagedBatch:
     """Read, validate and treat one batch; pure, so safe to retry."""
     return stage_batch_fn(path, ctx)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, tags=["warehouse-writer"])
+@retried(tags=[WAREHOUSE_WRITER])
 def commit(staged: StagedBatch, ctx: IngestContext) -> BatchResult:
     """Write one staged batch exactly once; idempotent, so safe to retry."""
     return commit_batch(staged, ctx)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@retried
 def purge_landing(stores: Stores) -> list[str]:
     """Remove raw batches past the retention policy's ``landing_raw`` period, except those a legal hold keeps."""
     return expire_landing(stores, datetime.now(UTC))[0]
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def audit_run(trail: audit.Trail, summary: IngestSummary) -> None:
-    """One audit record for the run: what was done to how many records, never their values."""
-    audit.append(trail, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control",
-                 counts=audit_counts(summary))  # fmt: skip
-
-
-@task(cache_policy=NO_CACHE)
+@step
 def publish_summary(summary: IngestSummary) -> None:
     """A Prefect artifact with the run's accounting (counts only, never values)."""
     create_markdown_artifact(key="ingest-summary", markdown=summary_markdown(summary), description="Ingest accounting")
@@ -96,7 +89,7 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     removed = purge_landing(rt.stores)
     strays = landing_strays(settings.landing_dir)
     summary = summarise(results, skipped=len(files) - len(staged), landing_removed=len(removed), strays=strays)
-    audit_run(rt.audit, summary)
+    record(rt.audit, "ingest-flow", "ingest", audit_counts(summary))
     publish_summary(summary)
     get_run_logger().info(
         "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates, "

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
+from devicerisk.flows.tasks import WAREHOUSE_WRITER, retried
 from devicerisk.governance import requests
 from devicerisk.governance.stores import Stores
 from devicerisk.runtime import for_run
@@ -16,10 +16,10 @@ from devicerisk.runtime import for_run
 ACTOR = "retention-flow"  # as before the requests flow had its own file: audit records keep their actor
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, tags=["warehouse-writer"])
+@retried(tags=[WAREHOUSE_WRITER])
 def resume_request(stores: Stores, request_id: str) -> str:
     """Carry a pending request on from its last completed step; returns its status."""
-    row = next(r for r in requests.pending(stores) if r.request_id == request_id)
+    row = requests.pending_request(stores, request_id)
     return requests.process(stores, row, datetime.now(UTC), actor=ACTOR, role="pipeline").status
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from devicerisk.flows.score import score_accounts_flow, score_transactions_flow
-from devicerisk.flows.train import ingest_label_files, train_flow
+from devicerisk.flows.train import ingest_and_record_labels, train_flow
 from devicerisk.risk.service import not_trainable
 from devicerisk.runtime import for_run, sharing
 from devicerisk.store import registry
@@ -20,7 +20,7 @@ def risk_flow(data_dir: str | None = None) -> dict[str, int]:
     rt = for_run(data_dir)
     s = rt.settings
     with sharing(rt):
-        ingest_label_files(rt)
+        ingest_and_record_labels(rt)
         if registry.champion(s.models_dir) is None:
             why = not_trainable(s.lake_dir, s.risk_label_gap_days, s.risk_test_days)
             if why is not None:

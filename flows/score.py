@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
-from devicerisk.flows.train import ingest_label_files
+from devicerisk.flows.tasks import record, retried, step
+from devicerisk.flows.train import ingest_and_record_labels
 from devicerisk.risk.service import score_accounts, score_transactions
 from devicerisk.runtime import Runtime, for_run
-from devicerisk.store import audit
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@retried
 def transactions(rt: Runtime) -> dict[str, int]:
     """Bring the signal log up to date, score new transactions into the lake and republish the serving snapshot."""
     s = rt.settings
@@ -22,17 +21,16 @@ def transactions(rt: Runtime) -> dict[str, int]:
     return score_transactions(s.lake_dir, s.models_dir, s.serving_dir, run_id, s.signals_dir)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@retried
 def accounts(rt: Runtime) -> dict[str, int]:
     """Score every recently active account and republish the serving snapshot."""
     s = rt.settings
     return score_accounts(s.lake_dir, s.models_dir, s.serving_dir)  # idempotent per as-of time
 
 
-@task(cache_policy=NO_CACHE)
-def audit_scoring(rt: Runtime, action: str, counts: dict[str, int]) -> None:
-    audit.append(rt.audit, actor="score-flow", role="pipeline", action=action, purpose="risk_control",
-                 counts=counts)  # fmt: skip
+@step
+def publish_counts(action: str, counts: dict[str, int]) -> None:
+    """A Prefect artifact with a scoring run's counts."""
     table = "\n".join(f"| {k} | {v:,} |" for k, v in counts.items())
     create_markdown_artifact(key=action.replace("_", "-"), markdown=f"| count | value |\n|---|---|\n{table}\n",
                              description=f"{action} (counts only)")  # fmt: skip
@@ -44,9 +42,10 @@ def score_transactions_flow(data_dir: str | None = None, labels: bool = True) ->
     scored yet with the champion model."""
     rt = for_run(data_dir)  # a missing key stops the run before it scores
     if labels:
-        ingest_label_files(rt)
+        ingest_and_record_labels(rt)
     counts = transactions(rt)
-    audit_scoring(rt, "score_transactions", counts)
+    record(rt.audit, "score-flow", "score_transactions", counts)
+    publish_counts("score_transactions", counts)
     return counts
 
 
@@ -55,5 +54,6 @@ def score_accounts_flow(data_dir: str | None = None) -> dict[str, int]:
     """Rescore every recently active account with the champion model."""
     rt = for_run(data_dir)
     counts = accounts(rt)
-    audit_scoring(rt, "score_accounts", counts)
+    record(rt.audit, "score-flow", "score_accounts", counts)
+    publish_counts("score_accounts", counts)
     return counts

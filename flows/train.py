@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
+from devicerisk.flows.tasks import record, retried, step
 from devicerisk.risk.labels import ingest_labels
 from devicerisk.risk.service import TrainOutcome, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.runtime import Runtime, for_run
-from devicerisk.store import audit
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def ingest_label_files(rt: Runtime) -> int:
-    """New feedback-label files into the lake, exactly once; returns the labels accepted."""
+@retried
+def ingest_label_files(rt: Runtime) -> dict[str, int]:
+    """New feedback-label files into the lake, exactly once; returns the files, labels accepted and quarantined."""
     results = ingest_labels(rt.ingest, rt.settings.landing_dir)
-    accepted = sum(r.accepted for r in results)
-    audit.append(rt.audit, actor="label-ingest", role="pipeline", action="ingest_labels",
-                 purpose="risk_control", counts={"files": sum(not r.already_done for r in results),
-                                                 "accepted": accepted,
-                                                 "quarantined": sum(r.quarantined for r in results)})  # fmt: skip
-    return accepted
+    return {"files": sum(not r.already_done for r in results), "accepted": sum(r.accepted for r in results),
+            "quarantined": sum(r.quarantined for r in results)}  # fmt: skip
 
 
-@task(cache_policy=NO_CACHE)
+def ingest_and_record_labels(rt: Runtime) -> dict[str, int]:
+    """Ingest new label files and audit it (the step the train, score and risk flows share)."""
+    counts = ingest_label_files(rt)
+    record(rt.audit, "label-ingest", "ingest_labels", counts)
+    return counts
+
+
+@step
 def train_models(rt: Runtime) -> TrainOutcome:
     """Train, register with its card, and promote if the gate passes."""
     settings = rt.settings
@@ -36,7 +38,7 @@ def train_models(rt: Runtime) -> TrainOutcome:
     )  # fmt: skip
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def publish_card(rt: Runtime, outcome: TrainOutcome) -> None:
     """The model card as Prefect artifacts: the Markdown and each plot (metrics only, no identifiers)."""
     create_markdown_artifact(key="model-card", markdown=outcome.card["card.md"].decode(),
@@ -47,25 +49,18 @@ def publish_card(rt: Runtime, outcome: TrainOutcome) -> None:
             "_", "-"), description=f"{name} of model {outcome.version}")  # fmt: skip
 
 
-@task(cache_policy=NO_CACHE)
-def audit_training(rt: Runtime, outcome: TrainOutcome) -> None:
-    meta = outcome.metadata
-    audit.append(rt.audit, actor="train-flow", role="pipeline", action="train_models",
-                 purpose="risk_control", counts={
-                     "transactions_held_out": int(meta["transaction"]["metrics"]["rows"]),
-                     "accounts_held_out": int(meta["account"]["metrics"]["rows"]),
-                     "promoted": int(outcome.promoted)})  # fmt: skip
-
-
 @flow(name="train")
 def train_flow(data_dir: str | None = None, labels: bool = True) -> TrainOutcome:
     """Ingest new labels (unless ``labels`` is False: the calling flow did), train both scores, publish the
     card, audit the run."""
     rt = for_run(data_dir)  # a missing key stops the run before it trains
     if labels:
-        ingest_label_files(rt)
+        ingest_and_record_labels(rt)
     outcome = train_models(rt)
     publish_card(rt, outcome)
-    audit_training(rt, outcome)
+    meta = outcome.metadata
+    record(rt.audit, "train-flow", "train_models", {
+        "transactions_held_out": int(meta["transaction"]["metrics"]["rows"]),
+        "accounts_held_out": int(meta["account"]["metrics"]["rows"]), "promoted": int(outcome.promoted)})  # fmt: skip
     get_run_logger().info("model %s: %s", outcome.version, outcome.reason)
     return outcome

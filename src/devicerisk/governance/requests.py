@@ -66,6 +66,10 @@ class HoldConflictError(RequestError):
     """The request would delete data that a legal hold keeps; it is rejected and reported."""
 
 
+class NotPendingError(RequestError):
+    """No request with this id is waiting to be carried on (unknown, or finished meanwhile)."""
+
+
 _DELETING = (RequestKind.ERASURE, RequestKind.CANCELLATION, RequestKind.MINOR)
 _DELETING_STEPS = ("landing", "lake", "snapshots", "quarantine", "warehouse")
 #: The steps of each kind, in order. "state" records what ingest must honour from now on.
@@ -308,6 +312,14 @@ def _kept_until(stores: Stores, retention_class: str, since: datetime) -> dateti
 def pending(stores: Stores) -> list[RequestRow]:
     """Requests verified or in progress (e.g. waiting for the vacuum, or interrupted)."""
     return [r for r in governance.requests(stores.warehouse_path) if r.status in (Status.VERIFIED, Status.IN_PROGRESS)]
+
+
+def pending_request(stores: Stores, request_id: str) -> RequestRow:
+    """The pending request ``request_id``; :class:`NotPendingError` when there is none."""
+    row = governance.get_request(stores.warehouse_path, request_id)
+    if row is None or row.status not in (Status.VERIFIED, Status.IN_PROGRESS):
+        raise NotPendingError(f"request {request_id} is not pending (unknown, or finished meanwhile)")
+    return row
 
 
 # -- the steps ------------------------------------------------------------------------------------------------
