@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
 from devicerisk.cli_risk import risk_app
 from devicerisk.cli_runtime import App, DataDir, configure, prepare_prefect, settings_for
+
+if TYPE_CHECKING:  # the CLI imports what a command needs when it runs: a quick start
+    from devicerisk.ingest.report import IngestSummary
 
 app = App(help="Privacy-first device-telemetry risk control.", no_args_is_help=True,
           pretty_exceptions_show_locals=False)  # fmt: skip
@@ -112,10 +115,9 @@ def land_broken_demo_batch(folder: Path) -> Path:
     return path
 
 
-def _print_summary(summary: object) -> None:
-    from devicerisk.ingest.report import IngestSummary, summary_rows
+def _print_summary(summary: IngestSummary) -> None:
+    from devicerisk.ingest.report import summary_rows
 
-    assert isinstance(summary, IngestSummary)
     table = Table(title="ingest")
     table.add_column("")
     table.add_column("count", justify="right")

@@ -49,13 +49,10 @@ def _validate(
     bad: list[Rejected] = []
     for number, line in zip(numbers, lines, strict=True):
         record, reason = decode(line)
-        if record is not None:
-            reason = fields_reason(record, LABEL_FIELDS, "label", window)
-        if reason:
-            bad.append(Rejected(number, reason, line))
-        else:
-            assert record is not None
+        if record is not None and (reason := fields_reason(record, LABEL_FIELDS, "label", window)) is None:
             good.append(record)
+        else:
+            bad.append(Rejected(number, reason or "malformed JSON", line))
     return good, bad
 
 
