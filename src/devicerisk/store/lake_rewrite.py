@@ -27,23 +27,15 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction, RemoveAction
 
-from devicerisk.store.rows import mask_where
+from devicerisk.store.rows import mask_where, plain_strings
 
 ACTION_KEY = "devicerisk.action"
 STATS_COLUMNS = 32  # Delta's default number of columns with statistics (delta.dataSkippingNumIndexedCols)
 
 
-def _plain(table: pa.Table) -> pa.Table:
-    """``table`` with string views as plain strings (files a Delta delete wrote before this module)."""
-    if not any(pa.types.is_string_view(f.type) for f in table.schema):
-        return table
-    return table.cast(
-        pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema])
-    )
-
-
 def _stat(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # a time without a zone is UTC, as every lake time is (never local time)
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
@@ -155,7 +147,7 @@ class _Rewritten:
 
 def _rewrite_file(root: Path, file: dict[str, Any], schema: pa.Schema, where: ds.Expression, now_ms: int) -> _Rewritten:
     """One file without the rows ``where`` selects: a new file beside it (none if no row is left)."""
-    rows = _plain(pq.read_table(root / file["path"]))
+    rows = plain_strings(pq.read_table(root / file["path"]))
     mask = mask_where(_with_partitions(rows, file.get("partition"), schema), where)
     hits = int(pc.sum(mask).as_py() or 0)
     if not hits:

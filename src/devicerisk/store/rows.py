@@ -51,15 +51,21 @@ def column(name: str) -> str:
     return name
 
 
+def plain_strings(table: pa.Table) -> pa.Table:
+    """``table`` with string views as plain strings: files a Delta delete rewrote hold string views, which
+    pyarrow's filters cannot compare with plain strings."""
+    if not any(pa.types.is_string_view(f.type) for f in table.schema):
+        return table
+    return table.cast(
+        pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema])
+    )
+
+
 def mask_where(table: pa.Table, where: ds.Expression | None) -> pa.Array:
     """A boolean mask of the rows of an in-memory table that match ``where`` (``None``: no row; null: no)."""
     if where is None or table.num_rows == 0:
         return pa.array([False] * table.num_rows, pa.bool_())
-    if any(pa.types.is_string_view(f.type) for f in table.schema):  # files rewritten by Delta use string views
-        table = table.cast(
-            pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema])
-        )
-    hit = ds.dataset(table).to_table(columns={"hit": where}).column("hit")
+    hit = ds.dataset(plain_strings(table)).to_table(columns={"hit": where}).column("hit")
     return pc.fill_null(hit.combine_chunks(), False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,15 @@ def test_two_rewrites_of_one_file_from_one_version_cannot_both_commit(root: Path
         lake_rewrite.rewrite_without(second, root, _account("acct-c"), ds.field("account") == "acct-c", "two")
 
     assert {r["account"] for r in _rows_now(root)} == {"acct-c", "acct-d", "acct-e"}
+
+
+def test_a_time_without_a_zone_is_recorded_as_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """File statistics prune deletes: a naive time read as local time would shift them by the machine's offset."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        assert lake_rewrite._stat(datetime(2026, 11, 3, 10, 0)) == "2026-11-03T10:00:00.000Z"
+        assert lake_rewrite._stat(datetime(2026, 11, 3, 10, 0, tzinfo=UTC)) == "2026-11-03T10:00:00.000Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
