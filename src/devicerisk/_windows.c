@@ -28,7 +28,8 @@
 #define MEDIAN_US (30 * D_US)
 #define NO_MAJOR INT32_MIN
 
-/* feature columns, in features.FEATURES order (risk/windows.py checks the names) */
+/* feature columns, in catalog.ENGINE_FEATURES order: risk/windows.py checks their count, and the parity
+ * tests (tests/unit/risk/test_risk_windows.py) compare every column with the SQL feature of its name */
 enum {
     F_ACC_ON_DEV_24H, F_ACC_ON_DEV_31D, F_DEV_OF_ACC_7D, F_DEV_OF_ACC_31D, F_ACC_ON_NET_24H,
     F_ACCT_TXN_1H, F_ACCT_TXN_24H, F_ACCT_TXN_7D, F_ACCT_FAILED_1H, F_ACCT_FAILED_24H, F_ACCT_LOGIN_24H,

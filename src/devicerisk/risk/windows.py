@@ -15,9 +15,8 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
-from devicerisk.risk import declared
+from devicerisk.risk import declared, signals
 from devicerisk.risk import features as F
-from devicerisk.risk import signals as S
 
 try:  # the optional C engine (see _windows.c)
     from devicerisk import _windows
@@ -89,16 +88,16 @@ def transaction_features(
 
 def _features(sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> tuple[pa.Table, np.ndarray]:
     sig = in_time_order(sig)
-    start_us, end_us = S.micros(start), S.micros(end)
+    start_us, end_us = signals.micros(start), signals.micros(end)
     # only the rows a window can reach: from the oldest sighting bound (a whole day before start - 31 d)
     t = _column(sig, "t")
     first, last = np.searchsorted(t, [(start_us - F.HIST) // F.D * F.D, end_us], side="left")
     sig = sig.slice(first, last - first)
     cols = dict(zip(ENGINE_COLUMNS, (_column(sig, name) for name in ENGINE_COLUMNS), strict=True))
     t = cols["t"]
-    is_query = (cols["etype"] == S.ETYPES["transaction"]) & (cols["acct"] != 0)
+    is_query = (cols["etype"] == signals.ETYPES["transaction"]) & (cols["acct"] != 0)
     qidx = np.flatnonzero(is_query & (t >= start_us)).astype(np.int64)  # every row is before end now
-    steps = S.report_steps(sig, labels, start, end).sort_by([("t", "ascending")])
+    steps = signals.report_steps(sig, labels, start, end).sort_by([("t", "ascending")])
     step_cols = tuple(
         np.ascontiguousarray(steps.column(name).to_numpy(), dtype=dtype)
         for name, dtype in (("t", np.int64), ("kind", np.uint8), ("key", np.uint64), ("step", np.int8))
