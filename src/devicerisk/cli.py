@@ -13,7 +13,8 @@ from rich.table import Table
 
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
 from devicerisk.cli_risk import risk_app
-from devicerisk.cli_runtime import App, DataDir, configure, prepare_prefect, settings_for
+from devicerisk.cli_runtime import App, DataDir, configure, prepare_prefect
+from devicerisk.config import Settings
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs: a quick start
     from devicerisk.ingest.report import IngestSummary
@@ -57,7 +58,7 @@ def ingest(data_dir: DataDir = None) -> None:
     prepare_prefect()
     from devicerisk.flows.ingest import ingest_flow
 
-    summary = ingest_flow(str(settings_for(data_dir).data_dir))
+    summary = ingest_flow(str(Settings.at(data_dir).data_dir))
     _print_summary(summary)
 
 
@@ -76,7 +77,7 @@ def demo(
 ) -> None:
     """Generate two weeks of synthetic telemetry (if none has landed) and run the pipeline on it."""
     prepare_prefect()
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     from devicerisk.store import landing
 
     if not landing.pending_files(settings.landing_dir):
@@ -142,7 +143,7 @@ def ledger(
     """Per-batch accounting: read = accepted + quarantined + dropped by consent + duplicates."""
     from devicerisk.store import warehouse
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     rows = warehouse.ledger(settings.warehouse_path).to_pylist()[-last:]
     table = Table(title=f"batch ledger ({settings.warehouse_path})")
     for column in ("committed at", "file", "read", "accepted", "quarantined", "consent-dropped", "duplicates"):
@@ -159,7 +160,7 @@ def quarantine(data_dir: DataDir = None) -> None:
     """Quarantined records per batch, with their reasons (never their values)."""
     from devicerisk.store import quarantine as store
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     table = Table(title=f"quarantine ({settings.quarantine_dir})")
     for column in ("batch", "line", "reason"):
         table.add_column(column)
@@ -174,7 +175,7 @@ def leak_scan(data_dir: DataDir = None) -> None:
     """Look for raw identifiers from the landing zone in every other file under the data directory."""
     from devicerisk.privacy.leakscan import scan_data_dir
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     with console.status("scanning..."):
         report = scan_data_dir(settings.data_dir)
     console.print(f"scanned {report.files:,} files, {report.values:,} values")
@@ -205,7 +206,7 @@ def audit_verify(
     from devicerisk.governance.stores import audit_trail
     from devicerisk.store import audit
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     problems = check(audit_trail(settings), settings.warehouse_path, _head(head))
     if problems:
         for problem in problems:
@@ -224,7 +225,7 @@ def audit_show(data_dir: DataDir = None, last: Annotated[int, typer.Option(min=1
     table = Table(title="audit trail")
     for column in ("seq", "at", "actor", "role", "action", "purpose", "counts"):
         table.add_column(column)
-    for r in audit.records(settings_for(data_dir).audit_dir)[-last:]:
+    for r in audit.records(Settings.at(data_dir).audit_dir)[-last:]:
         counts = ", ".join(f"{k}={v:,}" for k, v in r["counts"].items())
         table.add_row(str(r["seq"]), str(r["at"]), r["actor"], r["role"], r["action"], r["purpose"], counts)
     console.print(table)

@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devicerisk.cli_runtime import DataDir, prepare_prefect, settings_for
+from devicerisk.cli_runtime import DataDir, prepare_prefect
+from devicerisk.config import Settings
 from devicerisk.privacy.masking import mask
 
 retention_app = typer.Typer(help="Retention purges, legal holds and the retention check.", no_args_is_help=True)
@@ -54,7 +55,7 @@ def _stores(data_dir: Path | None) -> Any:
     from devicerisk.privacy.keys import MissingKeyError
 
     try:
-        return stores_for(settings_for(data_dir))
+        return stores_for(Settings.at(data_dir))
     except (RetentionConfigError, MissingKeyError) as err:
         _fail(str(err))
 
@@ -175,7 +176,7 @@ def hold_list(data_dir: DataDir = None) -> None:
     """Every hold, with its account masked."""
     from devicerisk.store import governance
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     table = Table(title="legal holds")
     for column in ("hold", "account", "owner", "reason", "expires", "state"):
         table.add_column(column)
@@ -259,7 +260,7 @@ def list_requests(data_dir: DataDir = None) -> None:
     """Every request and its status (subjects are not shown)."""
     from devicerisk.store import governance
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     table = Table(title="data-subject requests")
     for column in ("request", "kind", "status", "received", "records", "note"):
         table.add_column(column)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devicerisk.cli_runtime import DataDir, prepare_prefect, settings_for
+from devicerisk.cli_runtime import DataDir, prepare_prefect
 from devicerisk.config import Settings
 from devicerisk.privacy.masking import mask
 
@@ -22,7 +22,7 @@ def train(data_dir: DataDir = None) -> None:
     prepare_prefect()
     from devicerisk.flows.train import train_flow
 
-    outcome = train_flow(str(settings_for(data_dir).data_dir))
+    outcome = train_flow(str(Settings.at(data_dir).data_dir))
     meta = outcome.metadata["transaction"]
     console.print(f"model {outcome.version} ({meta['kind']}): {outcome.reason}")
     for note in outcome.metadata["notes"]:
@@ -38,7 +38,7 @@ def score(data_dir: DataDir = None) -> None:
     prepare_prefect()
     from devicerisk.flows.score import score_accounts_flow, score_transactions_flow
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     where = str(settings.data_dir)
     transactions, accounts = score_transactions_flow(where), score_accounts_flow(where)
     print_score_summary(settings, transactions, accounts)
@@ -92,7 +92,7 @@ def top(
     ] = "fraud-team",
 ) -> None:
     """The riskiest accounts with their reasons (identifiers masked); each lookup leaves an audit record."""
-    print_top_accounts(settings_for(data_dir), n, actor)
+    print_top_accounts(Settings.at(data_dir), n, actor)
 
 
 @risk_app.command("card")
@@ -102,7 +102,7 @@ def card(
     """Print a model's card (Markdown)."""
     from devicerisk.store import registry
 
-    settings = settings_for(data_dir)
+    settings = Settings.at(data_dir)
     chosen = version or registry.champion(settings.models_dir)
     if chosen is None:
         console.print("no model has been trained yet")

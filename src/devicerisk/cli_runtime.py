@@ -1,5 +1,5 @@
-"""What every ``devicerisk`` command shares: the data-directory option and its settings, one-line errors,
-logging, and a private Prefect home.
+"""What every ``devicerisk`` command shares: the data-directory option, one-line errors, logging, and a
+private Prefect home.
 
 An exception that escapes a command is printed as one line on stderr with exit code 1; ``--verbose``
 shows the whole trace (without local variables, which may hold keys or identifiers). Commands that
@@ -17,8 +17,6 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from devicerisk.config import Settings
-
 #: Ephemeral mode for CLI commands (no server to start), quiet, with the library's logs in flow-run logs.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
@@ -31,11 +29,6 @@ _verbose = False
 
 #: The option every command that reads or writes the stores takes.
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEVICERISK_DATA_DIR or ./data).")]
-
-
-def settings_for(data_dir: Path | None) -> Settings:
-    """The command's settings: the environment's, with ``--data-dir`` over its data directory."""
-    return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
 def one_line(err: BaseException) -> str:

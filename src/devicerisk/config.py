@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     risk_label_gap_days: float = Field(default=2, gt=0, description="least gap before test; label delay lengthens")
     risk_test_days: float = Field(default=2, gt=0, description="held-out days judging a new model")
 
+    @classmethod
+    def at(cls, data_dir: str | Path | None = None) -> Settings:
+        """The environment's settings, with ``data_dir`` (when given) over the data directory: how every command
+        and flow run builds its settings."""
+        return cls() if data_dir is None else cls(data_dir=Path(data_dir))
+
     @model_validator(mode="after")
     def _keys_outside_data(self) -> Settings:
         data = self.data_dir.resolve()

@@ -35,11 +35,6 @@ class Runtime:
         return self.stores.audit
 
 
-def settings_at(data_dir: str | Path | None) -> Settings:
-    """The environment's settings, with ``data_dir`` (when given) as the data directory."""
-    return Settings() if data_dir is None else Settings(data_dir=Path(data_dir))
-
-
 def build(settings: Settings) -> Runtime:
     """Resolve ``settings``: keys, policy and audit trail are read here, so a missing one fails the run at once."""
     stores = stores_for(settings)
@@ -51,7 +46,7 @@ _CURRENT: ContextVar[Runtime | None] = ContextVar("devicerisk_runtime", default=
 
 def for_run(data_dir: str | Path | None) -> Runtime:
     """The runtime of this flow run: the enclosing flow's for the same data directory, else a new one."""
-    settings = settings_at(data_dir)
+    settings = Settings.at(data_dir)
     current = _CURRENT.get()
     if current is not None and current.settings.data_dir == settings.data_dir:
         return current
