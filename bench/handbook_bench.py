@@ -43,7 +43,7 @@ from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batches
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk.labels import ingest_labels
-from devicerisk.risk.service import score_transactions, train_and_register
+from devicerisk.risk.service import RiskStores, TrainingPlan, score_transactions, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.store import scores
 from devicerisk.store.landing import pending_files
@@ -100,7 +100,7 @@ def devicerisk_scores(tx: pd.DataFrame, config: HandbookConfig, root: Path, seed
     figures["ingest_s"] = time.perf_counter() - start
     truth = pseudonymised_truth(s.landing_dir, ctx.pseudonymiser)
     start = time.perf_counter()
-    outcome = train_and_register(s.lake_dir, s.models_dir, PRECISION_ALERTS, 2.0, 2.0, truth, seed)
+    outcome = train_and_register(RiskStores.of(s), TrainingPlan(PRECISION_ALERTS, 2.0, 2.0), truth, seed)
     figures["train_s"] = time.perf_counter() - start
     figures["model_kind"] = outcome.metadata["transaction"]["kind"]
     figures["card_metrics"] = {k: outcome.metadata["transaction"]["metrics"].get(k) for k in ("roc_auc",
@@ -109,7 +109,7 @@ def devicerisk_scores(tx: pd.DataFrame, config: HandbookConfig, root: Path, seed
     list(ingest_batches(pending_files(s.landing_dir), ctx))
     list(ingest_labels(ctx, s.landing_dir))
     start = time.perf_counter()
-    score_transactions(s.lake_dir, s.models_dir, s.serving_dir, "handbook", s.signals_dir)
+    score_transactions(RiskStores.of(s), "handbook")
     figures["score_s"] = time.perf_counter() - start
     scored = scores.read(s.lake_dir, scores.TRANSACTION_SCORES)
     assert scored is not None

@@ -44,7 +44,16 @@ from devicerisk.risk import reasons, signals, windows
 from devicerisk.risk.labels import ingest_labels, read_labels
 from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import levels, single_threaded
-from devicerisk.risk.service import LOOKBACK, load_events, load_models, scan_events, score_rows, train_and_register
+from devicerisk.risk.service import (
+    LOOKBACK,
+    RiskStores,
+    TrainingPlan,
+    load_events,
+    load_models,
+    scan_events,
+    score_rows,
+    train_and_register,
+)
 from devicerisk.risk.training import make_split, matrix, train
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.synth import SynthConfig, generate
@@ -107,7 +116,7 @@ def train_job(root: str, key: str, qkey: str) -> tuple[int, float]:
     s = settings_for(root, key, qkey)
     truth = pseudonymised_truth(s.landing_dir, ingest_context(s).pseudonymiser)
     start = time.perf_counter()
-    outcome = train_and_register(s.lake_dir, s.models_dir, BUDGET, GAP_DAYS, TEST_DAYS, truth)
+    outcome = train_and_register(RiskStores.of(s), TrainingPlan(BUDGET, GAP_DAYS, TEST_DAYS), truth)
     seconds = time.perf_counter() - start
     (Path(root) / "train.json").write_text(json.dumps(outcome.metadata, default=str))
     return outcome.metadata["transaction"]["metrics"]["rows"], seconds

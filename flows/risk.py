@@ -22,7 +22,7 @@ def risk_flow(data_dir: str | None = None) -> dict[str, int]:
     with sharing(rt):
         ingest_and_record_labels(rt)
         if registry.champion(s.models_dir) is None:
-            why = not_trainable(s.lake_dir, s.risk_label_gap_days, s.risk_test_days)
+            why = not_trainable(rt.risk, rt.plan)
             if why is not None:
                 get_run_logger().warning("no model yet, and none can be trained: %s; nothing scored", why)
                 return {"transactions_scored": 0, "accounts_scored": 0}

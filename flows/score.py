@@ -16,16 +16,14 @@ from devicerisk.runtime import Runtime, for_run
 @retried
 def transactions(rt: Runtime) -> dict[str, int]:
     """Bring the signal log up to date, score new transactions into the lake and republish the serving snapshot."""
-    s = rt.settings
     run_id = f"score-{uuid.uuid4().hex[:16]}"  # tags the lake commit; a retry of this task reuses none
-    return score_transactions(s.lake_dir, s.models_dir, s.serving_dir, run_id, s.signals_dir)
+    return score_transactions(rt.risk, run_id)
 
 
 @retried
 def accounts(rt: Runtime) -> dict[str, int]:
     """Score every recently active account and republish the serving snapshot."""
-    s = rt.settings
-    return score_accounts(s.lake_dir, s.models_dir, s.serving_dir)  # idempotent per as-of time
+    return score_accounts(rt.risk)  # idempotent per as-of time
 
 
 @step

@@ -30,12 +30,8 @@ def ingest_and_record_labels(rt: Runtime) -> dict[str, int]:
 @step
 def train_models(rt: Runtime) -> TrainOutcome:
     """Train, register with its card, and promote if the gate passes."""
-    settings = rt.settings
-    truth = pseudonymised_truth(settings.landing_dir, rt.ingest.pseudonymiser)
-    return train_and_register(
-        settings.lake_dir, settings.models_dir, settings.risk_alert_budget, settings.risk_label_gap_days,
-        settings.risk_test_days, truth,
-    )  # fmt: skip
+    truth = pseudonymised_truth(rt.settings.landing_dir, rt.ingest.pseudonymiser)
+    return train_and_register(rt.risk, rt.plan, truth)
 
 
 @step

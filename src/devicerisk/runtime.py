@@ -1,10 +1,10 @@
 """One run's configuration, resolved once: the settings, the keys, the retention policy, and each layer's view.
 
 A flow run builds one :class:`Runtime` from its data directory; its tasks receive the views they need
-(``ingest`` for ingest, ``stores`` for governance, ``settings`` for risk), so settings are read and keys
-loaded once per run, never per task. A parent flow shares its runtime with the subflows it calls
-(:func:`sharing`): each flow asks :func:`for_run`, which returns the parent's when there is one for the
-same data directory. Keys never travel as flow parameters: only the data directory does.
+(``ingest`` for ingest, ``stores`` for governance, ``risk`` and ``plan`` for training and scoring), so
+settings are read and keys loaded once per run, never per task. A parent flow shares its runtime with
+the subflows it calls (:func:`sharing`): each flow asks :func:`for_run`, which returns the parent's when
+there is one for the same data directory. Keys never travel as flow parameters: only the data directory does.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from devicerisk.config import Settings
 from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.ingest.pipeline import IngestContext
 from devicerisk.ingest.runtime import ingest_context
+from devicerisk.risk.service import RiskStores, TrainingPlan
 from devicerisk.store import audit
 
 
@@ -29,6 +30,8 @@ class Runtime:
     settings: Settings
     stores: Stores  # governance's view: every store, the keyrings, the retention policy, the audit trail
     ingest: IngestContext  # ingest's view, with the same current pseudonym and quarantine keys
+    risk: RiskStores  # training's and scoring's stores
+    plan: TrainingPlan  # the alert budget and the training windows
 
     @property
     def audit(self) -> audit.Trail:
@@ -38,7 +41,8 @@ class Runtime:
 def build(settings: Settings) -> Runtime:
     """Resolve ``settings``: keys, policy and audit trail are read here, so a missing one fails the run at once."""
     stores = stores_for(settings)
-    return Runtime(settings, stores, ingest_context(settings, stores.keyring[0], stores.quarantine_key))
+    ingest = ingest_context(settings, stores.keyring[0], stores.quarantine_key)
+    return Runtime(settings, stores, ingest, RiskStores.of(settings), TrainingPlan.of(settings))
 
 
 _CURRENT: ContextVar[Runtime | None] = ContextVar("devicerisk_runtime", default=None)

@@ -1,6 +1,7 @@
 """Training, registering and scoring on the lake: what the flows and the CLI call.
 
-Each function takes explicit folders and returns a small summary; the stores do the I/O.
+Each function takes the stores it works on (:class:`RiskStores`, a view of the settings) and returns a
+small summary; the stores do the I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from devicerisk.config import Settings
 from devicerisk.risk import card, reasons, signals, windows
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
@@ -32,6 +34,33 @@ log = logging.getLogger(__name__)
 LOOKBACK = F.HISTORY  # every feature window ends within it: scoring sees the history training sees
 SERVING_DAYS = 7  # transaction scores kept in the serving snapshot
 SCORES = ("transaction", "account")
+
+
+@dataclass(frozen=True, slots=True)
+class RiskStores:
+    """The stores training and scoring read and write: a view of the settings."""
+
+    lake_dir: Path
+    models_dir: Path
+    serving_dir: Path
+    signals_dir: Path | None = None  # the signal log; None: features by the SQL over the lake
+
+    @classmethod
+    def of(cls, settings: Settings) -> RiskStores:
+        return cls(settings.lake_dir, settings.models_dir, settings.serving_dir, settings.signals_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingPlan:
+    """How a model is trained and judged: the alert budget, the gap for the label delay, the held-out days."""
+
+    budget_per_day: int = 20
+    gap_days: float = 2.0
+    test_days: float = 2.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> TrainingPlan:
+        return cls(settings.risk_alert_budget, settings.risk_label_gap_days, settings.risk_test_days)
 
 
 class NoModel(LookupError):
@@ -88,36 +117,34 @@ def _model_meta(model: RiskModel, thresholds: Thresholds, metrics: dict[str, Any
     }
 
 
-def not_trainable(lake_dir: Path, gap_days: float, test_days: float) -> str | None:
+def not_trainable(stores: RiskStores, plan: TrainingPlan) -> str | None:
     """Why the lake cannot train a model yet (no events, or too short a span), or None if it can."""
-    table = lake.open_table(lake_dir, lake.EVENTS)
+    table = lake.open_table(stores.lake_dir, lake.EVENTS)
     if table is None:
         return "the lake has no events yet"
     times = table.to_pyarrow_dataset().to_table(columns=["event_time"]).column("event_time")
     try:
-        make_split(pc.min(times).as_py(), pc.max(times).as_py(), gap_days, test_days)
+        make_split(pc.min(times).as_py(), pc.max(times).as_py(), plan.gap_days, plan.test_days)
     except NotEnoughData as err:
         return str(err)
     return None
 
 
 def train_and_register(
-    lake_dir: Path,
-    models_dir: Path,
-    budget_per_day: int = 20,
-    gap_days: float = 2.0,
-    test_days: float = 2.0,
+    stores: RiskStores,
+    plan: TrainingPlan = TrainingPlan(),
     truth: pa.Table | None = None,
     seed: int = 0,
     now: datetime | None = None,
 ) -> TrainOutcome:
     """Train both scores on the whole lake, save a new version with its card, and promote it if it passes the gate."""
+    lake_dir, models_dir, budget_per_day = stores.lake_dir, stores.models_dir, plan.budget_per_day
     events = load_events(lake_dir)
     labels = read_labels(lake_dir)
     times = events.column("event_time")
     start, end = pc.min(times).as_py(), pc.max(times).as_py() + timedelta(microseconds=1)
     delay = observed_label_delay(events, labels)
-    split = make_split(start, end, gap_days, test_days, delay.days, labels_only=truth is None)
+    split = make_split(start, end, plan.gap_days, plan.test_days, delay.days, labels_only=truth is None)
     result = train(events, labels, split, budget_per_day, truth, seed)
     version = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     metadata: dict[str, Any] = {
@@ -239,13 +266,14 @@ def _signal_features(lake_dir: Path, signals_dir: Path, labels: pa.Table, start:
     return rows.filter(wanted), X[wanted.to_numpy(zero_copy_only=False)], refreshed
 
 
-def score_transactions(lake_dir: Path, models_dir: Path, serving_dir: Path, run_id: str,
-                       signals_dir: Path | None = None) -> dict[str, int]:  # fmt: skip
+def score_transactions(stores: RiskStores, run_id: str) -> dict[str, int]:
     """Score the transactions not scored yet (late arrivals too), append them to the lake, republish serving.
 
-    With ``signals_dir`` and the C engine built, the features come from the signal log (refreshed first);
+    With the stores' signal log and the C engine built, the features come from the log (refreshed first);
     otherwise from the DuckDB SQL over the lake. Both give the same numbers (a parity test holds them).
     """
+    lake_dir, models_dir, serving_dir, signals_dir = (stores.lake_dir, stores.models_dir, stores.serving_dir,
+                                                      stores.signals_dir)  # fmt: skip
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["transaction"]
     # by event id, not by time: a transaction ingested late, older than the newest scored one, is still new
@@ -288,13 +316,13 @@ def _recent_transaction_scores(lake_dir: Path) -> pa.Table | None:
     return recent.filter(pc.greater(recent.column("event_time"), pa.scalar(cut)))
 
 
-def score_accounts(lake_dir: Path, models_dir: Path, serving_dir: Path, active_days: float = 7.0,
-                   as_of: datetime | None = None) -> dict[str, int]:  # fmt: skip
+def score_accounts(stores: RiskStores, active_days: float = 7.0, as_of: datetime | None = None) -> dict[str, int]:
     """Score every account active in the last ``active_days`` as of ``as_of`` (default: the lake's newest event).
 
     The lake commit is tagged ``accounts-<as_of>-<model version>``: a re-run for the same as-of time and
     champion (a retry, or a second run with no new events) appends nothing.
     """
+    lake_dir, models_dir, serving_dir = stores.lake_dir, stores.models_dir, stores.serving_dir
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["account"]
     pinned = None

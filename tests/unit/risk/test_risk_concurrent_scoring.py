@@ -19,7 +19,7 @@ from devicerisk.store import scores, serving
 def _score_in_process(kind: str, root: Path, run_id: str, barrier: Any, results: Any) -> None:
     """Score in this process. Its first lake append waits until the other process reaches its own, so both runs
     have decided what to write before either commits: the overlap that duplicated scores, made certain."""
-    from devicerisk.risk.service import score_accounts, score_transactions
+    from devicerisk.risk.service import RiskStores, score_accounts, score_transactions
     from devicerisk.store import lake
 
     commit = lake.append
@@ -37,9 +37,9 @@ def _score_in_process(kind: str, root: Path, run_id: str, barrier: Any, results:
     lake.append = append_after_the_other_decided  # type: ignore[assignment]
     lake_dir, models_dir, serving_dir = root / "lake", root / "models", root / "serving"
     if kind == "transactions":
-        counts = score_transactions(lake_dir, models_dir, serving_dir, run_id)
+        counts = score_transactions(RiskStores(lake_dir, models_dir, serving_dir), run_id)
     else:
-        counts = score_accounts(lake_dir, models_dir, serving_dir)
+        counts = score_accounts(RiskStores(lake_dir, models_dir, serving_dir))
     results.put((counts, overlapped == [True]))
 
 
@@ -90,15 +90,15 @@ def test_two_overlapping_account_runs_write_each_score_once(tmp_path: Path) -> N
 
 def test_a_run_that_publishes_last_never_replaces_newer_account_scores(tmp_path: Path) -> None:
     """Two overlapping account runs can finish in either order: the snapshot keeps the later as-of time."""
-    from devicerisk.risk.service import score_accounts
+    from devicerisk.risk.service import RiskStores, score_accounts
 
     lake_dir, models_dir, serving_dir = tmp_path / "lake", tmp_path / "models", tmp_path / "serving"
     champion(models_dir)
     ingest(lake_dir, accounts(5, T0 - timedelta(hours=3)), "b1")
     newer, older = T0 + timedelta(hours=1), T0
 
-    score_accounts(lake_dir, models_dir, serving_dir, as_of=newer)
-    score_accounts(lake_dir, models_dir, serving_dir, as_of=older)  # decided earlier, publishes last
+    score_accounts(RiskStores(lake_dir, models_dir, serving_dir), as_of=newer)
+    score_accounts(RiskStores(lake_dir, models_dir, serving_dir), as_of=older)  # decided earlier, publishes last
 
     published = serving.read(serving_dir, serving.ACCOUNTS)
     assert published is not None and set(published.column("as_of").to_pylist()) == {newer}

@@ -12,7 +12,7 @@ from test_risk_features import T0, events, txn
 
 from devicerisk.risk.features import FEATURE_NAMES
 from devicerisk.risk.model import Thresholds, fit_unsupervised
-from devicerisk.risk.service import _model_meta, score_accounts, score_transactions
+from devicerisk.risk.service import RiskStores, _model_meta, score_accounts, score_transactions
 from devicerisk.store import lake, registry, scores
 from factories import risk_matrix
 
@@ -42,13 +42,13 @@ def test_rerunning_account_scoring_adds_no_rows(tmp_path: Path) -> None:
     lake_dir, models_dir, serving_dir = tmp_path / "lake", tmp_path / "models", tmp_path / "serving"
     champion(models_dir)
     ingest(lake_dir, accounts(5, T0 - timedelta(hours=3)), "b1")
-    first = score_accounts(lake_dir, models_dir, serving_dir)
-    second = score_accounts(lake_dir, models_dir, serving_dir)
+    first = score_accounts(RiskStores(lake_dir, models_dir, serving_dir))
+    second = score_accounts(RiskStores(lake_dir, models_dir, serving_dir))
     table = scores.read(lake_dir, scores.ACCOUNT_SCORES)
     assert first["accounts_scored"] == second["accounts_scored"] == 5
     assert table is not None and table.num_rows == 5  # one row per (account, as_of, model version)
     ingest(lake_dir, accounts(2, T0 + timedelta(hours=1)), "b2")  # a newer as_of is a new scoring
-    score_accounts(lake_dir, models_dir, serving_dir)
+    score_accounts(RiskStores(lake_dir, models_dir, serving_dir))
     assert scores.read(lake_dir, scores.ACCOUNT_SCORES).num_rows == 10  # the 5 active accounts again, as of later
 
 
@@ -56,12 +56,12 @@ def test_late_arriving_transactions_are_scored_once(tmp_path: Path) -> None:
     lake_dir, models_dir, serving_dir = tmp_path / "lake", tmp_path / "models", tmp_path / "serving"
     champion(models_dir)
     ingest(lake_dir, [txn(T0), txn(T0 + timedelta(hours=2))], "b1")
-    assert score_transactions(lake_dir, models_dir, serving_dir, "r1")["transactions_scored"] == 2
+    assert score_transactions(RiskStores(lake_dir, models_dir, serving_dir), "r1")["transactions_scored"] == 2
     late = txn(T0 + timedelta(hours=1), acct="c" * 32)  # happened before the newest scored one, arrives now
     no_account = txn(T0 + timedelta(hours=3), account_id_pid=None, event_id="no-account")  # never scorable
     ingest(lake_dir, [late, no_account], "b2")
-    assert score_transactions(lake_dir, models_dir, serving_dir, "r2")["transactions_scored"] == 1
-    assert score_transactions(lake_dir, models_dir, serving_dir, "r3")["transactions_scored"] == 0
+    assert score_transactions(RiskStores(lake_dir, models_dir, serving_dir), "r2")["transactions_scored"] == 1
+    assert score_transactions(RiskStores(lake_dir, models_dir, serving_dir), "r3")["transactions_scored"] == 0
     table = scores.read(lake_dir, scores.TRANSACTION_SCORES)
     assert scores.unscored_transactions(lake_dir).num_rows == 0  # nothing left to hold the next run's window open
     assert table is not None and sorted(table.column("event_id").to_pylist()) == sorted(
@@ -84,7 +84,9 @@ def test_the_signal_log_path_scores_as_the_sql_path(tmp_path: Path) -> None:
         runs = []
         for n, rows in enumerate(batches):
             ingest(root / "lake", rows, f"b{n}")
-            runs.append(score_transactions(root / "lake", root / "models", root / "serving", f"r{n}", signals_dir))
+            runs.append(
+                score_transactions(RiskStores(root / "lake", root / "models", root / "serving", signals_dir), f"r{n}")
+            )
         counts[path] = runs
         table = scores.read(root / "lake", scores.TRANSACTION_SCORES)
         assert table is not None
