@@ -7,10 +7,10 @@ from datetime import timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_risk_features import ACCT, OTHER, T0, events, features_of, labels, txn
 
 from devicerisk.risk import declared
 from devicerisk.risk import features as F
+from factories import ACCT, OTHER, T0, events, features_of, labels, txn
 
 CP, CP2 = "c" * 32, "e" * 32
 DAY, HOUR, US = timedelta(days=1), timedelta(hours=1), timedelta(microseconds=1)

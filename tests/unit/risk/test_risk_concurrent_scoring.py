@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
-from test_risk_features import T0, txn
-from test_risk_scoring import accounts, champion, ingest
 
 from devicerisk.store import scores, serving
+from factories import T0, accounts, champion, ingest, txn
 
 
 def _score_in_process(kind: str, root: Path, run_id: str, barrier: Any, results: Any) -> None:

@@ -3,59 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-import pyarrow as pa
 import pytest
 
-from devicerisk.contract.schema import lake_schema
 from devicerisk.risk import features as F
-from devicerisk.risk import signals, windows
-
-T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
-ACCT, OTHER = "a" * 32, "b" * 32
-DEV = "d" * 32
-NET = "10.1.2.0/24"
-CP = "c" * 32
-
-
-def events(rows: list[dict[str, Any]]) -> pa.Table:
-    """Lake-shaped event rows: every feature column, null unless given."""
-    schema = lake_schema()
-    fields = [schema.field(c) for c in F.EVENT_COLUMNS]
-    return pa.table({f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in fields})
-
-
-def txn(when: datetime, acct: str = ACCT, dev: str = DEV, **extra: Any) -> dict[str, Any]:
-    base = {"event_id": f"e-{when.isoformat()}-{acct[:2]}-{extra.get('status', '')}", "event_type": "transaction",
-            "event_time": when, "account_id_pid": acct, "device_android_id_pid": dev, "amount": 100.0,
-            "status": "success", "transaction_id_pid": f"t-{when.isoformat()}-{acct[:2]}", "app_platform": "android",
-            "app_version": "9.4.1"}  # fmt: skip
-    return base | extra
-
-
-def labels(rows: list[tuple[str, str, datetime]]) -> pa.Table:
-    return pa.table({
-        "subject_type": pa.array([r[0] for r in rows], pa.string()),
-        "subject_id_pid": pa.array([r[1] for r in rows], pa.string()),
-        "label": pa.array(["fraud"] * len(rows), pa.string()),
-        "reported_at": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
-    })  # fmt: skip
-
-
-def features_of(rows: list[dict[str, Any]], lab: pa.Table | None = None, at: datetime = T0) -> dict[str, Any]:
-    """The features of the transaction at ``at`` (the SQL's, checked against the C engine's on the way)."""
-    table = events(rows)
-    out = F.transaction_features(table, lab, at, at + timedelta(seconds=1))
-    assert out.num_rows == 1
-    got = out.to_pylist()[0]
-    _, X = windows.transaction_features(signals.signals(table), lab, at, at + timedelta(seconds=1))
-    engine = dict(zip(F.FEATURE_NAMES, X[0].tolist(), strict=True))
-    for name in F.FEATURE_NAMES:
-        want = got[name]
-        assert math.isnan(engine[name]) if want is None else engine[name] == pytest.approx(want), name
-    return got
+from factories import ACCT, CP, DEV, NET, OTHER, T0, events, features_of, labels, txn
 
 
 def test_velocity_windows_count_only_the_past() -> None:

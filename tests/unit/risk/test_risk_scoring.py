@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-from test_risk_features import T0, events, txn
-
-from devicerisk.risk.features import FEATURE_NAMES
-from devicerisk.risk.model import Thresholds, fit_unsupervised
-from devicerisk.risk.service import RiskStores, _model_meta, score_accounts, score_transactions
-from devicerisk.store import lake, registry, scores
-from factories import risk_matrix
-
-NAMES = list(FEATURE_NAMES)
-
-
-def champion(models_dir: Path) -> None:
-    """An unsupervised champion for both scores (quick to fit; scoring does not care which kind it is)."""
-    X, _ = risk_matrix(500, seed=5)
-    model = fit_unsupervised(X, NAMES)
-    meta = {n: _model_meta(model, Thresholds(50.0, 90.0), {}) for n in ("transaction", "account")}
-    registry.save(models_dir, "v1", {"transaction": model.estimator, "account": model.estimator}, meta)
-    registry.promote(models_dir, "v1")
-
-
-def ingest(lake_dir: Path, rows: list[dict[str, Any]], batch: str) -> None:
-    table = events(rows)
-    table = table.append_column("event_date", pc.cast(table.column("event_time"), pa.date32()))
-    lake.append(lake_dir, lake.EVENTS, table, batch, {"rows": table.num_rows})
-
-
-def accounts(n: int, when: datetime) -> list[dict[str, Any]]:
-    return [txn(when + timedelta(minutes=i), acct=f"{i:032x}") for i in range(n)]
+from devicerisk.risk.service import RiskStores, score_accounts, score_transactions
+from devicerisk.store import scores
+from factories import T0, accounts, champion, ingest, txn
 
 
 def test_rerunning_account_scoring_adds_no_rows(tmp_path: Path) -> None:

@@ -6,11 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
-from test_risk_features import ACCT, DEV, NET, OTHER, T0, events, labels, txn
-from test_risk_scoring import ingest
 
 from devicerisk.risk import features as F
 from devicerisk.store import lake, lake_scan
+from factories import ACCT, DEV, NET, OTHER, T0, events, ingest, labels, txn
 
 
 def history() -> list[dict]:

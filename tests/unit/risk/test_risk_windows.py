@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from test_risk_features import DEV, T0, events, features_of, labels, txn
 
 from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batches
@@ -21,6 +20,7 @@ from devicerisk.risk.labels import ingest_labels, read_labels
 from devicerisk.risk.service import load_events
 from devicerisk.risk.training import matrix
 from devicerisk.synth import SynthConfig, generate
+from factories import DEV, T0, events, features_of, labels, txn
 
 
 @pytest.fixture(scope="module")
