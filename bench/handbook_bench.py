@@ -69,10 +69,13 @@ def judge(test: pd.DataFrame, score: np.ndarray) -> dict[str, Any]:
     top_p, top_r = daily_top(day, score, PRECISION_ALERTS), daily_top(day, score, RECALL_ALERTS)
     scen = test["scenario"].to_numpy()
     recall = {name: float(top_r[scen == s].mean()) if (scen == s).any() else None for s, name in SCENARIOS.items()}
-    return {"roc_auc": float(roc_auc_score(y, score)), "average_precision": float(average_precision_score(y, score)),
-            f"precision_at_{PRECISION_ALERTS}_per_day": float(y[top_p].mean()),
-            f"recall_at_{RECALL_ALERTS}_per_day": float(y[top_r].sum() / max(y.sum(), 1)),
-            "recall_per_scenario": recall}  # fmt: skip
+    return {
+        "roc_auc": float(roc_auc_score(y, score)),
+        "average_precision": float(average_precision_score(y, score)),
+        f"precision_at_{PRECISION_ALERTS}_per_day": float(y[top_p].mean()),
+        f"recall_at_{RECALL_ALERTS}_per_day": float(y[top_r].sum() / max(y.sum(), 1)),
+        "recall_per_scenario": recall,
+    }
 
 
 def baselines(tx: pd.DataFrame, feats: pd.DataFrame, days: int, seed: int) -> dict[str, np.ndarray]:
@@ -81,15 +84,22 @@ def baselines(tx: pd.DataFrame, feats: pd.DataFrame, days: int, seed: int) -> di
     train = ((tx["day"] >= test_from - DELAY_DAYS - 7) & (tx["day"] < test_from - DELAY_DAYS)).to_numpy()
     test = (tx["day"] >= test_from).to_numpy()
     X, y = feats.to_numpy(dtype=float), tx["fraud"].to_numpy()
-    models = {"logistic regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-              "random forest": RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=2)}  # fmt: skip
+    models = {
+        "logistic regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "random forest": RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=2),
+    }
     return {name: m.fit(X[train], y[train]).predict_proba(X[test])[:, 1] for name, m in models.items()}
 
 
 def devicerisk_scores(tx: pd.DataFrame, config: HandbookConfig, root: Path, seed: int) -> tuple[np.ndarray, dict]:
     """Train on the weeks before the held-out week, then ingest and score it; scores in ``tx``'s test order."""
-    s = Settings(mode="production", data_dir=root / "data", pseudonym_key=secrets.token_hex(32),
-                 quarantine_key=secrets.token_hex(32), secrets_dir=root / "secrets")  # fmt: skip
+    s = Settings(
+        mode="production",
+        data_dir=root / "data",
+        pseudonym_key=secrets.token_hex(32),
+        quarantine_key=secrets.token_hex(32),
+        secrets_dir=root / "secrets",
+    )
     ctx = ingest_context(s)
     test_from_s = (config.days - TEST_DAYS) * DAY_S
     figures: dict[str, Any] = {}
@@ -103,8 +113,9 @@ def devicerisk_scores(tx: pd.DataFrame, config: HandbookConfig, root: Path, seed
     outcome = train_and_register(RiskStores.of(s), TrainingPlan(PRECISION_ALERTS, 2.0, 2.0), truth, seed)
     figures["train_s"] = time.perf_counter() - start
     figures["model_kind"] = outcome.metadata["transaction"]["kind"]
-    figures["card_metrics"] = {k: outcome.metadata["transaction"]["metrics"].get(k) for k in ("roc_auc",
-                               "average_precision")}  # fmt: skip
+    figures["card_metrics"] = {
+        k: outcome.metadata["transaction"]["metrics"].get(k) for k in ("roc_auc", "average_precision")
+    }
     write_landing(tx, config, s.landing_dir, since_s=test_from_s, seed=seed)  # the held-out week and its labels
     list(ingest_batches(pending_files(s.landing_dir), ctx))
     list(ingest_labels(ctx, s.landing_dir))
@@ -116,8 +127,7 @@ def devicerisk_scores(tx: pd.DataFrame, config: HandbookConfig, root: Path, seed
     test = tx[tx["day"] >= config.days - TEST_DAYS]
     raw_ids = [f"hb-tx-{i}" for i in test["tx_id"]]
     wanted = ctx.pseudonymiser.pseudonymise("transaction", pa.array(raw_ids))
-    by_pid = dict(zip(scored.column("transaction_id_pid").to_pylist(), scored.column("score").to_pylist(),
-                      strict=True))  # fmt: skip
+    by_pid = dict(zip(scored.column("transaction_id_pid").to_pylist(), scored.column("score").to_pylist(), strict=True))
     got = np.array([by_pid.get(p, np.nan) for p in wanted.to_pylist()], dtype=float)
     figures["unscored"] = int(np.isnan(got).sum())
     return np.nan_to_num(got, nan=0.0), figures
@@ -130,8 +140,14 @@ def run_seed(seed: int, days: int) -> dict[str, Any]:
     simulated = time.perf_counter() - start
     feats = baseline_features(tx, DELAY_DAYS)
     test = tx[tx["day"] >= days - TEST_DAYS]
-    result: dict[str, Any] = {"seed": seed, "days": days, "transactions": len(tx), "simulate_s": simulated,
-                              "test_transactions": len(test), "test_frauds": int(test["fraud"].sum())}  # fmt: skip
+    result: dict[str, Any] = {
+        "seed": seed,
+        "days": days,
+        "transactions": len(tx),
+        "simulate_s": simulated,
+        "test_transactions": len(test),
+        "test_frauds": int(test["fraud"].sum()),
+    }
     models = {name: judge(test, s) for name, s in baselines(tx, feats, days, seed).items()}
     root = Path(tempfile.mkdtemp(prefix="devicerisk-handbook-"))
     try:
@@ -144,21 +160,30 @@ def run_seed(seed: int, days: int) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| seed | model | ROC AUC | AP | precision at 20/day | " + " | ".join(SCENARIOS.values()) + " |",
-             "|---|---|---:|---:|---:|" + "---:|" * len(SCENARIOS)]  # fmt: skip
+    lines = [
+        "| seed | model | ROC AUC | AP | precision at 20/day | " + " | ".join(SCENARIOS.values()) + " |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(SCENARIOS),
+    ]
     for r in results:
         for name, m in r["models"].items():
             rec = " | ".join(f"{v:.2f}" if v is not None else "-" for v in m["recall_per_scenario"].values())
-            lines.append(f"| {r['seed']} | {name} | {m['roc_auc']:.3f} | {m['average_precision']:.3f} | "
-                         f"{m[f'precision_at_{PRECISION_ALERTS}_per_day']:.2f} | {rec} |")  # fmt: skip
+            lines.append(
+                f"| {r['seed']} | {name} | {m['roc_auc']:.3f} | {m['average_precision']:.3f} | "
+                f"{m[f'precision_at_{PRECISION_ALERTS}_per_day']:.2f} | {rec} |"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--days", type=int, default=70, help="simulated days (at least 58: the baselines' "
-                        "30-day windows, a training week, the delay week and the held-out week)")  # fmt: skip
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=70,
+        help="simulated days (at least 58: the baselines' "
+        "30-day windows, a training week, the delay week and the held-out week)",
+    )
     args = parser.parse_args()
     if args.days < 58:
         parser.error("--days must be at least 58")

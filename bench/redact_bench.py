@@ -90,8 +90,10 @@ def main() -> None:
     args = parser.parse_args()
 
     paths = generate(args.accounts, args.days, args.seed, OUT / "landing")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     batches = on_batches(paths, args.repeats)
     worst = worst_case(args.worst_rows, args.repeats)
     summary = {

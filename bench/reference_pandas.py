@@ -90,8 +90,12 @@ def minimise(name: str, v: Any, event_year: int) -> dict[str, Any]:
         return {"signature": signature(v)}
     if name == "app_list":
         s = set(v)
-        return {"count": len(v), "root_app": bool(s & ROOT_APPS), "hook_app": bool(s & HOOK_APPS),
-                "cloner_app": bool(s & CLONER_APPS)}  # fmt: skip
+        return {
+            "count": len(v),
+            "root_app": bool(s & ROOT_APPS),
+            "hook_app": bool(s & HOOK_APPS),
+            "cloner_app": bool(s & CLONER_APPS),
+        }
     if name == "phone":
         return {"country": None}
     if name == "minor":

@@ -99,8 +99,15 @@ def build(events: int, days: int, seed: int) -> tuple[Path, list[str], date]:
     shutil.rmtree(folder, ignore_errors=True)
     rng = np.random.default_rng(seed)
     n_acc = max(events // 50, 1000)
-    device_columns = ("device_imei_pid", "device_mac_pid", "device_oaid_pid", "device_android_id_pid",
-                      "device_imsi_pid", "device_iccid_pid", "network_ip_pid")  # fmt: skip
+    device_columns = (
+        "device_imei_pid",
+        "device_mac_pid",
+        "device_oaid_pid",
+        "device_android_id_pid",
+        "device_imsi_pid",
+        "device_iccid_pid",
+        "network_ip_pid",
+    )
     accounts = {"account_id_pid": pids(n_acc, rng), **{c: pids(n_acc, rng) for c in device_columns}}
     weights = rng.lognormal(0.0, 1.0, n_acc - HEAVY)  # some accounts are much busier than others
     weights /= weights.sum()
@@ -135,11 +142,18 @@ def stores_at(data_dir: Path, grace_hours: int, cluster_bytes: int) -> Stores:
     for name in ("pseudonym", "quarantine", "audit"):
         if not (secrets_dir / f"{name}.key").exists():
             (secrets_dir / f"{name}.key").write_text(secrets.token_hex(32))
-    return stores_for(Settings(mode="production", data_dir=data_dir, secrets_dir=secrets_dir,
-                               pseudonym_key_file=secrets_dir / "pseudonym.key",
-                               quarantine_key_file=secrets_dir / "quarantine.key",
-                               audit_key_file=secrets_dir / "audit.key", vacuum_grace_hours=grace_hours,
-                               lake_cluster_file_bytes=cluster_bytes))  # fmt: skip
+    return stores_for(
+        Settings(
+            mode="production",
+            data_dir=data_dir,
+            secrets_dir=secrets_dir,
+            pseudonym_key_file=secrets_dir / "pseudonym.key",
+            quarantine_key_file=secrets_dir / "quarantine.key",
+            audit_key_file=secrets_dir / "audit.key",
+            vacuum_grace_hours=grace_hours,
+            lake_cluster_file_bytes=cluster_bytes,
+        )
+    )
 
 
 def erase(stores: Stores, account: str) -> dict[str, Any]:
@@ -149,9 +163,13 @@ def erase(stores: Stores, account: str) -> dict[str, Any]:
     outcome = subject_data.erase_lake(stores, subject, "bench.erasure")
     seconds = time.perf_counter() - start
     return {
-        "seconds": round(seconds, 3), "rows": outcome.rows, "files_rewritten": outcome.files_removed,
-        "files_total": total_files, "bytes_rewritten": outcome.bytes_rewritten, "bytes_total": total_bytes,
-    }  # fmt: skip
+        "seconds": round(seconds, 3),
+        "rows": outcome.rows,
+        "files_rewritten": outcome.files_removed,
+        "files_total": total_files,
+        "bytes_rewritten": outcome.bytes_rewritten,
+        "bytes_total": total_bytes,
+    }
 
 
 def full_rewrite(lake_dir: Path, account: str) -> dict[str, Any]:
@@ -161,11 +179,21 @@ def full_rewrite(lake_dir: Path, account: str) -> dict[str, Any]:
     start = time.perf_counter()
     data = table.to_pyarrow_dataset().to_table()
     keep = pc.invert(pc.fill_null(pc.equal(data.column("account_id_pid"), account), False))
-    write_deltalake(table, data.filter(keep), mode="overwrite", partition_by=["event_date"],
-                    writer_properties=WriterProperties(compression="ZSTD"))  # fmt: skip
+    write_deltalake(
+        table,
+        data.filter(keep),
+        mode="overwrite",
+        partition_by=["event_date"],
+        writer_properties=WriterProperties(compression="ZSTD"),
+    )
     seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 3), "files_rewritten": total_files, "bytes_rewritten": total_bytes,
-            "bytes_total": total_bytes, "rows": data.num_rows - pc.sum(keep).as_py()}  # fmt: skip
+    return {
+        "seconds": round(seconds, 3),
+        "files_rewritten": total_files,
+        "bytes_rewritten": total_bytes,
+        "bytes_total": total_bytes,
+        "rows": data.num_rows - pc.sum(keep).as_py(),
+    }
 
 
 def on_disk(stores: Stores, account: str) -> tuple[int, int, float]:
@@ -223,10 +251,15 @@ def main() -> None:
     vacuumed = lakes.vacuum(c_stores.lake_dir, "events", timedelta(0))  # as the vacuum after the grace period
     vacuum_seconds = time.perf_counter() - start
     after = on_disk(c_stores, heavy[0])
-    results["completeness"] = {"rows_on_disk_before_vacuum": before[0], "files_read_before": before[1],
-                               "scan_seconds": round(before[2], 2), "files_vacuumed": vacuumed,
-                               "vacuum_seconds": round(vacuum_seconds, 2), "rows_on_disk_after_vacuum": after[0],
-                               "files_read_after": after[1]}  # fmt: skip
+    results["completeness"] = {
+        "rows_on_disk_before_vacuum": before[0],
+        "files_read_before": before[1],
+        "scan_seconds": round(before[2], 2),
+        "files_vacuumed": vacuumed,
+        "vacuum_seconds": round(vacuum_seconds, 2),
+        "rows_on_disk_after_vacuum": after[0],
+        "files_read_after": after[1],
+    }
     print("completeness:", results["completeness"])
 
     now = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=3)
@@ -237,8 +270,13 @@ def main() -> None:
     for r in range(args.repeats):
         start = time.perf_counter()
         report = purge.purge(c_stores, now + timedelta(days=r + 1))
-        daily.append({"seconds": round(time.perf_counter() - start, 3), "removed": report.removed,
-                      "vacuumed": report.files_vacuumed})  # fmt: skip
+        daily.append(
+            {
+                "seconds": round(time.perf_counter() - start, 3),
+                "removed": report.removed,
+                "vacuumed": report.files_vacuumed,
+            }
+        )
     results["purge_daily"] = daily
     print("purge catch-up:", results["purge_catch_up"], "\ndaily:", daily)
     out = Path(__file__).parent / "out"

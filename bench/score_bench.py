@@ -132,24 +132,31 @@ def main() -> None:
                 if r == 0:  # the same numbers and words, checked once
                     assert np.abs(score_a - score_b).max() <= 1e-9
                     assert why_a.equals(why_b) and level_a.equals(level_b)
-                print(f"  round {r + 1}: separate {sep['total_s']:.3f} s, one pass {new['total_s']:.3f} s, "
-                      f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+                print(
+                    f"  round {r + 1}: separate {sep['total_s']:.3f} s, one pass {new['total_s']:.3f} s, "
+                    f"load average {os.getloadavg()[0]:.2f}"
+                )
 
         def best(name: str) -> dict[str, float]:
             return {k: min(run[k] for run in runs[name]) for k in runs[name][0]}
 
         summary = {
-            "rows": rows, "lake_transactions": len(base), **trees, "rounds": args.rounds,
+            "rows": rows,
+            "lake_transactions": len(base),
+            **trees,
+            "rounds": args.rounds,
             "first_round": {"separate": runs["separate"][0], "one_pass": runs["one_pass"][0]},
             "fastest": {name: best(name) for name in runs},
-        }  # fmt: skip
+        }
         fastest = summary["fastest"]
         summary["speedup"] = fastest["separate"]["total_s"] / fastest["one_pass"]["total_s"]
         summary["one_pass_rows_per_s"] = rows / fastest["one_pass"]["total_s"]
         print(json.dumps(summary, indent=2))
-        print(f"one pass: {fastest['one_pass']['total_s']:.3f} s for {rows:,} rows "
-              f"({summary['one_pass_rows_per_s']:,.0f}/s), {summary['speedup']:.1f}× the separate path "
-              f"({fastest['separate']['total_s']:.3f} s)")  # fmt: skip
+        print(
+            f"one pass: {fastest['one_pass']['total_s']:.3f} s for {rows:,} rows "
+            f"({summary['one_pass_rows_per_s']:,.0f}/s), {summary['speedup']:.1f}× the separate path "
+            f"({fastest['separate']['total_s']:.3f} s)"
+        )
         OUT.mkdir(exist_ok=True)
         (OUT / "score_results.json").write_text(json.dumps(summary, indent=2))
     finally:

@@ -125,8 +125,11 @@ def main() -> None:
     lake_dir, sig = args.work / "lake", args.work / "signals"
     shutil.copytree(args.lake / lake.EVENTS, lake_dir / lake.EVENTS)
     try:
-        out: dict[str, Any] = {"python": platform.python_version(), "pyarrow": pa.__version__,
-                               "duckdb": duckdb.__version__}  # fmt: skip
+        out: dict[str, Any] = {
+            "python": platform.python_version(),
+            "pyarrow": pa.__version__,
+            "duckdb": duckdb.__version__,
+        }
         out["decode_s"], out["events"] = _decode_reference(lake_dir)
         snap = lake_scan.snapshot(lake_dir, lake.EVENTS)
         assert snap is not None
@@ -167,16 +170,22 @@ def main() -> None:
     rate = out["rows"] / out["read_best_s"]
     print(f"events: {out['events']:,}; signal rows {out['rows']:,} ({out['log_bytes'] / out['rows']:.0f} B a row)")
     print(f"reference: DuckDB decode of the feature columns {out['decode_s']:.2f} s")
-    print(f"full build: {out['build_s']:.2f} s ({out['build_s'] / out['decode_s']:.2f}x the decode; "
-          f"the signal query alone {out['signals_s']:.2f} s)")  # fmt: skip
-    print(f"read (mmap): best {out['read_best_s'] * 1e3:.2f} ms, median {out['read_median_s'] * 1e3:.2f} ms "
-          f"({rate / 1e6:,.0f}M rows/s; {out['decode_s'] / out['read_best_s']:,.0f}x faster than the decode); "
-          f"touching every fixed-width value once: {out['touch_s'] * 1e3:.0f} ms")  # fmt: skip
+    print(
+        f"full build: {out['build_s']:.2f} s ({out['build_s'] / out['decode_s']:.2f}x the decode; "
+        f"the signal query alone {out['signals_s']:.2f} s)"
+    )
+    print(
+        f"read (mmap): best {out['read_best_s'] * 1e3:.2f} ms, median {out['read_median_s'] * 1e3:.2f} ms "
+        f"({rate / 1e6:,.0f}M rows/s; {out['decode_s'] / out['read_best_s']:,.0f}x faster than the decode); "
+        f"touching every fixed-width value once: {out['touch_s'] * 1e3:.0f} ms"
+    )
     print(f"refresh without a new commit: {out['noop_refresh_s'] * 1e3:.0f} ms")
-    print(f"incremental refresh after a batch of {out['batch_events']:,} events ({out['incremental_rows']:,} signal "
-          f"rows): {out['incremental_s']:.2f} s "
-          f"({out['incremental_s'] / out['build_s']:.2f}x the full build); read of the two segments "
-          f"{out['read_two_segments_s'] * 1e3:.2f} ms, ordered: {out['ordered_after_append']}")  # fmt: skip
+    print(
+        f"incremental refresh after a batch of {out['batch_events']:,} events ({out['incremental_rows']:,} signal "
+        f"rows): {out['incremental_s']:.2f} s "
+        f"({out['incremental_s'] / out['build_s']:.2f}x the full build); read of the two segments "
+        f"{out['read_two_segments_s'] * 1e3:.2f} ms, ordered: {out['ordered_after_append']}"
+    )
     if args.check:
         print(f"features from the incremental log equal the whole lake's: {out['equal_to_whole_lake']}")
 

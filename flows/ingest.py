@@ -94,7 +94,13 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     get_run_logger().info(
         "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates, "
         "%d failed and set aside, %d landing files not ingested",
-        summary.batches, summary.records_read, summary.accepted, summary.quarantined, summary.consent_dropped,
-        summary.duplicates, summary.failed_batches, summary.landing_strays,
-    )  # fmt: skip
+        summary.batches,
+        summary.records_read,
+        summary.accepted,
+        summary.quarantined,
+        summary.consent_dropped,
+        summary.duplicates,
+        summary.failed_batches,
+        summary.landing_strays,
+    )
     return summary

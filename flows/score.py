@@ -30,8 +30,11 @@ def accounts(rt: Runtime) -> dict[str, int]:
 def publish_counts(action: str, counts: dict[str, int]) -> None:
     """A Prefect artifact with a scoring run's counts."""
     table = "\n".join(f"| {k} | {v:,} |" for k, v in counts.items())
-    create_markdown_artifact(key=action.replace("_", "-"), markdown=f"| count | value |\n|---|---|\n{table}\n",
-                             description=f"{action} (counts only)")  # fmt: skip
+    create_markdown_artifact(
+        key=action.replace("_", "-"),
+        markdown=f"| count | value |\n|---|---|\n{table}\n",
+        description=f"{action} (counts only)",
+    )
 
 
 @flow(name="score-transactions")

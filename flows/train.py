@@ -16,8 +16,11 @@ from devicerisk.runtime import Runtime, for_run
 def ingest_label_files(rt: Runtime) -> dict[str, int]:
     """New feedback-label files into the lake, exactly once; returns the files, labels accepted and quarantined."""
     results = ingest_labels(rt.ingest, rt.settings.landing_dir)
-    return {"files": sum(not r.already_done for r in results), "accepted": sum(r.accepted for r in results),
-            "quarantined": sum(r.quarantined for r in results)}  # fmt: skip
+    return {
+        "files": sum(not r.already_done for r in results),
+        "accepted": sum(r.accepted for r in results),
+        "quarantined": sum(r.quarantined for r in results),
+    }
 
 
 def ingest_and_record_labels(rt: Runtime) -> dict[str, int]:
@@ -37,12 +40,16 @@ def train_models(rt: Runtime) -> TrainOutcome:
 @step
 def publish_card(rt: Runtime, outcome: TrainOutcome) -> None:
     """The model card as Prefect artifacts: the Markdown and each plot (metrics only, no identifiers)."""
-    create_markdown_artifact(key="model-card", markdown=outcome.card["card.md"].decode(),
-                             description=f"Model card {outcome.version}")  # fmt: skip
+    create_markdown_artifact(
+        key="model-card", markdown=outcome.card["card.md"].decode(), description=f"Model card {outcome.version}"
+    )
     folder = rt.settings.models_dir / outcome.version
     for name in sorted(n for n in outcome.card if n.endswith(".png")):
-        create_image_artifact(image_url=(folder / name).resolve().as_uri(), key=name.removesuffix(".png").replace(
-            "_", "-"), description=f"{name} of model {outcome.version}")  # fmt: skip
+        create_image_artifact(
+            image_url=(folder / name).resolve().as_uri(),
+            key=name.removesuffix(".png").replace("_", "-"),
+            description=f"{name} of model {outcome.version}",
+        )
 
 
 @flow(name="train")
@@ -55,8 +62,15 @@ def train_flow(data_dir: str | None = None, labels: bool = True) -> TrainOutcome
     outcome = train_models(rt)
     publish_card(rt, outcome)
     meta = outcome.metadata
-    record(rt.audit, "train-flow", "train_models", {
-        "transactions_held_out": int(meta["transaction"]["metrics"]["rows"]),
-        "accounts_held_out": int(meta["account"]["metrics"]["rows"]), "promoted": int(outcome.promoted)})  # fmt: skip
+    record(
+        rt.audit,
+        "train-flow",
+        "train_models",
+        {
+            "transactions_held_out": int(meta["transaction"]["metrics"]["rows"]),
+            "accounts_held_out": int(meta["account"]["metrics"]["rows"]),
+            "promoted": int(outcome.promoted),
+        },
+    )
     get_run_logger().info("model %s: %s", outcome.version, outcome.reason)
     return outcome

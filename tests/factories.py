@@ -144,20 +144,30 @@ def events(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def txn(when: datetime, acct: str = ACCT, dev: str = DEV, **extra: Any) -> dict[str, Any]:
-    base = {"event_id": f"e-{when.isoformat()}-{acct[:2]}-{extra.get('status', '')}", "event_type": "transaction",
-            "event_time": when, "account_id_pid": acct, "device_android_id_pid": dev, "amount": 100.0,
-            "status": "success", "transaction_id_pid": f"t-{when.isoformat()}-{acct[:2]}", "app_platform": "android",
-            "app_version": "9.4.1"}  # fmt: skip
+    base = {
+        "event_id": f"e-{when.isoformat()}-{acct[:2]}-{extra.get('status', '')}",
+        "event_type": "transaction",
+        "event_time": when,
+        "account_id_pid": acct,
+        "device_android_id_pid": dev,
+        "amount": 100.0,
+        "status": "success",
+        "transaction_id_pid": f"t-{when.isoformat()}-{acct[:2]}",
+        "app_platform": "android",
+        "app_version": "9.4.1",
+    }
     return base | extra
 
 
 def labels(rows: list[tuple[str, str, datetime]]) -> pa.Table:
-    return pa.table({
-        "subject_type": pa.array([r[0] for r in rows], pa.string()),
-        "subject_id_pid": pa.array([r[1] for r in rows], pa.string()),
-        "label": pa.array(["fraud"] * len(rows), pa.string()),
-        "reported_at": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "subject_type": pa.array([r[0] for r in rows], pa.string()),
+            "subject_id_pid": pa.array([r[1] for r in rows], pa.string()),
+            "label": pa.array(["fraud"] * len(rows), pa.string()),
+            "reported_at": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
+        }
+    )
 
 
 def features_of(rows: list[dict[str, Any]], lab: pa.Table | None = None, at: datetime = T0) -> dict[str, Any]:

@@ -86,9 +86,17 @@ def build(settings: Settings) -> World:
     day = NOW.date()
     txn = p.pseudonymise_one("transaction", f"T-{SUBJECT.account_id}-1")
     neighbour_txn = p.pseudonymise_one("transaction", f"T-{NEIGHBOUR}-1")
-    _labels(settings.lake_dir, [("account", subject), ("transaction", txn), ("account", neighbour),
-                                ("transaction", neighbour_txn), ("account", stranger)],
-            [NOW - timedelta(days=5)] * 4 + [NOW])  # fmt: skip
+    _labels(
+        settings.lake_dir,
+        [
+            ("account", subject),
+            ("transaction", txn),
+            ("account", neighbour),
+            ("transaction", neighbour_txn),
+            ("account", stranger),
+        ],
+        [NOW - timedelta(days=5)] * 4 + [NOW],
+    )
     _scores(settings.lake_dir, [subject, neighbour, subject], [day, day, day - timedelta(days=2000)])
     _snapshot(
         settings.serving_dir / "scores-v3.parquet",

@@ -19,8 +19,9 @@ from devicerisk.config import Settings
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs: a quick start
     from devicerisk.ingest.report import IngestSummary
 
-app = App(help="Privacy-first device-telemetry risk control.", no_args_is_help=True,
-          pretty_exceptions_show_locals=False)  # fmt: skip
+app = App(
+    help="Privacy-first device-telemetry risk control.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 contract_app = typer.Typer(help="The data contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 audit_app = typer.Typer(help="The authenticated, hash-chained audit trail.", no_args_is_help=True)
@@ -100,11 +101,15 @@ def demo(
 def land_broken_demo_batch(folder: Path) -> Path:
     """A small batch from a misbehaving upstream, so the demo shows quarantine at work."""
     good = {
-        "schema_version": 1, "event_id": "demo-broken-1", "event_type": "operation",
-        "event_time": "2026-11-03T10:00:00+08:00", "account_id": "demo-account",
+        "schema_version": 1,
+        "event_id": "demo-broken-1",
+        "event_type": "operation",
+        "event_time": "2026-11-03T10:00:00+08:00",
+        "account_id": "demo-account",
         "app": {"platform": "android", "version": "5.2.1"},
-        "device": {"imei": "356938035643809", "mac": "3C:5A:B4:00:11:22"}, "payload": {"action": "view"},
-    }  # fmt: skip
+        "device": {"imei": "356938035643809", "mac": "3C:5A:B4:00:11:22"},
+        "payload": {"action": "view"},
+    }
     records = [
         json.dumps({**good, "event_id": "demo-broken-2", "payload": {"action": "view", "duration_ms": "12"}}),
         json.dumps({**good, "event_id": "demo-broken-3", "event_type": "telemetry_ping"}),

@@ -21,8 +21,9 @@ from devicerisk.config import Settings
 from devicerisk.privacy.masking import mask
 
 retention_app = typer.Typer(help="Retention purges, legal holds and the retention check.", no_args_is_help=True)
-request_app = typer.Typer(help="Data-subject requests: access, erasure, cancellation, withdrawal, minors.",
-                          no_args_is_help=True)  # fmt: skip
+request_app = typer.Typer(
+    help="Data-subject requests: access, erasure, cancellation, withdrawal, minors.", no_args_is_help=True
+)
 hold_app = typer.Typer(help="Legal holds (2.9(4), 4.5(4)).", no_args_is_help=True)
 retention_app.add_typer(hold_app, name="hold")
 console = Console()
@@ -151,8 +152,14 @@ def hold_place(
 
     now = _now()
     try:
-        holds = place(_stores(data_dir), _identifiers(account, phone, None), reason=reason, owner=owner,
-                      expires_at=now + timedelta(days=days), now=now)  # fmt: skip
+        holds = place(
+            _stores(data_dir),
+            _identifiers(account, phone, None),
+            reason=reason,
+            owner=owner,
+            expires_at=now + timedelta(days=days),
+            now=now,
+        )
     except (ValueError, LookupError) as err:
         _fail(str(err))
     for h in holds:
@@ -206,15 +213,25 @@ def _submit(kind: str, data_dir: Path | None, ids: Any, actor: str, options: dic
 
 
 @request_app.command("access")
-def access(account: Account = None, phone: Phone = None, device: Device = None, actor: Actor = "privacy-officer",
-           data_dir: DataDir = None) -> None:  # fmt: skip
+def access(
+    account: Account = None,
+    phone: Phone = None,
+    device: Device = None,
+    actor: Actor = "privacy-officer",
+    data_dir: DataDir = None,
+) -> None:
     """Export everything held about the subject (6.2.1): JSON, CSV and a summary, identifiers masked."""
     _submit("access", data_dir, _identifiers(account, phone, device), actor)
 
 
 @request_app.command("erase")
-def erase(account: Account = None, phone: Phone = None, device: Device = None, actor: Actor = "privacy-officer",
-          data_dir: DataDir = None) -> None:  # fmt: skip
+def erase(
+    account: Account = None,
+    phone: Phone = None,
+    device: Device = None,
+    actor: Actor = "privacy-officer",
+    data_dir: DataDir = None,
+) -> None:
     """Delete the subject from every store, then vacuum (6.2.2)."""
     _submit("erasure", data_dir, _identifiers(account, phone, device), actor)
 
@@ -222,8 +239,11 @@ def erase(account: Account = None, phone: Phone = None, device: Device = None, a
 @request_app.command("cancel")
 def cancel(
     mode: Annotated[str, typer.Option(help="delete, or anonymise (keep only counts with no link to the account)")],
-    account: Account = None, phone: Phone = None, actor: Actor = "privacy-officer", data_dir: DataDir = None,
-) -> None:  # fmt: skip
+    account: Account = None,
+    phone: Phone = None,
+    actor: Actor = "privacy-officer",
+    data_dir: DataDir = None,
+) -> None:
     """Cancel an account (6.3): delete its data, or anonymise it; later events are dropped at ingest."""
     _submit("cancellation", data_dir, _identifiers(account, phone, None), actor, {"mode": mode})
 
@@ -231,8 +251,11 @@ def cancel(
 @request_app.command("withdraw")
 def withdraw(
     purpose: Annotated[str, typer.Option(help="The purpose consent is withdrawn for.")],
-    account: Account = None, phone: Phone = None, actor: Actor = "privacy-officer", data_dir: DataDir = None,
-) -> None:  # fmt: skip
+    account: Account = None,
+    phone: Phone = None,
+    actor: Actor = "privacy-officer",
+    data_dir: DataDir = None,
+) -> None:
     """Withdraw consent for a purpose (6.1): the next ingest drops it; data before stays (6.1.2)."""
     _submit("withdrawal", data_dir, _identifiers(account, phone, None), actor, {"purpose": purpose})
 

@@ -28,8 +28,10 @@ def train(data_dir: DataDir = None) -> None:
     for note in outcome.metadata["notes"]:
         console.print(f"[yellow]{note}[/yellow]")
     m = meta["metrics"]
-    console.print(f"held-out transactions: ROC AUC {m['roc_auc']}, AP {m['average_precision']}, "
-                  f"precision at budget {m['precision_at_budget']}")  # fmt: skip
+    console.print(
+        f"held-out transactions: ROC AUC {m['roc_auc']}, AP {m['average_precision']}, "
+        f"precision at budget {m['precision_at_budget']}"
+    )
 
 
 @risk_app.command("score")
@@ -48,17 +50,25 @@ def print_score_summary(settings: Settings, transactions: dict[str, int], accoun
     """What this run scored, beside what the lake holds: counts a reader can check against the tables."""
     from devicerisk.store import scores
 
-    in_lake = (scores.level_counts(settings.lake_dir, scores.TRANSACTION_SCORES),
-               scores.level_counts(settings.lake_dir, scores.ACCOUNT_SCORES, latest_only="as_of"))  # fmt: skip
+    in_lake = (
+        scores.level_counts(settings.lake_dir, scores.TRANSACTION_SCORES),
+        scores.level_counts(settings.lake_dir, scores.ACCOUNT_SCORES, latest_only="as_of"),
+    )
     table = Table(title="risk scores", caption="lake: transaction_scores, all rows; account_scores, the newest as-of")
-    for column in ("score", "this run", "this run: highest", "lake", "lake: highest", "lake: elevated",
-                   "lake: normal"):  # fmt: skip
+    for column in ("score", "this run", "this run: highest", "lake", "lake: highest", "lake: elevated", "lake: normal"):
         table.add_column(column, justify="left" if column == "score" else "right", no_wrap=column == "score")
-    runs = ((transactions.get("transactions_scored", 0), transactions.get("highest", 0)),
-            (accounts.get("accounts_scored", 0), accounts.get("highest", 0)))  # fmt: skip
+    runs = (
+        (transactions.get("transactions_scored", 0), transactions.get("highest", 0)),
+        (accounts.get("accounts_scored", 0), accounts.get("highest", 0)),
+    )
     for name, (scored, highest), levels in zip(("transactions", "accounts"), runs, in_lake, strict=True):
-        table.add_row(name, f"{scored:,}", f"{highest:,}", f"{sum(levels.values()):,}",
-                      *(f"{levels.get(level, 0):,}" for level in ("highest", "elevated", "normal")))  # fmt: skip
+        table.add_row(
+            name,
+            f"{scored:,}",
+            f"{highest:,}",
+            f"{sum(levels.values()):,}",
+            *(f"{levels.get(level, 0):,}" for level in ("highest", "elevated", "normal")),
+        )
     console.print(table)
 
 
@@ -70,8 +80,14 @@ def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team
 
     trail = audit_trail(settings)
     rows = top_accounts(settings.serving_dir, n)
-    audit.append(trail, actor=actor, role="fraud_analyst", action="lookup_top_accounts",
-                 purpose="risk_control", counts={"accounts_shown": len(rows)})  # fmt: skip
+    audit.append(
+        trail,
+        actor=actor,
+        role="fraud_analyst",
+        action="lookup_top_accounts",
+        purpose="risk_control",
+        counts={"accounts_shown": len(rows)},
+    )
     if not rows:
         console.print("no account scores yet: run `devicerisk risk score`")
         return

@@ -34,8 +34,10 @@ DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: DEV
 def one_line(err: BaseException) -> str:
     """The error as one line: settings errors name the variable; errors of other libraries their type."""
     if isinstance(err, ValidationError):
-        fields = [(f"DEVICERISK_{'_'.join(map(str, e['loc'])).upper()}" if e["loc"] else "settings", e["msg"])
-                  for e in err.errors()]  # fmt: skip
+        fields = [
+            (f"DEVICERISK_{'_'.join(map(str, e['loc'])).upper()}" if e["loc"] else "settings", e["msg"])
+            for e in err.errors()
+        ]
         return "invalid settings: " + "; ".join(f"{name}: {msg}" for name, msg in fields)
     text = " ".join(str(err).split())
     if type(err).__module__.startswith("devicerisk"):

@@ -69,9 +69,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _keys_outside_data(self) -> Settings:
         data = self.data_dir.resolve()
-        keys = (self.secrets_dir, self.pseudonym_key_file, self.quarantine_key_file, self.audit_key_file,
-                *self.previous_pseudonym_key_files, *self.previous_quarantine_key_files,
-                *self.previous_audit_key_files)  # fmt: skip
+        keys = (
+            self.secrets_dir,
+            self.pseudonym_key_file,
+            self.quarantine_key_file,
+            self.audit_key_file,
+            *self.previous_pseudonym_key_files,
+            *self.previous_quarantine_key_files,
+            *self.previous_audit_key_files,
+        )
         for path in keys:
             if path is not None and path.resolve().is_relative_to(data):
                 raise ValueError(f"keys must live outside the data directory: {path}")

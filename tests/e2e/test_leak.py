@@ -36,24 +36,45 @@ def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
 
 #: Identifiers a user or a buggy app typed into fields the contract keeps as text, one of each kind.
 TYPED = {
-    "imei": "490154203237518", "imsi": "460001234567891", "iccid": "8944101122334455665",
-    "mac": "3c:5a:b4:9e:21:07", "phone": "13912345678", "ip": "203.0.113.77", "email": "li.wei@example.com",
+    "imei": "490154203237518",
+    "imsi": "460001234567891",
+    "iccid": "8944101122334455665",
+    "mac": "3c:5a:b4:9e:21:07",
+    "phone": "13912345678",
+    "ip": "203.0.113.77",
+    "email": "li.wei@example.com",
     "adid": "6d92078a-8246-4ba4-ae5b-76104861e7dc",
-}  # fmt: skip
+}
 
 
 def _typed_into_kept_text() -> list[dict]:
     """Valid events carrying every identifier of ``TYPED`` inside fields the contract keeps as text."""
-    device = {"model": f"Redmi {TYPED['imei']} {TYPED['adid']}", "manufacturer": "Xiaomi", "os": "Android",
-              "os_version": f"14 {TYPED['mac']}", "imei": "352099001761481"}  # fmt: skip
+    device = {
+        "model": f"Redmi {TYPED['imei']} {TYPED['adid']}",
+        "manufacturer": "Xiaomi",
+        "os": "Android",
+        "os_version": f"14 {TYPED['mac']}",
+        "imei": "352099001761481",
+    }
     app = {"platform": "android", "version": f"9.4.0-{TYPED['ip']}"}
     return [
-        event("operation", device=device, app=app,
-              payload={"action": "view", "page": f"/contact/{TYPED['email']}?tel={TYPED['phone']}"}),
-        event("crash", device=device, app=app,
-              payload={"kind": "crash", "exception_type": f"SimError {TYPED['iccid']} {TYPED['imsi']}",
-                       "stack_trace": "x"}),
-    ]  # fmt: skip
+        event(
+            "operation",
+            device=device,
+            app=app,
+            payload={"action": "view", "page": f"/contact/{TYPED['email']}?tel={TYPED['phone']}"},
+        ),
+        event(
+            "crash",
+            device=device,
+            app=app,
+            payload={
+                "kind": "crash",
+                "exception_type": f"SimError {TYPED['iccid']} {TYPED['imsi']}",
+                "stack_trace": "x",
+            },
+        ),
+    ]
 
 
 def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Settings) -> None:

@@ -44,9 +44,11 @@ def receipt(stores: Stores, row: RequestRow) -> dict[str, Any]:
     found = row.found or {}
     gone = {s: n - exported.get(s, 0) for s, n in found.items() if s not in NOT_EXPORTED and n > exported.get(s, 0)}
     out: dict[str, Any] = {
-        "records_per_store": exported, "records_per_table": tables, "records_found_when_received": found,
+        "records_per_store": exported,
+        "records_per_table": tables,
+        "records_found_when_received": found,
         "not_exported": {s: why for s, why in NOT_EXPORTED.items() if s in found},
-    }  # fmt: skip
+    }
     if gone:
         out["gone_since_received"] = gone  # erased or expired between the request's receipt and its export
     return out
@@ -66,16 +68,25 @@ def _masked(table: pa.Table) -> pa.Table:
 
 
 def _summary(row: RequestRow, tables: dict[str, pa.Table], now: datetime) -> str:
-    lines = [f"# Your data ({row.request_id})", "", f"Exported {now:%Y-%m-%d %H:%M} UTC. Identifiers are masked.", "",
-             "| where | records |", "|---|---:|"]  # fmt: skip
+    lines = [
+        f"# Your data ({row.request_id})",
+        "",
+        f"Exported {now:%Y-%m-%d %H:%M} UTC. Identifiers are masked.",
+        "",
+        "| where | records |",
+        "|---|---:|",
+    ]
     lines += [f"| {name} | {t.num_rows:,} |" for name, t in tables.items()]
     events = tables.get("lake.events")
     if events is not None and events.num_rows:
         types = events.column("event_type").value_counts().to_pylist()
         lines += ["", "Events by type: " + ", ".join(f"{t['values']} {t['counts']:,}" for t in types)]
     if "landing" in tables or "quarantine" in tables:
-        lines += ["", "`landing` and `quarantine` are your records as received (quarantine: refused as invalid), "
-                      "every value but times, amounts and settings masked."]  # fmt: skip
+        lines += [
+            "",
+            "`landing` and `quarantine` are your records as received (quarantine: refused as invalid), "
+            "every value but times, amounts and settings masked.",
+        ]
     left_out = [f"- {store}: {why}" for store, why in NOT_EXPORTED.items() if store in (row.found or {})]
     if left_out:
         lines += ["", "Not in this export:", *left_out]

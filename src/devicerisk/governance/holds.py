@@ -47,8 +47,15 @@ def place(
     ]
     for hold in holds:
         governance.add_hold(stores.warehouse_path, hold)
-    audit.append(stores.audit, actor=owner, role=role, action="hold.place", purpose="legal_hold",
-                 counts={"accounts": len(holds)}, when=now)  # fmt: skip
+    audit.append(
+        stores.audit,
+        actor=owner,
+        role=role,
+        action="hold.place",
+        purpose="legal_hold",
+        counts={"accounts": len(holds)},
+        when=now,
+    )
     return holds
 
 
@@ -57,6 +64,13 @@ def release(stores: Stores, hold_id: str, *, actor: str, now: datetime, role: st
     hold = governance.release_hold(stores.warehouse_path, hold_id, now)
     if hold is None:
         raise HoldError(f"no active hold {hold_id!r}")
-    audit.append(stores.audit, actor=actor, role=role, action="hold.release", purpose="legal_hold",
-                 counts={"accounts": 1}, when=now)  # fmt: skip
+    audit.append(
+        stores.audit,
+        actor=actor,
+        role=role,
+        action="hold.release",
+        purpose="legal_hold",
+        counts={"accounts": 1},
+        when=now,
+    )
     return hold

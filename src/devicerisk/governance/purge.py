@@ -90,10 +90,16 @@ def held_out(schema: pa.Schema, held: frozenset[str]) -> tuple[str | None, ds.Ex
         preds.append(f"({ACCOUNT_COLUMN} IS NULL OR NOT ({in_list(ACCOUNT_COLUMN, held)}))")
         expr = ds.field(ACCOUNT_COLUMN).is_null() | ~ds.field(ACCOUNT_COLUMN).isin(values)
     if {SUBJECT_TYPE, SUBJECT_ID} <= names:
-        preds.append(f"({SUBJECT_TYPE} IS NULL OR {SUBJECT_TYPE} <> 'account' OR {SUBJECT_ID} IS NULL "
-                     f"OR NOT ({in_list(SUBJECT_ID, held)}))")  # fmt: skip
-        typed = (ds.field(SUBJECT_TYPE).is_null() | (ds.field(SUBJECT_TYPE) != "account")
-                 | ds.field(SUBJECT_ID).is_null() | ~ds.field(SUBJECT_ID).isin(values))  # fmt: skip
+        preds.append(
+            f"({SUBJECT_TYPE} IS NULL OR {SUBJECT_TYPE} <> 'account' OR {SUBJECT_ID} IS NULL "
+            f"OR NOT ({in_list(SUBJECT_ID, held)}))"
+        )
+        typed = (
+            ds.field(SUBJECT_TYPE).is_null()
+            | (ds.field(SUBJECT_TYPE) != "account")
+            | ds.field(SUBJECT_ID).is_null()
+            | ~ds.field(SUBJECT_ID).isin(values)
+        )
         expr = typed if expr is None else expr & typed
     return _and(*preds), expr
 
@@ -150,8 +156,9 @@ def _purge_table(stores: Stores, name: str, run: _Purge) -> int:
             predicate = f"{PARTITION} < {literal(floor)}"
             removed += lakes.drop_partitions(stores.lake_dir, name, predicate, "retention").rows
     store = f"lake:{name}"
-    due = [(r, _since(stores, name, r, run.marks.get((store, r.retention_class)), run.last_runs.get(store)))
-           for r in rules]  # fmt: skip
+    due = [
+        (r, _since(stores, name, r, run.marks.get((store, r.retention_class)), run.last_runs.get(store))) for r in rules
+    ]
     due = [(r, since) for r, since in due if since is None or since < r.cutoff]
     if due:  # one pass over the table for every class: each file is rewritten at most once
         where = _with(_any([r.expression(schema, since) for r, since in due]), held_expr)
@@ -272,8 +279,13 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     holds = governance.holds(stores.warehouse_path)
     held = frozenset(h.subject_pid for h in holds if h.active(now))
     ended_holds = [h for h in holds if not h.active(now) and h.swept_at is None]
-    run = _Purge(now.date(), held, frozenset(h.subject_pid for h in ended_holds) - held,
-                 governance.watermarks(stores.warehouse_path), governance.last_runs(stores.warehouse_path))  # fmt: skip
+    run = _Purge(
+        now.date(),
+        held,
+        frozenset(h.subject_pid for h in ended_holds) - held,
+        governance.watermarks(stores.warehouse_path),
+        governance.last_runs(stores.warehouse_path),
+    )
     report.subjects_held = len(held)
     today = run.today
     try:

@@ -101,8 +101,10 @@ _UNFINISHED = (Status.RECEIVED, Status.VERIFIED, Status.IN_PROGRESS)
 
 def request_id(kind: RequestKind, subject: SubjectRows, options: dict[str, Any], received_at: datetime) -> str:
     """The request's id: its kind, options, subject and the time it was received."""
-    text = json.dumps({"kind": kind, "subject": to_json(subject), "options": options,
-                       "received_at": received_at.isoformat()}, sort_keys=True)  # fmt: skip
+    text = json.dumps(
+        {"kind": kind, "subject": to_json(subject), "options": options, "received_at": received_at.isoformat()},
+        sort_keys=True,
+    )
     return "req-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -181,8 +183,15 @@ def _refuse_if_held(
         return
     row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
     governance.put_request(stores.warehouse_path, row)
-    audit.append(stores.audit, actor=actor, role=role, action=f"request.{row.kind}.rejected",
-                 purpose="legal_hold", counts={"holds": len(holds)}, when=now)  # fmt: skip
+    audit.append(
+        stores.audit,
+        actor=actor,
+        role=role,
+        action=f"request.{row.kind}.rejected",
+        purpose="legal_hold",
+        counts={"holds": len(holds)},
+        when=now,
+    )
     raise HoldConflictError(
         f"request {row.request_id} conflicts with legal hold {holds[0].hold_id} "
         f"(owner {holds[0].owner}, until {holds[0].expires_at:%Y-%m-%d}); it was rejected, nothing was deleted"
@@ -250,9 +259,14 @@ def _complete(
     stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str, step: Checkpoint
 ) -> RequestRow:
     receipt: dict[str, Any] = {
-        "request_id": row.request_id, "kind": row.kind, "options": row.options, "status": Status.COMPLETED,
-        "received_at": row.received_at, "completed_at": now, "records_per_store": row.found or {},
-    }  # fmt: skip
+        "request_id": row.request_id,
+        "kind": row.kind,
+        "options": row.options,
+        "status": Status.COMPLETED,
+        "received_at": row.received_at,
+        "completed_at": now,
+        "records_per_store": row.found or {},
+    }
     if row.kind == RequestKind.ACCESS:
         receipt |= access.receipt(stores, row)
     if row.kind in _DELETING:
@@ -263,8 +277,15 @@ def _complete(
     request_files.write_receipt(stores.requests_dir, row.request_id, receipt)
     step("receipt")
     counts = {k.replace("/", "."): v for k, v in (row.found or {}).items()}
-    audit.append(stores.audit, actor=actor, role=role, action=f"request.{row.kind}",
-                 purpose="data_subject_rights", counts=counts, when=now)  # fmt: skip
+    audit.append(
+        stores.audit,
+        actor=actor,
+        role=role,
+        action=f"request.{row.kind}",
+        purpose="data_subject_rights",
+        counts=counts,
+        when=now,
+    )
     step("audited")
     row.status, row.updated_at = Status.COMPLETED, now
     governance.put_request(stores.warehouse_path, row)
@@ -289,17 +310,19 @@ def _remains(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetim
         n, written = subject_data.unmatchable_quarantine(stores)
         if n and written is not None:
             out["quarantine_unmatchable"] = {
-                "records": n, "until": _kept_until(stores, "quarantine", written),
+                "records": n,
+                "until": _kept_until(stores, "quarantine", written),
                 "what": "records refused at ingest that are not readable (not JSON, or an identifier that is not "
                 "text), encrypted: no identifier in them can be matched, so some may be the subject's; they go "
                 "with the quarantine retention",
-            }  # fmt: skip
+            }
         if ended := [h for h in governance.holds(stores.warehouse_path) if h.subject_pid in subject.accounts]:
             out["legal_holds"] = {
-                "holds": len(ended), "until": _kept_until(stores, "account", max(h.ended_at for h in ended)),
+                "holds": len(ended),
+                "until": _kept_until(stores, "account", max(h.ended_at for h in ended)),
                 "what": "ended legal holds on the account keep its pseudonym, as the record of the hold, for the "
                 "account period after they ended",
-            }  # fmt: skip
+            }
     return out
 
 
@@ -333,15 +356,23 @@ def _state(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime)
     accounts = sorted(subject.accounts)
     batch = f"request:{row.request_id}"
     if row.kind == RequestKind.WITHDRAWAL:
-        rows = {"account_pid": accounts, "purpose": [row.options["purpose"]] * len(accounts),
-                "decided_at": [now] * len(accounts), "granted": [False] * len(accounts)}  # fmt: skip
+        rows = {
+            "account_pid": accounts,
+            "purpose": [row.options["purpose"]] * len(accounts),
+            "decided_at": [now] * len(accounts),
+            "granted": [False] * len(accounts),
+        }
         governance.record_state(stores.warehouse_path, "consent_decisions", pa.table(rows), batch)
     elif row.kind == RequestKind.CANCELLATION:
         rows = {"account_pid": accounts, "cancelled_at": [now] * len(accounts)}
         governance.record_state(stores.warehouse_path, "cancellations", pa.table(rows), batch)
     elif row.kind == RequestKind.MINOR:
-        rows = {"account_pid": accounts, "declared_at": [now] * len(accounts), "minor": [True] * len(accounts),
-                "guardian_consent": [False] * len(accounts)}  # fmt: skip
+        rows = {
+            "account_pid": accounts,
+            "declared_at": [now] * len(accounts),
+            "minor": [True] * len(accounts),
+            "guardian_consent": [False] * len(accounts),
+        }
         governance.record_state(stores.warehouse_path, "age_declarations", pa.table(rows), batch)
 
 
@@ -384,14 +415,24 @@ def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime
         # No checkpoint after the deletes is old enough yet (or none was made: a crash after a delete). One made
         # now lets a later vacuum remove the log entries before it.
         subject_data.checkpoint_lake(stores, logs)
-        return _wait(stores, row, f"{sum(logs.values())} Delta log files of {', '.join(sorted(logs))} name the "
-                                  "subject until they are older than the vacuum grace period")  # fmt: skip
+        return _wait(
+            stores,
+            row,
+            f"{sum(logs.values())} Delta log files of {', '.join(sorted(logs))} name the "
+            "subject until they are older than the vacuum grace period",
+        )
     row.reason = None
     return True
 
 
 _STEP_FUNCTIONS: dict[str, Callable[[Stores, RequestRow, SubjectRows, datetime], bool | None]] = {
-    "export": _export, "state": _state, "aggregate": _aggregate, "landing": _landing, "lake": _lake,
+    "export": _export,
+    "state": _state,
+    "aggregate": _aggregate,
+    "landing": _landing,
+    "lake": _lake,
     "snapshots": _snapshots,
-    "quarantine": _quarantine, "warehouse": _warehouse, "vacuum": _vacuum,
-}  # fmt: skip
+    "quarantine": _quarantine,
+    "warehouse": _warehouse,
+    "vacuum": _vacuum,
+}

@@ -80,8 +80,11 @@ def _small_stores(stores: Stores, now: datetime, held: frozenset[str]) -> list[V
         if files:
             out.append(Violation("landing", "telemetry", "landing_raw", len(files)))
         for kind in landing.UNLEDGERED:
-            old_files = [p for p in landing.expired_unledgered(stores.landing_dir, timedelta(days=days), now)
-                         if p.parent.name == kind]  # fmt: skip
+            old_files = [
+                p
+                for p in landing.expired_unledgered(stores.landing_dir, timedelta(days=days), now)
+                if p.parent.name == kind
+            ]
             if old_files:
                 out.append(Violation("landing", kind, "landing_raw", len(old_files)))
         out += _landing_strays(stores, timedelta(days=days), now)
@@ -90,8 +93,9 @@ def _small_stores(stores: Stores, now: datetime, held: frozenset[str]) -> list[V
     ):
         out.append(Violation("requests", "exports", "request_export", len(exports)))
     if kept := governance.forget_subjects(stores.warehouse_path, now - SUBJECT_KEPT, dry_run=True):
-        out.append(Violation("warehouse", "subject_requests (subjects of finished requests)", "request bookkeeping",
-                             kept))  # fmt: skip
+        out.append(
+            Violation("warehouse", "subject_requests (subjects of finished requests)", "request bookkeeping", kept)
+        )
     if stale := signal_log.stale_rows(stores.lake_dir, stores.signals_dir):  # a copy of rows the lake let go
         out.append(Violation("signals", "built from lake files since removed", "the lake's events", stale))
     if (cutoff := policy.cutoff("audit_log", now)) is not None:

@@ -31,9 +31,16 @@ def rekey_quarantine(stores: Stores, actor: str = "key-rotation") -> int:
         old = stores.quarantine_keys.get(key_id)
         if old is None:
             raise KeyRingError(f"quarantine batch {batch} is sealed with key {key_id}, which is not in the keyring")
-        quarantine.write(stores.quarantine_dir, batch, quarantine.read(stores.quarantine_dir, batch, old),
-                         stores.quarantine_key)  # fmt: skip
+        quarantine.write(
+            stores.quarantine_dir, batch, quarantine.read(stores.quarantine_dir, batch, old), stores.quarantine_key
+        )
         moved += 1
-    audit.append(stores.audit, actor=actor, role="security", action="keys.rekey_quarantine", purpose="security",
-                 counts={"batches": moved})  # fmt: skip
+    audit.append(
+        stores.audit,
+        actor=actor,
+        role="security",
+        action="keys.rekey_quarantine",
+        purpose="security",
+        counts={"batches": moved},
+    )
     return moved

@@ -56,15 +56,24 @@ def stores_for(settings: Settings) -> Stores:
     ensure_private_dir(settings.data_dir)
     keyring = tuple(Pseudonymiser(k, settings.default_phone_region) for k in load_pseudonym_keyring(settings))
     return Stores(
-        data_dir=settings.data_dir, lake_dir=settings.lake_dir, warehouse_path=settings.warehouse_path,
-        serving_dir=settings.serving_dir, models_dir=settings.models_dir, quarantine_dir=settings.quarantine_dir,
-        landing_dir=settings.landing_dir, audit_dir=settings.audit_dir, requests_dir=settings.requests_dir,
+        data_dir=settings.data_dir,
+        lake_dir=settings.lake_dir,
+        warehouse_path=settings.warehouse_path,
+        serving_dir=settings.serving_dir,
+        models_dir=settings.models_dir,
+        quarantine_dir=settings.quarantine_dir,
+        landing_dir=settings.landing_dir,
+        audit_dir=settings.audit_dir,
+        requests_dir=settings.requests_dir,
         signals_dir=settings.signals_dir,
-        policy=load_policy(settings.retention_config), grace=timedelta(hours=settings.vacuum_grace_hours),
-        cluster_file_bytes=settings.lake_cluster_file_bytes, keyring=keyring,
-        quarantine_key=load_quarantine_key(settings), quarantine_keys=load_quarantine_keyring(settings),
+        policy=load_policy(settings.retention_config),
+        grace=timedelta(hours=settings.vacuum_grace_hours),
+        cluster_file_bytes=settings.lake_cluster_file_bytes,
+        keyring=keyring,
+        quarantine_key=load_quarantine_key(settings),
+        quarantine_keys=load_quarantine_keyring(settings),
         audit=audit_trail(settings),
-    )  # fmt: skip
+    )
 
 
 def audit_trail(settings: Settings) -> audit.Trail:

@@ -86,9 +86,10 @@ def _quarantine_records(stores: Stores, subject: SubjectRows) -> dict[str, list[
     for batch in quarantine.batches(stores.quarantine_dir):
         key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
         mine = [
-            r for r in quarantine.read(stores.quarantine_dir, batch, key)
+            r
+            for r in quarantine.read(stores.quarantine_dir, batch, key)
             if raw_record_matches(r.raw, subject, stores.keyring)
-        ]  # fmt: skip
+        ]
         if mine:
             out[batch] = mine
     return out
@@ -158,10 +159,14 @@ def collect(stores: Stores, subject: SubjectRows) -> dict[str, pa.Table]:
     found = _quarantine_records(stores, subject)
     if found:
         rejected = [(batch, r) for batch, records in found.items() for r in records]
-        tables["quarantine"] = pa.table({
-            "batch_id": [b for b, _ in rejected], "line": [r.line for _, r in rejected],
-            "reason": [r.reason for _, r in rejected], "record": [r.raw for _, r in rejected],
-        })  # fmt: skip
+        tables["quarantine"] = pa.table(
+            {
+                "batch_id": [b for b, _ in rejected],
+                "line": [r.line for _, r in rejected],
+                "reason": [r.reason for _, r in rejected],
+                "record": [r.raw for _, r in rejected],
+            }
+        )
     raw = [
         (path.parent.name, line)
         for path in landing_holding(stores, subject)
@@ -313,10 +318,16 @@ def _unledgered_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
 
 def landing_holding(stores: Stores, subject: SubjectRows, among: list[Path] | None = None) -> dict[Path, int]:
     """Raw landing files of every kind (or ``among`` those given) that hold the subject's records, with how many."""
-    ledgered = landing.pending_files(stores.landing_dir) if among is None else [
-        p for p in among if p.parent.name not in landing.UNLEDGERED]  # fmt: skip
-    unledgered = landing.unledgered_files(stores.landing_dir) if among is None else [
-        p for p in among if p.parent.name in landing.UNLEDGERED]  # fmt: skip
+    ledgered = (
+        landing.pending_files(stores.landing_dir)
+        if among is None
+        else [p for p in among if p.parent.name not in landing.UNLEDGERED]
+    )
+    unledgered = (
+        landing.unledgered_files(stores.landing_dir)
+        if among is None
+        else [p for p in among if p.parent.name in landing.UNLEDGERED]
+    )
     found = {path: _landing_hits(stores, subject, path) for path in ledgered}
     found |= {path: _unledgered_hits(stores, subject, path) for path in unledgered}
     return {path: n for path, n in found.items() if n}

@@ -24,8 +24,14 @@ from devicerisk.contract.model import Field, Kind
 from devicerisk.contract.schema import nest_paths
 from devicerisk.store import landing
 
-_DUCK_TYPES = {Kind.STRING: "VARCHAR", Kind.TIMESTAMP: "VARCHAR", Kind.INT: "BIGINT", Kind.FLOAT: "DOUBLE",
-               Kind.BOOL: "BOOLEAN", Kind.STRING_LIST: "VARCHAR[]"}  # fmt: skip
+_DUCK_TYPES = {
+    Kind.STRING: "VARCHAR",
+    Kind.TIMESTAMP: "VARCHAR",
+    Kind.INT: "BIGINT",
+    Kind.FLOAT: "DOUBLE",
+    Kind.BOOL: "BOOLEAN",
+    Kind.STRING_LIST: "VARCHAR[]",
+}
 
 # What may NOT start a value of each kind, after `"key":`. JSON values start with one of
 # `"` - digit t f n { [`, so each pattern lists the starts that are another type.

@@ -156,15 +156,27 @@ def stage_batch(path: Path, ctx: IngestContext, now: datetime | None = None) -> 
     raw = read_batch(path, ctx.max_record_bytes, ctx.max_batch_bytes)
     parsed = parse_batch(raw, ctx.chunk_rows, reread=path, window=ctx.window(now))  # a second, faster read
     treated = treat_batch(
-        parsed.table, ctx.pseudonymiser, raw.batch_id, minor_age=ctx.minor_age, phone_region=ctx.phone_region,
+        parsed.table,
+        ctx.pseudonymiser,
+        raw.batch_id,
+        minor_age=ctx.minor_age,
+        phone_region=ctx.phone_region,
         ingested_at=now,
-    )  # fmt: skip
+    )
     events, redacted = treated.table, describe(treated.redactions)
     first = first_in_batch(events.column("event_id").combine_chunks())
     notes = [*raw.notes, redacted] if redacted else list(raw.notes)
     return StagedBatch(
-        raw.batch_id, raw.file_name, raw.records_read, notes, parsed.rejected, events, now, raw.file_bytes, first,
-    )  # fmt: skip
+        raw.batch_id,
+        raw.file_name,
+        raw.records_read,
+        notes,
+        parsed.rejected,
+        events,
+        now,
+        raw.file_bytes,
+        first,
+    )
 
 
 def prepare_batch(

@@ -34,8 +34,16 @@ _AGES = pa.schema(
     ]
 )
 #: The treated-event columns that consent decisions read.
-CONSENT_COLUMNS = ("event_type", "event_time", "account_id_pid", "action", "purpose", "granted", "birth_year_minor",
-                   "guardian_consent")  # fmt: skip
+CONSENT_COLUMNS = (
+    "event_type",
+    "event_time",
+    "account_id_pid",
+    "action",
+    "purpose",
+    "granted",
+    "birth_year_minor",
+    "guardian_consent",
+)
 STATE_SCHEMAS = {"consent_decisions": _DECISIONS, "cancellations": _CANCELS, "age_declarations": _AGES}
 
 _UPDATES_SQL = {

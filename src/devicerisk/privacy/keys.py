@@ -95,8 +95,10 @@ def _load(settings: Settings, purpose: str, default_file: str, nbytes: int) -> K
         material = _read_key_file(key_file, purpose)
     elif settings.mode is not Mode.DEMO:  # a key file in secrets_dir may be a demo key: never guess
         name = f"DEVICERISK_{purpose.upper()}_KEY"
-        raise MissingKeyError(f"no {purpose} key: set {name} or {name}_FILE (production mode uses only keys it is "
-                              "given, never one from the demo's secrets folder)")  # fmt: skip
+        raise MissingKeyError(
+            f"no {purpose} key: set {name} or {name}_FILE (production mode uses only keys it is "
+            "given, never one from the demo's secrets folder)"
+        )
     else:
         path = settings.secrets_dir / default_file
         try:

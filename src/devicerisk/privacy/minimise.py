@@ -175,14 +175,49 @@ def minimise_ip(values: pa.Array, _: MinimiseContext) -> dict[str, pa.Array]:
 
 #: Browser and OS families kept as they are; anything else (including the free text that ua-parser
 #: returns for generic bots, e.g. "13800138000Bot") becomes "Other", so no user-typed text survives.
-KNOWN_BROWSERS = frozenset({
-    "Chrome", "Chrome Mobile", "Chrome Mobile iOS", "Chrome Mobile WebView", "Chromium", "Safari", "Mobile Safari",
-    "Mobile Safari UI/WKWebView", "Firefox", "Firefox Mobile", "Firefox iOS", "Edge", "Edge Mobile", "Opera",
-    "Opera Mobile", "Samsung Internet", "UC Browser", "QQ Browser", "QQ Browser Mobile", "MiuiBrowser",
-    "HuaweiBrowser", "WeChat", "Baidu Box App", "Sogou Explorer", "Yandex Browser", "Vivo Browser", "Facebook",
-    "Instagram", "Googlebot", "bingbot", "HeadlessChrome", "Electron", "IE", "IE Mobile", "Python Requests",
-    "curl", "okhttp", "Apache-HttpClient", "Go-http-client",
-})  # fmt: skip
+KNOWN_BROWSERS = frozenset(
+    {
+        "Chrome",
+        "Chrome Mobile",
+        "Chrome Mobile iOS",
+        "Chrome Mobile WebView",
+        "Chromium",
+        "Safari",
+        "Mobile Safari",
+        "Mobile Safari UI/WKWebView",
+        "Firefox",
+        "Firefox Mobile",
+        "Firefox iOS",
+        "Edge",
+        "Edge Mobile",
+        "Opera",
+        "Opera Mobile",
+        "Samsung Internet",
+        "UC Browser",
+        "QQ Browser",
+        "QQ Browser Mobile",
+        "MiuiBrowser",
+        "HuaweiBrowser",
+        "WeChat",
+        "Baidu Box App",
+        "Sogou Explorer",
+        "Yandex Browser",
+        "Vivo Browser",
+        "Facebook",
+        "Instagram",
+        "Googlebot",
+        "bingbot",
+        "HeadlessChrome",
+        "Electron",
+        "IE",
+        "IE Mobile",
+        "Python Requests",
+        "curl",
+        "okhttp",
+        "Apache-HttpClient",
+        "Go-http-client",
+    }
+)
 KNOWN_OS = frozenset({"Android", "iOS", "Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "HarmonyOS", "iPadOS"})
 
 

@@ -38,11 +38,18 @@ _HEX = "[0-9A-Fa-f]"
 #: A superset of every shape found below, as one RE2 pattern: '@', ':', a hex-dash run (MAC, UUID), a Cisco
 #: MAC, a dotted quad, '+' before a digit, or PHONE_MIN_DIGITS digits (full-width ones too) with at most two
 #: separators between.
-PREFILTER = "|".join((
-    "@", ":", f"{_HEX}{{2}}-{_HEX}{{2}}-", f"{_HEX}{{8}}-", rf"{_HEX}{{4}}\.{_HEX}{{4}}\.",
-    r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]", r"\+[ (]?\p{Nd}",
-    rf"\p{{Nd}}(?:[-. ()]{{0,2}}\p{{Nd}}){{{PHONE_MIN_DIGITS - 1}}}",
-))  # fmt: skip
+PREFILTER = "|".join(
+    (
+        "@",
+        ":",
+        f"{_HEX}{{2}}-{_HEX}{{2}}-",
+        f"{_HEX}{{8}}-",
+        rf"{_HEX}{{4}}\.{_HEX}{{4}}\.",
+        r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]",
+        r"\+[ (]?\p{Nd}",
+        rf"\p{{Nd}}(?:[-. ()]{{0,2}}\p{{Nd}}){{{PHONE_MIN_DIGITS - 1}}}",
+    )
+)
 
 _EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 _UUID = re.compile(rf"(?<!{_HEX}){_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}(?!{_HEX})")
@@ -118,9 +125,10 @@ def _substitute(text: str, pattern: re.Pattern[str], kind_of: Callable[[str], st
 def _phones(text: str, region: str, found: Found) -> str:
     """Phone numbers replaced: those phonenumbers finds in the text, then long digit runs glued to letters."""
     matches = [
-        m for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
+        m
+        for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
         if m.raw_string.lstrip().startswith("+") or sum(c.isdigit() for c in m.raw_string) >= PHONE_MIN_DIGITS
-    ]  # fmt: skip
+    ]
     for m in reversed(matches):
         text = f"{text[: m.start]}[phone]{text[m.end :]}"
     found += [("phone", m.raw_string) for m in matches]

@@ -86,8 +86,12 @@ def _score_section(name: str, trained: Trained, budget: str) -> list[str]:
         "",
     ]
     if ev.recall_by_scenario:
-        lines += ["Recall per planted scenario (share of its fraud rows at elevated or highest):", "",
-                  "| scenario | recall |", "|---|---|"]  # fmt: skip
+        lines += [
+            "Recall per planted scenario (share of its fraud rows at elevated or highest):",
+            "",
+            "| scenario | recall |",
+            "|---|---|",
+        ]
         lines += [f"| {k} | {v:.3f} |" for k, v in ev.recall_by_scenario.items()] + [""]
     lines += _unreported_section(trained)
     if ev.single_flags:
@@ -109,14 +113,20 @@ def unreported_rows(trained: Trained) -> np.ndarray:
 def _unreported_section(trained: Trained) -> list[str]:
     rows = unreported_rows(trained)
     auc, ap = ranking_metrics(trained.test_target[rows], trained.test_scores[rows])
-    return [f"On the {int(rows.sum()):,} held-out rows whose account and device had no fraud report before t "
-            f"({int(trained.test_target[rows].sum()):,} fraud), the fraud not yet known: ROC AUC {_fmt(auc, 4)}, "
-            f"average precision {_fmt(ap, 4)}.", ""]  # fmt: skip
+    return [
+        f"On the {int(rows.sum()):,} held-out rows whose account and device had no fraud report before t "
+        f"({int(trained.test_target[rows].sum()):,} fraud), the fraud not yet known: ROC AUC {_fmt(auc, 4)}, "
+        f"average precision {_fmt(ap, 4)}.",
+        "",
+    ]
 
 
 #: The single-feature metrics the card checks, with their names in the card.
-_SINGLE_METRICS = {"roc_auc": "ROC AUC", "average_precision": "average precision",
-                   "precision_at_budget": "precision at the alert budget"}  # fmt: skip
+_SINGLE_METRICS = {
+    "roc_auc": "ROC AUC",
+    "average_precision": "average precision",
+    "precision_at_budget": "precision at the alert budget",
+}
 
 
 def _single_feature_section(single: dict[str, dict[str, float]]) -> list[str]:
@@ -124,10 +134,13 @@ def _single_feature_section(single: dict[str, dict[str, float]]) -> list[str]:
     metrics = [m for m in _SINGLE_METRICS if all(m in v for v in single.values())]
     reaching = sorted(k for k, v in single.items() if any(v[m] >= TARGETS[m] for m in metrics))
     targets = " or ".join(_SINGLE_METRICS[m] for m in metrics)
-    head = (f"Single features used alone as the score (each in its riskier direction; the best eight by average "
-            f"precision): none reaches the {targets} target on its own." if not reaching else
-            "Single features used alone as the score (each in its riskier direction; the best eight by average "
-            f"precision); reaching the {targets} target on their own: {', '.join(reaching)}.")  # fmt: skip
+    head = (
+        f"Single features used alone as the score (each in its riskier direction; the best eight by average "
+        f"precision): none reaches the {targets} target on its own."
+        if not reaching
+        else "Single features used alone as the score (each in its riskier direction; the best eight by average "
+        f"precision); reaching the {targets} target on their own: {', '.join(reaching)}."
+    )
     best = []
     for m in metrics:
         name, values = max(single.items(), key=lambda kv: (kv[1][m], kv[0]))
@@ -148,16 +161,21 @@ def _days(a: Any, b: Any) -> str:
 def _split_table(split: Split, metadata: dict[str, Any]) -> list[str]:
     """The time split as a table: train, the label-delay gap, test, and the wait for the test's labels."""
     delay = metadata.get("label_delay", {}).get("text", f"label delay {split.label_delay_days:.1f} days")
-    rows = [("training (labels reported by the end of the gap)", split.start, split.train_end),
-            (f"gap for label delay ({delay})", split.train_end, split.test_start),
-            ("held-out test", split.test_start, split.end)]  # fmt: skip
+    rows = [
+        ("training (labels reported by the end of the gap)", split.start, split.train_end),
+        (f"gap for label delay ({delay})", split.train_end, split.test_start),
+        ("held-out test", split.test_start, split.end),
+    ]
     if split.newest is not None and split.newest > split.end:
         rows.append(("wait for the test window's labels (not used)", split.end, split.newest))
     lines = ["| part | from (UTC) | to (UTC) | length |", "|---|---|---|---|"]
     lines += [f"| {name} | {a:%Y-%m-%d %H:%M} | {b:%Y-%m-%d %H:%M} | {_days(a, b)} |" for name, a, b in rows]
-    lines += ["", "The transaction score also trains on the gap's transactions: reported fraud at full weight, the "
-              "rest as legitimate weighted by their age at the end of the gap over the label delay (their fraud "
-              "may not be reported yet). Calibration and the test use neither."]  # fmt: skip
+    lines += [
+        "",
+        "The transaction score also trains on the gap's transactions: reported fraud at full weight, the "
+        "rest as legitimate weighted by their age at the end of the gap over the label delay (their fraud "
+        "may not be reported yet). Calibration and the test use neither.",
+    ]
     return [*lines, ""]
 
 

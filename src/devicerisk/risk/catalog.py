@@ -58,13 +58,25 @@ WINDOWS: tuple[Window, ...] = (
     Window("cp_txn_7d", "{v:.0f} payments to this counterparty in 7 d", "cp", "count", 7 * _D_US),
     Window("cp_accounts_24h", "counterparty paid by {v:.0f} accounts in 24 h", "cp", "distinct_accounts", _D_US),
     Window("cp_accounts_7d", "counterparty paid by {v:.0f} accounts in 7 d", "cp", "distinct_accounts", 7 * _D_US),
-    Window("cp_fraud_share_7d", "{v:.2f} of the counterparty's payments in 7 d reported as fraud", "cp", "fraud_share",
-           7 * _D_US, "ratio"),
-    Window("cp_fraud_share_30d", "{v:.2f} of the counterparty's payments in 30 d reported as fraud", "cp",
-           "fraud_share", 30 * _D_US, "ratio"),
+    Window(
+        "cp_fraud_share_7d",
+        "{v:.2f} of the counterparty's payments in 7 d reported as fraud",
+        "cp",
+        "fraud_share",
+        7 * _D_US,
+        "ratio",
+    ),
+    Window(
+        "cp_fraud_share_30d",
+        "{v:.2f} of the counterparty's payments in 30 d reported as fraud",
+        "cp",
+        "fraud_share",
+        30 * _D_US,
+        "ratio",
+    ),
     Window("cp_age_h", "counterparty first paid {v:.1f} h before (in 31 d)", "cp", "age_h", 31 * _D_US, "hours"),
     Window("cp_new_for_account", "first payment to this counterparty in 31 d", "acct_cp", "new", 31 * _D_US, "flag"),
-)  # fmt: skip
+)
 
 #: The inputs the SQL (and the C engine) compute, in matrix order; the declared ones follow them.
 ENGINE_FEATURES: tuple[Feature, ...] = (

@@ -157,8 +157,9 @@ class Sightings:
     read in (counterparty, time) order, so the run boundaries of any width are streams already in order.
     """
 
-    def __init__(self, pair: np.ndarray, times: np.ndarray, by_pair: np.ndarray, by_other: np.ndarray,
-                 other: np.ndarray) -> None:  # fmt: skip
+    def __init__(
+        self, pair: np.ndarray, times: np.ndarray, by_pair: np.ndarray, by_other: np.ndarray, other: np.ndarray
+    ) -> None:
         """``pair`` and ``times`` of the rows; ``by_pair`` and ``by_other``: the sightings' rows in (pair, time)
         and in (counterparty, time) order; ``other``: the counterparty of each row."""
         p, s = pair[by_pair], times[by_pair]
@@ -183,8 +184,9 @@ def _reported(txns: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.n
     if labels is None or labels.num_rows == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty.astype(np.uint64), empty, empty
-    fraud = labels.filter(pc.and_(pc.equal(labels.column("label"), "fraud"),
-                                  pc.equal(labels.column("subject_type"), "transaction")))  # fmt: skip
+    fraud = labels.filter(
+        pc.and_(pc.equal(labels.column("label"), "fraud"), pc.equal(labels.column("subject_type"), "transaction"))
+    )
     with engine.registered(f=fraud.select(["subject_id_pid", "reported_at"])) as con:
         hashed = con.sql(
             "SELECT hash(subject_id_pid) AS txn, min(epoch_us(reported_at)) AS r FROM f "
@@ -200,8 +202,14 @@ def _reported(txns: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.n
     return cp[keep], t[keep], r[keep]
 
 
-def compute(sig: pa.Table, labels: pa.Table | None, q_t: np.ndarray, q_acct: np.ndarray, q_cp: np.ndarray,
-            out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def compute(
+    sig: pa.Table,
+    labels: pa.Table | None,
+    q_t: np.ndarray,
+    q_acct: np.ndarray,
+    q_cp: np.ndarray,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """The declared features (``catalog.WINDOWS`` order) of query rows at ``q_t`` (microseconds) of
     accounts ``q_acct`` paying counterparties ``q_cp`` (64-bit hashes, 0: none), from signal rows ``sig``;
     written into ``out`` (len(q_t) × len(WINDOWS), a view of a wider matrix, say) when given."""

@@ -41,17 +41,44 @@ from devicerisk.risk.geo import timezone_countries
 
 #: Lake columns the features read (a projection: the events table is wide).
 EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id", "event_type", "event_time", "account_id_pid", "device_imei_pid", "device_android_id_pid",
-    "device_idfv_pid", "device_mac_pid", "device_oaid_pid", "device_idfa_pid", "network_ip_prefix",
-    "device_imsi_country", "app_platform", "app_version", "device_model_emulator", "device_imei_checksum_ok",
-    "timezone", "language", "hardware_emulator", "rooted", "action", "transaction_id_pid", "amount", "status",
-    "channel", "counterparty_pid", "kind", "installed_root_app", "installed_hook_app", "running_root_app",
+    "event_id",
+    "event_type",
+    "event_time",
+    "account_id_pid",
+    "device_imei_pid",
+    "device_android_id_pid",
+    "device_idfv_pid",
+    "device_mac_pid",
+    "device_oaid_pid",
+    "device_idfa_pid",
+    "network_ip_prefix",
+    "device_imsi_country",
+    "app_platform",
+    "app_version",
+    "device_model_emulator",
+    "device_imei_checksum_ok",
+    "timezone",
+    "language",
+    "hardware_emulator",
+    "rooted",
+    "action",
+    "transaction_id_pid",
+    "amount",
+    "status",
+    "channel",
+    "counterparty_pid",
+    "kind",
+    "installed_root_app",
+    "installed_hook_app",
+    "running_root_app",
     "running_hook_app",
-)  # fmt: skip
+)
 LABEL_COLUMNS: tuple[str, ...] = ("subject_type", "subject_id_pid", "label", "reported_at")
 
-_DEVICE = ("coalesce(device_imei_pid, device_android_id_pid, device_idfv_pid, device_mac_pid, device_oaid_pid, "
-           "device_idfa_pid)")  # fmt: skip
+_DEVICE = (
+    "coalesce(device_imei_pid, device_android_id_pid, device_idfv_pid, device_mac_pid, device_oaid_pid, "
+    "device_idfa_pid)"
+)
 H, D = 3_600_000_000, 86_400_000_000  # microseconds
 W = 7 * D
 HISTORY = timedelta(days=31)  # the longest window (30 d amount median) plus a day: what scoring loads

@@ -128,15 +128,27 @@ def ingest_label_file(path: Path, ctx: IngestContext) -> BatchResult:
         result.reasons[r.reason] = result.reasons.get(r.reason, 0) + 1
     result.check()
     quarantine.write(ctx.quarantine_dir, batch_id, rejected, ctx.quarantine_key)
-    table, redacted = redact_fields(treat_labels(good, ctx, batch_id) if good else LABEL_SCHEMA.empty_table(),
-                                    LABEL_FIELDS, ctx.phone_region)  # fmt: skip
+    table, redacted = redact_fields(
+        treat_labels(good, ctx, batch_id) if good else LABEL_SCHEMA.empty_table(), LABEL_FIELDS, ctx.phone_region
+    )
     result.notes += [note] if (note := describe(redacted)) else []
-    accounting = {"records_read": result.records_read, "accepted": result.accepted, "quarantined": result.quarantined,
-                  "reasons": result.reasons, "notes": result.notes, "file_name": path.name}  # fmt: skip
+    accounting = {
+        "records_read": result.records_read,
+        "accepted": result.accepted,
+        "quarantined": result.quarantined,
+        "reasons": result.reasons,
+        "notes": result.notes,
+        "file_name": path.name,
+    }
     # An empty commit still records the batch id, so a file of rejects is not read again.
     lake.append(ctx.lake_dir, lake.LABELS, table, batch_id, accounting)
-    log.info("labels %s: read %d, accepted %d, quarantined %d", path.name, result.records_read, result.accepted,
-             result.quarantined)  # fmt: skip
+    log.info(
+        "labels %s: read %d, accepted %d, quarantined %d",
+        path.name,
+        result.records_read,
+        result.accepted,
+        result.quarantined,
+    )
     return result
 
 
@@ -171,8 +183,11 @@ def fraud_marks(rows: pa.Table, labels: pa.Table, until: datetime | None) -> np.
         known = "fraud_from" in accounts.column_names  # labels from before it existed were fraudulent throughout
         fraud_from = accounts.column("fraud_from") if known else pa.nulls(accounts.num_rows, pa.timestamp("us"))
         since = pc.fill_null(pc.cast(fraud_from, pa.int64()), np.iinfo(np.int64).min)
-        earliest = pa.table({"acct": accounts.column("subject_id_pid"), "since": since}).group_by("acct").aggregate(
-            [("since", "min")])  # fmt: skip
+        earliest = (
+            pa.table({"acct": accounts.column("subject_id_pid"), "since": since})
+            .group_by("acct")
+            .aggregate([("since", "min")])
+        )
         where = pc.index_in(rows.column("acct"), value_set=earliest.column("acct")).to_numpy(zero_copy_only=False)
         found = ~np.isnan(where.astype(float))
         froms = earliest.column("since_min").to_numpy()

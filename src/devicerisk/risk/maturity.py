@@ -38,8 +38,10 @@ class LabelDelay:
         if self.measured == 0:
             return "no transaction label joins an event yet: label delay unknown"
         bound = " (may be a lower bound: the lake spans less than twice the longest delay)" if self.censored else ""
-        return (f"observed label delay {self.days:.1f} days ({self.quantile:.0%} of {self.measured:,} transaction "
-                f"labels arrived within it){bound}")  # fmt: skip
+        return (
+            f"observed label delay {self.days:.1f} days ({self.quantile:.0%} of {self.measured:,} transaction "
+            f"labels arrived within it){bound}"
+        )
 
 
 NO_DELAY = LabelDelay(0.0, DELAY_QUANTILE, 0, True)
@@ -62,8 +64,10 @@ FROM d, m WHERE us >= 0
 
 def observed_label_delay(events: pa.Table, labels: pa.Table, quantile: float = DELAY_QUANTILE) -> LabelDelay:
     """The ``quantile`` of (reported_at - event_time) over transaction labels joined to ``events``."""
-    tables = {"events": events.select(["event_time", "event_type", "transaction_id_pid"]),
-              "labels": labels.select(["subject_type", "subject_id_pid", "reported_at"])}  # fmt: skip
+    tables = {
+        "events": events.select(["event_time", "event_type", "transaction_id_pid"]),
+        "labels": labels.select(["subject_type", "subject_id_pid", "reported_at"]),
+    }
     with engine.registered(**tables) as con:
         old_q, old_n, all_q, all_n, censored = con.execute(_DELAY_SQL, {"q": quantile}).fetchall()[0]
     if old_n:

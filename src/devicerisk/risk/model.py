@@ -157,8 +157,12 @@ class RiskModel:
         if self.kind != "supervised":
             return list(range(len(self.features)))
         hgb = self.booster()
-        used = {int(f) for trees in hgb._predictors for tree in trees
-                for f in tree.nodes["feature_idx"][~tree.nodes["is_leaf"].astype(bool)]}  # fmt: skip
+        used = {
+            int(f)
+            for trees in hgb._predictors
+            for tree in trees
+            for f in tree.nodes["feature_idx"][~tree.nodes["is_leaf"].astype(bool)]
+        }
         return sorted(used)
 
 
@@ -187,8 +191,10 @@ def balanced(
         return X, y, weight, None
     rng = np.random.default_rng(seed)
     chosen = np.sort(np.concatenate([np.flatnonzero(y == 1), rng.choice(negatives, keep_negatives, replace=False)]))
-    note = (f"trained on all {positives} fraud rows and {keep_negatives} of {len(negatives)} legitimate ones drawn "
-            "at random; calibrated on every calibration row")  # fmt: skip
+    note = (
+        f"trained on all {positives} fraud rows and {keep_negatives} of {len(negatives)} legitimate ones drawn "
+        "at random; calibrated on every calibration row"
+    )
     return X[chosen], y[chosen], weight[chosen], note
 
 
@@ -205,20 +211,33 @@ def fit(
     (X_cal, y_cal); fall back if too few labels."""
     positives, negatives = int(y.sum()), int(len(y) - y.sum())
     cal_positives, cal_negatives = int(y_cal.sum()), int(len(y_cal) - y_cal.sum())
-    if (positives < MIN_POSITIVES or negatives < MIN_NEGATIVES or cal_positives < MIN_CALIBRATION_POSITIVES
-            or cal_negatives == 0):  # fmt: skip
-        why = (f"too few labels to learn from ({positives} fraud, {negatives} legitimate in training; "
-               f"{cal_positives} fraud in calibration, at least {MIN_CALIBRATION_POSITIVES} needed): "
-               "unsupervised IsolationForest fallback, "
-               "scores are anomaly ranks, not probabilities")  # fmt: skip
+    if (
+        positives < MIN_POSITIVES
+        or negatives < MIN_NEGATIVES
+        or cal_positives < MIN_CALIBRATION_POSITIVES
+        or cal_negatives == 0
+    ):
+        why = (
+            f"too few labels to learn from ({positives} fraud, {negatives} legitimate in training; "
+            f"{cal_positives} fraud in calibration, at least {MIN_CALIBRATION_POSITIVES} needed): "
+            "unsupervised IsolationForest fallback, "
+            "scores are anomaly ranks, not probabilities"
+        )
         log.warning(why)
         return fit_unsupervised(np.concatenate([X, X_cal]), features, seed, [why])
     weight = np.ones(len(y)) if weight is None else weight
     X, y, weight, note = balanced(X, y, weight, seed)
     hgb = HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
-        early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed,
-    )  # fmt: skip
+        max_iter=200,
+        learning_rate=0.08,
+        max_leaf_nodes=31,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,
+        validation_fraction=0.15,
+        n_iter_no_change=20,
+        random_state=seed,
+    )
     # a feature that is always missing (e.g. amounts for account probes) trains as a constant
     with single_threaded():
         hgb.fit(np.where(np.isnan(X).all(axis=0), 0.0, X), y, sample_weight=weight)

@@ -115,9 +115,18 @@ def tree_paths(model: RiskModel) -> TreePaths | None:
         total = count[a] + count[b]
         value[i] = (value[a] * count[a] + value[b] * count[b]) / total if total else (value[a] + value[b]) / 2
     baseline = float(np.ravel(hgb._baseline_prediction)[0])
-    return TreePaths(nodes["feature_idx"].astype(np.int64), nodes["num_threshold"].astype(np.float64),
-                     nodes["missing_go_to_left"].astype(np.uint8), left, right, leaf.astype(np.uint8), value,
-                     offsets.astype(np.int64), baseline + float(value[offsets].sum()), baseline)  # fmt: skip
+    return TreePaths(
+        nodes["feature_idx"].astype(np.int64),
+        nodes["num_threshold"].astype(np.float64),
+        nodes["missing_go_to_left"].astype(np.uint8),
+        left,
+        right,
+        leaf.astype(np.uint8),
+        value,
+        offsets.astype(np.int64),
+        baseline + float(value[offsets].sum()),
+        baseline,
+    )
 
 
 def _threads(n: int, threads: int | None) -> int:
@@ -130,8 +139,9 @@ def _in_c(paths: TreePaths, accelerated: bool) -> bool:
     return _trees is not None and accelerated and not np.isnan(paths.threshold[paths.is_leaf == 0]).any()
 
 
-def walk(paths: TreePaths, X: np.ndarray, accelerated: bool = True,
-         threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def walk(
+    paths: TreePaths, X: np.ndarray, accelerated: bool = True, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the raw output and the tree-path credits per feature (missing values included), in one pass.
 
     The raw output adds the leaves to the baseline in tree order, as the model's own decision function
@@ -142,9 +152,26 @@ def walk(paths: TreePaths, X: np.ndarray, accelerated: bool = True,
     n = len(X)
     if _in_c(paths, accelerated):
         margin, out = np.empty(n), np.empty(X.shape)
-        _trees.walk(X, n, X.shape[1], paths.feature, paths.threshold, paths.missing_left, paths.left, paths.right,
-                    paths.is_leaf, paths.value, paths.roots, paths.baseline, margin, out, None, 1, 0.0,
-                    _threads(n, threads))  # fmt: skip
+        _trees.walk(
+            X,
+            n,
+            X.shape[1],
+            paths.feature,
+            paths.threshold,
+            paths.missing_left,
+            paths.left,
+            paths.right,
+            paths.is_leaf,
+            paths.value,
+            paths.roots,
+            paths.baseline,
+            margin,
+            out,
+            None,
+            1,
+            0.0,
+            _threads(n, threads),
+        )
         return margin, out
     margin, out = np.full(n, paths.baseline), np.zeros(X.shape)
     rows = np.arange(n)
@@ -169,17 +196,40 @@ def path_contributions(paths: TreePaths, X: np.ndarray, accelerated: bool = True
     return walk(paths, X, accelerated)[1]
 
 
-def walk_strongest(paths: TreePaths, X: np.ndarray, minimum: float, top: int = TOP_REASONS,
-                   accelerated: bool = True, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def walk_strongest(
+    paths: TreePaths,
+    X: np.ndarray,
+    minimum: float,
+    top: int = TOP_REASONS,
+    accelerated: bool = True,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the raw output and :func:`strongest` of its contributions (a missing value's counted as 0),
     without keeping the n × k contributions."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     n = len(X)
     if _in_c(paths, accelerated):
         margin, chosen = np.empty(n), np.empty((n, top), dtype=np.int64)
-        _trees.walk(X, n, X.shape[1], paths.feature, paths.threshold, paths.missing_left, paths.left, paths.right,
-                    paths.is_leaf, paths.value, paths.roots, paths.baseline, margin, None, chosen, top, minimum,
-                    _threads(n, threads))  # fmt: skip
+        _trees.walk(
+            X,
+            n,
+            X.shape[1],
+            paths.feature,
+            paths.threshold,
+            paths.missing_left,
+            paths.left,
+            paths.right,
+            paths.is_leaf,
+            paths.value,
+            paths.roots,
+            paths.baseline,
+            margin,
+            None,
+            chosen,
+            top,
+            minimum,
+            _threads(n, threads),
+        )
         return margin, chosen
     margin, out = walk(paths, X, accelerated=False)
     out[np.isnan(X)] = 0.0
@@ -243,8 +293,11 @@ def shows(feature: Feature) -> int:
     integer keeps its side of 0.5), :data:`EXACT` for any other wording."""
     if feature.kind == "flag":
         return 0
-    fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(feature.reason)
-              if name is not None]  # fmt: skip
+    fields = [
+        (name, spec, conversion)
+        for _, name, spec, conversion in string.Formatter().parse(feature.reason)
+        if name is not None
+    ]
     if len(fields) != 1 or fields[0][0] != "v" or fields[0][2] is not None:
         return EXACT
     match = re.fullmatch(r"\.(\d)f", fields[0][1] or "")
@@ -264,8 +317,9 @@ def word_many(names: list[str], features: np.ndarray, values: np.ndarray) -> tup
     with np.errstate(invalid="ignore", over="ignore"):
         p = values * (10.0 ** np.maximum(decimals, 0))[features]
         shown = np.floor(p + 0.5)
-        rounded = ((decimals[features] >= 0) & (p < _ROUNDS_BELOW) & (np.abs(p - shown) < 0.5 - 2.0**-20)
-                   & ~np.signbit(values))  # fmt: skip
+        rounded = (
+            (decimals[features] >= 0) & (p < _ROUNDS_BELOW) & (np.abs(p - shown) < 0.5 - 2.0**-20) & ~np.signbit(values)
+        )
     key = np.where(rounded, shown, 0).astype(np.int64) * k + features  # (rounded value, feature) as one integer
     exact = np.flatnonzero(~rounded)
     if len(exact):  # (bits, feature) pairs do not fit one integer: numbered apart, as negative keys

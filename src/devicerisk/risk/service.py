@@ -211,9 +211,11 @@ def _gate_one(champion: RiskModel, candidate: Trained, current: str) -> tuple[bo
     champ_eval = evaluate(candidate.test_target, p, to_score(p), candidate.thresholds)
     if at_least_as_good(candidate.evaluation, champ_eval):
         return True, f"at least as good as champion {current} on the held-out window"
-    return False, (f"champion {current} kept: AUC {champ_eval.roc_auc:.4f} / AP {champ_eval.average_precision:.4f} "
-                   f"against the candidate's {candidate.evaluation.roc_auc:.4f} / "
-                   f"{candidate.evaluation.average_precision:.4f}")  # fmt: skip
+    return False, (
+        f"champion {current} kept: AUC {champ_eval.roc_auc:.4f} / AP {champ_eval.average_precision:.4f} "
+        f"against the candidate's {candidate.evaluation.roc_auc:.4f} / "
+        f"{candidate.evaluation.average_precision:.4f}"
+    )
 
 
 def load_models(models_dir: Path, version: str | None = None) -> dict[str, tuple[RiskModel, Thresholds]]:
@@ -236,12 +238,17 @@ def score_rows(rows: pa.Table, X: np.ndarray, model: RiskModel, thresholds: Thre
     """Scores, levels and worded reasons of query ``rows`` (``qid``, ``acct``, ``txn``, ``t`` kept) from the
     model's matrix ``X`` (one row each, in the model's feature order)."""
     score, why = reasons.score_and_explain(model, X)
-    return pa.table({
-        "qid": rows.column("qid"), "txn": rows.column("txn"), "account_id_pid": rows.column("acct"),
-        "t": rows.column("t"), "score": pa.array(score, pa.float64()),
-        "level": pa.array(LEVELS, pa.string()).take(pa.array(level_codes(score, thresholds))),
-        "reasons": why,
-    })  # fmt: skip
+    return pa.table(
+        {
+            "qid": rows.column("qid"),
+            "txn": rows.column("txn"),
+            "account_id_pid": rows.column("acct"),
+            "t": rows.column("t"),
+            "score": pa.array(score, pa.float64()),
+            "level": pa.array(LEVELS, pa.string()).take(pa.array(level_codes(score, thresholds))),
+            "reasons": why,
+        }
+    )
 
 
 def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa.Table:
@@ -249,8 +256,9 @@ def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa
     return score_rows(feats, matrix(feats, model.features), model, thresholds)
 
 
-def _signal_features(lake_dir: Path, signals_dir: Path, labels: pa.Table, start: datetime,
-                     todo: pa.Array) -> tuple[pa.Table, np.ndarray, signal_log.Refresh]:  # fmt: skip
+def _signal_features(
+    lake_dir: Path, signals_dir: Path, labels: pa.Table, start: datetime, todo: pa.Array
+) -> tuple[pa.Table, np.ndarray, signal_log.Refresh]:
     """Features of the ``todo`` transactions from ``start`` on, by the C engine over the signal log (brought
     up to the lake's current version first): rows and the full feature matrix."""
     for _ in range(2):  # an erasure may drop the log between the refresh and the read: then refresh again
@@ -272,8 +280,12 @@ def score_transactions(stores: RiskStores, run_id: str) -> dict[str, int]:
     With the stores' signal log and the C engine built, the features come from the log (refreshed first);
     otherwise from the DuckDB SQL over the lake. Both give the same numbers (a parity test holds them).
     """
-    lake_dir, models_dir, serving_dir, signals_dir = (stores.lake_dir, stores.models_dir, stores.serving_dir,
-                                                      stores.signals_dir)  # fmt: skip
+    lake_dir, models_dir, serving_dir, signals_dir = (
+        stores.lake_dir,
+        stores.models_dir,
+        stores.serving_dir,
+        stores.signals_dir,
+    )
     version = registry.champion(models_dir)
     model, thresholds = load_models(models_dir, version)["transaction"]
     # by event id, not by time: a transaction ingested late, older than the newest scored one, is still new
@@ -293,14 +305,21 @@ def score_transactions(stores: RiskStores, run_id: str) -> dict[str, int]:
         feats = F.transaction_features(events, labels, start, end)
         table = score_table(feats.filter(pc.is_in(feats.column("qid"), value_set=ids)), model, thresholds)
     times = pc.cast(table.column("t"), pa.timestamp("us", tz="UTC"))
-    out = pa.table({
-        "event_id": table.column("qid"), "transaction_id_pid": table.column("txn"),
-        "account_id_pid": table.column("account_id_pid"), "event_time": times,
-        "event_date": pc.cast(times, pa.date32()), "score": table.column("score"), "level": table.column("level"),
-        "reasons": table.column("reasons"), "model_version": pa.repeat(pa.scalar(version), table.num_rows),
-        "model_kind": pa.repeat(pa.scalar(model.kind), table.num_rows),
-        "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), table.num_rows),
-    })  # fmt: skip
+    out = pa.table(
+        {
+            "event_id": table.column("qid"),
+            "transaction_id_pid": table.column("txn"),
+            "account_id_pid": table.column("account_id_pid"),
+            "event_time": times,
+            "event_date": pc.cast(times, pa.date32()),
+            "score": table.column("score"),
+            "level": table.column("level"),
+            "reasons": table.column("reasons"),
+            "model_version": pa.repeat(pa.scalar(version), table.num_rows),
+            "model_kind": pa.repeat(pa.scalar(model.kind), table.num_rows),
+            "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), table.num_rows),
+        }
+    )
     written = scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)  # exactly once, runs overlapping or not
     serving.publish_latest(serving_dir, serving.TRANSACTIONS, lambda: _recent_transaction_scores(lake_dir))
     alerts = int(pc.sum(pc.equal(written.column("level"), "highest")).as_py() or 0)
@@ -333,14 +352,19 @@ def score_accounts(stores: RiskStores, active_days: float = 7.0, as_of: datetime
     feats = F.account_features(events, read_labels(lake_dir), as_of - timedelta(days=active_days), as_of)
     table = score_table(feats, model, thresholds)
     n = table.num_rows
-    out = pa.table({
-        "account_id_pid": table.column("account_id_pid"),
-        "as_of": pa.repeat(pa.scalar(as_of, pa.timestamp("us", tz="UTC")), n),
-        "event_date": pa.repeat(pa.scalar(as_of.date(), pa.date32()), n),
-        "score": table.column("score"), "level": table.column("level"), "reasons": table.column("reasons"),
-        "model_version": pa.repeat(pa.scalar(version), n), "model_kind": pa.repeat(pa.scalar(model.kind), n),
-        "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
-    })  # fmt: skip
+    out = pa.table(
+        {
+            "account_id_pid": table.column("account_id_pid"),
+            "as_of": pa.repeat(pa.scalar(as_of, pa.timestamp("us", tz="UTC")), n),
+            "event_date": pa.repeat(pa.scalar(as_of.date(), pa.date32()), n),
+            "score": table.column("score"),
+            "level": table.column("level"),
+            "reasons": table.column("reasons"),
+            "model_version": pa.repeat(pa.scalar(version), n),
+            "model_kind": pa.repeat(pa.scalar(model.kind), n),
+            "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
+        }
+    )
     scores.append(lake_dir, scores.ACCOUNT_SCORES, out, f"accounts-{as_of:%Y%m%dT%H%M%S%fZ}-{version}")
     serving.publish_latest(serving_dir, serving.ACCOUNTS, lambda: _unless_older(serving_dir, out))
     return {"accounts_scored": n, "highest": int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)}

@@ -155,8 +155,16 @@ def visible(sig: pa.Table) -> pa.Table:
     if _windows is None or sig.num_rows == 0:
         return sig
     keep = np.zeros(sig.num_rows, dtype=np.uint8)
-    names = (("t", np.int64), ("etype", np.uint8), ("acct", np.uint64), ("dev", np.uint64), ("net", np.uint64),
-             ("sim", np.uint32), ("platform", np.uint32), ("major", np.int32))  # fmt: skip
+    names = (
+        ("t", np.int64),
+        ("etype", np.uint8),
+        ("acct", np.uint64),
+        ("dev", np.uint64),
+        ("net", np.uint64),
+        ("sim", np.uint32),
+        ("platform", np.uint32),
+        ("major", np.int32),
+    )
     _windows.keep_firsts(tuple(np.ascontiguousarray(sig.column(c).to_numpy(), dtype=d) for c, d in names), keep)
     return sig.filter(pa.array(keep.view(np.bool_)))
 
@@ -170,11 +178,15 @@ def report_steps(sig: pa.Table, labels: pa.Table | None, start: datetime, end: d
         is_txn = pc.equal(reported.column("subject_type"), "transaction")
         # only the rows a report can link to: its transactions, and the rows of reported accounts
         linked = pc.or_(
-            pc.and_(pc.equal(sig.column("etype"), ETYPES["transaction"]),
-                    pc.is_in(sig.column("txn"), value_set=reported.column("subject").filter(is_txn))),
-            pc.and_(pc.not_equal(sig.column("dev"), pa.scalar(0, pa.uint64())),
-                    pc.is_in(sig.column("acct"), value_set=reported.column("subject").filter(pc.invert(is_txn)))),
-        )  # fmt: skip
+            pc.and_(
+                pc.equal(sig.column("etype"), ETYPES["transaction"]),
+                pc.is_in(sig.column("txn"), value_set=reported.column("subject").filter(is_txn)),
+            ),
+            pc.and_(
+                pc.not_equal(sig.column("dev"), pa.scalar(0, pa.uint64())),
+                pc.is_in(sig.column("acct"), value_set=reported.column("subject").filter(pc.invert(is_txn))),
+            ),
+        )
         params = {"start": micros(start), "end": micros(end)}
         with engine.registered(sig=sig.select(["t", "acct", "dev", "txn", "cp", "etype"]).filter(linked)):
             return con.sql(DELTA_SQL, params=params).to_arrow_table()

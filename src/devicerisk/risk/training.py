@@ -89,8 +89,10 @@ class Trained:
         held-out rows, as tied scores do), or None. An unsupervised fallback's scores are ranks among the
         training rows, tied by construction; it is judged by the gate's other rules."""
         if self.model.kind == "supervised" and self.budget_per_day and self.alerts_per_day > 2 * self.budget_per_day:
-            return (f"{self.alerts_per_day:.1f} held-out alerts a day at highest, more than twice the budget of "
-                    f"{self.budget_per_day}")  # fmt: skip
+            return (
+                f"{self.alerts_per_day:.1f} held-out alerts a day at highest, more than twice the budget of "
+                f"{self.budget_per_day}"
+            )
         return None
 
 
@@ -103,9 +105,13 @@ class TrainingResult:
 
 
 def make_split(
-    start: datetime, end: datetime, gap_days: float, test_days: float, delay_days: float = 0.0,
+    start: datetime,
+    end: datetime,
+    gap_days: float,
+    test_days: float,
+    delay_days: float = 0.0,
     labels_only: bool = False,
-) -> Split:  # fmt: skip
+) -> Split:
     """Train, then a gap of at least ``gap_days`` and ``delay_days`` (the label delay), then test.
 
     The test ends at ``end`` (the newest data), or ``delay_days`` before it when it is judged on the
@@ -121,17 +127,23 @@ def make_split(
         if train_end > start + WARMUP:
             break
     else:
-        raise NotEnoughData(f"the data ({start:%Y-%m-%d} to {end:%Y-%m-%d}) is too short for a {gap_days}-day gap "
-                         f"and a {test_days}-day test window")  # fmt: skip
+        raise NotEnoughData(
+            f"the data ({start:%Y-%m-%d} to {end:%Y-%m-%d}) is too short for a {gap_days}-day gap "
+            f"and a {test_days}-day test window"
+        )
     training_mature, test_mature = gap >= delay_days, test_end == mature_end
     notes = []
     if not training_mature:
-        notes.append(f"the lake is too short for a gap as long as the label delay ({delay_days:.1f} days): training "
-                     f"rows less than {delay_days:.1f} days old at the label cut have immature labels (fraud not "
-                     "reported yet counts as legitimate)")  # fmt: skip
+        notes.append(
+            f"the lake is too short for a gap as long as the label delay ({delay_days:.1f} days): training "
+            f"rows less than {delay_days:.1f} days old at the label cut have immature labels (fraud not "
+            "reported yet counts as legitimate)"
+        )
     if not test_mature:
-        notes.append(f"the lake is too short to let the test window's labels arrive ({delay_days:.1f} days): "
-                     "judged on partly reported fraud, this model does not replace a champion")  # fmt: skip
+        notes.append(
+            f"the lake is too short to let the test window's labels arrive ({delay_days:.1f} days): "
+            "judged on partly reported fraud, this model does not replace a champion"
+        )
     return Split(start, train_end, test_start, test_end, end, delay_days, training_mature, test_mature, tuple(notes))
 
 
@@ -221,18 +233,36 @@ def _train_one(
     if weight is not None:
         fit_mask |= weight > 0
         weights = np.where(train_mask, 1.0, weight)
-    model = fit(X[fit_mask], y_train_all[fit_mask], X[cal_mask], y_train_all[cal_mask], names, seed,
-                weights[fit_mask])  # fmt: skip
+    model = fit(X[fit_mask], y_train_all[fit_mask], X[cal_mask], y_train_all[cal_mask], names, seed, weights[fit_mask])
     if note is not None:
         model.notes.insert(0, note)
     X_test, y_test = X[test_mask], y_test_all[test_mask]
     probability = model.probability(X_test)
     scores = to_score(probability)
     thresholds = thresholds_from_budget(scores, days, budget)
-    ev = evaluate(y_test, probability, scores, thresholds, None if scenarios is None else scenarios[test_mask],
-                  X_test, names, days, budget)  # fmt: skip
-    return Trained(model, thresholds, ev, scores, y_test, X_test, int(train_mask.sum()),
-                   int(y_train_all[train_mask].sum()), ev.alerts / max(days, 1e-9), budget)  # fmt: skip
+    ev = evaluate(
+        y_test,
+        probability,
+        scores,
+        thresholds,
+        None if scenarios is None else scenarios[test_mask],
+        X_test,
+        names,
+        days,
+        budget,
+    )
+    return Trained(
+        model,
+        thresholds,
+        ev,
+        scores,
+        y_test,
+        X_test,
+        int(train_mask.sum()),
+        int(y_train_all[train_mask].sum()),
+        ev.alerts / max(days, 1e-9),
+        budget,
+    )
 
 
 def train(
@@ -261,8 +291,9 @@ def train(
     days = split.test_days
     young = maturity_weights(t, split)
     young = np.where(y_known == 1, (young > 0).astype(float), young)  # a reported fraud is sure at any age
-    transaction = _train_one(txn, y_known, y_eval, train_mask, test_mask, cal_mask, budget_per_day, days, scenarios,
-                             seed, young)  # fmt: skip
+    transaction = _train_one(
+        txn, y_known, y_eval, train_mask, test_mask, cal_mask, budget_per_day, days, scenarios, seed, young
+    )
 
     probes = [F.account_features(events, labels, at - ACTIVE, at, sig) for at in account_probes(split)]
     acct_test = F.account_features(events, labels, split.test_start, split.end, sig)
@@ -272,8 +303,9 @@ def train(
     a_cal = a_train & (_hash_share(both.column("qid")) < 0.2)  # a fifth of the accounts, in all their probes
     y_a_known = fraud_targets(both.append_column("subject", both.column("qid")), labels, "subject", label_cut)
     y_a_eval, a_scen = _evaluation_targets(both, labels, truth, "account")
-    account = _train_one(both, y_a_known, y_a_eval, a_train, ~a_train, a_cal, max(1, budget_per_day // 4), 1.0,
-                         a_scen, seed)  # fmt: skip
+    account = _train_one(
+        both, y_a_known, y_a_eval, a_train, ~a_train, a_cal, max(1, budget_per_day // 4), 1.0, a_scen, seed
+    )
     scored = (("transaction", transaction), ("account", account))
     notes = [*split.notes, *(f"{name} score: {note}" for name, t in scored for note in t.model.notes)]
     return TrainingResult(split, transaction, account, notes)

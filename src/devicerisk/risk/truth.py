@@ -21,5 +21,11 @@ def pseudonymised_truth(landing_dir: Path, pseudonymiser: Pseudonymiser) -> pa.T
     for kind, domain in SUBJECT_DOMAINS.items():
         mask = pc.equal(raw.column("subject_type"), kind)
         pids = pc.if_else(mask, pseudonymiser.pseudonymise(domain, raw.column("subject_id")), pids)
-    return pa.table({"subject_type": raw.column("subject_type"), "subject_pid": pids,
-                     "fraud": raw.column("fraud"), "scenario": raw.column("scenario")})  # fmt: skip
+    return pa.table(
+        {
+            "subject_type": raw.column("subject_type"),
+            "subject_pid": pids,
+            "fraud": raw.column("fraud"),
+            "scenario": raw.column("scenario"),
+        }
+    )

@@ -24,13 +24,49 @@ except ImportError:  # pragma: no cover - depends on the build
     _windows = None
 
 #: The signal columns the engine reads, in its argument order.
-ENGINE_COLUMNS = ("t", "acct", "dev", "net", "cp", "etype", "action", "crash", "root_app", "hook_app", "failed",
-                  "hw_emu", "rooted", "emu_model", "imei_ok", "bank", "amount", "sim", "tzc", "langr", "platform",
-                  "major")  # fmt: skip
-_DTYPES = {"t": np.int64, "acct": np.uint64, "dev": np.uint64, "net": np.uint64, "cp": np.uint64, "amount": np.float64,
-           "failed": np.int8, "hw_emu": np.int8, "rooted": np.int8, "emu_model": np.int8, "imei_ok": np.int8,
-           "bank": np.int8, "sim": np.uint32, "tzc": np.uint32, "langr": np.uint32, "platform": np.uint32,
-           "major": np.int32}  # fmt: skip
+ENGINE_COLUMNS = (
+    "t",
+    "acct",
+    "dev",
+    "net",
+    "cp",
+    "etype",
+    "action",
+    "crash",
+    "root_app",
+    "hook_app",
+    "failed",
+    "hw_emu",
+    "rooted",
+    "emu_model",
+    "imei_ok",
+    "bank",
+    "amount",
+    "sim",
+    "tzc",
+    "langr",
+    "platform",
+    "major",
+)
+_DTYPES = {
+    "t": np.int64,
+    "acct": np.uint64,
+    "dev": np.uint64,
+    "net": np.uint64,
+    "cp": np.uint64,
+    "amount": np.float64,
+    "failed": np.int8,
+    "hw_emu": np.int8,
+    "rooted": np.int8,
+    "emu_model": np.int8,
+    "imei_ok": np.int8,
+    "bank": np.int8,
+    "sim": np.uint32,
+    "tzc": np.uint32,
+    "langr": np.uint32,
+    "platform": np.uint32,
+    "major": np.int32,
+}
 
 
 @contextmanager
@@ -106,10 +142,14 @@ def _features(sig: pa.Table, labels: pa.Table | None, start: datetime, end: date
     _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, X)
     declared.compute(sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx], X[:, len(F.ENGINE_FEATURE_NAMES) :])
     take = pa.array(qidx)
-    rows = pa.table({
-        "qid": sig.column("event_id").take(take), "t": pa.array(t[qidx]),
-        "acct": sig.column("account_id_pid").take(take), "txn": sig.column("transaction_id_pid").take(take),
-    })  # fmt: skip
+    rows = pa.table(
+        {
+            "qid": sig.column("event_id").take(take),
+            "t": pa.array(t[qidx]),
+            "acct": sig.column("account_id_pid").take(take),
+            "txn": sig.column("transaction_id_pid").take(take),
+        }
+    )
     return rows, X
 
 
@@ -125,5 +165,12 @@ def matrix(X: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
 def as_table(rows: pa.Table, X: np.ndarray) -> pa.Table:
     """Rows and matrix as one feature table, shaped like ``features.transaction_features`` (NaN as null)."""
     columns = {name: pa.array(X[:, i], mask=np.isnan(X[:, i])) for i, name in enumerate(F.FEATURE_NAMES)}
-    return pa.table({"qid": rows.column("qid"), "t": rows.column("t"), "acct": rows.column("acct"),
-                     "txn": rows.column("txn"), **columns})  # fmt: skip
+    return pa.table(
+        {
+            "qid": rows.column("qid"),
+            "t": rows.column("t"),
+            "acct": rows.column("acct"),
+            "txn": rows.column("txn"),
+            **columns,
+        }
+    )

@@ -199,8 +199,17 @@ def _walk(trail: Trail, lines: list[str], first: int, prev: str, seq: int) -> tu
         except (json.JSONDecodeError, KeyError, AttributeError):
             return [Problem(number, "not a valid audit record")], prev, seq
         if record.get("seq") != seq + 1:
-            return [Problem(number, f"sequence {record.get('seq')} where {seq + 1} was expected: "
-                                    "a record was deleted, inserted or moved")], prev, seq  # fmt: skip
+            return (
+                [
+                    Problem(
+                        number,
+                        f"sequence {record.get('seq')} where {seq + 1} was expected: "
+                        "a record was deleted, inserted or moved",
+                    )
+                ],
+                prev,
+                seq,
+            )
         if record.get("prev") != prev:
             reason = "does not chain to the record before it: records were reordered or replaced"
             return [Problem(number, reason)], prev, seq
@@ -251,8 +260,13 @@ def verify(trail: Trail, head: tuple[int, str] | None = None) -> list[Problem]:
     if anchor is not None:  # the log was cut by expire(): the chain resumes after the anchor
         prev, seq, first = str(anchor["hash"]), int(anchor["seq"]), 2  # type: ignore[call-overload]
         if not any(_expired_through(line) == anchor["seq"] for line in lines):
-            problems.append(Problem(1, f"the log starts after record {anchor['seq']} but no audit.expire record "
-                                       "says so: records were removed from the start"))  # fmt: skip
+            problems.append(
+                Problem(
+                    1,
+                    f"the log starts after record {anchor['seq']} but no audit.expire record "
+                    "says so: records were removed from the start",
+                )
+            )
     walked, prev, seq = _walk(trail, lines, first, prev, seq)
     problems += walked
     if problems:
@@ -261,8 +275,13 @@ def verify(trail: Trail, head: tuple[int, str] | None = None) -> list[Problem]:
     if not head_path.exists():
         return [Problem(end_line, f"the head file {HEAD_NAME} is missing: records may have been removed from the end")]
     if _read_head(folder) != (seq, prev):
-        return [Problem(end_line, f"the log ends at record {seq} but the head says {_read_head(folder)[0]}: "
-                                  "records were removed from the end")]  # fmt: skip
+        return [
+            Problem(
+                end_line,
+                f"the log ends at record {seq} but the head says {_read_head(folder)[0]}: "
+                "records were removed from the end",
+            )
+        ]
     if head is not None and (why := _against_head(folder, anchor, seq, head)) is not None:
         return [Problem(end_line, why)]
     return []
@@ -295,6 +314,11 @@ def missing_activity(folder: Path, activity: Mapping[str, datetime]) -> list[Pro
         if (since is None or at >= since) and not (action in newest and newest[action] >= at):
             where = "the log is missing" if not kept else "the log holds none since"
             when = at.isoformat(timespec="seconds")
-            problems.append(Problem(end_line, f"the stores record {action} at {when} but {where}: records were "
-                                              "removed from the end or the log was deleted"))  # fmt: skip
+            problems.append(
+                Problem(
+                    end_line,
+                    f"the stores record {action} at {when} but {where}: records were "
+                    "removed from the end or the log was deleted",
+                )
+            )
     return problems

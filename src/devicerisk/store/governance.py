@@ -173,8 +173,10 @@ def set_watermarks(path: Path, marks: dict[tuple[str, str], date]) -> None:
     """Record how far the purge got, per (store, retention class)."""
     if marks:
         with connect(path) as con:
-            con.executemany("INSERT OR REPLACE INTO retention_watermarks VALUES (?, ?, ?)",
-                            [[store, cls, day] for (store, cls), day in marks.items()])  # fmt: skip
+            con.executemany(
+                "INSERT OR REPLACE INTO retention_watermarks VALUES (?, ?, ?)",
+                [[store, cls, day] for (store, cls), day in marks.items()],
+            )
 
 
 def last_runs(path: Path) -> dict[str, datetime]:

@@ -60,9 +60,15 @@ def create(lake_dir: Path, name: str, schema: pa.Schema) -> DeltaTable:
 
 
 def append(
-    lake_dir: Path, name: str, data: pa.Table, batch_id: str, accounting: dict[str, Any],
-    *, writer: str | None = None, read: DeltaTable | None = None,
-) -> int:  # fmt: skip
+    lake_dir: Path,
+    name: str,
+    data: pa.Table,
+    batch_id: str,
+    accounting: dict[str, Any],
+    *,
+    writer: str | None = None,
+    read: DeltaTable | None = None,
+) -> int:
     """Append ``data`` in one commit tagged with the batch id and its accounting; returns the new version.
 
     With ``writer``, the commit also records Delta's application transaction ``writer``, and it is checked
@@ -83,11 +89,14 @@ def append(
     )
     try:
         write_deltalake(
-            table if table is not None else str(path), data, mode="append", partition_by=["event_date"],
+            table if table is not None else str(path),
+            data,
+            mode="append",
+            partition_by=["event_date"],
             schema_mode="merge",  # a column the contract added later (older files read it as null)
             commit_properties=props,
             writer_properties=WriterProperties(compression="ZSTD"),  # a third smaller than Snappy, as fast here
-        )  # fmt: skip
+        )
     except CommitFailedError as err:
         if writer is None:
             raise

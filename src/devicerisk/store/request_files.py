@@ -102,9 +102,10 @@ def exports_before(requests_dir: Path, cutoff: datetime) -> list[Path]:
     if not requests_dir.is_dir():
         return []
     return [
-        p for p in sorted(requests_dir.rglob("*"))
+        p
+        for p in sorted(requests_dir.rglob("*"))
         if p.is_file() and p.name != RECEIPT and datetime.fromtimestamp(p.stat().st_mtime, UTC) < cutoff
-    ]  # fmt: skip
+    ]
 
 
 def remove_exports_before(requests_dir: Path, cutoff: datetime) -> int:

@@ -55,8 +55,9 @@ def append(lake_dir: Path, name: str, scores: pa.Table, run_id: str) -> pa.Table
         if fresh.num_rows == 0:
             return fresh
         try:
-            lake.append(lake_dir, name, fresh, run_id, {"rows": fresh.num_rows}, writer=f"devicerisk.{name}",
-                        read=table)  # fmt: skip
+            lake.append(
+                lake_dir, name, fresh, run_id, {"rows": fresh.num_rows}, writer=f"devicerisk.{name}", read=table
+            )
             return fresh
         except lake.ConcurrentWrite:
             log.info("%s: another scoring run committed first; deciding again on its result", name)

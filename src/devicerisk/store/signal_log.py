@@ -118,9 +118,14 @@ def _load(signals_dir: Path) -> _Manifest | None:
 
 
 def _save(signals_dir: Path, manifest: _Manifest) -> None:
-    doc = {"format": _FORMAT, "fingerprint": manifest.fingerprint, "table": lake.EVENTS, "version": manifest.version,
-           "files": None if manifest.files is None else sorted(manifest.files),
-           "segments": [dataclasses.asdict(s) for s in manifest.segments]}  # fmt: skip
+    doc = {
+        "format": _FORMAT,
+        "fingerprint": manifest.fingerprint,
+        "table": lake.EVENTS,
+        "version": manifest.version,
+        "files": None if manifest.files is None else sorted(manifest.files),
+        "segments": [dataclasses.asdict(s) for s in manifest.segments],
+    }
     write_atomic(signals_dir / MANIFEST, orjson.dumps(doc))
 
 
@@ -175,8 +180,9 @@ def _scannable(files: list[str], columns: Collection[str]) -> bool:
         con.close()
 
 
-def _append(signals_dir: Path, old: _Manifest, snap: lake_scan.Snapshot, files: dict[str, str],
-            builder: RowBuilder) -> _Manifest | None:  # fmt: skip
+def _append(
+    signals_dir: Path, old: _Manifest, snap: lake_scan.Snapshot, files: dict[str, str], builder: RowBuilder
+) -> _Manifest | None:
     """``old`` brought up to ``snap`` by a segment of the files added since; None when only a rebuild can."""
     if old.files is None or not snap.files or not old.files <= files.keys():
         return None  # a covered file is gone (or there is no file list to compare): rows may have gone with it
@@ -217,8 +223,9 @@ def refresh(lake_dir: Path, signals_dir: Path, builder: RowBuilder) -> Refresh:
         rebuilt = manifest is None
         if manifest is None:  # a file list only when DuckDB scanned the files themselves (else the dataset)
             segment = _write_segment(signals_dir, builder.build(snap), snap.version)
-            manifest = _Manifest(snap.version, frozenset(files) if snap.files else None, (segment,),
-                                 builder.fingerprint)  # fmt: skip
+            manifest = _Manifest(
+                snap.version, frozenset(files) if snap.files else None, (segment,), builder.fingerprint
+            )
         _save(signals_dir, manifest)
         _remove_strays(signals_dir, manifest)
     added = manifest.rows - (0 if rebuilt or old is None else old.rows)

@@ -180,8 +180,9 @@ def commit_batch(target: Target, entry: LedgerEntry, state_updates: dict[str, pa
             con.execute("DELETE FROM batch_ledger WHERE batch_id = ?", [entry.batch_id])
             values = asdict(entry) | {"reasons": json.dumps(entry.reasons)}
             columns = ", ".join(values)
-            con.execute(f"INSERT INTO batch_ledger ({columns}) VALUES ({', '.join('?' * len(values))})",
-                        list(values.values()))  # fmt: skip
+            con.execute(
+                f"INSERT INTO batch_ledger ({columns}) VALUES ({', '.join('?' * len(values))})", list(values.values())
+            )
             for name in STATE_TABLES:
                 con.execute(f"DELETE FROM {name} WHERE batch_id = ?", [entry.batch_id])
                 update = state_updates.get(name)

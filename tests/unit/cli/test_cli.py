@@ -12,8 +12,20 @@ from devicerisk.config import Settings
 from factories import event, write_batch
 
 runner = CliRunner()
-COMMANDS = [[], ["synth"], ["ingest"], ["demo"], ["ledger"], ["quarantine"], ["leak-scan"], ["contract"],
-            ["contract", "docs"], ["audit"], ["audit", "verify"], ["audit", "show"]]  # fmt: skip
+COMMANDS = [
+    [],
+    ["synth"],
+    ["ingest"],
+    ["demo"],
+    ["ledger"],
+    ["quarantine"],
+    ["leak-scan"],
+    ["contract"],
+    ["contract", "docs"],
+    ["audit"],
+    ["audit", "verify"],
+    ["audit", "show"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
@@ -75,8 +87,14 @@ def test_audit_verify_says_where_the_log_was_tampered_with(env_settings: Setting
     from devicerisk.store import audit
 
     for n in range(3):
-        audit.append(audit_trail(env_settings), actor="ingest-flow", role="pipeline", action="ingest",
-                     purpose="risk_control", counts={"accepted": n})  # fmt: skip
+        audit.append(
+            audit_trail(env_settings),
+            actor="ingest-flow",
+            role="pipeline",
+            action="ingest",
+            purpose="risk_control",
+            counts={"accepted": n},
+        )
     data = str(env_settings.data_dir)
     ok = runner.invoke(app, ["audit", "verify", "--data-dir", data])
     assert ok.exit_code == 0 and "3 records" in ok.output

@@ -20,9 +20,14 @@ KEYS = ("pseudonym", "quarantine", "audit")
 def devicerisk(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed command on this checkout's sources, as an operator runs it: no settings but ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEVICERISK_", "PREFECT_"))}
-    clean |= {"PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "PREFECT_HOME": str(cwd / "prefect-home"),
-              "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-              "DO_NOT_TRACK": "1", "COLUMNS": "200"}  # fmt: skip
+    clean |= {
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+        "PREFECT_HOME": str(cwd / "prefect-home"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "COLUMNS": "200",
+    }
     command = [str(INSTALLED)] if INSTALLED.exists() else [sys.executable, "-m", "devicerisk.cli"]
     return subprocess.run([*command, *args], cwd=cwd, env=clean | env, capture_output=True, text=True, timeout=600)
 

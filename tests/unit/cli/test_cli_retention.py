@@ -15,11 +15,24 @@ from devicerisk.governance.stores import audit_trail
 from devicerisk.store import audit
 
 runner = CliRunner()
-COMMANDS = [["retention"], ["retention", "purge"], ["retention", "verify"], ["retention", "rekey-quarantine"],
-            ["retention", "hold"],
-            ["retention", "hold", "place"], ["retention", "hold", "release"], ["retention", "hold", "list"],
-            ["request"], ["request", "access"], ["request", "erase"], ["request", "cancel"], ["request", "withdraw"],
-            ["request", "minor"], ["request", "resume"], ["request", "list"]]  # fmt: skip
+COMMANDS = [
+    ["retention"],
+    ["retention", "purge"],
+    ["retention", "verify"],
+    ["retention", "rekey-quarantine"],
+    ["retention", "hold"],
+    ["retention", "hold", "place"],
+    ["retention", "hold", "release"],
+    ["retention", "hold", "list"],
+    ["request"],
+    ["request", "access"],
+    ["request", "erase"],
+    ["request", "cancel"],
+    ["request", "withdraw"],
+    ["request", "minor"],
+    ["request", "resume"],
+    ["request", "list"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -42,8 +55,9 @@ def _run(env: Settings, *args: str) -> tuple[int, str]:
 
 def test_clause_6_2_2_erase_on_the_command_line_shows_counts_and_no_identifier(env: Settings) -> None:
     w = world.build(env)
-    code, out = _run(env, "request", "erase", "--account", world.SUBJECT.account_id or "",
-                     "--device", f"imei={world.SHARED_IMEI}")  # fmt: skip
+    code, out = _run(
+        env, "request", "erase", "--account", world.SUBJECT.account_id or "", "--device", f"imei={world.SHARED_IMEI}"
+    )
     assert code == 0, out
     assert "completed" in out and "lake.events: 11 records" in out
     assert w.subject_pid not in out and world.SHARED_IMEI not in out and world.SUBJECT.account_id not in out
@@ -64,8 +78,20 @@ def test_clause_6_2_1_access_on_the_command_line_exports_a_subject_with_scores(e
 
 def test_clause_2_9_4_holds_on_the_command_line_are_masked(env: Settings) -> None:
     w = world.build(env)
-    code, out = _run(env, "retention", "hold", "place", "--account", world.SUBJECT.account_id or "",
-                     "--reason", "case 12", "--owner", "legal-team", "--days", "30")  # fmt: skip
+    code, out = _run(
+        env,
+        "retention",
+        "hold",
+        "place",
+        "--account",
+        world.SUBJECT.account_id or "",
+        "--reason",
+        "case 12",
+        "--owner",
+        "legal-team",
+        "--days",
+        "30",
+    )
     assert code == 0, out
     hold_id = re.search(r"hold-[0-9a-f]{12}", out)
     assert hold_id and w.subject_pid[:8] + "…" in out and w.subject_pid not in out
@@ -131,8 +157,11 @@ def test_clause_6_2_2_a_request_on_the_command_line_waits_for_the_warehouse_writ
     try:
         result: list[tuple[int, str]] = []
         with concurrency(WAREHOUSE_WRITER, occupy=1, strict=True):  # a flow's task is writing the warehouse
-            worker = threading.Thread(target=lambda: result.append(_run(env, "request", "access", "--account",
-                                                                         world.SUBJECT.account_id or "")))  # fmt: skip
+            worker = threading.Thread(
+                target=lambda: result.append(
+                    _run(env, "request", "access", "--account", world.SUBJECT.account_id or "")
+                )
+            )
             worker.start()
             worker.join(timeout=3)
             assert worker.is_alive() and governance.requests(env.warehouse_path) == []  # it waits for the slot

@@ -32,10 +32,20 @@ def test_card_of_an_unknown_version_is_a_clear_error(tmp_path: Path) -> None:
 def test_top_accounts_are_masked(env_settings: Settings) -> None:
     tmp_path = env_settings.data_dir
     pid = "0123456789abcdef0123456789abcdef"
-    serving.publish(tmp_path / "serving", serving.ACCOUNTS, pa.table({
-        "account_id_pid": [pid], "score": [97.5], "level": ["highest"],
-        "reasons": [["device seen on 14 accounts in 24 h"]], "model_version": ["v1"], "model_kind": ["supervised"],
-    }))  # fmt: skip
+    serving.publish(
+        tmp_path / "serving",
+        serving.ACCOUNTS,
+        pa.table(
+            {
+                "account_id_pid": [pid],
+                "score": [97.5],
+                "level": ["highest"],
+                "reasons": [["device seen on 14 accounts in 24 h"]],
+                "model_version": ["v1"],
+                "model_kind": ["supervised"],
+            }
+        ),
+    )
     result = runner.invoke(app, ["risk", "top", "--data-dir", str(tmp_path)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "01234567…" in result.output and pid not in result.output
@@ -47,10 +57,20 @@ def test_clause_5_2_3_a_score_lookup_leaves_an_audit_record(env_settings: Settin
     from devicerisk.store import audit
 
     tmp_path = env_settings.data_dir
-    serving.publish(tmp_path / "serving", serving.ACCOUNTS, pa.table({
-        "account_id_pid": ["0123456789abcdef0123456789abcdef"], "score": [97.5], "level": ["highest"],
-        "reasons": [["emulator model string"]], "model_version": ["v1"], "model_kind": ["supervised"],
-    }))  # fmt: skip
+    serving.publish(
+        tmp_path / "serving",
+        serving.ACCOUNTS,
+        pa.table(
+            {
+                "account_id_pid": ["0123456789abcdef0123456789abcdef"],
+                "score": [97.5],
+                "level": ["highest"],
+                "reasons": [["emulator model string"]],
+                "model_version": ["v1"],
+                "model_kind": ["supervised"],
+            }
+        ),
+    )
     result = runner.invoke(app, ["risk", "top", "--data-dir", str(tmp_path), "--actor", "analyst-7"])
     assert result.exit_code == 0, result.output
     [record] = [r for r in audit.records(tmp_path / "audit") if r["action"] == "lookup_top_accounts"]
@@ -79,18 +99,32 @@ def test_the_score_summary_matches_the_lake(settings: Settings) -> None:
         "r1",
     )
     for as_of, level in ((datetime(2026, 11, 1, tzinfo=UTC), "highest"), (datetime(2026, 11, 2, tzinfo=UTC), "normal")):
-        scores.append(settings.lake_dir, scores.ACCOUNT_SCORES, pa.table({
-            "account_id_pid": ["a", "b"], "as_of": [as_of] * 2, "level": [level, "elevated"],
-            "event_date": [as_of.date()] * 2}), f"a{as_of:%d}")  # fmt: skip
+        scores.append(
+            settings.lake_dir,
+            scores.ACCOUNT_SCORES,
+            pa.table(
+                {
+                    "account_id_pid": ["a", "b"],
+                    "as_of": [as_of] * 2,
+                    "level": [level, "elevated"],
+                    "event_date": [as_of.date()] * 2,
+                }
+            ),
+            f"a{as_of:%d}",
+        )
     console = Console(record=True, width=250)
     old, cli_risk.console = cli_risk.console, console
     try:
-        cli_risk.print_score_summary(settings, {"transactions_scored": 4, "highest": 1},
-                                     {"accounts_scored": 2, "highest": 6})  # fmt: skip
+        cli_risk.print_score_summary(
+            settings, {"transactions_scored": 4, "highest": 1}, {"accounts_scored": 2, "highest": 6}
+        )
     finally:
         cli_risk.console = old
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in console.export_text().splitlines() if line.count("│") > 3}  # fmt: skip
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in console.export_text().splitlines()
+        if line.count("│") > 3
+    }
     txn = next(v for k, v in rows.items() if k.startswith("transactions"))
     acc = next(v for k, v in rows.items() if k.startswith("accounts"))
     assert txn == ["4", "1", "10", "3", "2", "5"]

@@ -108,8 +108,14 @@ def test_clause_6_2_2_the_receipt_states_what_remains(setup: tuple[world.World, 
     _, stores, s = setup
     unreadable = b'{"account_id": "acct-subject", "device": {"imei": "352099001761481"'  # cut short: not JSON
     ingest_batch(write_batch(s.landing_dir / "telemetry" / "cut.ndjson", [unreadable]), ingest_context(s))
-    (hold,) = holds.place(stores, world.SUBJECT, reason="case 9", owner="legal-team",
-                          expires_at=world.NOW + timedelta(days=30), now=world.NOW - timedelta(days=2))  # fmt: skip
+    (hold,) = holds.place(
+        stores,
+        world.SUBJECT,
+        reason="case 9",
+        owner="legal-team",
+        expires_at=world.NOW + timedelta(days=30),
+        now=world.NOW - timedelta(days=2),
+    )
     holds.release(stores, hold.hold_id, actor="legal-team", now=world.NOW - timedelta(days=1))
 
     row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)

@@ -30,11 +30,15 @@ def _new_key(folder: Path, name: str) -> Path:
 def _rotated(settings: Settings, pseudonym: bool = True, quarantine_key: bool = True) -> Settings:
     update: dict[str, object] = {}
     if pseudonym:
-        update |= {"pseudonym_key_file": _new_key(settings.secrets_dir, "pseudonym-2.key"),
-                   "previous_pseudonym_key_files": [settings.pseudonym_key_file]}  # fmt: skip
+        update |= {
+            "pseudonym_key_file": _new_key(settings.secrets_dir, "pseudonym-2.key"),
+            "previous_pseudonym_key_files": [settings.pseudonym_key_file],
+        }
     if quarantine_key:
-        update |= {"quarantine_key_file": _new_key(settings.secrets_dir, "quarantine-2.key"),
-                   "previous_quarantine_key_files": [settings.quarantine_key_file]}  # fmt: skip
+        update |= {
+            "quarantine_key_file": _new_key(settings.secrets_dir, "quarantine-2.key"),
+            "previous_quarantine_key_files": [settings.quarantine_key_file],
+        }
     return settings.model_copy(update=update)
 
 

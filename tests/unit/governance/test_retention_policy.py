@@ -11,8 +11,15 @@ import pytest
 from devicerisk.contract.fields import RETENTION_CLASSES
 from devicerisk.governance.retention import CONFIGURABLE, RetentionConfigError, default_policy, load_policy
 
-DEFAULTS = {"landing_raw": 3, "operation_log": 90, "device_info": 180, "crash_perf": 30, "transaction": 1095,
-            "score": 1095, "audit_log": 1095}  # fmt: skip
+DEFAULTS = {
+    "landing_raw": 3,
+    "operation_log": 90,
+    "device_info": 180,
+    "crash_perf": 30,
+    "transaction": 1095,
+    "score": 1095,
+    "audit_log": 1095,
+}
 
 
 def _config(tmp_path: Path, periods: dict[str, object]) -> Path:
@@ -73,8 +80,9 @@ def test_an_unknown_class_never_means_keep_forever() -> None:
         default_policy().days("no_such_class")
 
 
-@pytest.mark.parametrize(("value", "message"), [("inf", "number of days"), ("nan", "number of days"),
-                                                ("1e12", "over 36500 days")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "message"), [("inf", "number of days"), ("nan", "number of days"), ("1e12", "over 36500 days")]
+)
 def test_bad_input_retention_config_with_an_infinite_or_huge_period_is_refused(
     tmp_path: Path, value: str, message: str
 ) -> None:

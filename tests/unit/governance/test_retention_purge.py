@@ -256,8 +256,9 @@ def test_clause_5_1_2_old_exports_finished_requests_and_ended_holds_are_purged(n
     world.build(now_grace)
     stores = stores_for(now_grace)
     row = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
-    (hold,) = holds.place(stores, world.SUBJECT, reason="case 3", owner="legal", now=world.NOW,
-                          expires_at=world.NOW + timedelta(days=10))  # fmt: skip
+    (hold,) = holds.place(
+        stores, world.SUBJECT, reason="case 3", owner="legal", now=world.NOW, expires_at=world.NOW + timedelta(days=10)
+    )
     holds.release(stores, hold.hold_id, actor="legal", now=world.NOW)
     folder = stores.requests_dir / row.request_id
     exported = [p for p in folder.rglob("*") if p.is_file() and p.name != "receipt.json"]

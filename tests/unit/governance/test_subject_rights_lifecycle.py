@@ -50,8 +50,9 @@ def _subject_events(stores: Stores, account: str) -> int:
 
 def test_clause_6_3_purge_keeps_cancellations_that_ingest_honours(setup: tuple[world.World, Stores, Settings]) -> None:
     w, stores, s = setup
-    requests.submit(stores, RequestKind.CANCELLATION, world.SUBJECT, world.NOW - timedelta(days=1100),
-                    options={"mode": "delete"})  # fmt: skip
+    requests.submit(
+        stores, RequestKind.CANCELLATION, world.SUBJECT, world.NOW - timedelta(days=1100), options={"mode": "delete"}
+    )
     purge.purge(stores, world.NOW)  # the cancellation is older than the account period
     assert warehouse.consent_state(stores.warehouse_path)["cancellations"].num_rows == 1
     _ingest_one(s, "after.ndjson", world.SUBJECT.account_id)
@@ -64,8 +65,12 @@ def test_clause_6_1_purge_keeps_the_latest_consent_decision_and_drops_superseded
     _w, stores, _s = setup
     old = world.NOW - timedelta(days=1200)
     for days, granted in ((0, True), (10, False)):  # granted, then withdrawn, both past the account period
-        rows = {"account_pid": ["a" * 32], "purpose": ["risk_control"], "decided_at": [old + timedelta(days=days)],
-                "granted": [granted]}  # fmt: skip
+        rows = {
+            "account_pid": ["a" * 32],
+            "purpose": ["risk_control"],
+            "decided_at": [old + timedelta(days=days)],
+            "granted": [granted],
+        }
         governance.record_state(stores.warehouse_path, "consent_decisions", pa.table(rows), f"b{days}")
     minor = {"account_pid": ["b" * 32], "declared_at": [old], "minor": [True], "guardian_consent": [False]}
     governance.record_state(stores.warehouse_path, "age_declarations", pa.table(minor), "m")
@@ -85,8 +90,13 @@ def test_clause_6_2_a_subject_may_repeat_a_request_after_the_first_completed(
     assert again.status == requests.Status.COMPLETED and again.request_id != first.request_id
     requests.submit(stores, RequestKind.WITHDRAWAL, world.SUBJECT, world.NOW, options={"purpose": "risk_control"})
     _ingest_one(s, "regrant.ndjson", world.SUBJECT.account_id, action="consent", purpose="risk_control", granted=True)
-    withdrawn = requests.submit(stores, RequestKind.WITHDRAWAL, world.SUBJECT, world.NOW + timedelta(days=10),
-                                options={"purpose": "risk_control"})  # fmt: skip
+    withdrawn = requests.submit(
+        stores,
+        RequestKind.WITHDRAWAL,
+        world.SUBJECT,
+        world.NOW + timedelta(days=10),
+        options={"purpose": "risk_control"},
+    )
     assert withdrawn.status == requests.Status.COMPLETED
     assert len(governance.requests(stores.warehouse_path)) == 4
 
@@ -131,8 +141,10 @@ def test_clause_5_1_2_rewriting_a_quarantine_batch_or_snapshot_keeps_its_retenti
     setup: tuple[world.World, Stores, Settings],
 ) -> None:
     w, stores, s = setup
-    recs = [event("transaction", account_id=a, event_time=world.NOW.isoformat()) for a in (world.SUBJECT.account_id,
-                                                                                         "acct-other")]  # fmt: skip
+    recs = [
+        event("transaction", account_id=a, event_time=world.NOW.isoformat())
+        for a in (world.SUBJECT.account_id, "acct-other")
+    ]
     for e in recs:
         e["payload"]["amount"] = "not a number"
     ingest_batch(write_batch(s.landing_dir / "telemetry" / "shared.ndjson", recs), ingest_context(s))
@@ -205,8 +217,16 @@ def test_clause_6_2_2_raw_label_deliveries_are_erased_purged_and_verified(
     delivery = s.landing_dir / "labels" / "labels-00000.ndjson"
     delivery.parent.mkdir(parents=True)
     accounts = (world.SUBJECT.account_id, world.NEIGHBOUR)
-    lines = [{"label_id": f"l{i}", "subject_type": "account", "subject_id": a, "label": "fraud",
-              "reported_at": world.NOW.isoformat()} for i, a in enumerate(accounts)]  # fmt: skip
+    lines = [
+        {
+            "label_id": f"l{i}",
+            "subject_type": "account",
+            "subject_id": a,
+            "label": "fraud",
+            "reported_at": world.NOW.isoformat(),
+        }
+        for i, a in enumerate(accounts)
+    ]
     delivery.write_text("".join(json.dumps(line) + "\n" for line in lines))
     row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
     assert row.found and row.found["landing"] == 13  # the telemetry records and the label
@@ -251,8 +271,14 @@ def test_clause_6_2_a_recycled_phone_number_links_only_to_its_current_holder(
 
 
 def _hold(stores: Stores, days: int = 3000) -> str:
-    placed = holds.place(stores, world.SUBJECT, reason="case 9", owner="legal-team",
-                         expires_at=world.NOW + timedelta(days=days), now=world.NOW)  # fmt: skip
+    placed = holds.place(
+        stores,
+        world.SUBJECT,
+        reason="case 9",
+        owner="legal-team",
+        expires_at=world.NOW + timedelta(days=days),
+        now=world.NOW,
+    )
     return placed[0].hold_id
 
 

@@ -124,57 +124,127 @@ class Case:
 
 
 CASES: tuple[Case, ...] = (
-    Case("malformed-json", _raw(b'{"event_id": "LEAK-MARKER-malformed", "event_type": '), "malformed JSON",
-         b"LEAK-MARKER-malformed"),
-    Case("json-array", _raw(b'["LEAK-MARKER-array", 1]'), "record is a JSON array, not an object",
-         b"LEAK-MARKER-array"),
+    Case(
+        "malformed-json",
+        _raw(b'{"event_id": "LEAK-MARKER-malformed", "event_type": '),
+        "malformed JSON",
+        b"LEAK-MARKER-malformed",
+    ),
+    Case(
+        "json-array", _raw(b'["LEAK-MARKER-array", 1]'), "record is a JSON array, not an object", b"LEAK-MARKER-array"
+    ),
     Case("json-number", _raw(b"31415926535897932"), "record is a JSON integer, not an object", b"31415926535897932"),
     Case("json-float", _raw(b"2.718281828459045"), "record is a JSON number, not an object", b"2.718281828459045"),
-    Case("json-string", _raw(b'"LEAK-MARKER-string"'), "record is a JSON string, not an object",
-         b"LEAK-MARKER-string"),
+    Case("json-string", _raw(b'"LEAK-MARKER-string"'), "record is a JSON string, not an object", b"LEAK-MARKER-string"),
     Case("nan-literal", _non_standard_number(b"NaN"), "malformed JSON", b"LEAK-MARKER-nan"),
     Case("infinity-literal", _non_standard_number(b"-Infinity"), "malformed JSON", b"LEAK-MARKER-nan"),
     Case("two-objects-on-one-line", _two_objects, "malformed JSON", b"LEAK-MARKER-twoobjects"),
-    Case("duration-ms-as-string", _with_payload("operation", "duration", duration_ms="98765"),
-         "wrong type for payload.duration_ms: expected integer, got string", b"LEAK-MARKER-duration"),
-    Case("account-id-as-integer", _with("operation", "account", account_id=918273645),
-         "wrong type for account_id: expected string, got integer", b"918273645"),
-    Case("rooted-as-string", _with_payload("device_info", "rooted", rooted="true"),
-         "wrong type for payload.rooted: expected boolean, got string", b"LEAK-MARKER-rooted"),
-    Case("amount-as-string", _with_payload("transaction", "amount", amount="4321.99"),
-         "wrong type for payload.amount: expected number, got string", b"4321.99"),
-    Case("float-for-integer", _with_payload("crash", "memory", memory_mb=512.75),
-         "wrong type for payload.memory_mb: expected integer, got number", b"512.75"),
-    Case("device-as-string", _with("operation", "device", device="LEAK-MARKER-devicestring"),
-         "wrong type for device: expected object", b"LEAK-MARKER-devicestring"),
-    Case("installed-with-number", _with_payload("app_list", "installed", installed=["com.tencent.mm", 31337]),
-         "wrong type for payload.installed: expected string[], got array", b"LEAK-MARKER-installed"),
-    Case("missing-event-id", _without("operation", "noid", "event_id"), "missing required field event_id",
-         b"LEAK-MARKER-noid"),
-    Case("missing-event-time", _without("operation", "notime", "event_time"), "missing required field event_time",
-         b"LEAK-MARKER-notime"),
-    Case("missing-amount", _without("transaction", "noamount", "payload.amount"),
-         "missing required field payload.amount", b"LEAK-MARKER-noamount"),
-    Case("missing-transaction-id", _without("transaction", "notxid", "payload.transaction_id"),
-         "missing required field payload.transaction_id", b"LEAK-MARKER-notxid"),
-    Case("missing-currency", _without("transaction", "nocurrency", "payload.currency"),
-         "missing required field payload.currency", b"LEAK-MARKER-nocurrency"),
-    Case("unknown-event-type", _unknown_type, "unknown event type",
-         b"telemetry_ping"),
-    Case("schema-version-2", _with("operation", "v2", schema_version=2),
-         "unsupported schema_version (this reader reads version 1)", b"LEAK-MARKER-v2"),
-    Case("event-time-without-offset", _with("operation", "nooffset", event_time="2026-11-20T10:00:00.000"),
-         "invalid time in event_time: expected RFC 3339 with a UTC offset", b"2026-11-20T10:00:00.000\""),
-    Case("event-time-impossible-date", _with("operation", "month13", event_time="2026-13-01T10:00:00+08:00"),
-         "invalid time in event_time: expected RFC 3339 with a UTC offset", b"2026-13-01"),
-    Case("status-not-in-enum", _with_payload("transaction", "status", status="refunded"),
-         "value of payload.status is not one of the allowed values", b"refunded"),
-    Case("currency-too-long", _with_payload("transaction", "currency", currency="CNYX"),
-         "payload.currency is longer than 3 characters", b"CNYX"),
+    Case(
+        "duration-ms-as-string",
+        _with_payload("operation", "duration", duration_ms="98765"),
+        "wrong type for payload.duration_ms: expected integer, got string",
+        b"LEAK-MARKER-duration",
+    ),
+    Case(
+        "account-id-as-integer",
+        _with("operation", "account", account_id=918273645),
+        "wrong type for account_id: expected string, got integer",
+        b"918273645",
+    ),
+    Case(
+        "rooted-as-string",
+        _with_payload("device_info", "rooted", rooted="true"),
+        "wrong type for payload.rooted: expected boolean, got string",
+        b"LEAK-MARKER-rooted",
+    ),
+    Case(
+        "amount-as-string",
+        _with_payload("transaction", "amount", amount="4321.99"),
+        "wrong type for payload.amount: expected number, got string",
+        b"4321.99",
+    ),
+    Case(
+        "float-for-integer",
+        _with_payload("crash", "memory", memory_mb=512.75),
+        "wrong type for payload.memory_mb: expected integer, got number",
+        b"512.75",
+    ),
+    Case(
+        "device-as-string",
+        _with("operation", "device", device="LEAK-MARKER-devicestring"),
+        "wrong type for device: expected object",
+        b"LEAK-MARKER-devicestring",
+    ),
+    Case(
+        "installed-with-number",
+        _with_payload("app_list", "installed", installed=["com.tencent.mm", 31337]),
+        "wrong type for payload.installed: expected string[], got array",
+        b"LEAK-MARKER-installed",
+    ),
+    Case(
+        "missing-event-id",
+        _without("operation", "noid", "event_id"),
+        "missing required field event_id",
+        b"LEAK-MARKER-noid",
+    ),
+    Case(
+        "missing-event-time",
+        _without("operation", "notime", "event_time"),
+        "missing required field event_time",
+        b"LEAK-MARKER-notime",
+    ),
+    Case(
+        "missing-amount",
+        _without("transaction", "noamount", "payload.amount"),
+        "missing required field payload.amount",
+        b"LEAK-MARKER-noamount",
+    ),
+    Case(
+        "missing-transaction-id",
+        _without("transaction", "notxid", "payload.transaction_id"),
+        "missing required field payload.transaction_id",
+        b"LEAK-MARKER-notxid",
+    ),
+    Case(
+        "missing-currency",
+        _without("transaction", "nocurrency", "payload.currency"),
+        "missing required field payload.currency",
+        b"LEAK-MARKER-nocurrency",
+    ),
+    Case("unknown-event-type", _unknown_type, "unknown event type", b"telemetry_ping"),
+    Case(
+        "schema-version-2",
+        _with("operation", "v2", schema_version=2),
+        "unsupported schema_version (this reader reads version 1)",
+        b"LEAK-MARKER-v2",
+    ),
+    Case(
+        "event-time-without-offset",
+        _with("operation", "nooffset", event_time="2026-11-20T10:00:00.000"),
+        "invalid time in event_time: expected RFC 3339 with a UTC offset",
+        b'2026-11-20T10:00:00.000"',
+    ),
+    Case(
+        "event-time-impossible-date",
+        _with("operation", "month13", event_time="2026-13-01T10:00:00+08:00"),
+        "invalid time in event_time: expected RFC 3339 with a UTC offset",
+        b"2026-13-01",
+    ),
+    Case(
+        "status-not-in-enum",
+        _with_payload("transaction", "status", status="refunded"),
+        "value of payload.status is not one of the allowed values",
+        b"refunded",
+    ),
+    Case(
+        "currency-too-long",
+        _with_payload("transaction", "currency", currency="CNYX"),
+        "payload.currency is longer than 3 characters",
+        b"CNYX",
+    ),
     Case("oversize-record", _oversize, f"record exceeds {MAX_RECORD_BYTES} bytes", b"LEAK-MARKER-oversize"),
-    Case("invalid-utf8", _invalid_utf8, _utf8_reason,
-         b"LEAK-MARKER-utf8"),
-)  # fmt: skip
+    Case("invalid-utf8", _invalid_utf8, _utf8_reason, b"LEAK-MARKER-utf8"),
+)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
@@ -329,12 +399,16 @@ def test_a_missing_optional_object_is_not_a_wrong_type() -> None:
 
 @pytest.mark.parametrize(
     ("payload", "reason"),
-    [(b'"cpu_pct": nan', "malformed JSON"), (b'"cpu_pct": -Inf', "malformed JSON"),
-     (b'"cpu_pct": 1e999', "malformed JSON")],  # orjson refuses to read it as infinity
+    [
+        (b'"cpu_pct": nan', "malformed JSON"),
+        (b'"cpu_pct": -Inf', "malformed JSON"),
+        (b'"cpu_pct": 1e999', "malformed JSON"),
+    ],  # orjson refuses to read it as infinity
     ids=["nan-lowercase", "inf", "overflowing-number"],
-)  # fmt: skip
-def test_non_finite_numbers_are_rejected_on_the_fast_path(settings: Settings, ctx: IngestContext, payload: bytes,
-                                                          reason: str) -> None:  # fmt: skip
+)
+def test_non_finite_numbers_are_rejected_on_the_fast_path(
+    settings: Settings, ctx: IngestContext, payload: bytes, reason: str
+) -> None:
     good = [event("crash"), event("crash")]
     bad = line(event("crash")).replace(b'"cpu_pct":31.5', payload)
     assert bad != line(event("crash"))

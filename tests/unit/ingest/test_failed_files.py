@@ -61,8 +61,11 @@ def test_a_failing_file_is_set_aside_with_a_ledger_row_and_later_batches_go_on(
     results = list(ingest_batches(landing.pending_files(settings.landing_dir), ctx))
 
     assert [(r.file_name, r.accepted, r.failed is None) for r in results] == [
-        ("a.ndjson", 1, True), ("b.ndjson", 0, False), ("c.ndjson", 0, False), ("d.ndjson", 1, True),
-    ]  # fmt: skip
+        ("a.ndjson", 1, True),
+        ("b.ndjson", 0, False),
+        ("c.ndjson", 0, False),
+        ("d.ndjson", 1, True),
+    ]
     assert _lake_ids(ctx) == ["evt-a", "evt-d"]
     for name, step in (("b.ndjson", "staging"), ("c.ndjson", "commit")):
         entry = warehouse.ledger_entry(ctx.warehouse_path, ids[name])

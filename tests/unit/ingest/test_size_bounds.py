@@ -56,10 +56,15 @@ def _gzip_bomb(path: Path, before: bytes, after: bytes) -> Path:
 
 def _ingest_in_subprocess(path: Path, data_dir: Path) -> dict:
     # the record bound is under test here, not the batch's: the bomb's 256 MiB stay within the batch bound
-    env = {**os.environ, "DEVICERISK_DATA_DIR": str(data_dir), "PYTHONPATH": os.pathsep.join(sys.path),
-           "DEVICERISK_MAX_BATCH_BYTES": str(1 << 30)}  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", _INGEST_ONE, str(path)], env=env, capture_output=True, text=True,
-                         check=True, timeout=600)  # fmt: skip
+    env = {
+        **os.environ,
+        "DEVICERISK_DATA_DIR": str(data_dir),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "DEVICERISK_MAX_BATCH_BYTES": str(1 << 30),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _INGEST_ONE, str(path)], env=env, capture_output=True, text=True, check=True, timeout=600
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -102,10 +102,18 @@ def test_retention_verify_is_not_tripped_by_an_ancient_time(settings: Settings, 
 def test_label_times_outside_the_window_are_quarantined(settings: Settings, ctx: IngestContext) -> None:
     import orjson
 
-    good = {"label_id": "l1", "subject_type": "account", "subject_id": "1234567890", "label": "fraud",
-            "reported_at": "2026-11-04T10:00:00+08:00"}  # fmt: skip
-    labels = [good, {**good, "label_id": "l2", "reported_at": "9999-12-31T23:30:00-01:00"},
-              {**good, "label_id": "l3", "reported_at": "0001-01-01T00:30:00+01:00"}]  # fmt: skip
+    good = {
+        "label_id": "l1",
+        "subject_type": "account",
+        "subject_id": "1234567890",
+        "label": "fraud",
+        "reported_at": "2026-11-04T10:00:00+08:00",
+    }
+    labels = [
+        good,
+        {**good, "label_id": "l2", "reported_at": "9999-12-31T23:30:00-01:00"},
+        {**good, "label_id": "l3", "reported_at": "0001-01-01T00:30:00+01:00"},
+    ]
     folder = settings.landing_dir / "labels"
     folder.mkdir(parents=True)
     (folder / "labels.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in labels))

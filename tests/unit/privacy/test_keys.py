@@ -56,8 +56,13 @@ def test_production_mode_never_uses_a_demo_key_left_in_the_secrets_folder(tmp_pa
 def test_the_audit_key_is_separate_and_retired_audit_keys_are_kept(tmp_path: Path) -> None:
     retired = tmp_path / "audit-old.key"
     retired.write_text("ef" * 32)
-    settings = Settings(mode="production", data_dir=tmp_path / "data", pseudonym_key="ab" * 32,
-                        audit_key="ab" * 32, previous_audit_key_files=[retired])  # fmt: skip
+    settings = Settings(
+        mode="production",
+        data_dir=tmp_path / "data",
+        pseudonym_key="ab" * 32,
+        audit_key="ab" * 32,
+        previous_audit_key_files=[retired],
+    )
     current, old = load_audit_keyring(settings)
     assert current.key_id != load_pseudonym_key(settings).key_id  # same bytes, another purpose: another id
     assert old.material == bytes.fromhex("ef" * 32)

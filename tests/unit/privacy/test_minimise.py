@@ -41,11 +41,13 @@ def _one(fn, value, ctx: MinimiseContext = CTX) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     ("value", "tac", "checksum_ok"),
-    [("35686800-004141-20", "35686800", None),  # stdnum: an IMEISV, no check digit
-     ("35-417803-685978-1", "35417803", False),  # stdnum: InvalidChecksum
-     ("354178036859789", "35417803", True),  # stdnum: format() example, valid
-     ("35-686800-004141-8", "35686800", True)],  # stdnum: add_check_digit example
-)  # fmt: skip
+    [
+        ("35686800-004141-20", "35686800", None),  # stdnum: an IMEISV, no check digit
+        ("35-417803-685978-1", "35417803", False),  # stdnum: InvalidChecksum
+        ("354178036859789", "35417803", True),  # stdnum: format() example, valid
+        ("35-686800-004141-8", "35686800", True),
+    ],  # stdnum: add_check_digit example
+)
 def test_imei_tac_and_checksum_match_python_stdnum(value: str, tac: str, checksum_ok: bool | None) -> None:
     out = _one(minimise_imei, value)
     assert out["tac"] == tac and out["format_ok"] is True
@@ -85,9 +87,13 @@ def test_iccid_validity() -> None:
 
 @pytest.mark.parametrize(
     ("ip", "prefix", "version"),
-    [("203.0.113.45", "203.0.113.0/24", 4), ("2001:db8:abcd:12::1", "2001:db8:abcd::/48", 6),
-     ("::ffff:198.51.100.9", "198.51.100.0/24", 4), ("not an ip", None, None)],
-)  # fmt: skip
+    [
+        ("203.0.113.45", "203.0.113.0/24", 4),
+        ("2001:db8:abcd:12::1", "2001:db8:abcd::/48", 6),
+        ("::ffff:198.51.100.9", "198.51.100.0/24", 4),
+        ("not an ip", None, None),
+    ],
+)
 def test_ip_prefix(ip: str, prefix: str | None, version: int | None) -> None:
     assert _one(minimise_ip, ip) == {"prefix": prefix, "version": version}
 

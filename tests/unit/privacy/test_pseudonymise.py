@@ -31,12 +31,18 @@ RFC4231 = [
     (b"Jefe", b"what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
     (b"\xaa" * 20, b"\xdd" * 50, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"),
     (bytes(range(1, 26)), b"\xcd" * 50, "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
-    (b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First",
-     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
-    (b"\xaa" * 131, b"This is a test using a larger than block-size key and a larger than block-size data. The key "
-     b"needs to be hashed before being used by the HMAC algorithm.",
-     "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
-]  # fmt: skip
+    (
+        b"\xaa" * 131,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    ),
+    (
+        b"\xaa" * 131,
+        b"This is a test using a larger than block-size key and a larger than block-size data. The key "
+        b"needs to be hashed before being used by the HMAC algorithm.",
+        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+    ),
+]
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -55,8 +61,11 @@ def test_the_native_prf_is_built() -> None:
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.text(min_size=0, max_size=80)), min_size=1, max_size=20),
-       st.binary(min_size=1, max_size=100), st.integers(0, 3))  # fmt: skip
+@given(
+    st.lists(st.one_of(st.none(), st.text(min_size=0, max_size=80)), min_size=1, max_size=20),
+    st.binary(min_size=1, max_size=100),
+    st.integers(0, 3),
+)
 def test_vectorised_and_scalar_prf_agree(impl, values: list[str | None], key: bytes, start: int) -> None:
     array = pa.array(values, pa.string()).slice(min(start, len(values) - 1))  # sliced arrays too
     expected = [None if v is None else hmac_sha256_hex(key, v) for v in array.to_pylist()]
@@ -98,10 +107,18 @@ def test_ip_and_phone_canonical_forms(pseudonymiser: Pseudonymiser) -> None:
 
 @pytest.mark.parametrize(
     ("domain", "placeholder"),
-    [("idfa", "00000000-0000-0000-0000-000000000000"), ("oaid", "00000000-0000-0000-0000-000000000000"),
-     ("oaid", "0000000000000000"), ("mac", "02:00:00:00:00:00"), ("imei", "000000000000000"),
-     ("android_id", "9774d56d682e549c"), ("ip", "0.0.0.0"), ("imei", "12345"), ("mac", "not-a-mac")],
-)  # fmt: skip
+    [
+        ("idfa", "00000000-0000-0000-0000-000000000000"),
+        ("oaid", "00000000-0000-0000-0000-000000000000"),
+        ("oaid", "0000000000000000"),
+        ("mac", "02:00:00:00:00:00"),
+        ("imei", "000000000000000"),
+        ("android_id", "9774d56d682e549c"),
+        ("ip", "0.0.0.0"),
+        ("imei", "12345"),
+        ("mac", "not-a-mac"),
+    ],
+)
 def test_placeholders_and_malformed_values_become_null(
     pseudonymiser: Pseudonymiser, domain: str, placeholder: str
 ) -> None:

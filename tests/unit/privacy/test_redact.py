@@ -58,13 +58,29 @@ def test_each_kind_of_identifier_is_replaced_by_its_marker(kind: str, identifier
 @pytest.mark.parametrize(
     "text",
     [
-        "java.lang.NullPointerException", "std::bad_alloc", "EXC_BAD_ACCESS", "9.4.0", "2026.11.2", "17.6.1",
-        "23127PN0CC", "22101316C", "iPhone17,1", "SM-G991B", "1080x2400", "Asia/Shanghai", "zh-Hans-CN",
-        "/product/5359819", "/orders/page/2", "12:30:45", "2026-11-20 10:00:00", "build 9.4.0 (20261120)",
+        "java.lang.NullPointerException",
+        "std::bad_alloc",
+        "EXC_BAD_ACCESS",
+        "9.4.0",
+        "2026.11.2",
+        "17.6.1",
+        "23127PN0CC",
+        "22101316C",
+        "iPhone17,1",
+        "SM-G991B",
+        "1080x2400",
+        "Asia/Shanghai",
+        "zh-Hans-CN",
+        "/product/5359819",
+        "/orders/page/2",
+        "12:30:45",
+        "2026-11-20 10:00:00",
+        "build 9.4.0 (20261120)",
         "490154203237519",  # an IMEI's shape with a wrong check digit, and no known home network either
-        "China Merchants Bank", "CNY",
+        "China Merchants Bank",
+        "CNY",
     ],
-)  # fmt: skip
+)
 def test_what_is_not_an_identifier_is_kept_as_it_is(text: str) -> None:
     assert redact_text(text).text == text
 
@@ -123,15 +139,27 @@ PSEUDONYMISER = Pseudonymiser(Key.from_bytes(os.urandom(32), "pseudonym"))
 
 
 def test_the_transform_redacts_every_kept_text_field_and_counts_the_kinds() -> None:
-    device = {"model": "Pixel 8 490154203237518", "manufacturer": "li@example.com", "os": "Android",
-              "os_version": "14", "imei": "352099001761481"}  # fmt: skip
+    device = {
+        "model": "Pixel 8 490154203237518",
+        "manufacturer": "li@example.com",
+        "os": "Android",
+        "os_version": "14",
+        "imei": "352099001761481",
+    }
     records = [
-        event("operation", event_id="6d92078a-8246-4ba4-ae5b-76104861e7dc", device=device,
-              app={"platform": "android", "version": "9.4.0 tel 13800138000"},
-              payload={"action": "view", "page": "/u/13900139000?mac=3c:5a:b4:12:34:56"}),
-        event("crash", device=device,
-              payload={"kind": "crash", "exception_type": "IllegalState 203.0.113.7", "stack_trace": "x"}),
-    ]  # fmt: skip
+        event(
+            "operation",
+            event_id="6d92078a-8246-4ba4-ae5b-76104861e7dc",
+            device=device,
+            app={"platform": "android", "version": "9.4.0 tel 13800138000"},
+            payload={"action": "view", "page": "/u/13900139000?mac=3c:5a:b4:12:34:56"},
+        ),
+        event(
+            "crash",
+            device=device,
+            payload={"kind": "crash", "exception_type": "IllegalState 203.0.113.7", "stack_trace": "x"},
+        ),
+    ]
     parsed = parse_batch(split_records("b", "f", b"\n".join(line(r) for r in records) + b"\n"))
     treated = treat_batch(parsed.table, PSEUDONYMISER, "b")
     rows = treated.table.to_pylist()

@@ -44,23 +44,58 @@ def _all_strings(table: pa.Table) -> str:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(imei=digits, mac=hexes, oaid=uuids, ip=ipv4, account=accounts,
-       phone=st.from_regex(r"13[0-9]{9}", fullmatch=True), search=words)  # fmt: skip
+@given(
+    imei=digits,
+    mac=hexes,
+    oaid=uuids,
+    ip=ipv4,
+    account=accounts,
+    phone=st.from_regex(r"13[0-9]{9}", fullmatch=True),
+    search=words,
+)
 def test_no_raw_identifier_survives_the_transform(
     imei: str, mac: str, oaid: str, ip: str, account: str, phone: str, search: str
 ) -> None:
-    device = {"model": "M2012K11AC", "imei": imei, "mac": ":".join(mac[i : i + 2] for i in range(0, 12, 2)),
-              "oaid": oaid, "imsi": "46000" + imei[:10], "iccid": "8986" + imei}  # fmt: skip
+    device = {
+        "model": "M2012K11AC",
+        "imei": imei,
+        "mac": ":".join(mac[i : i + 2] for i in range(0, 12, 2)),
+        "oaid": oaid,
+        "imsi": "46000" + imei[:10],
+        "iccid": "8986" + imei,
+    }
     records = [
-        event("operation", account_id=account, device=device, network={"ip": ip},
-              payload={"action": "search", "search_text": search}),
-        event("account", account_id=account, device=device, network={"ip": ip},
-              payload={"action": "register", "phone": phone, "real_name": search, "id_number": imei + "123"}),
-    ]  # fmt: skip
+        event(
+            "operation",
+            account_id=account,
+            device=device,
+            network={"ip": ip},
+            payload={"action": "search", "search_text": search},
+        ),
+        event(
+            "account",
+            account_id=account,
+            device=device,
+            network={"ip": ip},
+            payload={"action": "register", "phone": phone, "real_name": search, "id_number": imei + "123"},
+        ),
+    ]
     text = _all_strings(_treated(records))
     normalised_mac = mac.lower()
-    for raw in (imei, imei[:14], mac, normalised_mac, oaid, oaid.lower(), ip, account.strip(), phone, search.strip(),
-                "46000" + imei[:10], "8986" + imei):  # fmt: skip
+    for raw in (
+        imei,
+        imei[:14],
+        mac,
+        normalised_mac,
+        oaid,
+        oaid.lower(),
+        ip,
+        account.strip(),
+        phone,
+        search.strip(),
+        "46000" + imei[:10],
+        "8986" + imei,
+    ):
         assert raw not in text
 
 

@@ -34,19 +34,30 @@ def _lake(seed: int) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray, np.nda
     etype = np.where(rng.random(n) < 0.8, declared.TRANSACTION, 2).astype(np.uint8)
     amount = np.where(rng.random(n) < 0.05, np.nan, rng.integers(1, 100_000, size=n) / 100)
     ids = [f"t{i}" for i in range(n)]
-    txn = duckdb.sql("SELECT hash(i) AS h FROM (SELECT unnest($ids) AS i, generate_subscripts($ids, 1) AS k) "
-                     "ORDER BY k", params={"ids": ids}).to_arrow_table().column("h")  # fmt: skip
+    txn = (
+        duckdb.sql(
+            "SELECT hash(i) AS h FROM (SELECT unnest($ids) AS i, generate_subscripts($ids, 1) AS k) ORDER BY k",
+            params={"ids": ids},
+        )
+        .to_arrow_table()
+        .column("h")
+    )
     sig = pa.table({"t": t, "etype": etype, "acct": acct, "cp": cp, "amount": amount, "txn": txn})
     reported = rng.choice(np.flatnonzero(etype == declared.TRANSACTION), size=120)  # some twice
     lag = rng.choice(
         [-HOUR_US, 0, HOUR_US, DAY_US, 7 * DAY_US, 7 * DAY_US + HOUR_US, 30 * DAY_US + 2 * HOUR_US], size=len(reported)
     )
-    labels = pa.table({
-        "subject_type": ["transaction"] * len(reported), "subject_id_pid": [ids[i] for i in reported],
-        "label": rng.choice(["fraud", "legit"], size=len(reported), p=[0.85, 0.15]).tolist(),
-        "reported_at": pa.array([datetime.fromtimestamp((t[i] + d) / 1e6, UTC) for i, d in zip(reported, lag,
-                                 strict=True)], pa.timestamp("us", tz="UTC")),
-    })  # fmt: skip
+    labels = pa.table(
+        {
+            "subject_type": ["transaction"] * len(reported),
+            "subject_id_pid": [ids[i] for i in reported],
+            "label": rng.choice(["fraud", "legit"], size=len(reported), p=[0.85, 0.15]).tolist(),
+            "reported_at": pa.array(
+                [datetime.fromtimestamp((t[i] + d) / 1e6, UTC) for i, d in zip(reported, lag, strict=True)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
     queries = np.flatnonzero(etype == declared.TRANSACTION)[::3]
     q_t = np.r_[t[queries], t[queries[:50]] + rng.choice(widths, size=50)]  # also a width after a row
     q_acct = np.r_[acct[queries], rng.choice(accounts, size=50)]
@@ -96,8 +107,12 @@ def test_the_engine_equals_a_plain_scan_of_every_window(seed: int) -> None:
     sig, labels, q_t, q_acct, q_cp = _lake(seed)
     X = declared.compute(sig, labels, q_t, q_acct, q_cp)
     reports = _first_reports(sig, labels)
-    expected = np.array([[_plain(w, sig, reports, int(t), int(a), int(c)) for w in WINDOWS]
-                         for t, a, c in zip(q_t, q_acct, q_cp, strict=True)])  # fmt: skip
+    expected = np.array(
+        [
+            [_plain(w, sig, reports, int(t), int(a), int(c)) for w in WINDOWS]
+            for t, a, c in zip(q_t, q_acct, q_cp, strict=True)
+        ]
+    )
     for j, w in enumerate(WINDOWS):
         exact = w.aggregate not in ("sum", "mean")  # sums are prefix differences: equal up to rounding
         assert np.array_equal(np.isnan(X[:, j]), np.isnan(expected[:, j])), w.name
@@ -128,7 +143,6 @@ def test_the_primitives_order_and_find_like_numpy() -> None:
     q_keys, q_times = keys[:700][q], times[:700][q] + 3
     k, t = keys[by_key], times[by_key]
     found = declared.lower_bounds(k, t, q_keys, q_times)
-    assert found.tolist() == [int(np.sum((k < a) | ((k == a) & (t < b)))) for a, b in zip(q_keys, q_times,
-                                                                                        strict=True)]  # fmt: skip
+    assert found.tolist() == [int(np.sum((k < a) | ((k == a) & (t < b)))) for a, b in zip(q_keys, q_times, strict=True)]
     with pytest.raises(ValueError, match="order"):
         declared.lower_bounds(k[::-1].copy(), t[::-1].copy(), q_keys, q_times)

@@ -22,9 +22,15 @@ def paid(when_before: timedelta, acct: str = ACCT, cp: str = CP, amount: float =
 
 
 def test_spending_windows_include_their_start_and_exclude_t() -> None:
-    rows = [paid(DAY, amount=30.0), paid(DAY + US, amount=1000.0), paid(7 * DAY, amount=5.0),
-            paid(30 * DAY, amount=7.0), paid(30 * DAY + US, amount=500.0), txn(T0, counterparty_pid=CP, amount=99.0),
-            txn(T0 + 2 * SECOND, counterparty_pid=CP, amount=77.0)]  # fmt: skip
+    rows = [
+        paid(DAY, amount=30.0),
+        paid(DAY + US, amount=1000.0),
+        paid(7 * DAY, amount=5.0),
+        paid(30 * DAY, amount=7.0),
+        paid(30 * DAY + US, amount=500.0),
+        txn(T0, counterparty_pid=CP, amount=99.0),
+        txn(T0 + 2 * SECOND, counterparty_pid=CP, amount=77.0),
+    ]
     f = features_of(rows)
     assert f["acct_amount_sum_24h"] == 30.0  # t - 24 h is in the window; 1 µs earlier is not
     assert f["acct_amount_mean_24h"] == 30.0
@@ -39,9 +45,17 @@ def test_a_first_payment_has_no_mean_but_zero_sums() -> None:
 
 
 def test_distinct_accounts_paying_a_counterparty() -> None:
-    rows = [paid(DAY, acct=OTHER), paid(DAY + US, acct="f" * 32), paid(HOUR),  # this account itself counts
-            paid(6 * DAY, acct="g" * 32), paid(30 * DAY, acct="h" * 32), paid(3 * DAY, acct="h" * 32),
-            paid(8 * DAY, acct="i" * 32), paid(HOUR, acct="j" * 32, cp=CP2), txn(T0, counterparty_pid=CP)]  # fmt: skip
+    rows = [
+        paid(DAY, acct=OTHER),
+        paid(DAY + US, acct="f" * 32),
+        paid(HOUR),  # this account itself counts
+        paid(6 * DAY, acct="g" * 32),
+        paid(30 * DAY, acct="h" * 32),
+        paid(3 * DAY, acct="h" * 32),
+        paid(8 * DAY, acct="i" * 32),
+        paid(HOUR, acct="j" * 32, cp=CP2),
+        txn(T0, counterparty_pid=CP),
+    ]
     f = features_of(rows)
     assert f["cp_accounts_24h"] == 2  # OTHER (at exactly t - 24 h) and this account
     assert f["cp_accounts_7d"] == 5  # also f, g, and h (seen 30 d and again 3 d before); not i (8 d), not j
@@ -59,8 +73,13 @@ def test_distinct_runs_end_a_window_after_the_last_sighting() -> None:
 def test_counterparty_fraud_share_counts_reports_made_before_t_on_transactions_in_the_window() -> None:
     rows = [paid(d * DAY, acct=OTHER, transaction_id_pid=f"x{d}") for d in (1, 2, 3, 6)]
     rows += [paid(10 * DAY, acct=OTHER, transaction_id_pid="x10"), txn(T0, counterparty_pid=CP)]
-    reports = labels([("transaction", "x1", T0 - HOUR), ("transaction", "x2", T0 + HOUR),  # after t: unknown
-                      ("transaction", "x10", T0 - DAY)])  # fmt: skip
+    reports = labels(
+        [
+            ("transaction", "x1", T0 - HOUR),
+            ("transaction", "x2", T0 + HOUR),  # after t: unknown
+            ("transaction", "x10", T0 - DAY),
+        ]
+    )
     f = features_of(rows, reports)
     assert f["cp_fraud_share_7d"] == pytest.approx(1 / 4)  # x1 of x1, x2, x3, x6; x10 is older than 7 d
     assert f["cp_fraud_share_30d"] == pytest.approx(2 / 5)
@@ -112,11 +131,23 @@ def test_stream_lookups_match_a_plain_scan() -> None:
 def test_unlogged_payments_are_no_accounts_sighting() -> None:
     """Payments without an account (0) paired across counterparties must not leave a stray start or end."""
     day = 86_400_000_000
-    sig = pa.table({"t": np.array([0, 1], dtype=np.int64), "etype": pa.array([1, 1], pa.uint8()),
-                    "acct": np.array([0, 0], dtype=np.uint64), "cp": np.array([11, 22], dtype=np.uint64),
-                    "amount": [1.0, 1.0], "txn": np.array([5, 6], dtype=np.uint64)})  # fmt: skip
-    X = declared.compute(sig, None, np.array([10 * day, 10 * day]), np.array([7, 7], dtype=np.uint64),
-                         np.array([11, 22], dtype=np.uint64))  # fmt: skip
+    sig = pa.table(
+        {
+            "t": np.array([0, 1], dtype=np.int64),
+            "etype": pa.array([1, 1], pa.uint8()),
+            "acct": np.array([0, 0], dtype=np.uint64),
+            "cp": np.array([11, 22], dtype=np.uint64),
+            "amount": [1.0, 1.0],
+            "txn": np.array([5, 6], dtype=np.uint64),
+        }
+    )
+    X = declared.compute(
+        sig,
+        None,
+        np.array([10 * day, 10 * day]),
+        np.array([7, 7], dtype=np.uint64),
+        np.array([11, 22], dtype=np.uint64),
+    )
     j = [w.name for w in F.WINDOWS].index("cp_accounts_7d")
     assert X[:, j].tolist() == [0.0, 0.0]
 

@@ -22,20 +22,40 @@ def _us(when: datetime) -> int:
 
 
 def _labels(*rows: dict[str, object]) -> pa.Table:
-    full = [{"label_id": f"l{i}", "account_id_pid": None, "fraud_type": None, "fraud_from": None,
-             "event_date": None, "batch_id": "b", "key_id": "k"} | r for i, r in enumerate(rows)]  # fmt: skip
+    full = [
+        {
+            "label_id": f"l{i}",
+            "account_id_pid": None,
+            "fraud_type": None,
+            "fraud_from": None,
+            "event_date": None,
+            "batch_id": "b",
+            "key_id": "k",
+        }
+        | r
+        for i, r in enumerate(rows)
+    ]
     return pa.Table.from_pylist(full, schema=LABEL_SCHEMA)
 
 
 def _txns() -> pa.Table:
     """Account A's transactions on days 1, 2 and 3; account B's on day 2."""
-    return pa.table({"subject": ["a1", "a2", "a3", "b1"], "acct": ["A", "A", "A", "B"],
-                     "t": [_us(T0 + timedelta(days=d)) for d in (1, 2, 3, 2)]})  # fmt: skip
+    return pa.table(
+        {
+            "subject": ["a1", "a2", "a3", "b1"],
+            "acct": ["A", "A", "A", "B"],
+            "t": [_us(T0 + timedelta(days=d)) for d in (1, 2, 3, 2)],
+        }
+    )
 
 
 def _report(subject_type: str, subject: str, label: str = "fraud", days: float = 10, **extra: object) -> dict:
-    return {"subject_type": subject_type, "subject_id_pid": subject, "label": label,
-            "reported_at": T0 + timedelta(days=days)} | extra  # fmt: skip
+    return {
+        "subject_type": subject_type,
+        "subject_id_pid": subject,
+        "label": label,
+        "reported_at": T0 + timedelta(days=days),
+    } | extra
 
 
 def test_a_transaction_label_marks_that_transaction_only() -> None:
@@ -56,16 +76,20 @@ def test_an_account_label_marks_transactions_from_fraud_from_on() -> None:
 
 
 def test_only_fraud_reported_by_the_cut_marks_and_legitimate_labels_mark_nothing() -> None:
-    labels = _labels(_report("transaction", "a1", days=5), _report("transaction", "a3", days=6),
-                     _report("account", "B", label="legitimate"))  # fmt: skip
+    labels = _labels(
+        _report("transaction", "a1", days=5),
+        _report("transaction", "a3", days=6),
+        _report("account", "B", label="legitimate"),
+    )
     assert fraud_marks(_txns(), labels, T0 + timedelta(days=5)).tolist() == [1, 0, 0, 0]  # a report at the cut counts
     assert fraud_marks(_txns(), labels, None).tolist() == [1, 0, 1, 0]
 
 
 def test_account_probes_are_marked_by_account_labels_only() -> None:
     probes = pa.table({"qid": ["A", "B"], "acct": ["A", "B"], "t": [_us(T0 + timedelta(days=4))] * 2})
-    labels = _labels(_report("transaction", "b1", account_id_pid="B"),
-                     _report("account", "A", fraud_from=T0 + timedelta(days=3)))  # fmt: skip
+    labels = _labels(
+        _report("transaction", "b1", account_id_pid="B"), _report("account", "A", fraud_from=T0 + timedelta(days=3))
+    )
     assert fraud_targets(probes, labels, "qid", None).tolist() == [1, 0]  # B's reported transaction stays its own
     early = pa.table({"qid": ["A"], "acct": ["A"], "t": [_us(T0 + timedelta(days=2))]})
     assert fraud_targets(early, labels, "qid", None).tolist() == [0]  # not yet in fraudulent hands
@@ -76,10 +100,20 @@ def test_fraud_from_is_ingested_and_lakes_without_it_still_read(settings: Settin
     lake.append(settings.lake_dir, lake.LABELS, old, "old-batch", {})  # a labels table written before fraud_from
     assert read_labels(settings.lake_dir).column("fraud_from").null_count == 2
     (settings.landing_dir / "labels").mkdir(parents=True)
-    (settings.landing_dir / "labels" / "labels-00000.ndjson").write_bytes(orjson.dumps(
-        {"label_id": "n1", "subject_type": "account", "subject_id": "1234567890", "label": "fraud",
-         "fraud_type": "account_takeover", "reported_at": "2026-11-05T00:00:00+00:00",
-         "fraud_from": "2026-11-02T08:00:00+08:00"}) + b"\n")  # fmt: skip
+    (settings.landing_dir / "labels" / "labels-00000.ndjson").write_bytes(
+        orjson.dumps(
+            {
+                "label_id": "n1",
+                "subject_type": "account",
+                "subject_id": "1234567890",
+                "label": "fraud",
+                "fraud_type": "account_takeover",
+                "reported_at": "2026-11-05T00:00:00+00:00",
+                "fraud_from": "2026-11-02T08:00:00+08:00",
+            }
+        )
+        + b"\n"
+    )
     assert [r.accepted for r in ingest_labels(ctx, settings.landing_dir)] == [1]
     table = read_labels(settings.lake_dir)
     assert table.num_rows == 3

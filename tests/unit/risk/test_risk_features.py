@@ -12,8 +12,12 @@ from factories import ACCT, CP, DEV, NET, OTHER, T0, events, features_of, labels
 
 
 def test_velocity_windows_count_only_the_past() -> None:
-    history = [txn(T0 - timedelta(minutes=30)), txn(T0 - timedelta(hours=2), status="failed"),
-               txn(T0 - timedelta(hours=30)), txn(T0 - timedelta(days=8))]  # fmt: skip
+    history = [
+        txn(T0 - timedelta(minutes=30)),
+        txn(T0 - timedelta(hours=2), status="failed"),
+        txn(T0 - timedelta(hours=30)),
+        txn(T0 - timedelta(days=8)),
+    ]
     future = [txn(T0 + timedelta(minutes=1)), txn(T0 + timedelta(hours=1), status="failed")]
     f = features_of([*history, txn(T0), *future])
     assert (f["acct_txn_1h"], f["acct_txn_24h"], f["acct_txn_7d"]) == (1, 2, 3)
@@ -93,18 +97,38 @@ def test_training_and_scoring_see_the_same_history() -> None:
     """
     old = T0 - timedelta(days=40)
     history = [
-        {"event_id": "reg", "event_type": "account", "event_time": old, "account_id_pid": ACCT, "action": "register",
-         "device_android_id_pid": DEV, "network_ip_prefix": NET, "device_imsi_country": "DE"},
+        {
+            "event_id": "reg",
+            "event_type": "account",
+            "event_time": old,
+            "account_id_pid": ACCT,
+            "action": "register",
+            "device_android_id_pid": DEV,
+            "network_ip_prefix": NET,
+            "device_imsi_country": "DE",
+        },
         txn(old + timedelta(hours=1), network_ip_prefix=NET, device_imsi_country="DE", counterparty_pid="p" * 32),
         txn(old + timedelta(hours=2), acct=OTHER, network_ip_prefix=NET),
-        {"event_id": "info", "event_type": "device_info", "event_time": old, "device_android_id_pid": DEV,
-         "rooted": True, "timezone": "Europe/Berlin", "language": "de-DE", "hardware_emulator": True},
+        {
+            "event_id": "info",
+            "event_type": "device_info",
+            "event_time": old,
+            "device_android_id_pid": DEV,
+            "rooted": True,
+            "timezone": "Europe/Berlin",
+            "language": "de-DE",
+            "hardware_emulator": True,
+        },
         txn(T0 - timedelta(days=20), network_ip_prefix=NET, device_imsi_country="DE"),
         txn(T0 - timedelta(days=2), acct=OTHER, network_ip_prefix=NET),
-    ]  # fmt: skip
+    ]
     row = txn(T0, network_ip_prefix=NET, device_imsi_country="DE", counterparty_pid="p" * 32)
-    lab = labels([("transaction", history[1]["transaction_id_pid"], old + timedelta(days=3)),
-                  ("transaction", history[2]["transaction_id_pid"], old + timedelta(days=3))])  # fmt: skip
+    lab = labels(
+        [
+            ("transaction", history[1]["transaction_id_pid"], old + timedelta(days=3)),
+            ("transaction", history[2]["transaction_id_pid"], old + timedelta(days=3)),
+        ]
+    )
     whole = features_of([*history, row], lab)
     loaded_from = T0 - F.HISTORY - timedelta(days=1)  # what a scoring run of this row loads (a day early at most)
     scored = features_of([r for r in [*history, row] if r["event_time"] >= loaded_from], lab)
@@ -123,7 +147,7 @@ def test_the_newest_locale_counts_even_without_a_country() -> None:
         {**info, "event_id": "i1", "event_time": T0 - 2 * day, "timezone": "Europe/Berlin", "language": "de-DE"},
         {**info, "event_id": "i2", "event_time": T0 - day, "timezone": "Mars/Olympus", "language": "en"},
         txn(T0, device_imsi_country="FR"),
-    ]  # fmt: skip
+    ]
     f = features_of(rows)
     assert f["sim_tz_mismatch"] is None and f["sim_lang_mismatch"] is None and f["tz_lang_mismatch"] is None
     older = features_of(rows[:1] + rows[2:])

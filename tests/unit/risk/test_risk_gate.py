@@ -32,11 +32,14 @@ def models() -> tuple[RiskModel, RiskModel, np.ndarray, np.ndarray]:
     return good, weak, X[3000:], y[3000:]
 
 
-def register(models_dir: Path, version: str, model: RiskModel, X: np.ndarray, y: np.ndarray,
-             account: RiskModel | None = None) -> None:  # fmt: skip
+def register(
+    models_dir: Path, version: str, model: RiskModel, X: np.ndarray, y: np.ndarray, account: RiskModel | None = None
+) -> None:
     account = account or model
-    meta = {"transaction": _model_meta(model, trained(model, X, y).thresholds, {}),
-            "account": _model_meta(account, trained(account, X, y).thresholds, {})}  # fmt: skip
+    meta = {
+        "transaction": _model_meta(model, trained(model, X, y).thresholds, {}),
+        "account": _model_meta(account, trained(account, X, y).thresholds, {}),
+    }
     registry.save(models_dir, version, {"transaction": model.estimator, "account": account.estimator}, meta)
     registry.promote(models_dir, version)
 

@@ -17,11 +17,22 @@ def write_labels(settings: Settings, name: str, records: list[object]) -> None:
 
 
 GOOD = [
-    {"label_id": "l1", "subject_type": "transaction", "subject_id": "202611010000000001123456", "label": "fraud",
-     "fraud_type": "card_testing", "reported_at": "2026-11-03T10:00:00+00:00"},
-    {"label_id": "l2", "subject_type": "account", "subject_id": "1234567890", "label": "legitimate",
-     "reported_at": "2026-11-04T10:00:00+08:00"},
-]  # fmt: skip
+    {
+        "label_id": "l1",
+        "subject_type": "transaction",
+        "subject_id": "202611010000000001123456",
+        "label": "fraud",
+        "fraud_type": "card_testing",
+        "reported_at": "2026-11-03T10:00:00+00:00",
+    },
+    {
+        "label_id": "l2",
+        "subject_type": "account",
+        "subject_id": "1234567890",
+        "label": "legitimate",
+        "reported_at": "2026-11-04T10:00:00+08:00",
+    },
+]
 
 
 def test_labels_are_validated_pseudonymised_and_ingested_once(settings: Settings, ctx: IngestContext) -> None:
@@ -30,8 +41,10 @@ def test_labels_are_validated_pseudonymised_and_ingested_once(settings: Settings
 
     first = ingest_labels(ctx, settings.landing_dir)
     assert [(r.records_read, r.accepted, r.quarantined) for r in first] == [(4, 2, 2)]
-    assert first[0].reasons == {"value of label is not one of the allowed values": 1,
-                                "record is a JSON string, not an object": 1}  # fmt: skip
+    assert first[0].reasons == {
+        "value of label is not one of the allowed values": 1,
+        "record is a JSON string, not an object": 1,
+    }
     assert quarantine.batches(settings.quarantine_dir) == [first[0].batch_id]
 
     table = read_labels(settings.lake_dir).sort_by("label_id").to_pylist()

@@ -19,13 +19,23 @@ def lake_tables(days: int, delays_days: np.ndarray) -> tuple[pa.Table, pa.Table]
     """One transaction per hour over ``days``; the i-th of them labelled ``delays_days[i]`` days later."""
     n = days * 24
     times = [T0 + timedelta(hours=h) for h in range(n)]
-    events = pa.table({"event_time": pa.array(times, pa.timestamp("us", tz="UTC")), "event_type": ["transaction"] * n,
-                       "transaction_id_pid": [f"t{h}" for h in range(n)]})  # fmt: skip
+    events = pa.table(
+        {
+            "event_time": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "event_type": ["transaction"] * n,
+            "transaction_id_pid": [f"t{h}" for h in range(n)],
+        }
+    )
     newest = times[-1]
     rows = [(f"t{h}", times[h] + timedelta(days=float(d))) for h, d in enumerate(delays_days[:n])]
     reported = [(pid, at) for pid, at in rows if at <= newest]  # a label after the newest event has not arrived
-    labels = pa.table({"subject_type": ["transaction"] * len(reported), "subject_id_pid": [p for p, _ in reported],
-                       "reported_at": pa.array([a for _, a in reported], pa.timestamp("us", tz="UTC"))})  # fmt: skip
+    labels = pa.table(
+        {
+            "subject_type": ["transaction"] * len(reported),
+            "subject_id_pid": [p for p, _ in reported],
+            "reported_at": pa.array([a for _, a in reported], pa.timestamp("us", tz="UTC")),
+        }
+    )
     return events, labels
 
 

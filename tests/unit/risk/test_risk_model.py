@@ -79,9 +79,26 @@ def test_the_accelerator_refuses_inconsistent_trees() -> None:
     assert paths is not None and reasons._trees is not None
 
     def walk(k: int, left: np.ndarray, right: np.ndarray) -> None:
-        reasons._trees.walk(X, X.shape[0], k, paths.feature, paths.threshold, paths.missing_left, left, right,
-                            paths.is_leaf, paths.value, paths.roots, paths.baseline, np.zeros(len(X)),
-                            np.zeros(X.shape), None, 1, 0.0, 1)  # fmt: skip
+        reasons._trees.walk(
+            X,
+            X.shape[0],
+            k,
+            paths.feature,
+            paths.threshold,
+            paths.missing_left,
+            left,
+            right,
+            paths.is_leaf,
+            paths.value,
+            paths.roots,
+            paths.baseline,
+            np.zeros(len(X)),
+            np.zeros(X.shape),
+            None,
+            1,
+            0.0,
+            1,
+        )
 
     split = int(np.flatnonzero(paths.is_leaf == 0)[0])
     looped = paths.left.copy()
@@ -117,8 +134,9 @@ def test_reason_wording() -> None:
 
 
 def _ev(auc: float | None, ap: float | None) -> Evaluation:
-    return Evaluation(rows=10, positives=2, roc_auc=auc, average_precision=ap, precision_at_budget=None, alerts=0,
-                      brier=None)  # fmt: skip
+    return Evaluation(
+        rows=10, positives=2, roc_auc=auc, average_precision=ap, precision_at_budget=None, alerts=0, brier=None
+    )
 
 
 def test_gate_keeps_the_better_champion() -> None:

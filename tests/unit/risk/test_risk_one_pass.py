@@ -72,8 +72,9 @@ def test_an_ensemble_of_sigmoids_is_averaged_as_predict_proba_does(fitted: tuple
     several = RiskModel("supervised", ensemble, NAMES, model.reference)
     pairs = several.sigmoid_calibration()
     assert pairs is not None and len(pairs) == 5 and len(set(pairs)) > 1  # one per fold: a mean of several
-    np.testing.assert_allclose(reasons.score_and_explain(several, X[:2000])[0], several.score(X[:2000]),
-                               rtol=0, atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        reasons.score_and_explain(several, X[:2000])[0], several.score(X[:2000]), rtol=0, atol=1e-9
+    )
 
 
 def test_another_calibration_is_scored_by_predict_proba(fitted: tuple[RiskModel, np.ndarray]) -> None:
@@ -142,9 +143,26 @@ def test_a_split_without_a_threshold_is_walked_by_numpy(fitted: tuple[RiskModel,
     rows = X[:500]
     np.testing.assert_array_equal(reasons.walk(broken, rows)[0], reasons.walk(broken, rows, accelerated=False)[0])
     with pytest.raises(ValueError, match="no threshold"):
-        reasons._trees.walk(rows, len(rows), rows.shape[1], broken.feature, broken.threshold, broken.missing_left,
-                            broken.left, broken.right, broken.is_leaf, broken.value, broken.roots, broken.baseline,
-                            np.zeros(len(rows)), np.zeros(rows.shape), None, 1, 0.0, 1)  # fmt: skip
+        reasons._trees.walk(
+            rows,
+            len(rows),
+            rows.shape[1],
+            broken.feature,
+            broken.threshold,
+            broken.missing_left,
+            broken.left,
+            broken.right,
+            broken.is_leaf,
+            broken.value,
+            broken.roots,
+            broken.baseline,
+            np.zeros(len(rows)),
+            np.zeros(rows.shape),
+            None,
+            1,
+            0.0,
+            1,
+        )
 
 
 def test_without_the_accelerator_the_same_scores_and_reasons(
@@ -181,9 +199,36 @@ def _as_written(name: str, value: float) -> str:
 
 def test_many_values_are_worded_as_one_at_a_time() -> None:
     """Values reduced to what their wording shows: near-ties, signs, huge and odd values stay exact."""
-    values = np.array([0, 0.05, 0.15, 0.25, 0.35, 0.45, 0.5, 0.95, 0.9499999999999999, 1.005, 2.5, 2.675, 3.0,
-                       17.25, 123.456789, 1 / 3, 0.049999999, 0.7, 1e12, 2.0**30, -0.0, -0.04, -3.5, np.inf,
-                       -np.inf, np.nan])  # fmt: skip
+    values = np.array(
+        [
+            0,
+            0.05,
+            0.15,
+            0.25,
+            0.35,
+            0.45,
+            0.5,
+            0.95,
+            0.9499999999999999,
+            1.005,
+            2.5,
+            2.675,
+            3.0,
+            17.25,
+            123.456789,
+            1 / 3,
+            0.049999999,
+            0.7,
+            1e12,
+            2.0**30,
+            -0.0,
+            -0.04,
+            -3.5,
+            np.inf,
+            -np.inf,
+            np.nan,
+        ]
+    )
     features = np.repeat(np.arange(len(NAMES)), len(values))
     cells = np.tile(values, len(NAMES))
     codes, words = reasons.word_many(NAMES, features, cells)

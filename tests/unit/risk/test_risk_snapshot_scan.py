@@ -16,17 +16,32 @@ def history() -> list[dict]:
     """Rows over 40 days, in three batches (and many date partitions)."""
     old = T0 - timedelta(days=40)
     return [
-        {"event_id": "reg", "event_type": "account", "event_time": old, "account_id_pid": ACCT, "action": "register",
-         "device_android_id_pid": DEV, "network_ip_prefix": NET, "device_imsi_country": "DE"},
+        {
+            "event_id": "reg",
+            "event_type": "account",
+            "event_time": old,
+            "account_id_pid": ACCT,
+            "action": "register",
+            "device_android_id_pid": DEV,
+            "network_ip_prefix": NET,
+            "device_imsi_country": "DE",
+        },
         txn(old + timedelta(hours=1), network_ip_prefix=NET, device_imsi_country="DE", counterparty_pid="p" * 32),
-        {"event_id": "info", "event_type": "device_info", "event_time": T0 - timedelta(days=3),
-         "device_android_id_pid": DEV, "rooted": True, "timezone": "Europe/Berlin", "language": "de-DE"},
+        {
+            "event_id": "info",
+            "event_type": "device_info",
+            "event_time": T0 - timedelta(days=3),
+            "device_android_id_pid": DEV,
+            "rooted": True,
+            "timezone": "Europe/Berlin",
+            "language": "de-DE",
+        },
         txn(T0 - timedelta(days=20), network_ip_prefix=NET, device_imsi_country="DE"),
         txn(T0 - timedelta(days=2), acct=OTHER, network_ip_prefix=NET),
         txn(T0 - timedelta(hours=5), amount=40.0, status="failed"),
         txn(T0, network_ip_prefix=NET, device_imsi_country="FR", counterparty_pid="p" * 32, amount=900.0),
         txn(T0 + timedelta(hours=1), acct=OTHER),
-    ]  # fmt: skip
+    ]
 
 
 def test_features_from_a_snapshot_scan_equal_those_from_arrow_rows(tmp_path: Path) -> None:
@@ -45,8 +60,10 @@ def test_features_from_a_snapshot_scan_equal_those_from_arrow_rows(tmp_path: Pat
     from_arrow = F.transaction_features(events(rows), lab, start, end)
     assert scanned.num_rows == 4 and scanned.to_pylist() == from_arrow.to_pylist()
     as_of = T0 + timedelta(minutes=30)
-    assert (F.account_features(snap, lab, start, as_of).to_pylist()
-            == F.account_features(events(rows), lab, start, as_of).to_pylist())  # fmt: skip
+    assert (
+        F.account_features(snap, lab, start, as_of).to_pylist()
+        == F.account_features(events(rows), lab, start, as_of).to_pylist()
+    )
 
 
 def test_a_snapshot_keeps_its_version_while_the_lake_moves_on(tmp_path: Path) -> None:

@@ -27,10 +27,16 @@ from factories import DEV, T0, events, features_of, labels, txn
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, pa.Table]:
     """A generated 12-day lake with fraud and labels: its feature columns and its labels."""
     root = tmp_path_factory.mktemp("windows")
-    s = Settings(mode="production", data_dir=root / "data", pseudonym_key=secrets.token_hex(32),
-                 quarantine_key=secrets.token_hex(32), secrets_dir=root / "secrets")  # fmt: skip
-    result = generate(s.landing_dir, SynthConfig(accounts=300, days=12, seed=31, events_per_batch=20_000,
-                                                 fraud_rate=0.12, gzip=False))  # fmt: skip
+    s = Settings(
+        mode="production",
+        data_dir=root / "data",
+        pseudonym_key=secrets.token_hex(32),
+        quarantine_key=secrets.token_hex(32),
+        secrets_dir=root / "secrets",
+    )
+    result = generate(
+        s.landing_dir, SynthConfig(accounts=300, days=12, seed=31, events_per_batch=20_000, fraud_rate=0.12, gzip=False)
+    )
     ctx = ingest_context(s)
     list(ingest_batches(result.batches, ctx))
     list(ingest_labels(ctx, s.landing_dir))
@@ -101,12 +107,19 @@ def test_windows_longer_than_the_history_expire() -> None:
     """Sightings, registration and password changes older than 31 days, amounts older than 30, fall out."""
     old = T0 - timedelta(days=32)
     rows = [
-        {"event_id": "reg", "event_type": "account", "event_time": old, "account_id_pid": "a" * 32,
-         "action": "register", "device_android_id_pid": DEV, "network_ip_prefix": "10.0.0.0/24"},
+        {
+            "event_id": "reg",
+            "event_type": "account",
+            "event_time": old,
+            "account_id_pid": "a" * 32,
+            "action": "register",
+            "device_android_id_pid": DEV,
+            "network_ip_prefix": "10.0.0.0/24",
+        },
         txn(old + timedelta(hours=1), amount=5.0),
         txn(T0 - timedelta(days=1), amount=40.0, device_android_id_pid="f" * 32),
         txn(T0, amount=80.0),
-    ]  # fmt: skip
+    ]
     f = features_of(rows)
     assert f["hours_since_registration"] is None and f["amount_to_median"] == pytest.approx(2.0)
     assert f["device_age_for_account_h"] == 0  # first seen > 31 d ago: new again within the history
@@ -155,8 +168,13 @@ def test_dropping_the_rows_no_feature_sees_changes_nothing(
 def test_a_clock_before_1970_is_just_an_old_event() -> None:
     """A device clock reset to the epoch in a positive-offset zone gives a time before 1970: signals keep it
     as an old row (it is no error), and the features of a later transaction are as the SQL's."""
-    reset = {"event_id": "reset", "event_type": "operation", "event_time": datetime(1969, 12, 31, 16, tzinfo=UTC),
-             "account_id_pid": "a" * 32, "device_android_id_pid": DEV}  # fmt: skip
+    reset = {
+        "event_id": "reset",
+        "event_type": "operation",
+        "event_time": datetime(1969, 12, 31, 16, tzinfo=UTC),
+        "account_id_pid": "a" * 32,
+        "device_android_id_pid": DEV,
+    }
     sig = signals.signals(events([reset, txn(T0)]))
     assert sig.num_rows == 2 and sig.column("t")[0].as_py() < 0
     assert features_of([reset, txn(T0)])["devices_of_account_31d"] == 0

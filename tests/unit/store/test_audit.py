@@ -26,8 +26,9 @@ def trail(tmp_path: Path) -> audit.Trail:
 
 def _write(trail: audit.Trail, n: int) -> None:
     for i in range(n):
-        audit.append(trail, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control",
-                     counts={"accepted": i})  # fmt: skip
+        audit.append(
+            trail, actor="ingest-flow", role="pipeline", action="ingest", purpose="risk_control", counts={"accepted": i}
+        )
 
 
 def _lines(folder: Path) -> list[str]:

@@ -23,8 +23,15 @@ def trail(tmp_path: Path) -> audit.Trail:
 
 def _append(trail: audit.Trail, when: datetime, n: int = 1) -> None:
     for i in range(n):
-        audit.append(trail, actor="retention-flow", role="pipeline", action="retention.purge", purpose="retention",
-                     counts={"removed": i}, when=when)  # fmt: skip
+        audit.append(
+            trail,
+            actor="retention-flow",
+            role="pipeline",
+            action="retention.purge",
+            purpose="retention",
+            counts={"removed": i},
+            when=when,
+        )
 
 
 def test_clause_5_2_3_audit_records_older_than_three_years_expire_and_the_rest_verifies(trail: audit.Trail) -> None:

@@ -27,8 +27,16 @@ def test_a_warehouse_created_before_holds_and_requests_is_upgraded(tmp_path: Pat
 
 def test_a_request_round_trips_with_its_progress(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
-    row = RequestRow("req-1", "erasure", {"accounts": ["b" * 32], "identifiers": {}}, {}, "verified", NOW, NOW,
-                     found={"lake.events": 3})  # fmt: skip
+    row = RequestRow(
+        "req-1",
+        "erasure",
+        {"accounts": ["b" * 32], "identifiers": {}},
+        {},
+        "verified",
+        NOW,
+        NOW,
+        found={"lake.events": 3},
+    )
     governance.put_request(path, row)
     row.done.append("lake")
     row.status = "in_progress"

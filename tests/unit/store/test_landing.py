@@ -25,8 +25,9 @@ def test_processed_batches_are_removed_only_after_retention(settings: Settings, 
     assert landing.purge_processed(settings.landing_dir, settings.warehouse_path, timedelta(days=3), now) == []
     assert done.exists()
 
-    removed = landing.purge_processed(settings.landing_dir, settings.warehouse_path, timedelta(days=3),
-                                      now + timedelta(days=3, seconds=1))  # fmt: skip
+    removed = landing.purge_processed(
+        settings.landing_dir, settings.warehouse_path, timedelta(days=3), now + timedelta(days=3, seconds=1)
+    )
     assert len(removed) == 1 and not done.exists() and waiting.exists()
     entry = warehouse.ledger_entry(settings.warehouse_path, removed[0])
     assert entry is not None and entry.landing_removed_at is not None
@@ -120,8 +121,12 @@ def test_files_no_ingest_reads_are_flagged_then_removed_after_the_landing_retent
     stores = stores_for(settings)
     now = datetime.now(UTC)
     flagged = {v.where: v.records for v in retention_check.verify(stores, now) if v.store == "landing"}
-    assert flagged == {"telemetry (files no ingest reads)": 2, ". (files no ingest reads)": 1,
-                       "failed (files no ingest reads)": 1, "labels (files no ingest reads)": 2}  # fmt: skip
+    assert flagged == {
+        "telemetry (files no ingest reads)": 2,
+        ". (files no ingest reads)": 1,
+        "failed (files no ingest reads)": 1,
+        "labels (files no ingest reads)": 2,
+    }
 
     assert set(landing.stray_files(settings.landing_dir)) == {*old, writing}
     removed, others = purge.purge_landing(stores, timedelta(days=3), now, frozenset())

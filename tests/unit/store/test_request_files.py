@@ -12,13 +12,15 @@ from devicerisk.store import request_files
 
 
 def test_clause_6_2_1_lists_structs_and_maps_export_as_json_text_in_csv(tmp_path: Path) -> None:
-    table = pa.table({
-        "reasons": pa.array([["new device", "night"], None], pa.list_(pa.string())),
-        "model": pa.array([{"kind": "gbm", "version": 3}, {"kind": "lr", "version": 1}]),
-        "tags": pa.array([[("a", 1)], []], pa.map_(pa.string(), pa.int64())),
-        "name": pa.array(["x", "y"], pa.string_view()),  # as files rewritten by Delta hold them
-        "score": [0.5, 0.25],
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "reasons": pa.array([["new device", "night"], None], pa.list_(pa.string())),
+            "model": pa.array([{"kind": "gbm", "version": 3}, {"kind": "lr", "version": 1}]),
+            "tags": pa.array([[("a", 1)], []], pa.map_(pa.string(), pa.int64())),
+            "name": pa.array(["x", "y"], pa.string_view()),  # as files rewritten by Delta hold them
+            "score": [0.5, 0.25],
+        }
+    )
 
     request_files.write_export(tmp_path, "req-1", {"lake.scores": table}, "# summary\n")
 
