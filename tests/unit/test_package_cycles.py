@@ -72,6 +72,37 @@ def test_no_import_cycle_between_packages() -> None:
     assert {"contract", "privacy", "store", "ingest", "risk", "governance"} <= graph.keys()  # the walk saw them
 
 
+#: The layers as the README's layout lists them: each imports only layers before it.
+LAYERS = (
+    "contract",
+    "config",
+    "engine",
+    "privacy",
+    "store",
+    "ingest",
+    "risk",
+    "governance",
+    "synth",
+    "runtime",
+    "cli_runtime",
+    "cli_retention",
+    "cli_risk",
+    "cli",
+)
+
+
+def test_each_layer_imports_only_the_layers_before_it() -> None:
+    graph = package_graph()
+    assert set(graph) - {"__init__"} == set(LAYERS), "a new package: give it its place in LAYERS and the README"
+    upward = [
+        (a, b, sorted(files))
+        for a, imported in graph.items()
+        for b, files in imported.items()
+        if a in LAYERS and b in LAYERS and LAYERS.index(b) > LAYERS.index(a)
+    ]
+    assert upward == []
+
+
 def test_the_check_finds_a_cycle(tmp_path: Path) -> None:
     """The walk sees lazy imports too: a function-level import that closes a loop is a cycle."""
     for package, body in {
