@@ -61,15 +61,29 @@ from ingest_bench import run_once
 
 OUT = Path(__file__).parent / "out"
 #: A mix unlike the default weights used while developing: more takeovers and emulators, fewer card testers.
-BENCH_MIX = {"device_farm": 0.16, "emulator": 0.12, "rooted_hooked": 0.1, "account_takeover": 0.14,
-             "card_testing": 0.08, "promo_abuse": 0.14, "compromised_merchant": 0.07, "compromised_customer": 0.07,
-             "large_amount": 0.05, "push_payment_scam": 0.07}  # fmt: skip
+BENCH_MIX = {
+    "device_farm": 0.16,
+    "emulator": 0.12,
+    "rooted_hooked": 0.1,
+    "account_takeover": 0.14,
+    "card_testing": 0.08,
+    "promo_abuse": 0.14,
+    "compromised_merchant": 0.07,
+    "compromised_customer": 0.07,
+    "large_amount": 0.05,
+    "push_payment_scam": 0.07,
+}
 BUDGET, GAP_DAYS, TEST_DAYS = 50, 5.0, 7.0
 
 
 def settings_for(root: str, key: str, qkey: str) -> Settings:
-    return Settings(mode="production", data_dir=Path(root) / "data", pseudonym_key=key, quarantine_key=qkey,
-                    secrets_dir=Path(root) / "secrets")  # fmt: skip
+    return Settings(
+        mode="production",
+        data_dir=Path(root) / "data",
+        pseudonym_key=key,
+        quarantine_key=qkey,
+        secrets_dir=Path(root) / "secrets",
+    )
 
 
 def build(root: str, key: str, qkey: str, accounts: int, days: int, seed: int) -> dict[str, Any]:
@@ -77,8 +91,12 @@ def build(root: str, key: str, qkey: str, accounts: int, days: int, seed: int) -
     the full build and one incremental refresh (what the score flow pays after an ingest) are timed."""
     s = settings_for(root, key, qkey)
     start = time.perf_counter()
-    result = generate(s.landing_dir, SynthConfig(accounts=accounts, days=days, seed=seed, events_per_batch=200_000,
-                                                 gzip=False, scenario_mix=BENCH_MIX))  # fmt: skip
+    result = generate(
+        s.landing_dir,
+        SynthConfig(
+            accounts=accounts, days=days, seed=seed, events_per_batch=200_000, gzip=False, scenario_mix=BENCH_MIX
+        ),
+    )
     generated = time.perf_counter() - start
     ctx = ingest_context(s)
     start = time.perf_counter()
@@ -92,11 +110,22 @@ def build(root: str, key: str, qkey: str, accounts: int, days: int, seed: int) -
     ingested += time.perf_counter() - start
     step = signals.refresh_log(s.lake_dir, s.signals_dir)
     assert not step.rebuilt
-    return {"events_generated": result.events, "events_in_lake": accepted + last_batch, "labels": labels,
-            "generate_s": generated, "ingest_s": ingested,
-            "signal_log": {"build_events": accepted, "build_s": built.seconds, "rows": built.rows_total,
-                           "refresh_events": last_batch, "refresh_s": step.seconds, "refresh_rows": step.rows_added,
-                           "rows_total": step.rows_total}}  # fmt: skip
+    return {
+        "events_generated": result.events,
+        "events_in_lake": accepted + last_batch,
+        "labels": labels,
+        "generate_s": generated,
+        "ingest_s": ingested,
+        "signal_log": {
+            "build_events": accepted,
+            "build_s": built.seconds,
+            "rows": built.rows_total,
+            "refresh_events": last_batch,
+            "refresh_s": step.seconds,
+            "refresh_rows": step.rows_added,
+            "rows_total": step.rows_total,
+        },
+    }
 
 
 def new_lake(accounts: int, days: int, seed: int, prefix: str) -> tuple[str, str, str, dict[str, Any]]:
@@ -187,15 +216,19 @@ def _raw_tables(s: Settings, events: pa.Table) -> tuple[pa.Table, pa.Table, pa.T
     raw = """SELECT event_id, account_id, device.imei AS imei, device.android_id AS android_id, device.idfv AS idfv,
                     device.mac AS mac, device.oaid AS oaid, device.idfa AS idfa, network.ip AS ip,
                     payload.transaction_id AS txn, payload.counterparty AS cp
-             FROM read_json($files, format = 'newline_delimited', union_by_name = true)"""  # fmt: skip
-    raw_events = con.sql(f"""
+             FROM read_json($files, format = 'newline_delimited', union_by_name = true)"""
+    raw_events = con.sql(
+        f"""
         SELECT lake.* REPLACE (r.account_id AS account_id_pid, r.imei AS device_imei_pid,
                r.android_id AS device_android_id_pid, r.idfv AS device_idfv_pid, r.mac AS device_mac_pid,
                r.oaid AS device_oaid_pid, r.idfa AS device_idfa_pid, r.ip AS network_ip_prefix,
                r.txn AS transaction_id_pid, r.cp AS counterparty_pid)
-        FROM lake JOIN ({raw}) r USING (event_id)""", params={"files": files}).to_arrow_table()  # fmt: skip
+        FROM lake JOIN ({raw}) r USING (event_id)""",
+        params={"files": files},
+    ).to_arrow_table()
     con.register("raw_events", raw_events)
-    labels = con.sql("""
+    labels = con.sql(
+        """
         SELECT l.subject_type, l.subject_id AS subject_id_pid,
                CASE WHEN l.subject_type = 'account' THEN l.subject_id ELSE e.account_id_pid END AS account_id_pid,
                l.label, l.reported_at::TIMESTAMPTZ AS reported_at, l.fraud_from::TIMESTAMPTZ AS fraud_from
@@ -204,13 +237,14 @@ def _raw_tables(s: Settings, events: pa.Table) -> tuple[pa.Table, pa.Table, pa.T
         LEFT JOIN (SELECT DISTINCT transaction_id_pid, account_id_pid FROM raw_events
                    WHERE transaction_id_pid IS NOT NULL) e ON e.transaction_id_pid = l.subject_id""",
         params={"files": [str(p) for p in sorted((s.landing_dir / "labels").glob("*.ndjson"))]},
-    ).to_arrow_table()  # fmt: skip
-    truth = con.sql("""
+    ).to_arrow_table()
+    truth = con.sql(
+        """
         SELECT subject_type, subject_id AS subject_pid, fraud, scenario FROM read_json($path,
             format = 'newline_delimited', columns = {subject_type: 'VARCHAR', subject_id: 'VARCHAR',
             fraud: 'BOOLEAN', scenario: 'VARCHAR'})""",
         params={"path": str(s.landing_dir / "truth" / "scenarios.ndjson")},
-    ).to_arrow_table()  # fmt: skip
+    ).to_arrow_table()
     return raw_events, labels, truth
 
 
@@ -222,15 +256,18 @@ def privacy_job(root: str, key: str, qkey: str) -> tuple[int, float]:
     labels = read_labels(s.lake_dir)
     split = make_split(start, end, GAP_DAYS, TEST_DAYS, observed_label_delay(events, labels).days)  # as training
     t0 = time.perf_counter()
-    pseudo = train(events, labels, split, BUDGET,
-                   pseudonymised_truth(s.landing_dir, ingest_context(s).pseudonymiser))  # fmt: skip
+    pseudo = train(events, labels, split, BUDGET, pseudonymised_truth(s.landing_dir, ingest_context(s).pseudonymiser))
     raw_events, raw_labels, raw_truth = _raw_tables(s, events)
     raw = train(raw_events, raw_labels, split, BUDGET, raw_truth)
     result = {}
     for name in ("transaction", "account"):
         mine, theirs = getattr(pseudo, name).evaluation, getattr(raw, name).evaluation
-        result[name] = {"pseudonymised": mine.roc_auc, "raw": theirs.roc_auc, "pseudonymised_ap":
-                        mine.average_precision, "raw_ap": theirs.average_precision}  # fmt: skip
+        result[name] = {
+            "pseudonymised": mine.roc_auc,
+            "raw": theirs.roc_auc,
+            "pseudonymised_ap": mine.average_precision,
+            "raw_ap": theirs.average_precision,
+        }
     (Path(root) / "privacy.json").write_text(json.dumps(result))
     return raw_events.num_rows, time.perf_counter() - t0
 
@@ -254,26 +291,34 @@ def main() -> None:
         ref_parts = {d: json.loads((Path(root) / f"reference-{d}.json").read_text()) for d in (None, 1.0)}
         summary: dict[str, Any] = {
             "lake": lake,
-            "train_seconds": trained["seconds"], "train_peak_rss_mib": trained["peak_rss_mib"],
+            "train_seconds": trained["seconds"],
+            "train_peak_rss_mib": trained["peak_rss_mib"],
             "transaction": meta["transaction"]["metrics"] | {"kind": meta["transaction"]["kind"]},
             "account": meta["account"]["metrics"] | {"kind": meta["account"]["kind"]},
             "thresholds": meta["transaction"]["thresholds"],
             "signal_log": lake["signal_log"],
-            "score_all": {"transactions": full["rows"], "seconds": full["seconds"],
-                          "per_s": full["rows"] / full["seconds"], "peak_rss_mib": full["peak_rss_mib"],
-                          "predict_proba_per_s": bare[None]["rows"] / bare[None]["predict_proba_s"],
-                          "parts": {k: v for k, v in bare[None].items() if k.endswith("_s")},
-                          "reference_per_s": refs[None]["rows"] / refs[None]["seconds"],
-                          "speedup_vs_reference": refs[None]["seconds"] / full["seconds"],
-                          "reference_parts": {k: v for k, v in ref_parts[None].items() if k.endswith("_s")}},
-            "score_last_day": {"transactions": day["rows"], "seconds": day["seconds"],
-                               "per_s": day["rows"] / day["seconds"],
-                               "predict_proba_per_s": bare[1.0]["rows"] / max(bare[1.0]["predict_proba_s"], 1e-9),
-                               "parts": {k: v for k, v in bare[1.0].items() if k.endswith("_s")},
-                               "reference_per_s": refs[1.0]["rows"] / refs[1.0]["seconds"],
-                               "speedup_vs_reference": refs[1.0]["seconds"] / day["seconds"],
-                               "reference_parts": {k: v for k, v in ref_parts[1.0].items() if k.endswith("_s")}},
-        }  # fmt: skip
+            "score_all": {
+                "transactions": full["rows"],
+                "seconds": full["seconds"],
+                "per_s": full["rows"] / full["seconds"],
+                "peak_rss_mib": full["peak_rss_mib"],
+                "predict_proba_per_s": bare[None]["rows"] / bare[None]["predict_proba_s"],
+                "parts": {k: v for k, v in bare[None].items() if k.endswith("_s")},
+                "reference_per_s": refs[None]["rows"] / refs[None]["seconds"],
+                "speedup_vs_reference": refs[None]["seconds"] / full["seconds"],
+                "reference_parts": {k: v for k, v in ref_parts[None].items() if k.endswith("_s")},
+            },
+            "score_last_day": {
+                "transactions": day["rows"],
+                "seconds": day["seconds"],
+                "per_s": day["rows"] / day["seconds"],
+                "predict_proba_per_s": bare[1.0]["rows"] / max(bare[1.0]["predict_proba_s"], 1e-9),
+                "parts": {k: v for k, v in bare[1.0].items() if k.endswith("_s")},
+                "reference_per_s": refs[1.0]["rows"] / refs[1.0]["seconds"],
+                "speedup_vs_reference": refs[1.0]["seconds"] / day["seconds"],
+                "reference_parts": {k: v for k, v in ref_parts[1.0].items() if k.endswith("_s")},
+            },
+        }
         for part in ("score_all", "score_last_day"):  # the issue's target: at least 0.8 on the whole lake
             summary[part]["ratio_to_predict_proba"] = summary[part]["per_s"] / summary[part]["predict_proba_per_s"]
         if not args.skip_privacy:
@@ -283,8 +328,9 @@ def main() -> None:
         version = meta["version"]
         card_dir = OUT / "card"
         shutil.rmtree(card_dir, ignore_errors=True)
-        shutil.copytree(settings_for(root, key, qkey).models_dir / version, card_dir,
-                        ignore=shutil.ignore_patterns("*.skops"))  # fmt: skip
+        shutil.copytree(
+            settings_for(root, key, qkey).models_dir / version, card_dir, ignore=shutil.ignore_patterns("*.skops")
+        )
         for drop in ("single_flags", "reliability"):
             for name in ("transaction", "account"):
                 summary[name].pop(drop, None)
@@ -293,9 +339,11 @@ def main() -> None:
         print(f"model card: {card_dir / 'card.md'}")
         for part, what in (("score_all", "whole lake"), ("score_last_day", "newest day")):
             p, s = summary[part], summary[part]["parts"]
-            print(f"scoring the {what}: {p['transactions']:,} rows in {p['seconds']:.3f} s (features "
-                  f"{s['features_s']:.3f} s, scores and reasons {s['score_reasons_s']:.3f} s); bare predict_proba "
-                  f"{s['predict_proba_s']:.3f} s: ratio {p['ratio_to_predict_proba']:.2f}")  # fmt: skip
+            print(
+                f"scoring the {what}: {p['transactions']:,} rows in {p['seconds']:.3f} s (features "
+                f"{s['features_s']:.3f} s, scores and reasons {s['score_reasons_s']:.3f} s); bare predict_proba "
+                f"{s['predict_proba_s']:.3f} s: ratio {p['ratio_to_predict_proba']:.2f}"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -44,14 +44,16 @@ def settings(root: Path) -> Settings:
     if not keys.exists():
         keys.write_text(f"{secrets.token_hex(32)} {secrets.token_hex(32)}")
     key, qkey = keys.read_text().split()
-    return Settings(mode="production", data_dir=root / "data", pseudonym_key=key, quarantine_key=qkey,
-                    secrets_dir=root / "secrets")  # fmt: skip
+    return Settings(
+        mode="production", data_dir=root / "data", pseudonym_key=key, quarantine_key=qkey, secrets_dir=root / "secrets"
+    )
 
 
 def build(root: Path, accounts: int, days: int, seed: int) -> None:
     s = settings(root)
-    config = SynthConfig(accounts=accounts, days=days, seed=seed, events_per_batch=200_000, gzip=False,
-                         scenario_mix=BENCH_MIX)  # fmt: skip
+    config = SynthConfig(
+        accounts=accounts, days=days, seed=seed, events_per_batch=200_000, gzip=False, scenario_mix=BENCH_MIX
+    )
     result = generate(s.landing_dir, config)
     ctx = ingest_context(s)
     sum(r.accepted for r in ingest_batches(result.batches, ctx))
@@ -92,8 +94,10 @@ def scenario_ranks(scores: np.ndarray, y: np.ndarray, scenarios: np.ndarray) -> 
     print(f"{'scenario':24s} {'n':>5s} {'top350':>7s} {'top1000':>8s} {'median rank':>12s} {'FP above (med)':>15s}")
     for name in sorted({s for s in scenarios if s}):
         r = rank[scenarios == name]
-        print(f"{name:24s} {len(r):5d} {np.mean(r < 350):7.2f} {np.mean(r < 1000):8.2f} {int(np.median(r)):12d} "
-              f"{int(np.median(above[r])):15d}")  # fmt: skip
+        print(
+            f"{name:24s} {len(r):5d} {np.mean(r < 350):7.2f} {np.mean(r < 1000):8.2f} {int(np.median(r)):12d} "
+            f"{int(np.median(above[r])):15d}"
+        )
 
 
 def main() -> None:

@@ -68,8 +68,10 @@ class Behaviour:
         if action == "search":
             # now and then people paste personal data into the search box; the contract drops this field
             text = r.choice(acc.country.search) if r.random() > 0.03 else acc.phone[2]
-            payload = (f'{{"action":"search","page":"{page or "/search"}","search_text":{dumps(text)},'
-                       f'"duration_ms":{duration}{dev.op_tail}')  # fmt: skip
+            payload = (
+                f'{{"action":"search","page":"{page or "/search"}","search_text":{dumps(text)},'
+                f'"duration_ms":{duration}{dev.op_tail}'
+            )
         else:
             payload = f'{{"action":"{action}","page":"{page or self.page(dev)}","duration_ms":{duration}{dev.op_tail}'
         self.em.emit(t, "operation", env, dev, payload)
@@ -115,8 +117,12 @@ class Behaviour:
 
     def perf(self, t: int, env: str, dev: Device) -> None:
         r = self.rng
-        payload = {"kind": "perf", "memory_mb": r.randint(120, 900), "cpu_pct": round(r.uniform(1.0, 95.0), 1),
-                   "startup_ms": int(r.lognormvariate(6.8, 0.5))}  # fmt: skip
+        payload = {
+            "kind": "perf",
+            "memory_mb": r.randint(120, 900),
+            "cpu_pct": round(r.uniform(1.0, 95.0), 1),
+            "startup_ms": int(r.lognormvariate(6.8, 0.5)),
+        }
         self.em.emit(t, "crash", env, dev, dumps(payload))
 
     def crash(self, t: int, env: str, dev: Device, acc: Account) -> None:
@@ -127,8 +133,11 @@ class Behaviour:
             payload: dict[str, Any] = {"kind": "anr", "exception_type": "ANR", "stack_trace": trace}
         else:
             exc, trace = r.choice(CRASHES[dev.platform])
-            payload = {"kind": "crash", "exception_type": exc,
-                       "stack_trace": trace.format(pkg=APP_PACKAGE, n=r.randint(40, 900), pii=pii)}  # fmt: skip
+            payload = {
+                "kind": "crash",
+                "exception_type": exc,
+                "stack_trace": trace.format(pkg=APP_PACKAGE, n=r.randint(40, 900), pii=pii),
+            }
         payload["memory_mb"] = r.randint(150, 1200)
         self.em.emit(t, "crash", env, dev, dumps(payload))
 
@@ -169,9 +178,17 @@ class Behaviour:
             payee = None
             if r.random() < 0.05:  # a transfer to one of the holder's three contacts: a payee only they pay
                 payee = f"p2p_{(acc.idx * 3 + int(r.random() * 3)) * 2654435761 % 10**10:010d}"
-            self.em.transaction(acc, dev, env, t + 2 * _SEC, self.em.amount(acc, 1.0), status=status,
-                                channel=payee and "bank_transfer", counterparty=payee,
-                                fraud=self.fraud_of(acc, t))  # fmt: skip
+            self.em.transaction(
+                acc,
+                dev,
+                env,
+                t + 2 * _SEC,
+                self.em.amount(acc, 1.0),
+                status=status,
+                channel=payee and "bank_transfer",
+                counterparty=payee,
+                fraud=self.fraud_of(acc, t),
+            )
         if native and r.random() < acc.crash_p:
             self.crash(t + int(r.uniform(1, 30) * _SEC), env, dev, acc)
 
@@ -217,8 +234,7 @@ class Behaviour:
             t = self.ops(t + 3 * _SEC, env, dev, acc, 3, PROMO_PAGES)
             self.op(t + 2 * _SEC, env, dev, acc, "click", "/promo/newuser/claim")
             amount = round(acc.country.amount_median * r.uniform(0.15, 0.2), acc.country.decimals)
-            self.em.transaction(acc, dev, env, t + 40 * _SEC, float(amount), channel="wallet",
-                                fraud="promo_abuse")  # fmt: skip
+            self.em.transaction(acc, dev, env, t + 40 * _SEC, float(amount), channel="wallet", fraud="promo_abuse")
         else:
             t = self.ops(t + 2 * _SEC, env, dev, acc, r.randint(1, 5))
             if acc.scenario in ("emulator", "rooted_hooked") and r.random() < 0.7:  # cash out at once
@@ -307,11 +323,18 @@ class Behaviour:
         mule = ids.bank_account(r, acc.country)
         for _ in range(r.randint(1, 3)):
             t += int(r.uniform(20, 600) * _SEC)
-            self.em.transaction(acc, dev, env, t, self.em.amount(acc, r.uniform(8, 40)),
-                                status="success" if r.random() < 0.85 else "pending",
-                                channel=r.choice(("bank_transfer", "bank_transfer", "wallet")),
-                                counterparty=f"p2p_{r.randrange(10**9, 10**10)}", bank_account=mule,
-                                fraud="account_takeover")  # fmt: skip
+            self.em.transaction(
+                acc,
+                dev,
+                env,
+                t,
+                self.em.amount(acc, r.uniform(8, 40)),
+                status="success" if r.random() < 0.85 else "pending",
+                channel=r.choice(("bank_transfer", "bank_transfer", "wallet")),
+                counterparty=f"p2p_{r.randrange(10**9, 10**10)}",
+                bank_account=mule,
+                fraud="account_takeover",
+            )
 
     def do_ato_use(self, ms: int, acc: Account, arg: object) -> None:
         """The attacker comes back to an account the owner gave up, until the platform closes it."""
@@ -331,8 +354,17 @@ class Behaviour:
         t = self.ops(ms, env, dev, acc, len(pay.pages), pay.pages) + 2 * _SEC if pay.pages else ms
         amount = pay_amount(pay, acc) if pay.absolute else em.amount(acc, pay.scale)
         payee = em.merchants[pay.merchant] if pay.merchant is not None else pay.counterparty
-        em.transaction(acc, dev, env, t, amount, channel=pay.channel, counterparty=payee,
-                       bank_account=pay.bank_account, fraud=pay.fraud)  # fmt: skip
+        em.transaction(
+            acc,
+            dev,
+            env,
+            t,
+            amount,
+            channel=pay.channel,
+            counterparty=payee,
+            bank_account=pay.bank_account,
+            fraud=pay.fraud,
+        )
 
     def do_recover(self, ms: int, acc: Account, arg: object) -> None:
         """The victim finds the old password no longer works and resets it."""
@@ -361,17 +393,34 @@ class Behaviour:
                 u = r.random()
                 status = "failed" if u < 0.8 else ("success" if u < 0.95 else "pending")
                 amount = float(max(0.5, round(unit * r.uniform(0.5, 3.0), acc.country.decimals)))
-                self.em.transaction(acc, dev, env, t, amount, status=status, channel="card", counterparty=merchant,
-                                    institution=r.choice(CARD_ISSUERS), fraud="card_testing")  # fmt: skip
+                self.em.transaction(
+                    acc,
+                    dev,
+                    env,
+                    t,
+                    amount,
+                    status=status,
+                    channel="card",
+                    counterparty=merchant,
+                    institution=r.choice(CARD_ISSUERS),
+                    fraud="card_testing",
+                )
         elif arg == "bulk":  # legitimate: many small label payments to one service; a card may hit its limit
             service = self.em.merchants[acc.idx % len(self.em.merchants)]
             limit_at = r.randint(5, 40) if r.random() < 0.4 else None  # after this many, the card is declined
             for i in range(r.randint(15, 80)):
                 t += int(r.uniform(3, 30) * _SEC)
                 declined = (limit_at is not None and i >= limit_at) or r.random() < 0.03
-                self.em.transaction(acc, dev, env, t, self.em.amount(acc, r.uniform(0.05, 0.3)),
-                                    status="failed" if declined else "success", channel="card",
-                                    counterparty=service)  # fmt: skip
+                self.em.transaction(
+                    acc,
+                    dev,
+                    env,
+                    t,
+                    self.em.amount(acc, r.uniform(0.05, 0.3)),
+                    status="failed" if declined else "success",
+                    channel="card",
+                    counterparty=service,
+                )
         else:  # legitimate: a run of small in-game or sticker purchases
             for _ in range(r.randint(4, 12)):
                 t += int(r.uniform(20, 120) * _SEC)

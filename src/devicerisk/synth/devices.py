@@ -34,6 +34,8 @@ _IOS = ("18.1", "18.0.1", "17.6.1", "17.5", "16.7.10")
 _CN = ("CN",)
 _SEA = ("IN", "ID", "TH")
 
+# Data tables, kept as laid out: one entry per line.
+# fmt: off
 MODELS: tuple[Model, ...] = (
     Model("Xiaomi", "2211133C", "android", "Android", _ANDROID[:3], "qcom", "1080x2400", "Xiaomi 13",
           ("86881203", "86769504"), ("64:09:80", "28:6C:07"), _CN),
@@ -85,7 +87,7 @@ MODELS: tuple[Model, ...] = (
     Model("Apple", "iPhone16,2", "ios", "iOS", _IOS[:3], "D84AP", "1290x2796", "iPhone 15 Pro Max", ("35328609",),
           (), ()),
     Model("Apple", "iPhone17,1", "ios", "iOS", _IOS[:2], "D93AP", "1206x2622", "iPhone 16 Pro", ("35762631",), (), ()),
-)  # fmt: skip
+)
 
 #: Emulators and PC app players. The SDK sees what the image reports.
 EMULATORS: tuple[Model, ...] = (
@@ -99,7 +101,7 @@ EMULATORS: tuple[Model, ...] = (
           ("35410615",), ("08:00:27",), (), emulator=True),
     Model("asus", "ASUS_Z01QD", "android", "Android", ("9",), "intel", "900x1600", "ROG Phone", (), (), (),
           emulator=True),
-)  # fmt: skip
+)
 
 #: What Android emulators report for telephony identifiers when nothing is spoofed.
 EMULATOR_IMEI = ("000000000000000", "358240051111110")
@@ -111,7 +113,7 @@ PLACEHOLDER_IMEI = "000000000000000"
 ZERO_AD_ID = "00000000-0000-0000-0000-000000000000"
 
 _COMMON_ANDROID = ("com.android.chrome", "com.google.android.gms", "com.android.settings", "com.android.vending",
-                   "com.google.android.youtube", "com.android.camera", "com.android.contacts")  # fmt: skip
+                   "com.google.android.youtube", "com.android.camera", "com.android.contacts")
 APPS: dict[str, tuple[str, ...]] = {
     "CN": ("com.tencent.mm", "com.eg.android.AlipayGphone", "com.ss.android.ugc.aweme", "com.taobao.taobao",
            "com.sina.weibo", "com.xunmeng.pinduoduo", "com.jingdong.app.mall", "com.tencent.mobileqq",
@@ -131,11 +133,11 @@ APPS: dict[str, tuple[str, ...]] = {
            "com.zhiliaoapp.musically", "com.google.android.apps.maps"),
     "GB": ("com.whatsapp", "com.instagram.android", "co.uk.getmondo", "com.barclays.android.barclaysmobilebanking",
            "com.spotify.music", "com.deliveroo.orderapp", "uk.co.bbc.iplayer", "com.ubercab", "com.tfl.oyster"),
-}  # fmt: skip
+}
 COMMON_ANDROID_APPS = _COMMON_ANDROID
 ROOT_APPS = ("com.topjohnwu.magisk", "eu.chainfire.supersu")
 HOOK_APPS = ("de.robv.android.xposed.installer", "org.lsposed.manager", "re.frida.server",
-             "com.lexa.fakegps", "com.lbe.parallel.intl")  # fmt: skip
+             "com.lexa.fakegps", "com.lbe.parallel.intl")
 FARM_APPS = ("com.touchsprite.android", "com.cyjh.mobileanjian", "com.excelliance.dualaid")
 APP_PLAYER_APPS = ("com.bignox.app.store.hd", "com.bluestacks.home", "com.microvirt.launcher")
 
@@ -161,14 +163,14 @@ USER_AGENTS: tuple[tuple[str, str, str], ...] = (
     ("Android", "13", "Mozilla/5.0 (Linux; Android 13; V2241A Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
                       "(KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 XWEB/1160117 "
                       "MMWEBSDK/20240404 MicroMessenger/8.0.50.2701(0x28003237) NetType/WIFI Language/zh_CN"),
-)  # fmt: skip
+)
 #: Scripted browsers used by card testers.
 BOT_USER_AGENTS: tuple[tuple[str, str, str], ...] = (
     ("Linux", "x86_64", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
                         "HeadlessChrome/120.0.6099.71 Safari/537.36"),
     ("Windows", "10", f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                       f"Chrome/{CHROME} Safari/537.36"),
-)  # fmt: skip
+)
 
 CRASHES: dict[str, tuple[tuple[str, str], ...]] = {
     # (exception type, stack trace template); {pkg}, {n}, {pii} are filled in per event
@@ -202,7 +204,8 @@ CRASHES: dict[str, tuple[tuple[str, str], ...]] = {
          "Exception Type: EXC_CRASH (SIGABRT)\nThread 3 Crashed:\n0 libsystem_kernel.dylib __pthread_kill + 8\n"
          "1 Shop ImageCache.store(_:) + {n}"),
     ),
-}  # fmt: skip
+}
+# fmt: on
 ANR_TRACE = (
     "ANR in {pkg} (com.example.shop/.MainActivity)\nReason: Input dispatching timed out (Waiting to send "
     'non-key event)\n"main" prio=5 tid=1 Blocked\n\tat {pkg}.db.OrderDao.query(OrderDao.java:{n})'

@@ -56,8 +56,16 @@ class LabelSink:
         self._seq = 0
         self._reported: list[int] = []
 
-    def add(self, subject_type: str, subject_id: str, fraud_type: str | None, event_ms: int, account: int,
-            fraud_from_ms: int | None = None, reported_ms: int | None = None) -> int:  # fmt: skip
+    def add(
+        self,
+        subject_type: str,
+        subject_id: str,
+        fraud_type: str | None,
+        event_ms: int,
+        account: int,
+        fraud_from_ms: int | None = None,
+        reported_ms: int | None = None,
+    ) -> int:
         """Queue one label; it is reported 1-14 days after ``event_ms`` unless ``reported_ms`` says when.
         Returns the reported time (ms)."""
         r = self.rng
@@ -214,8 +222,16 @@ class Emitter:
             payload["bank_account"] = bank_account
         self.emit(ms, "transaction", env, dev, dumps(payload))
         if fraud:
-            self.truth({"subject_type": "transaction", "subject_id": txn_id, "account_id": acc.account_id,
-                        "fraud": True, "scenario": fraud, "event_time": self.clock.utc(ms)})  # fmt: skip
+            self.truth(
+                {
+                    "subject_type": "transaction",
+                    "subject_id": txn_id,
+                    "account_id": acc.account_id,
+                    "fraud": True,
+                    "scenario": fraud,
+                    "event_time": self.clock.utc(ms),
+                }
+            )
             self.report_transaction(acc, txn_id, fraud, ms)
         elif r.random() < (0.05 if acc.tags.intersection(LOOKALIKE_TAGS) else 0.01):
             self.labels.add("transaction", txn_id, None, ms, acc.idx)

@@ -52,8 +52,14 @@ def _truth_account(acc: Account, clock: Clock) -> dict[str, Any]:
 
 def _clear_previous(out: Path) -> None:
     """Remove an earlier run's output (only our own file names), so no stale batch outlives a re-run."""
-    for pattern in ("telemetry/batch-*.ndjson*", "telemetry/.batch-*", "labels/labels-*.ndjson", "labels/.labels-*",
-                    "truth/scenarios.ndjson", "truth/.scenarios.ndjson.tmp"):  # fmt: skip
+    for pattern in (
+        "telemetry/batch-*.ndjson*",
+        "telemetry/.batch-*",
+        "labels/labels-*.ndjson",
+        "labels/.labels-*",
+        "truth/scenarios.ndjson",
+        "truth/.scenarios.ndjson.tmp",
+    ):
         for path in out.glob(pattern):
             path.unlink()
 

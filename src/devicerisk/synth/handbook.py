@@ -83,8 +83,15 @@ def simulate(config: HandbookConfig) -> pd.DataFrame:
     pick = (rng.random(customer.size) * np.maximum(sizes, 1)).astype(np.int64)
     terminal[has] = [reach[c][i] for c, i in zip(customer[has], pick[has], strict=True)]
     keep = (tod > 0) & (tod < DAY_S) & has
-    tx = pd.DataFrame({"time_s": day[keep] * DAY_S + tod[keep], "day": day[keep], "customer": customer[keep],
-                       "terminal": terminal[keep], "amount": np.round(amount[keep], 2)})  # fmt: skip
+    tx = pd.DataFrame(
+        {
+            "time_s": day[keep] * DAY_S + tod[keep],
+            "day": day[keep],
+            "customer": customer[keep],
+            "terminal": terminal[keep],
+            "amount": np.round(amount[keep], 2),
+        }
+    )
     tx = tx.sort_values(["time_s", "customer"], kind="stable").reset_index(drop=True)
     tx.insert(0, "tx_id", np.arange(len(tx)))
     _add_frauds(tx, config, rng)
@@ -132,8 +139,15 @@ def baseline_features(tx: pd.DataFrame, delay_days: int = 7, windows: tuple[int,
     out["amount"] = tx["amount"]
     out["weekend"] = (t.dt.day_of_week >= 5).astype(int)
     out["night"] = (t.dt.hour <= 6).astype(int)
-    frame = pd.DataFrame({"t": t, "amount": tx["amount"], "fraud": tx["fraud"].astype(float),
-                          "customer": tx["customer"], "terminal": tx["terminal"]})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "t": t,
+            "amount": tx["amount"],
+            "fraud": tx["fraud"].astype(float),
+            "customer": tx["customer"],
+            "terminal": tx["terminal"],
+        }
+    )
     by_c = frame.sort_values(["customer", "t"], kind="stable").set_index("t").groupby("customer", sort=False)
     for w in windows:
         roll = by_c["amount"].rolling(f"{w}D")
@@ -152,8 +166,15 @@ def baseline_features(tx: pd.DataFrame, delay_days: int = 7, windows: tuple[int,
     return out
 
 
-def write_landing(tx: pd.DataFrame, config: HandbookConfig, landing_dir: Path, since_s: int = 0,
-                  until_s: int | None = None, batch_days: int = 7, seed: int = 0) -> dict[str, int]:  # fmt: skip
+def write_landing(
+    tx: pd.DataFrame,
+    config: HandbookConfig,
+    landing_dir: Path,
+    since_s: int = 0,
+    until_s: int | None = None,
+    batch_days: int = 7,
+    seed: int = 0,
+) -> dict[str, int]:
     """Write the simulation as contract telemetry, fraud labels and ground truth under ``landing_dir``.
 
     Transactions in ``[since_s, until_s)`` (seconds from the start; ``until_s`` None: to the end) are written
@@ -178,14 +199,28 @@ def write_landing(tx: pd.DataFrame, config: HandbookConfig, landing_dir: Path, s
     due = (reported >= since_s) & (reported < end)
     labels = AtomicFile(landing_dir / "labels" / f"labels-handbook-{since_s}.ndjson")
     for tx_id, when in zip(fraud["tx_id"].to_numpy()[due], reported[due], strict=True):
-        labels.write(orjson.dumps({"label_id": f"hb-label-{tx_id}", "subject_type": "transaction",
-                                   "subject_id": f"hb-tx-{tx_id}", "label": "fraud", "fraud_type": "card_fraud",
-                                   "reported_at": _iso(start, float(when))}) + b"\n")  # fmt: skip
+        labels.write(
+            orjson.dumps(
+                {
+                    "label_id": f"hb-label-{tx_id}",
+                    "subject_type": "transaction",
+                    "subject_id": f"hb-tx-{tx_id}",
+                    "label": "fraud",
+                    "fraud_type": "card_fraud",
+                    "reported_at": _iso(start, float(when)),
+                }
+            )
+            + b"\n"
+        )
     labels.close()
     truth = AtomicFile(landing_dir / "truth" / "scenarios.ndjson")  # the truth of this interval's transactions
     for tx_id, is_fraud, scen in zip(part["tx_id"], part["fraud"], part["scenario"], strict=True):
-        row = {"subject_type": "transaction", "subject_id": f"hb-tx-{tx_id}", "fraud": bool(is_fraud),
-               "scenario": SCENARIOS.get(int(scen))}  # fmt: skip
+        row = {
+            "subject_type": "transaction",
+            "subject_id": f"hb-tx-{tx_id}",
+            "fraud": bool(is_fraud),
+            "scenario": SCENARIOS.get(int(scen)),
+        }
         truth.write(orjson.dumps(row) + b"\n")
     truth.close()
     return {"transactions": len(part), "labels": int(due.sum()), "frauds": int(part["fraud"].sum())}
@@ -198,12 +233,26 @@ def _iso(start: datetime, seconds: float) -> str:
 def _event(row: tuple, start: datetime) -> bytes:
     """One transaction as a contract event; each customer keeps one device and one network."""
     tx_id, time_s, _day, customer, terminal, amount, *_ = row
-    return orjson.dumps({
-        "schema_version": 1, "event_id": f"hb-ev-{tx_id}", "event_type": "transaction",
-        "event_time": _iso(start, float(time_s)), "account_id": f"hb-cust-{customer}",
-        "app": {"platform": "android", "version": "5.0.0"},
-        "device": {"android_id": f"{0x5A00_0000_0000_0000 + customer:016x}"},
-        "network": {"ip": f"81.{customer // 65536 % 256}.{customer // 256 % 256}.{customer % 256 + 1}"},
-        "payload": {"transaction_id": f"hb-tx-{tx_id}", "amount": float(amount), "currency": "EUR",
-                    "channel": "card", "status": "success", "counterparty": f"hb-term-{terminal}"},
-    }) + b"\n"  # fmt: skip
+    return (
+        orjson.dumps(
+            {
+                "schema_version": 1,
+                "event_id": f"hb-ev-{tx_id}",
+                "event_type": "transaction",
+                "event_time": _iso(start, float(time_s)),
+                "account_id": f"hb-cust-{customer}",
+                "app": {"platform": "android", "version": "5.0.0"},
+                "device": {"android_id": f"{0x5A00_0000_0000_0000 + customer:016x}"},
+                "network": {"ip": f"81.{customer // 65536 % 256}.{customer // 256 % 256}.{customer % 256 + 1}"},
+                "payload": {
+                    "transaction_id": f"hb-tx-{tx_id}",
+                    "amount": float(amount),
+                    "currency": "EUR",
+                    "channel": "card",
+                    "status": "success",
+                    "counterparty": f"hb-term-{terminal}",
+                },
+            }
+        )
+        + b"\n"
+    )

@@ -121,14 +121,28 @@ def push_payment_scam(b: Builder, n: int) -> None:
         end = min(b.end_ms, start + r.randint(1, 3) * DAY_MS)
         for _ in range(size - 1):
             acc = victim(b, "push_payment_scam")
-            pay = Pay("push_payment_scam", r.uniform(5, 20), True, counterparty=payee, bank_account=mule.bank_account,
-                      channel="bank_transfer", pages=("/wallet", "/transfer"))  # fmt: skip
+            pay = Pay(
+                "push_payment_scam",
+                r.uniform(5, 20),
+                True,
+                counterparty=payee,
+                bank_account=mule.bank_account,
+                channel="bank_transfer",
+                pages=("/wallet", "/transfer"),
+            )
             b.at(r.randrange(start, max(start + 1, end)), "pay", acc.idx, pay)
         t = end + r.randint(1, 12) * HOUR_MS  # the mule moves the money on
         onward = ids.bank_account(r, country)
         for _ in range(r.randint(1, 3)):
-            pay = Pay("push_payment_scam", r.uniform(10, 40), True, counterparty=f"p2p_{r.randrange(10**9, 10**10)}",
-                      bank_account=onward, channel="bank_transfer", pages=("/wallet", "/wallet/withdraw"))  # fmt: skip
+            pay = Pay(
+                "push_payment_scam",
+                r.uniform(10, 40),
+                True,
+                counterparty=f"p2p_{r.randrange(10**9, 10**10)}",
+                bank_account=onward,
+                channel="bank_transfer",
+                pages=("/wallet", "/wallet/withdraw"),
+            )
             b.at(min(t, b.end_ms - 1), "pay", mule.idx, pay)
             t += r.randint(10, 90) * 60_000
 
@@ -146,8 +160,14 @@ def rent(b: Builder, lives: list[set[str]]) -> None:
         acc = b._legit_one("rent_payer", life, country)
         acc.group = group
         period = r.choice((7, 14, 30, 30)) * DAY_MS
-        pay = Pay(None, r.uniform(4, 10), counterparty=payee, bank_account=bank, channel="bank_transfer",
-                  pages=("/wallet", "/transfer"))  # fmt: skip
+        pay = Pay(
+            None,
+            r.uniform(4, 10),
+            counterparty=payee,
+            bank_account=bank,
+            channel="bank_transfer",
+            pages=("/wallet", "/transfer"),
+        )
         t = b.start_ms + r.randrange(period)
         while t < b.end_ms:
             b.at(min(b.end_ms - 1, t + r.randint(0, 36) * HOUR_MS), "pay", acc.idx, pay)

@@ -164,8 +164,12 @@ class DeviceFactory:
         version = r.choice(OLD_VERSIONS[platform] if old_version else APP_VERSIONS[platform])
         os_version = r.choice(model.os_versions)
         tags: set[str] = set()
-        dev: dict[str, str] = {"model": model.model, "manufacturer": model.manufacturer, "os": model.os,
-                               "os_version": os_version}  # fmt: skip
+        dev: dict[str, str] = {
+            "model": model.model,
+            "manufacturer": model.manufacturer,
+            "os": model.os,
+            "os_version": os_version,
+        }
         alt: dict[str, str] = {}
         if platform == "ios":
             zero = r.random() < 0.6 if lat is None else lat  # most iOS users decline App Tracking Transparency

@@ -24,15 +24,30 @@ from devicerisk.synth.world import COUNTRIES, DATACENTER_V4, DATACENTER_V6, DOC_
 Action = tuple[int, int, str, int, object]
 
 _EXCLUSIVE_ROLES = (  # (tag, share of legitimate accounts); one of these per account at most
-    ("family_device", 0.04), ("traveller", 0.03), ("old_version_crash", 0.03), ("rooted_legit", 0.015),
-    ("small_purchase_burst", 0.02), ("new_phone", 0.015), ("shared_network", 0.02), ("app_player", 0.004),
-    ("bulk_shipper", 0.004), ("pickup_kiosk", 0.015), ("expat", 0.02), ("rent_payer", 0.03), ("big_purchase", 0.015),
-)  # fmt: skip
+    ("family_device", 0.04),
+    ("traveller", 0.03),
+    ("old_version_crash", 0.03),
+    ("rooted_legit", 0.015),
+    ("small_purchase_burst", 0.02),
+    ("new_phone", 0.015),
+    ("shared_network", 0.02),
+    ("app_player", 0.004),
+    ("bulk_shipper", 0.004),
+    ("pickup_kiosk", 0.015),
+    ("expat", 0.02),
+    ("rent_payer", 0.03),
+    ("big_purchase", 0.015),
+)
 _LIFECYCLE = (  # independent of the above
-    ("registered_in_window", 0.10), ("minor_with_guardian", 0.01), ("minor_without_guardian", 0.01),
-    ("consent_withdrawn", 0.01), ("cancelled", 0.007), ("password_change", 0.01), ("marketing_toggle", 0.02),
+    ("registered_in_window", 0.10),
+    ("minor_with_guardian", 0.01),
+    ("minor_without_guardian", 0.01),
+    ("consent_withdrawn", 0.01),
+    ("cancelled", 0.007),
+    ("password_change", 0.01),
+    ("marketing_toggle", 0.02),
     ("age_redeclared", 0.02),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -134,8 +149,12 @@ class Builder:
         r = self.rng
         units: list[tuple[str | None, int]] = []  # (role, accounts); groups share a device or a network
         for tag, share in _EXCLUSIVE_ROLES:
-            grouped = {"family_device": (2, 4), "shared_network": (4, 8), "pickup_kiosk": (20, 60),
-                       "rent_payer": (15, 50)}.get(tag)  # fmt: skip
+            grouped = {
+                "family_device": (2, 4),
+                "shared_network": (4, 8),
+                "pickup_kiosk": (20, 60),
+                "rent_payer": (15, 50),
+            }.get(tag)
             k = round(n * share)
             if n >= 60:
                 k = max(k, grouped[0] if grouped else 1)
@@ -182,8 +201,14 @@ class Builder:
             model = r.choice(EMULATORS[3:]) if role == "app_player" else None
         else:
             platform = "web" if r.random() < 0.04 else f.platform_for(country)
-        dev = f.device(country, platform, model=model, old_version=role == "old_version_crash",
-                       rooted=role == "rooted_legit", sim_home=home)  # fmt: skip
+        dev = f.device(
+            country,
+            platform,
+            model=model,
+            old_version=role == "old_version_crash",
+            rooted=role == "rooted_legit",
+            sim_home=home,
+        )
         acc = self.account(country, [dev], f.home_net(country), minor=_minor(life))
         if register_at is not None:
             self.register(acc, register_at)
@@ -370,8 +395,11 @@ class Builder:
             for _ in range(size):
                 m = r.choice(EMULATORS[:3]) if r.random() < 0.25 else model
                 dev = f.device(country, "android", model=m, lat=r.random() < 0.5)
-                net = NetPlan(home_ip=ids.int_to_ip(base + r.randint(2, 254), 4), cell=f.pools[country.code],
-                              fixed_type="wifi" if dc else "4g")  # fmt: skip
+                net = NetPlan(
+                    home_ip=ids.int_to_ip(base + r.randint(2, 254), 4),
+                    cell=f.pools[country.code],
+                    fixed_type="wifi" if dc else "4g",
+                )
                 acc = self.account(country, [dev], net)
                 acc.scenario, acc.group, acc.spd, acc.txn_p = "promo_abuse", group, 0.08, 0.05
                 t += int(r.uniform(1, 15) * 60_000)

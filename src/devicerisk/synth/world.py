@@ -46,6 +46,8 @@ class Country:
     search: tuple[str, ...]
 
 
+# Data tables, kept as laid out: one entry per line.
+# fmt: off
 COUNTRIES: dict[str, Country] = {
     c.code: c
     for c in (
@@ -125,7 +127,7 @@ COUNTRIES: dict[str, Country] = {
             ("wellies", "advent calendar", "kettle", "football boots", "hoodie", "tea bags 240", "phone case"),
         ),
     )
-}  # fmt: skip
+}
 
 #: Hosting and proxy ranges: emulator farms and account takers hide behind these.
 DATACENTER_V4 = ("47.74.0.0/15", "43.128.0.0/10", "45.76.0.0/15", "159.65.0.0/16", "185.220.100.0/22", "8.210.0.0/16")
@@ -147,18 +149,19 @@ GB_BANKS = ("BARC", "HBUK", "LOYD", "NWBK", "MONZ")
 
 #: Card issuers seen in card-testing bursts: the testers cycle through stolen cards of many banks.
 CARD_ISSUERS = ("Visa Classic", "Mastercard Debit", "Amex", "Discover", "JCB", "UnionPay Credit", "Chase",
-                "Citi", "Barclaycard", "Capital One", "HSBC", "Santander")  # fmt: skip
+                "Citi", "Barclaycard", "Capital One", "HSBC", "Santander")
 
 PAGES = ("/home", "/home", "/category/{n}", "/product/{n}", "/product/{n}", "/product/{n}", "/search", "/cart",
          "/checkout", "/order/{n}", "/me", "/me/settings", "/wallet", "/coupon/center", "/live/{n}",
-         "/message")  # fmt: skip
+         "/message")
 PROMO_PAGES = ("/promo/newuser", "/coupon/center", "/promo/newuser/claim")
 SECURITY_PAGES = ("/me/security", "/me/security/password", "/wallet", "/wallet/withdraw")
 WEB_PAGES = ("/", "/s", "/item/{n}", "/item/{n}", "/cart", "/checkout", "/help/{n}", "/account")
 
 #: 24 local-hour activity weights (night trough, lunch and evening peaks).
 DIURNAL = (0.9, 0.5, 0.3, 0.2, 0.2, 0.3, 0.8, 1.8, 2.6, 3.0, 3.2, 3.6, 4.4, 4.0, 3.4, 3.2, 3.4, 3.8, 4.2, 4.8,
-           5.6, 5.8, 4.6, 2.2)  # fmt: skip
+           5.6, 5.8, 4.6, 2.2)
+# fmt: on
 
 APP_PACKAGE = "com.example.shop"
 #: Current and older app versions per platform; old versions crash more often.

@@ -28,9 +28,18 @@ def test_the_simulation_follows_the_published_design() -> None:
 
 
 def test_baseline_features_read_their_windows() -> None:
-    tx = pd.DataFrame({"tx_id": range(4), "time_s": [0, 3600, 2 * DAY_S, 9 * DAY_S], "day": [0, 0, 2, 9],
-                       "customer": [1, 1, 1, 2], "terminal": [7, 7, 7, 7], "amount": [10.0, 30.0, 50.0, 5.0],
-                       "fraud": [True, False, False, False], "scenario": [1, 0, 0, 0]})  # fmt: skip
+    tx = pd.DataFrame(
+        {
+            "tx_id": range(4),
+            "time_s": [0, 3600, 2 * DAY_S, 9 * DAY_S],
+            "day": [0, 0, 2, 9],
+            "customer": [1, 1, 1, 2],
+            "terminal": [7, 7, 7, 7],
+            "amount": [10.0, 30.0, 50.0, 5.0],
+            "fraud": [True, False, False, False],
+            "scenario": [1, 0, 0, 0],
+        }
+    )
     f = baseline_features(tx)
     assert f["customer_nb_tx_1d"].tolist() == [1, 2, 1, 1]  # the transaction itself counts
     assert f["customer_avg_amount_7d"].tolist() == [10.0, 20.0, 30.0, 5.0]

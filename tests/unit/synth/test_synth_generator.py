@@ -33,8 +33,21 @@ from devicerisk.synth.world import COUNTRIES
 
 SMALL = SynthConfig(accounts=400, days=4, events_per_batch=5000, seed=11)
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
-KNOWN_MCC_MNC = {"46000", "46001", "46011", "310260", "310410", "23415", "23410", "40445", "405857", "51010",
-                 "51011", "52003", "52004"}  # fmt: skip
+KNOWN_MCC_MNC = {
+    "46000",
+    "46001",
+    "46011",
+    "310260",
+    "310410",
+    "23415",
+    "23410",
+    "40445",
+    "405857",
+    "51010",
+    "51011",
+    "52003",
+    "52004",
+}
 ENVELOPE_OBJECTS = {"app", "device", "network"}
 
 
@@ -138,8 +151,13 @@ def test_every_event_matches_the_contract(events: list[dict[str, Any]]) -> None:
     assert {e["schema_version"] for e in events} == {SCHEMA_VERSION}
     assert len({e["event_id"] for e in events}) == len(events)
     assert Counter(e["event_type"] for e in events).keys() == {
-        "device_info", "operation", "transaction", "crash", "app_list", "account",
-    }  # fmt: skip
+        "device_info",
+        "operation",
+        "transaction",
+        "crash",
+        "app_list",
+        "account",
+    }
 
 
 def test_platform_identifiers(events: list[dict[str, Any]]) -> None:
@@ -227,8 +245,12 @@ def test_macs_universal_randomised_and_formats(events: list[dict[str, Any]]) -> 
 
 
 def test_placeholders_across_unrelated_accounts(events: list[dict[str, Any]], accounts: dict[str, Any]) -> None:
-    for field, value in (("mac", "02:00:00:00:00:00"), ("imei", "000000000000000"), ("idfa", ZERO_ID),
-                         ("oaid", ZERO_ID)):  # fmt: skip
+    for field, value in (
+        ("mac", "02:00:00:00:00:00"),
+        ("imei", "000000000000000"),
+        ("idfa", ZERO_ID),
+        ("oaid", ZERO_ID),
+    ):
         holders = {e["account_id"] for e in events if e["device"].get(field) == value and e["account_id"]}
         groups = {accounts[a]["group"] or a for a in holders}
         assert len(groups) >= 5, (field, len(groups))
@@ -254,8 +276,11 @@ def test_people_and_money(events: list[dict[str, Any]], accounts: dict[str, Any]
     assert any(p.startswith("+") and " " in p for p, _ in phones) and any(p[0] != "+" for p, _ in phones)
     registers = [e for e in events if e["payload"].get("action") == "register"]
     checks = {"CN": ric.is_valid, "IN": aadhaar.is_valid, "TH": pin.is_valid, "ID": nik.is_valid, "US": ssn.is_valid}
-    id_numbers = [(e["payload"]["id_number"], accounts[e["account_id"]]["country"]) for e in registers
-                  if "id_number" in e["payload"]]  # fmt: skip
+    id_numbers = [
+        (e["payload"]["id_number"], accounts[e["account_id"]]["country"])
+        for e in registers
+        if "id_number" in e["payload"]
+    ]
     assert {c for _, c in id_numbers} >= {"CN", "IN"}
     assert all(checks[c](n) for n, c in id_numbers if c in checks), id_numbers
     assert any("bank_account" in e["payload"] for e in events if e["event_type"] == "transaction")
@@ -267,12 +292,14 @@ def test_people_and_money(events: list[dict[str, Any]], accounts: dict[str, Any]
 
 def test_account_lifecycle_events(events: list[dict[str, Any]]) -> None:
     actions = Counter(e["payload"]["action"] for e in events if e["event_type"] == "account")
-    assert set(actions) == {"register", "login", "login_failed", "password_change", "cancel", "consent",
-                            "age_declared"}  # fmt: skip
+    assert set(actions) == {"register", "login", "login_failed", "password_change", "cancel", "consent", "age_declared"}
     consents = [e["payload"] for e in events if e["payload"].get("action") == "consent"]
     assert {(p["purpose"], p["granted"]) for p in consents} >= {("risk_control", False), ("risk_control", True)}
-    minors = [e["payload"] for e in events if e["payload"].get("action") == "age_declared"
-              and e["payload"]["birth_year"] > 2008]  # fmt: skip
+    minors = [
+        e["payload"]
+        for e in events
+        if e["payload"].get("action") == "age_declared" and e["payload"]["birth_year"] > 2008
+    ]
     assert {p["guardian_consent"] for p in minors} == {True, False}
 
 
@@ -306,15 +333,22 @@ def test_every_scenario_and_lookalike_is_in_the_truth(
         if "family_device" in a["tags"]:
             families[a["group"]].add(a["subject_id"])
     assert families and all(2 <= len(members) <= 4 for members in families.values())
-    card = [e for e in events if e["event_type"] == "transaction" and e["payload"]["transaction_id"] in fraud_txns
-            and fraud_txns[e["payload"]["transaction_id"]]["scenario"] == "card_testing"]  # fmt: skip
+    card = [
+        e
+        for e in events
+        if e["event_type"] == "transaction"
+        and e["payload"]["transaction_id"] in fraud_txns
+        and fraud_txns[e["payload"]["transaction_id"]]["scenario"] == "card_testing"
+    ]
     assert Counter(e["payload"]["status"] for e in card).most_common(1)[0][0] == "failed"
 
 
 def test_lookalikes_show_the_patterns_of_fraud(events: list[dict[str, Any]], accounts: dict[str, Any]) -> None:
     """Honest users with fraud's patterns, so that no single rule separates the two."""
-    tagged = {tag: {a for a, t in accounts.items() if tag in t["tags"] and not t["fraud"]}
-              for tag in ("pickup_kiosk", "bulk_shipper", "expat")}  # fmt: skip
+    tagged = {
+        tag: {a for a, t in accounts.items() if tag in t["tags"] and not t["fraud"]}
+        for tag in ("pickup_kiosk", "bulk_shipper", "expat")
+    }
     assert all(tagged.values())
     # a pickup kiosk: one handset that many honest accounts sign in on, as in a device farm
     users: dict[str, set[str]] = defaultdict(set)
@@ -325,8 +359,11 @@ def test_lookalikes_show_the_patterns_of_fraud(events: list[dict[str, Any]], acc
     # a bulk shipper: a run of 15 or more card payments within an hour, some of them declined
     runs = []
     for account in tagged["bulk_shipper"]:
-        times = sorted((datetime.fromisoformat(e["event_time"]), e["payload"]["status"]) for e in events
-                       if e["account_id"] == account and e["event_type"] == "transaction")  # fmt: skip
+        times = sorted(
+            (datetime.fromisoformat(e["event_time"]), e["payload"]["status"])
+            for e in events
+            if e["account_id"] == account and e["event_type"] == "transaction"
+        )
         runs += [
             times[i : i + 15] for i in range(len(times) - 14) if times[i + 14][0] - times[i][0] <= timedelta(hours=1)
         ]
@@ -334,10 +371,16 @@ def test_lookalikes_show_the_patterns_of_fraud(events: list[dict[str, Any]], acc
     # an expat: the SIM's country is not the country of the phone's time zone
     mcc_country = {c.mcc: code for code, country in COUNTRIES.items() for c in country.carriers}
     tz_country = {tz: code for code, country in COUNTRIES.items() for tz in country.tzs}
-    sims = {(e["account_id"], e["device"]["imsi"][:3]) for e in events
-            if e["account_id"] in tagged["expat"] and "imsi" in e["device"]}  # fmt: skip
-    zones = {e["account_id"]: e["payload"]["timezone"] for e in events
-             if e["account_id"] in tagged["expat"] and e["event_type"] == "device_info"}  # fmt: skip
+    sims = {
+        (e["account_id"], e["device"]["imsi"][:3])
+        for e in events
+        if e["account_id"] in tagged["expat"] and "imsi" in e["device"]
+    }
+    zones = {
+        e["account_id"]: e["payload"]["timezone"]
+        for e in events
+        if e["account_id"] in tagged["expat"] and e["event_type"] == "device_info"
+    }
     assert any(mcc_country[mcc] != tz_country[zones[a]] for a, mcc in sims if a in zones)
 
 
@@ -377,8 +420,12 @@ def test_a_reported_fraudster_is_closed_down(
         released = start + (reported - start) // DAY_MS * DAY_MS + DAY_MS  # the day boundary after the report
         closed[acct] = min(closed.get(acct, released), released)
     assert len(closed) >= 3  # the check below is not empty
-    late = [e for e in events if e["account_id"] in closed
-            and to_ms(datetime.fromisoformat(e["event_time"])) > closed[e["account_id"]] + 2 * 3_600_000]  # fmt: skip
+    late = [
+        e
+        for e in events
+        if e["account_id"] in closed
+        and to_ms(datetime.fromisoformat(e["event_time"])) > closed[e["account_id"]] + 2 * 3_600_000
+    ]
     assert late == []  # (a session or burst already under way may run on for a while)
 
 

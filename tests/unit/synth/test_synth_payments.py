@@ -15,8 +15,15 @@ from devicerisk.synth.payments import LARGE
 from devicerisk.synth.world import COUNTRIES
 
 PAYMENTS = {"compromised_merchant": 1.0, "compromised_customer": 1.0, "large_amount": 1.0, "push_payment_scam": 1.0}
-CONFIG = SynthConfig(accounts=1500, days=14, events_per_batch=50_000, seed=5, gzip=False, fraud_rate=0.04,
-                     scenario_mix={**PAYMENTS, "account_takeover": 1.0, "emulator": 1.0})  # fmt: skip
+CONFIG = SynthConfig(
+    accounts=1500,
+    days=14,
+    events_per_batch=50_000,
+    seed=5,
+    gzip=False,
+    fraud_rate=0.04,
+    scenario_mix={**PAYMENTS, "account_takeover": 1.0, "emulator": 1.0},
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +61,11 @@ def test_a_compromised_merchant_takes_only_fraud_while_hijacked(world: dict[str,
         by_merchant[e["payload"]["counterparty"]].append(_time(e))
     assert by_merchant and all(len(t) >= 3 for t in by_merchant.values())
     for merchant, times in by_merchant.items():
-        honest = [e for e in world["txns"] if e["payload"]["counterparty"] == merchant
-                  and e["payload"]["transaction_id"] not in world["fraud"]]  # fmt: skip
+        honest = [
+            e
+            for e in world["txns"]
+            if e["payload"]["counterparty"] == merchant and e["payload"]["transaction_id"] not in world["fraud"]
+        ]
         assert honest, "the shop had honest customers"
         assert not [e for e in honest if min(times) <= _time(e) <= max(times)]
     payers = {e["account_id"] for e in frauds}
@@ -91,8 +101,13 @@ def test_large_amounts_are_above_the_threshold_and_so_are_some_honest_ones(world
 
     frauds = _of(world, "large_amount")
     assert frauds and all(over(e) for e in frauds)
-    honest_big = [e for e in world["txns"] if e["payload"]["transaction_id"] not in world["fraud"]
-                  and "big_purchase" in world["accounts"][e["account_id"]]["tags"] and over(e)]  # fmt: skip
+    honest_big = [
+        e
+        for e in world["txns"]
+        if e["payload"]["transaction_id"] not in world["fraud"]
+        and "big_purchase" in world["accounts"][e["account_id"]]["tags"]
+        and over(e)
+    ]
     assert honest_big
 
 
@@ -158,8 +173,11 @@ def test_truth_follows_the_semantics_of_an_account_in_fraudulent_hands(world: di
     """Every payment of a fake account, or of a taken-over account the owner never got back, from
     ``fraud_since`` on is fraud in the truth; a recovered takeover's owner's payments are not."""
     accounts, fraud = world["accounts"], world["fraud"]
-    held = {a: datetime.fromisoformat(t["fraud_since"]) for a, t in accounts.items()
-            if t["fraud"] and t["fraud_since"] and not t["fraud_until"]}  # fmt: skip
+    held = {
+        a: datetime.fromisoformat(t["fraud_since"])
+        for a, t in accounts.items()
+        if t["fraud"] and t["fraud_since"] and not t["fraud_until"]
+    }
     checked = [e for e in world["txns"] if e["account_id"] in held and _time(e) >= held[e["account_id"]]]
     assert checked and all(e["payload"]["transaction_id"] in fraud for e in checked)
     recovered = {a: datetime.fromisoformat(t["fraud_until"]) for a, t in accounts.items() if t["fraud_until"]}
