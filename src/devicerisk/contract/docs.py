@@ -10,11 +10,13 @@ from pathlib import Path
 
 from devicerisk.contract.fields import (
     CONTRACT_VERSION,
+    DEVICE_KEY_COLUMNS,
     EARLIEST_TIME,
     EVENT_TYPES,
     FIELDS,
     FUTURE_SKEW,
     LABEL_FIELDS,
+    LABEL_SUBJECT_DOMAINS,
     MAX_BATCH_BYTES,
     MAX_RECORD_BYTES,
     RETENTION_CLASSES,
@@ -42,6 +44,36 @@ def _field_rows(fields: tuple[Field, ...]) -> list[str]:
             f"| {f.retention} | {columns} |"
         )
     return rows
+
+
+def _join_lines() -> list[str]:
+    """How the lake's tables join, and the device key: written here once, for every reader."""
+    label_joins = ", ".join(
+        f"`subject_type = '{kind}'` in the {domain} domain" for kind, domain in LABEL_SUBJECT_DOMAINS.items()
+    )
+    return [
+        "## Keys and joins",
+        "",
+        "Every table holds pseudonyms, never raw identifiers; a pseudonym is the same in every table for one value",
+        "of one domain under one key (`key_id`), so tables join on them:",
+        "",
+        "| from | to | on |",
+        "|---|---|---|",
+        "| `events` | `transaction_scores` | `event_id` (a transaction event's score) |",
+        "| `events`, `labels`, `transaction_scores`, `account_scores` | each other | `account_id_pid` |",
+        "| `labels` (`subject_type = 'transaction'`) | `events`, `transaction_scores` | "
+        "`labels.subject_id_pid = transaction_id_pid` |",
+        "| `labels` (`subject_type = 'account'`) | `events`, the scores | `labels.subject_id_pid = account_id_pid` |",
+        "",
+        f"A label's `subject_id` is pseudonymised by its subject type: {label_joins}.",
+        "",
+        "**The device key.** A device is named by the first of "
+        + ", ".join(f"`{c}`" for c in DEVICE_KEY_COLUMNS)
+        + " that an event carries (null when it carries none). Features, the signal log, subject lookups and the",
+        "analysts' device view (`devicerisk.analytics`) all use this one key. A device that reports an earlier",
+        "identifier on some events and only a later one on others appears under two keys.",
+        "",
+    ]
 
 
 def contract_markdown() -> str:
@@ -105,6 +137,7 @@ def contract_markdown() -> str:
         "",
         *_field_rows(LABEL_FIELDS),
         "",
+        *_join_lines(),
         "## Retention classes",
         "",
         "| class | default period (days) | what |",

@@ -18,6 +18,7 @@ from devicerisk.contract.model import (
     RetentionClass,
     minimise,
     pseudonymise,
+    pseudonymise_by,
 )
 from devicerisk.contract.model import Sensitivity as S
 
@@ -72,6 +73,21 @@ _ACC = frozenset({"account"})
 _LANG = frozenset({"device_info", "operation"})
 
 _ET = tuple(e.name for e in EVENT_TYPES)
+
+#: A label's ``subject_id`` is pseudonymised in the domain of its ``subject_type``: a transaction label's in the
+#: transaction domain (it joins ``events.transaction_id_pid``), an account label's in the account domain.
+LABEL_SUBJECT_DOMAINS = {"transaction": "transaction", "account": "account"}
+
+#: The device key: the first of these pseudonyms an event carries (IMEI, Android ID, IDFV, MAC, OAID, IDFA).
+#: The features, the signal log, subject lookups and the analysts' device view all name a device by it.
+DEVICE_KEY_COLUMNS = (
+    "device_imei_pid",
+    "device_android_id_pid",
+    "device_idfv_pid",
+    "device_mac_pid",
+    "device_oaid_pid",
+    "device_idfa_pid",
+)
 _ACCOUNT_ACTIONS = (
     "register",
     "login",
@@ -179,9 +195,11 @@ LABEL_FIELDS: tuple[Field, ...] = (
           record_key=True),
     Field("subject_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True,
           enum=("transaction", "account")),
-    Field("subject_id", Kind.STRING, "user.account.account_id", S.SENSITIVE, (pseudonymise("account"),), "label",
-          required=True, description="account id, or transaction id when subject_type is transaction: pseudonymised in the "
-                                     "account or the transaction domain, so labels join the events"),
+    Field("subject_id", Kind.STRING, "user.account.account_id", S.SENSITIVE,
+          (pseudonymise_by("subject_type", LABEL_SUBJECT_DOMAINS),), "label", required=True,
+          description="transaction id (subject_type transaction: pseudonymised in the transaction domain, it joins "
+                      "events.transaction_id_pid) or account id (subject_type account: in the account domain, it "
+                      "joins account_id_pid)"),
     Field("label", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", required=True, enum=("fraud", "legitimate")),
     Field("fraud_type", Kind.STRING, "system.operations", S.NONE, (KEEP,), "label", max_length=64,
           description="the kind of fraud, e.g. card_fraud, fake_account, mule, account_takeover"),

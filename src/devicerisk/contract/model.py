@@ -40,12 +40,20 @@ class Action(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Treatment:
-    """One treatment; ``name`` is the minimiser function or the pseudonym domain."""
+    """One treatment; ``name`` is the minimiser function or the pseudonym domain.
+
+    A pseudonym whose domain depends on another field of the record (a label's subject) has no ``name``:
+    ``by`` names that field and ``domains`` maps each of its values to the domain.
+    """
 
     action: Action
     name: str | None = None
+    by: str | None = None
+    domains: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
+        if self.by is not None:
+            return " or ".join(f"{self.action.value}:{d} ({self.by} {v})" for v, d in self.domains)
         return f"{self.action.value}:{self.name}" if self.name else self.action.value
 
 
@@ -61,6 +69,11 @@ def minimise(function: str) -> Treatment:
 def pseudonymise(domain: str) -> Treatment:
     """Replace the value by its keyed pseudonym in ``domain``."""
     return Treatment(Action.PSEUDONYMISE, domain)
+
+
+def pseudonymise_by(field: str, domains: dict[str, str]) -> Treatment:
+    """Replace the value by its keyed pseudonym in the domain that the record's ``field`` selects."""
+    return Treatment(Action.PSEUDONYMISE, by=field, domains=tuple(domains.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from devicerisk.contract.fields import DEVICE_KEY_COLUMNS
 from devicerisk.risk import declared
 from devicerisk.risk.catalog import (  # noqa: F401 - the catalog, re-exported for the modules that read features
     BY_NAME,
@@ -75,10 +76,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )
 LABEL_COLUMNS: tuple[str, ...] = ("subject_type", "subject_id_pid", "label", "reported_at")
 
-_DEVICE = (
-    "coalesce(device_imei_pid, device_android_id_pid, device_idfv_pid, device_mac_pid, device_oaid_pid, "
-    "device_idfa_pid)"
-)
+#: The device key (the contract's ``DEVICE_KEY_COLUMNS``) as SQL: the first device pseudonym an event carries.
+_DEVICE = f"coalesce({', '.join(DEVICE_KEY_COLUMNS)})"
 H, D = 3_600_000_000, 86_400_000_000  # microseconds
 W = 7 * D
 HISTORY = timedelta(days=31)  # the longest window (30 d amount median) plus a day: what scoring loads

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from devicerisk import engine
-from devicerisk.contract.fields import LABEL_FIELDS
+from devicerisk.contract.fields import LABEL_FIELDS, LABEL_SUBJECT_DOMAINS
 from devicerisk.contract.schema import label_schema
 from devicerisk.contract.times import TimeWindow, parse_timestamp
 from devicerisk.ingest.pipeline import BatchResult, IngestContext, failure_reason, set_aside
@@ -33,8 +33,8 @@ from devicerisk.store.quarantine import Rejected
 
 log = logging.getLogger(__name__)
 
-#: The pseudonym domain of each subject type: the same domains as the ids in the events table.
-SUBJECT_DOMAINS = {"transaction": "transaction", "account": "account"}
+#: The pseudonym domain of each subject type, as the contract declares it: the domains of the events' ids.
+SUBJECT_DOMAINS = LABEL_SUBJECT_DOMAINS
 #: The lake's ``labels`` table: the contract's label fields as treated, with the labelled account beside the
 #: subject, and the partition date, batch and key ids.
 LABEL_SCHEMA = label_schema()

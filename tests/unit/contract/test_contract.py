@@ -39,6 +39,20 @@ def test_every_field_is_fully_declared() -> None:
                 assert t.name in NORMALISERS, field.path
 
 
+def test_the_label_subject_is_declared_in_each_subject_types_own_domain() -> None:
+    """The contract says what labels.py does: a transaction label's subject in the transaction domain."""
+    from devicerisk.risk.labels import SUBJECT_DOMAINS
+
+    subject = next(f for f in LABEL_FIELDS if f.path == "subject_id")
+    (treatment,) = subject.treatments
+    assert treatment.by == "subject_type" and dict(treatment.domains) == SUBJECT_DOMAINS
+    assert dict(treatment.domains) == {"transaction": "transaction", "account": "account"}
+    assert {d for _, d in treatment.domains} <= set(NORMALISERS)
+    row = next(line for line in generated_docs()["data-contract.md"].splitlines() if line.startswith("| `subject_id`"))
+    assert "pseudonymise:transaction (subject_type transaction)" in row
+    assert "pseudonymise:account (subject_type account)" in row
+
+
 def test_identifiers_are_never_kept_raw() -> None:
     for field in FIELDS:
         if field.category.startswith(("user.device.device_id", "user.account", "user.contact", "user.financial.bank")):
