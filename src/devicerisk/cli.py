@@ -191,6 +191,42 @@ def leak_scan(data_dir: DataDir = None) -> None:
     console.print("[green]no raw identifier found outside the landing zone[/green]")
 
 
+@app.command()
+def share(
+    out: Annotated[Path, typer.Option(help="Folder for cells.csv and report.md (the partner's copy).")],
+    data_dir: DataDir = None,
+    k: Annotated[int, typer.Option(min=2, help="Least distinct accounts a published cell describes.")] = 10,
+    since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), widened to its week.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD), widened to its week.")] = None,
+    actor: Annotated[str, typer.Option(help="Who exports (a short name, for the audit trail).")] = "analyst",
+) -> None:
+    """Export fraud rates by device model, region and week for a partner, k-anonymous (cells under k suppressed)."""
+    from datetime import date
+
+    from devicerisk.analytics import open_lake
+    from devicerisk.analytics.share import export
+    from devicerisk.governance.stores import audit_trail
+    from devicerisk.store import audit
+
+    settings = Settings.at(data_dir)
+    first, last = (None if d is None else date.fromisoformat(d) for d in (since, until))
+    with open_lake(settings.data_dir) as lake:
+        result = export(lake, first, last, k)
+    csv, report = result.write(out)
+    audit.append(
+        audit_trail(settings),
+        actor=actor,
+        role="analyst",
+        action="share_export",
+        purpose="risk_control",
+        counts={"cells": result.cells.num_rows, "cells_suppressed": result.suppressed, "k": k},
+    )
+    console.print(
+        f"{result.cells.num_rows:,} cells of at least {k} accounts in {csv}; {result.suppressed:,} suppressed"
+    )
+    console.print(f"report: {report}")
+
+
 def _head(text: str | None) -> tuple[int, str] | None:
     seq, sep, digest = (text or "").partition(":")
     if text is not None and not (sep and seq.isdigit() and len(digest) == 64):

@@ -82,6 +82,7 @@ LAYERS = (
     "ingest",
     "risk",
     "governance",
+    "analytics",
     "synth",
     "runtime",
     "cli_runtime",

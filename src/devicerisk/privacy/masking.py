@@ -49,6 +49,11 @@ def mask(value: str | None, kind: MaskKind = "auto") -> str | None:
     return _MASKERS[resolved](text)
 
 
+def is_pseudonym(value: str) -> bool:
+    """Whether ``value`` has the form of a pseudonym (32 lower-case hex digits): what lookups by pseudonym take."""
+    return bool(_PSEUDONYM.match(value))
+
+
 def mask_many(values: Iterable[str | None], kind: MaskKind = "auto") -> list[str | None]:
     """:func:`mask` applied to each of ``values``."""
     return [mask(v, kind) for v in values]

@@ -126,6 +126,13 @@ def dataset(lake_dir: Path, name: str) -> ds.Dataset | None:
     return None if table is None else table.to_pyarrow_dataset()
 
 
+def pinned(lake_dir: Path, name: str) -> tuple[int, ds.Dataset] | None:
+    """The table's current version and a dataset of exactly that version (its file list is fixed): a snapshot
+    that later commits do not change, readable until a vacuum removes its files (after the grace period)."""
+    table = open_table(lake_dir, name)
+    return None if table is None else (table.version(), table.to_pyarrow_dataset())
+
+
 def event_ids_on(lake_dir: Path, name: str, dates: Iterable[date], exclude_batch: str | None = None) -> pa.Array:
     """Event ids already in the lake on ``dates``, except those written by ``exclude_batch`` (if given)."""
     data = dataset(lake_dir, name)

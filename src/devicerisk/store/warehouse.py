@@ -8,7 +8,11 @@ accounts appear only as pseudonyms.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -231,3 +235,46 @@ def summary(path: Path) -> dict[str, Any]:
     assert row is not None
     keys = ("batches", "records_read", "accepted", "quarantined", "consent_dropped", "duplicates")
     return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, modification time in ns) of a file, None when it is missing: what a write changes."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def read_copy(path: Path, tables: Sequence[str], attempts: int = 100) -> dict[str, pa.Table]:
+    """``tables`` of the warehouse as of one moment, read from a private copy of its files (the database and
+    its write-ahead log) without ever opening the warehouse itself: no lock is taken, so no writer waits.
+
+    The copy is kept only when neither file changed while it was made (a writer committed meanwhile: it is
+    made again). Such a copy is what a crash at that moment would have left, which DuckDB recovers from. A
+    warehouse that does not exist yet reads as empty tables of its schema.
+    """
+    wal = path.with_name(path.name + ".wal")
+    with tempfile.TemporaryDirectory(prefix="warehouse-copy-") as tmp:
+        copy = Path(tmp) / path.name
+        for _ in range(attempts):
+            before = (_stamp(path), _stamp(wal))
+            if before[0] is not None:
+                shutil.copyfile(path, copy)
+                if before[1] is not None:
+                    shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+            if (_stamp(path), _stamp(wal)) == before:
+                break
+            for stale in Path(tmp).iterdir():
+                stale.unlink()
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(f"the warehouse changed during each of {attempts} copies; try again")
+        if not all(name.isidentifier() for name in tables):
+            raise ValueError(f"not a table name: {tables}")
+        con = duckdb.connect(str(copy) if copy.exists() else ":memory:")
+        try:
+            con.execute(SCHEMA)  # a warehouse of an older schema gains the newer columns, in the copy only
+            return {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in tables}
+        finally:
+            con.close()

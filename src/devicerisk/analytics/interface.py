@@ -1,0 +1,193 @@
+"""The analysts' read-only interface to the stores: :func:`open_lake`.
+
+It gives DuckDB relations (``.df()`` for pandas, ``.to_arrow_table()`` for Arrow) over one consistent
+snapshot: each lake table at the Delta version current when it was opened, and a copy of the warehouse
+tables it shows (the batch ledger and the anonymous aggregates), taken from a copy of the warehouse's files
+without opening it. No lock is held, so ingest, scoring and purges run while a notebook is open.
+
+What it shows is what the lake holds: pseudonyms and minimised attributes. It holds no key and loads none,
+so it can pseudonymise nothing and re-identify nobody: lookups take pseudonyms only (a raw IMEI, phone or
+account id is refused with :class:`RawIdentifierError`), and queries run on a private DuckDB connection
+that reads no file (``enable_external_access`` off and locked), so the landing zone's raw batches and the
+warehouse's other tables stay out of reach.
+
+The snapshot stays readable while the lake files it names exist: a vacuum removes files replaced by a newer
+version after ``DEVICERISK_VACUUM_GRACE_HOURS`` (1 hour by default). Open a new one to see newer data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from devicerisk.analytics import views
+from devicerisk.config import Settings
+from devicerisk.contract.schema import label_schema, lake_schema
+from devicerisk.privacy.masking import is_pseudonym, mask_columns
+from devicerisk.privacy.redact import redact_text
+from devicerisk.store import lake, scores, warehouse
+
+#: The lake tables of the snapshot, pinned at one version each.
+LAKE_TABLES = (lake.EVENTS, lake.LABELS, scores.TRANSACTION_SCORES, scores.ACCOUNT_SCORES)
+#: The warehouse tables an analyst sees: the batch accounting, and what anonymised accounts left behind.
+#: Consent state, holds and data-subject requests stay out: they are about named subjects.
+WAREHOUSE_TABLES = ("batch_ledger", "anonymous_aggregates")
+_EMPTY = {lake.EVENTS: lake_schema, lake.LABELS: label_schema}
+_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+
+
+class RawIdentifierError(ValueError):
+    """A raw identifier (or anything that is not a pseudonym) where the interface takes pseudonyms only."""
+
+
+def _refuse_raw(value: str, what: str) -> str:
+    """``value`` when it is a pseudonym; otherwise :class:`RawIdentifierError`, naming the kind it looks like."""
+    if isinstance(value, str) and is_pseudonym(value):
+        return value
+    found = redact_text(str(value)).identifiers
+    kind = f"a raw {found[0][0]}" if found else "not a pseudonym"
+    raise RawIdentifierError(
+        f"{what}: the value given is {kind}. The analyst interface takes pseudonyms only (the `_pid` columns, "
+        "32 hex digits) and holds no key to make one; a person's data is found by a data-subject request "
+        "(`devicerisk request access`)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """One account's rows in the snapshot, for a drill-down."""
+
+    account_pid: str
+    events: duckdb.DuckDBPyRelation
+    transaction_scores: duckdb.DuckDBPyRelation
+    account_scores: duckdb.DuckDBPyRelation
+    labels: duckdb.DuckDBPyRelation
+    devices: duckdb.DuckDBPyRelation
+
+
+@dataclass
+class AnalystLake:
+    """A read-only snapshot of the stores (see the module's documentation). Use :func:`open_lake`."""
+
+    versions: dict[str, int | None]
+    opened_at: datetime
+    _con: duckdb.DuckDBPyConnection = field(repr=False)
+
+    # -- the tables ---------------------------------------------------------------------------------------
+    def events(self) -> duckdb.DuckDBPyRelation:
+        """The treated events (the contract's lake columns), at the pinned version."""
+        return self._con.table(lake.EVENTS)
+
+    def labels(self) -> duckdb.DuckDBPyRelation:
+        """The fraud team's labels: ``subject_id_pid`` in the domain of ``subject_type`` (see the contract)."""
+        return self._con.table(lake.LABELS)
+
+    def transaction_scores(self) -> duckdb.DuckDBPyRelation:
+        """Transaction scores (0–100), levels, reasons and model version; joins ``events`` on ``event_id``."""
+        return self._table(scores.TRANSACTION_SCORES)
+
+    def account_scores(self) -> duckdb.DuckDBPyRelation:
+        """Account scores, one per account and scoring run (``as_of``)."""
+        return self._table(scores.ACCOUNT_SCORES)
+
+    def device_scores(self) -> duckdb.DuckDBPyRelation:
+        """One row per device (the contract's device key): accounts seen on it, emulator and root signals,
+        and its transactions' scores."""
+        return self._con.sql(views.DEVICE_SCORES)
+
+    def device_accounts(self) -> duckdb.DuckDBPyRelation:
+        """The device graph's edges: each device key and each account seen on it, with counts and times."""
+        return self._con.sql(views.DEVICE_ACCOUNTS)
+
+    def ledger(self) -> duckdb.DuckDBPyRelation:
+        """The batch ledger as copied when the snapshot was opened: read = accepted + quarantined + ..."""
+        return self._con.table("batch_ledger")
+
+    def aggregates(self) -> duckdb.DuckDBPyRelation:
+        """Events per day and type, with the counts anonymised accounts left behind (``anonymised_events``)."""
+        return self._con.sql(views.AGGREGATES)
+
+    def sql(self, query: str, params: dict[str, object] | None = None) -> duckdb.DuckDBPyRelation:
+        """Any read-only query over the snapshot's tables (``events``, ``labels``, ``transaction_scores``,
+        ``account_scores``, ``batch_ledger``, ``anonymous_aggregates``). A string literal holding a raw
+        identifier is refused: the tables hold none, so such a query could only look for a person."""
+        for literal in _LITERAL.findall(query):
+            if redact_text(literal.replace("''", "'")).identifiers:
+                _refuse_raw(literal, "query")
+        return self._con.sql(query, params=params)
+
+    # -- lookups by pseudonym ------------------------------------------------------------------------------
+    def account(self, account_pid: str) -> AccountView:
+        """Everything the snapshot holds on one account, by its pseudonym (a raw id is refused)."""
+        pid = _refuse_raw(account_pid, "account lookup")
+        by = f"account_id_pid = '{pid}'"  # a checked pseudonym: 32 hex digits, nothing else
+        return AccountView(
+            pid,
+            self.events().filter(by).order("event_time"),
+            self.transaction_scores().filter(by).order("event_time"),
+            self.account_scores().filter(by).order("as_of"),
+            self.labels().filter(by).order("reported_at"),
+            self.device_accounts().filter(by),
+        )
+
+    def device(self, device_key: str) -> duckdb.DuckDBPyRelation:
+        """The accounts seen on one device, by its device key (a raw IMEI or MAC is refused)."""
+        key = _refuse_raw(device_key, "device lookup")
+        return self.device_accounts().filter(f"device_key = '{key}'").order("first_seen")
+
+    # -- display and lifetime --------------------------------------------------------------------------------
+    @staticmethod
+    def masked(
+        relation: duckdb.DuckDBPyRelation | pa.Table, columns: tuple[str, ...] = ("device_key",)
+    ) -> pd.DataFrame:
+        """A relation as a pandas frame for display, every pseudonym masked (the project's one masking)."""
+        table = relation if isinstance(relation, pa.Table) else relation.to_arrow_table()
+        return mask_columns(table, columns).to_pandas()
+
+    def _table(self, name: str) -> duckdb.DuckDBPyRelation:
+        if self.versions.get(name) is None:
+            raise LookupError(f"the lake has no {name} yet: run the score flow (`devicerisk risk score`)")
+        return self._con.table(name)
+
+    def close(self) -> None:
+        """Release the snapshot (its in-memory connection); the stores were never locked."""
+        self._con.close()
+
+    def __enter__(self) -> AnalystLake:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+
+def open_lake(data_dir: str | Path | None = None) -> AnalystLake:
+    """A read-only snapshot of the stores under ``data_dir`` (default: ``DEVICERISK_DATA_DIR``, else ``data``).
+
+    Only the store locations are read from the settings; no key is loaded or kept.
+    """
+    settings = Settings.at(data_dir)
+    lake_dir, warehouse_path = settings.lake_dir, settings.warehouse_path
+    del settings  # it may carry keys given in the environment: the snapshot keeps none
+    con = duckdb.connect(":memory:")
+    versions: dict[str, int | None] = {}
+    for name in LAKE_TABLES:
+        found = lake.pinned(lake_dir, name)
+        versions[name] = None if found is None else found[0]
+        if found is not None:
+            con.register(name, found[1])
+        elif name in _EMPTY:
+            con.register(name, _EMPTY[name]().empty_table())
+    for name, table in warehouse.read_copy(warehouse_path, WAREHOUSE_TABLES).items():
+        con.register(name, table)
+    # queries read the registered snapshot only: no file, no other database, and no way to turn that back on
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return AnalystLake(versions, datetime.now(UTC), con)
