@@ -81,3 +81,43 @@ def drain_prefect_logs() -> None:
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all()
+
+
+def _key_env(settings: Settings) -> dict[str, str]:
+    """The environment a flow needs to build ``settings`` (production mode, the test's key files)."""
+    return {
+        "DEVICERISK_MODE": "production",
+        "DEVICERISK_PSEUDONYM_KEY_FILE": str(settings.pseudonym_key_file),
+        "DEVICERISK_QUARANTINE_KEY_FILE": str(settings.quarantine_key_file),
+        "DEVICERISK_AUDIT_KEY_FILE": str(settings.audit_key_file),
+        "DEVICERISK_SECRETS_DIR": str(settings.secrets_dir),
+    }
+
+
+@pytest.fixture(scope="session")
+def demo_lake(prefect_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A small demo lake built once by the real pipeline flow (two weeks of 1,000 synthetic accounts: events,
+    labels, a trained model, scores), for the tests that only read it (the analyst interface, the notebooks).
+    Its keys are in the settings returned; the environment is left as it was."""
+    from devicerisk.flows.pipeline import pipeline_flow
+    from devicerisk.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("demo-lake")
+    secrets_dir = root / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    for name in ("pseudonym", "quarantine", "audit"):
+        (secrets_dir / f"{name}.key").write_text(secrets.token_hex(32))
+    settings = Settings(
+        mode="production",
+        data_dir=root / "data",
+        secrets_dir=secrets_dir,
+        pseudonym_key_file=secrets_dir / "pseudonym.key",
+        quarantine_key_file=secrets_dir / "quarantine.key",
+        audit_key_file=secrets_dir / "audit.key",
+    )
+    generate(settings.landing_dir, SynthConfig(accounts=1000, days=14, seed=7))
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in _key_env(settings).items():
+            env.setenv(name, value)
+        pipeline_flow(str(settings.data_dir))
+    return settings
