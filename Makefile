@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format docs bench bench-retention bench-score clean
+.PHONY: install demo test lint format docs notebooks bench bench-retention bench-score clean
 
 $(STAMP): pyproject.toml $(wildcard src/devicerisk/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ format: install
 
 docs: install
 	$(BIN)/devicerisk contract docs
+
+# JupyterLab (the optional `notebooks` dependencies) on notebooks/, over the lake in $DEVICERISK_DATA_DIR (default data/).
+notebooks: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/jupyter lab notebooks/
 
 bench: install
 	$(BIN)/python bench/ingest_bench.py --accounts 25000 --days 7 --repeats 3

@@ -40,6 +40,8 @@ LAKE_TABLES = (lake.EVENTS, lake.LABELS, scores.TRANSACTION_SCORES, scores.ACCOU
 #: Consent state, holds and data-subject requests stay out: they are about named subjects.
 WAREHOUSE_TABLES = ("batch_ledger", "anonymous_aggregates")
 _EMPTY = {lake.EVENTS: lake_schema, lake.LABELS: label_schema}
+#: The derived views every snapshot has, by name.
+VIEWS = {"device_scores": views.DEVICE_SCORES, "device_accounts": views.DEVICE_ACCOUNTS, "aggregates": views.AGGREGATES}
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -100,11 +102,11 @@ class AnalystLake:
     def device_scores(self) -> duckdb.DuckDBPyRelation:
         """One row per device (the contract's device key): accounts seen on it, emulator and root signals,
         and its transactions' scores."""
-        return self._con.sql(views.DEVICE_SCORES)
+        return self._con.table("device_scores")
 
     def device_accounts(self) -> duckdb.DuckDBPyRelation:
         """The device graph's edges: each device key and each account seen on it, with counts and times."""
-        return self._con.sql(views.DEVICE_ACCOUNTS)
+        return self._con.table("device_accounts")
 
     def ledger(self) -> duckdb.DuckDBPyRelation:
         """The batch ledger as copied when the snapshot was opened: read = accepted + quarantined + ..."""
@@ -112,11 +114,12 @@ class AnalystLake:
 
     def aggregates(self) -> duckdb.DuckDBPyRelation:
         """Events per day and type, with the counts anonymised accounts left behind (``anonymised_events``)."""
-        return self._con.sql(views.AGGREGATES)
+        return self._con.table("aggregates")
 
     def sql(self, query: str, params: dict[str, object] | None = None) -> duckdb.DuckDBPyRelation:
         """Any read-only query over the snapshot's tables (``events``, ``labels``, ``transaction_scores``,
-        ``account_scores``, ``batch_ledger``, ``anonymous_aggregates``). A string literal holding a raw
+        ``account_scores``, ``batch_ledger``, ``anonymous_aggregates``) and views (``device_scores``,
+        ``device_accounts``, ``aggregates``). A string literal holding a raw
         identifier is refused: the tables hold none, so such a query could only look for a person."""
         for literal in _LITERAL.findall(query):
             if redact_text(literal.replace("''", "'")).identifiers:
@@ -186,8 +189,14 @@ def open_lake(data_dir: str | Path | None = None) -> AnalystLake:
             con.register(name, _EMPTY[name]().empty_table())
     for name, table in warehouse.read_copy(warehouse_path, WAREHOUSE_TABLES).items():
         con.register(name, table)
+    if versions[scores.TRANSACTION_SCORES] is None:  # the device view joins scores: none yet, none joined
+        con.execute(
+            "CREATE VIEW transaction_scores AS SELECT NULL::VARCHAR AS event_id, NULL::DOUBLE AS score, "
+            "NULL::VARCHAR AS level WHERE false"
+        )
+    for name, query in VIEWS.items():
+        con.execute(f"CREATE VIEW {name} AS {query}")
     # queries read the registered snapshot only: no file, no other database, and no way to turn that back on
-    con.execute("SET enable_progress_bar = false")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return AnalystLake(versions, datetime.now(UTC), con)
