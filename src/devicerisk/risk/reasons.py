@@ -139,6 +139,40 @@ def _in_c(paths: TreePaths, accelerated: bool) -> bool:
     return _trees is not None and accelerated and not np.isnan(paths.threshold[paths.is_leaf == 0]).any()
 
 
+def _c_walk(
+    paths: TreePaths,
+    X: np.ndarray,
+    margin: np.ndarray,
+    out: np.ndarray | None,
+    chosen: np.ndarray | None,
+    top: int,
+    minimum: float,
+    threads: int,
+) -> None:
+    """The C walk over the trees (``devicerisk._trees``): fills ``margin``, and ``out`` (the n × k contributions)
+    or ``chosen`` (each row's ``top`` strongest features over ``minimum``)."""
+    _trees.walk(
+        X,
+        len(X),
+        X.shape[1],
+        paths.feature,
+        paths.threshold,
+        paths.missing_left,
+        paths.left,
+        paths.right,
+        paths.is_leaf,
+        paths.value,
+        paths.roots,
+        paths.baseline,
+        margin,
+        out,
+        chosen,
+        top,
+        minimum,
+        threads,
+    )
+
+
 def walk(
     paths: TreePaths, X: np.ndarray, accelerated: bool = True, threads: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -152,26 +186,7 @@ def walk(
     n = len(X)
     if _in_c(paths, accelerated):
         margin, out = np.empty(n), np.empty(X.shape)
-        _trees.walk(
-            X,
-            n,
-            X.shape[1],
-            paths.feature,
-            paths.threshold,
-            paths.missing_left,
-            paths.left,
-            paths.right,
-            paths.is_leaf,
-            paths.value,
-            paths.roots,
-            paths.baseline,
-            margin,
-            out,
-            None,
-            1,
-            0.0,
-            _threads(n, threads),
-        )
+        _c_walk(paths, X, margin, out, None, 1, 0.0, _threads(n, threads))
         return margin, out
     margin, out = np.full(n, paths.baseline), np.zeros(X.shape)
     rows = np.arange(n)
@@ -210,26 +225,7 @@ def walk_strongest(
     n = len(X)
     if _in_c(paths, accelerated):
         margin, chosen = np.empty(n), np.empty((n, top), dtype=np.int64)
-        _trees.walk(
-            X,
-            n,
-            X.shape[1],
-            paths.feature,
-            paths.threshold,
-            paths.missing_left,
-            paths.left,
-            paths.right,
-            paths.is_leaf,
-            paths.value,
-            paths.roots,
-            paths.baseline,
-            margin,
-            None,
-            chosen,
-            top,
-            minimum,
-            _threads(n, threads),
-        )
+        _c_walk(paths, X, margin, None, chosen, top, minimum, _threads(n, threads))
         return margin, chosen
     margin, out = walk(paths, X, accelerated=False)
     out[np.isnan(X)] = 0.0
