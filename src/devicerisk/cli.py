@@ -87,7 +87,7 @@ def demo(
     from devicerisk.flows.pipeline import pipeline_flow
 
     with console.status("running the pipeline flow (ingest, labels, train, score, retention purge)..."):
-        summary = pipeline_flow(str(settings.data_dir), purge=True)
+        summary = pipeline_flow(str(settings.data_dir), accounts=True, purge=True)
     _print_summary(summary)
     print_last_purge(settings.audit_dir)
     from devicerisk.cli_risk import print_top_accounts

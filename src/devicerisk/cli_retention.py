@@ -6,8 +6,6 @@ value shown is masked by :func:`devicerisk.privacy.masking.mask`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,21 +26,6 @@ hold_app = typer.Typer(help="Legal holds (2.9(4), 4.5(4)).", no_args_is_help=Tru
 retention_app.add_typer(hold_app, name="hold")
 console = Console()
 errors = Console(stderr=True)
-
-#: The concurrency limit that the flows' warehouse-writing tasks (tag "warehouse-writer") take, as Prefect names it.
-WAREHOUSE_WRITER = "tag:warehouse-writer"
-
-
-@contextmanager
-def warehouse_writer() -> Iterator[None]:
-    """Hold the warehouse-writer slot the flows take, so a request from the command line never races a flow's
-    write and is left in progress by a lock conflict (no limit created: nothing to wait for)."""
-    prepare_prefect()
-    from prefect.concurrency.sync import concurrency
-
-    with concurrency(WAREHOUSE_WRITER, occupy=1, strict=False):
-        yield
-
 
 Account = Annotated[str | None, typer.Option("--account", help="The subject's account id.")]
 Phone = Annotated[str | None, typer.Option("--phone", help="The subject's phone number.")]
@@ -199,8 +182,8 @@ def _submit(kind: str, data_dir: Path | None, ids: Any, actor: str, options: dic
 
     stores = _stores(data_dir)
     try:
-        with warehouse_writer():
-            row = requests.submit(stores, requests.RequestKind(kind), ids, _now(), options=options, actor=actor)
+        # as the flows' tasks do, it waits for the warehouse's writer lock: no Prefect server to start
+        row = requests.submit(stores, requests.RequestKind(kind), ids, _now(), options=options, actor=actor)
     except (ValueError, LookupError) as err:
         _fail(str(err))
     console.print(f"request {row.request_id} ({row.kind}): {row.status}")

@@ -17,9 +17,12 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-#: Ephemeral mode for CLI commands (no server to start), quiet, with the library's logs in flow-run logs.
+#: For CLI commands that run flows: the server named by ``PREFECT_API_URL`` when there is one (``devicerisk up``
+#: prints it), else ephemeral mode (no server to start, patient on a loaded machine); quiet, with the library's
+#: logs in flow-run logs. Commands that run no flow never import Prefect.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "devicerisk",

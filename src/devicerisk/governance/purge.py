@@ -28,6 +28,7 @@ from devicerisk.governance.subjects import raw_record_matches
 from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows, in_list, literal, mask_where
+from devicerisk.store.writer import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +274,7 @@ def expire_landing(stores: Stores, now: datetime, held: frozenset[str] | None = 
     return purge_landing(stores, timedelta(days=days), now, held)
 
 
+@exclusive
 def purge(stores: Stores, now: datetime) -> PurgeReport:
     """Remove everything older than its class's period from every store, except what holds keep."""
     report = PurgeReport()

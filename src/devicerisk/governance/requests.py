@@ -28,7 +28,7 @@ from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.governance import access, subject_data
 from devicerisk.governance.stores import Stores
 from devicerisk.governance.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
-from devicerisk.store import audit, governance, request_files
+from devicerisk.store import audit, governance, request_files, writer
 from devicerisk.store.governance import RequestRow
 from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows
 
@@ -130,6 +130,7 @@ def _check_options(kind: RequestKind, options: dict[str, Any], subject: SubjectR
         raise RequestError("a cancellation is carried out by 'delete' or 'anonymise'")
 
 
+@writer.exclusive
 def submit(
     stores: Stores,
     kind: RequestKind,
@@ -203,6 +204,7 @@ def _holds_on(stores: Stores, subject: SubjectRows, now: datetime) -> list[gover
     return [h for h in governance.holds(stores.warehouse_path) if h.active(now) and h.subject_pid in subject.accounts]
 
 
+@writer.exclusive
 def process(
     stores: Stores, row: RequestRow, now: datetime, *, actor: str, role: str, checkpoint: Checkpoint | None = None
 ) -> RequestRow:

@@ -1,6 +1,8 @@
 """The warehouse: a DuckDB file of small mutable state (batch ledger, consent state, holds, requests).
 
-One writer at a time: every call opens the file, does its work in one transaction and closes it.
+One writer at a time: every call opens the file, does its work in one transaction and closes it; a
+read-write connection holds the writer lock of :mod:`devicerisk.store.writer`, so writers in other
+processes wait for it instead of failing on DuckDB's own lock.
 SQL takes parameters; it is never built from input strings. Nothing here holds a raw identifier:
 accounts appear only as pseudonyms.
 """
@@ -13,7 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+
+from devicerisk.store import writer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_ledger (
@@ -112,21 +116,23 @@ _READY: set[Path] = set()  # files whose schema this process has already put in 
 
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the warehouse with its schema in place."""
+    """A connection to the warehouse with its schema in place (a read-write one holds the writer lock)."""
     path = path.resolve()
     if path not in _READY or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path))
+        with writer.hold(path):
+            con = duckdb.connect(str(path))
+            try:
+                con.execute(SCHEMA)
+            finally:
+                con.close()
+        _READY.add(path)
+    with nullcontext() if read_only else writer.hold(path):
+        con = duckdb.connect(str(path), read_only=read_only)
         try:
-            con.execute(SCHEMA)
+            yield con
         finally:
             con.close()
-        _READY.add(path)
-    con = duckdb.connect(str(path), read_only=read_only)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 Target = Path | duckdb.DuckDBPyConnection  # a warehouse file, or a connection already open on it

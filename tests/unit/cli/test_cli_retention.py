@@ -12,7 +12,7 @@ import retention_world as world
 from devicerisk.cli import app
 from devicerisk.config import Settings
 from devicerisk.governance.stores import audit_trail
-from devicerisk.store import audit
+from devicerisk.store import audit, governance
 
 runner = CliRunner()
 COMMANDS = [
@@ -139,34 +139,73 @@ def test_bad_input_retention_config_with_a_negative_period_stops_the_command(
         assert code == 2 and "retention period of 'landing_raw' is negative" in out, out
 
 
-def test_clause_6_2_2_a_request_on_the_command_line_waits_for_the_warehouse_writer_slot(
-    prefect_db: Path, env: Settings
-) -> None:
+def test_clause_6_2_2_a_request_on_the_command_line_waits_for_the_warehouse_writer_lock(env: Settings) -> None:
+    """Another process writes the warehouse (as a flow's task does, holding its lock): the request waits its turn."""
+    import subprocess
+    import sys
     import threading
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.concurrency.sync import concurrency
-
-    from devicerisk.cli_retention import WAREHOUSE_WRITER
-    from devicerisk.store import governance
-
     world.build(env)
-    with get_client(sync_client=True) as client:
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WAREHOUSE_WRITER, limit=1))
-    try:
-        result: list[tuple[int, str]] = []
-        with concurrency(WAREHOUSE_WRITER, occupy=1, strict=True):  # a flow's task is writing the warehouse
-            worker = threading.Thread(
-                target=lambda: result.append(
-                    _run(env, "request", "access", "--account", world.SUBJECT.account_id or "")
-                )
-            )
-            worker.start()
-            worker.join(timeout=3)
-            assert worker.is_alive() and governance.requests(env.warehouse_path) == []  # it waits for the slot
-        worker.join(timeout=60)
-        assert result and result[0][0] == 0 and "completed" in result[0][1]
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_global_concurrency_limit_by_name(WAREHOUSE_WRITER)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from devicerisk.store import writer\n"
+            f"with writer.hold(Path({str(env.warehouse_path)!r})):\n"
+            "    print('ready', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None and holder.stdout.readline().strip() == "ready"
+    result: list[tuple[int, str]] = []
+    worker = threading.Thread(
+        target=lambda: result.append(_run(env, "request", "access", "--account", world.SUBJECT.account_id or ""))
+    )
+    worker.start()
+    worker.join(timeout=3)
+    still_waiting = worker.is_alive() and governance.requests(env.warehouse_path) == []
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    worker.join(timeout=60)
+    assert still_waiting  # it waited for the lock instead of failing on DuckDB's
+    assert result and result[0][0] == 0 and "completed" in result[0][1], result
+
+
+LOOKUPS = [
+    ["request", "access", "--account", world.SUBJECT.account_id or ""],
+    ["request", "list"],
+    ["retention", "verify"],
+    ["retention", "hold", "list"],
+    ["risk", "top"],
+    ["audit", "verify"],
+    ["ledger"],
+    ["quarantine"],
+]
+
+
+def test_commands_that_run_no_flow_need_no_prefect_server(no_grace_settings: Settings) -> None:
+    """With the API at an address nothing listens on and no ephemeral server allowed, each command still works:
+    none of them talks to Prefect (a request used to start a server, which took minutes on a loaded machine)."""
+    import os
+    import subprocess
+    import sys
+
+    world.build(no_grace_settings)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",  # the discard port: nothing answers
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+    }
+    for args in LOOKUPS:
+        done = subprocess.run(
+            [sys.executable, "-m", "devicerisk.cli", *args, "--data-dir", str(no_grace_settings.data_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode in (0, 1) and "error:" not in done.stderr, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "prefect" not in done.stderr.lower(), (args, done.stderr)
+    assert [r.status for r in governance.requests(no_grace_settings.warehouse_path)] == ["completed"]
