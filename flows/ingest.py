@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from devicerisk.flows.tasks import WAREHOUSE_WRITER, record, retried, step
+from devicerisk.flows.tasks import record, retried, rewrites, step, writes
 from devicerisk.governance.purge import expire_landing
 from devicerisk.governance.stores import Stores
 from devicerisk.ingest.pipeline import (
@@ -38,7 +38,7 @@ def landing_files(landing_dir: Path) -> list[Path]:
     return landing.pending_files(landing_dir)
 
 
-@step(tags=[WAREHOUSE_WRITER])
+@writes
 def refuse_outside_links(landing_dir: Path, ctx: IngestContext) -> list[BatchResult]:
     """Links in the telemetry folder that lead outside landing: a failed ledger row each, set aside unread."""
     return refuse_links(landing_dir, ctx)
@@ -57,13 +57,13 @@ def stage_batch(path: Path, ctx: IngestContext) -> StagedBatch:
     return stage_batch_fn(path, ctx)
 
 
-@retried(tags=[WAREHOUSE_WRITER])
+@rewrites
 def commit(staged: StagedBatch, ctx: IngestContext) -> BatchResult:
     """Write one staged batch exactly once; idempotent, so safe to retry."""
     return commit_batch(staged, ctx)
 
 
-@retried
+@rewrites
 def purge_landing(stores: Stores) -> list[str]:
     """Remove raw batches past the retention policy's ``landing_raw`` period, except those a legal hold keeps."""
     return expire_landing(stores, datetime.now(UTC))[0]

@@ -12,16 +12,18 @@ from devicerisk.runtime import for_run, sharing
 
 
 @flow(name="pipeline")
-def pipeline_flow(data_dir: str | None = None, purge: bool = False) -> IngestSummary:
-    """Ingest new batches; then labels, training if no model exists yet, and risk scores; with ``purge``, the purge.
+def pipeline_flow(data_dir: str | None = None, accounts: bool = False, purge: bool = False) -> IngestSummary:
+    """Ingest new batches; then labels, training if no model exists yet, and transaction scores; with
+    ``accounts``, account scores too; with ``purge``, the purge.
 
-    The pipeline runs hourly and the full purge (with clustering and vacuum) daily, in its own
-    deployment; the demo asks for both in one run. Settings and keys are read once, here, and shared
-    with every subflow.
+    The deployment runs it every 15 minutes as it is; account scores, the full purge (with clustering and
+    vacuum) and training have daily and weekly deployments of their own (docs/OPERATIONS.md, "Schedule").
+    The demo asks for everything in one run. Settings and keys are read once, here, and shared with every
+    subflow.
     """
     with sharing(for_run(data_dir)):
         summary = ingest_flow(data_dir)
-        risk_flow(data_dir)
+        risk_flow(data_dir, accounts=accounts)
         if purge:
             retention_flow(data_dir)
     return summary

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from prefect import flow
 
-from devicerisk.flows.tasks import WAREHOUSE_WRITER, retried
+from devicerisk.flows.tasks import rewrites
 from devicerisk.governance import requests
 from devicerisk.governance.stores import Stores
 from devicerisk.runtime import for_run
@@ -16,7 +16,7 @@ from devicerisk.runtime import for_run
 ACTOR = "retention-flow"  # as before the requests flow had its own file: audit records keep their actor
 
 
-@retried(tags=[WAREHOUSE_WRITER])
+@rewrites
 def resume_request(stores: Stores, request_id: str) -> str:
     """Carry a pending request on from its last completed step; returns its status."""
     row = requests.pending_request(stores, request_id)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from devicerisk.flows.tasks import WAREHOUSE_WRITER, record, retried, step
+from devicerisk.flows.tasks import record, rewrites, step
 from devicerisk.governance.purge import PurgeReport, purge, purge_markdown
 from devicerisk.governance.stores import Stores
 from devicerisk.runtime import for_run
@@ -16,7 +16,7 @@ from devicerisk.runtime import for_run
 ACTOR = "retention-flow"
 
 
-@retried(tags=[WAREHOUSE_WRITER])
+@rewrites
 def purge_expired(stores: Stores) -> PurgeReport:
     """Remove expired data from every store, cluster new partitions, vacuum; idempotent, so safe to retry."""
     return purge(stores, datetime.now(UTC))

@@ -85,7 +85,7 @@ def test_no_raw_identifier_outside_landing(prefect_db: Path, env_settings: Setti
     write_batch(landing / "telemetry" / "zz-bad.ndjson", [bad, b'{"device": {"imei": "352099001761481"'])
     write_batch(landing / "telemetry" / "zz-typed.ndjson", _typed_into_kept_text())
 
-    pipeline_flow(str(env_settings.data_dir))
+    pipeline_flow(str(env_settings.data_dir), accounts=True)  # every store, account scores too
     drain_prefect_logs()
     assert signals.refresh_log(env_settings.lake_dir, env_settings.signals_dir).rows_total > 1000  # scanned below
 

@@ -59,7 +59,7 @@ def test_clause_5_1_2_the_hourly_pipeline_leaves_the_purge_to_the_daily_run_unle
     prefect_db: Path, no_grace_settings: Settings
 ) -> None:
     generate(no_grace_settings.landing_dir, SynthConfig(accounts=30, days=1, seed=5))
-    pipeline_flow(str(no_grace_settings.data_dir))  # as the hourly deployment runs it
+    pipeline_flow(str(no_grace_settings.data_dir))  # as the 15-minute deployment runs it
     # labels are ingested even while the lake is too short to train: landing keeps their files only so long
     assert [r["action"] for r in audit.records(no_grace_settings.audit_dir)] == ["ingest", "ingest_labels"]
     pipeline_flow(str(no_grace_settings.data_dir), purge=True)  # as the demo runs it
