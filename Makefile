@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format docs notebooks bench bench-retention bench-score clean
+.PHONY: install demo up down test lint format docs notebooks bench bench-retention bench-score clean
 
 $(STAMP): pyproject.toml $(wildcard src/devicerisk/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/devicerisk demo
+
+# A local Prefect server, the work pool and limit, every deployment of prefect.yaml and a worker (loopback only).
+up: install
+	$(BIN)/devicerisk up
+
+down: install
+	$(BIN)/devicerisk down
 
 test: install
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devicerisk.cli_ops import down_command, up_command
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
 from devicerisk.cli_risk import risk_app
 from devicerisk.cli_runtime import App, DataDir, configure, prepare_prefect
@@ -29,6 +30,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(request_app, name="request")
 app.add_typer(risk_app, name="risk")
+# Operations: a local Prefect server, the deployments and a worker (docs/OPERATIONS.md, "Bringing it up").
+app.command("up")(up_command)
+app.command("down")(down_command)
 console = Console()
 
 

@@ -88,6 +88,7 @@ LAYERS = (
     "cli_runtime",
     "cli_retention",
     "cli_risk",
+    "cli_ops",
     "cli",
 )
 
