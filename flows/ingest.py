@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from devicerisk.flows.tasks import record, retried, rewrites, step, writes
@@ -71,8 +71,10 @@ def purge_landing(stores: Stores) -> list[str]:
 
 @step
 def publish_summary(summary: IngestSummary) -> None:
-    """A Prefect artifact with the run's accounting (counts only, never values)."""
+    """Prefect artifacts with the run's accounting and its quarantine and drop reasons (counts, never values)."""
     create_markdown_artifact(key="ingest-summary", markdown=summary_markdown(summary), description="Ingest accounting")
+    reasons = [{"reason": reason, "records": n} for reason, n in summary.reasons.items()]
+    create_table_artifact(key="quarantine-reasons", table=reasons, description="Quarantine and drop reasons")
 
 
 # One staging worker: the next batch is staged while the current one is committed on the flow's

@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from devicerisk.flows.tasks import record, retried, step
 from devicerisk.flows.train import ingest_and_record_labels
+from devicerisk.risk.publish import masked_top_accounts, top_accounts_markdown
 from devicerisk.risk.service import score_accounts, score_transactions
 from devicerisk.runtime import Runtime, for_run
 
@@ -37,6 +38,16 @@ def publish_counts(action: str, counts: dict[str, int]) -> None:
     )
 
 
+@step
+def publish_top_accounts(rt: Runtime, n: int = 20) -> int:
+    """The day's riskiest accounts, masked, as a Prefect artifact; audited like a lookup. Returns how many."""
+    rows = masked_top_accounts(rt.settings.serving_dir, n)
+    create_markdown_artifact(
+        key="top-risk-accounts", markdown=top_accounts_markdown(rows), description="Top-risk accounts (masked)"
+    )
+    return len(rows)
+
+
 @flow(name="score-transactions")
 def score_transactions_flow(data_dir: str | None = None, labels: bool = True) -> dict[str, int]:
     """Ingest new labels (unless ``labels`` is False: the calling flow did), then score the transactions not
@@ -57,4 +68,6 @@ def score_accounts_flow(data_dir: str | None = None) -> dict[str, int]:
     counts = accounts(rt)
     record(rt.audit, "score-flow", "score_accounts", counts)
     publish_counts("score_accounts", counts)
+    shown = publish_top_accounts(rt)
+    record(rt.audit, "score-flow", "publish_top_accounts", {"accounts_shown": shown})
     return counts

@@ -6,6 +6,7 @@ A task that is safe to run again (pure, or idempotent) is a ``retried`` one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -17,6 +18,12 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from devicerisk.store import audit, writer
+
+# The library's INFO lines belong in flow-run logs (PREFECT_LOGGING_EXTRA_LOGGERS=devicerisk gives its logger
+# Prefect's API handler, not a level): in a worker's flow run the root logger is at WARNING, which hid them.
+_library_log = logging.getLogger("devicerisk")
+if _library_log.level == logging.NOTSET and _library_log.getEffectiveLevel() > logging.INFO:
+    _library_log.setLevel(logging.INFO)
 
 #: A task that runs once per call: ``@step`` or ``@step(tags=[...])``.
 step = partial(task, cache_policy=NO_CACHE)

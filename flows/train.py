@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_image_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 
 from devicerisk.flows.tasks import record, retried, step
 from devicerisk.risk.labels import ingest_labels
+from devicerisk.risk.publish import card_markdown
 from devicerisk.risk.service import TrainOutcome, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.runtime import Runtime, for_run
@@ -38,18 +39,11 @@ def train_models(rt: Runtime) -> TrainOutcome:
 
 
 @step
-def publish_card(rt: Runtime, outcome: TrainOutcome) -> None:
-    """The model card as Prefect artifacts: the Markdown and each plot (metrics only, no identifiers)."""
+def publish_card(outcome: TrainOutcome) -> None:
+    """The model card as a Prefect artifact: metrics, and the plots inlined, so any UI shows them (no identifiers)."""
     create_markdown_artifact(
-        key="model-card", markdown=outcome.card["card.md"].decode(), description=f"Model card {outcome.version}"
+        key="model-card", markdown=card_markdown(outcome.card), description=f"Model card {outcome.version}"
     )
-    folder = rt.settings.models_dir / outcome.version
-    for name in sorted(n for n in outcome.card if n.endswith(".png")):
-        create_image_artifact(
-            image_url=(folder / name).resolve().as_uri(),
-            key=name.removesuffix(".png").replace("_", "-"),
-            description=f"{name} of model {outcome.version}",
-        )
 
 
 @flow(name="train")
@@ -60,7 +54,7 @@ def train_flow(data_dir: str | None = None, labels: bool = True) -> TrainOutcome
     if labels:
         ingest_and_record_labels(rt)
     outcome = train_models(rt)
-    publish_card(rt, outcome)
+    publish_card(outcome)
     meta = outcome.metadata
     record(
         rt.audit,

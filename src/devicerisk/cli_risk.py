@@ -10,7 +10,6 @@ from rich.table import Table
 
 from devicerisk.cli_runtime import DataDir, prepare_prefect
 from devicerisk.config import Settings
-from devicerisk.privacy.masking import mask
 
 risk_app = typer.Typer(help="Risk scores: train, score, top accounts, model cards.", no_args_is_help=True)
 console = Console()
@@ -75,11 +74,11 @@ def print_score_summary(settings: Settings, transactions: dict[str, int], accoun
 def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team") -> None:
     """The riskiest accounts of the serving snapshot with their reasons, pseudonyms masked; the lookup is audited."""
     from devicerisk.governance.stores import audit_trail
-    from devicerisk.risk.service import top_accounts
+    from devicerisk.risk.publish import masked_top_accounts
     from devicerisk.store import audit
 
     trail = audit_trail(settings)
-    rows = top_accounts(settings.serving_dir, n)
+    rows = masked_top_accounts(settings.serving_dir, n)
     audit.append(
         trail,
         actor=actor,
@@ -95,7 +94,7 @@ def print_top_accounts(settings: Settings, n: int = 10, actor: str = "fraud-team
     for column in ("account", "score", "level", "reasons"):
         table.add_column(column)
     for r in rows:
-        table.add_row(mask(r["account_id_pid"]), f"{r['score']:.2f}", r["level"], "; ".join(r["reasons"]) or "-")
+        table.add_row(r["account_id_pid"], f"{r['score']:.2f}", r["level"], "; ".join(r["reasons"]) or "-")
     console.print(table)
 
 
