@@ -119,5 +119,5 @@ def demo_lake(prefect_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Set
     with pytest.MonkeyPatch.context() as env:
         for name, value in _key_env(settings).items():
             env.setenv(name, value)
-        pipeline_flow(str(settings.data_dir))
+        pipeline_flow(str(settings.data_dir), accounts=True)  # as the demo runs it: account scores too
     return settings
