@@ -159,6 +159,19 @@ def txn(when: datetime, acct: str = ACCT, dev: str = DEV, **extra: Any) -> dict[
     return base | extra
 
 
+def registered(when: datetime, acct: str = ACCT, dev: str = DEV, **extra: Any) -> dict[str, Any]:
+    """A lake-shaped account registration on device ``dev``."""
+    base = {
+        "event_id": "reg",
+        "event_type": "account",
+        "event_time": when,
+        "account_id_pid": acct,
+        "action": "register",
+        "device_android_id_pid": dev,
+    }
+    return base | extra
+
+
 def labels(rows: list[tuple[str, str, datetime]]) -> pa.Table:
     return pa.table(
         {

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from devicerisk.risk import features as F
-from factories import ACCT, CP, DEV, NET, OTHER, T0, events, features_of, labels, txn
+from factories import ACCT, CP, DEV, NET, OTHER, T0, events, features_of, labels, registered, txn
 
 
 def test_velocity_windows_count_only_the_past() -> None:
@@ -97,16 +97,7 @@ def test_training_and_scoring_see_the_same_history() -> None:
     """
     old = T0 - timedelta(days=40)
     history = [
-        {
-            "event_id": "reg",
-            "event_type": "account",
-            "event_time": old,
-            "account_id_pid": ACCT,
-            "action": "register",
-            "device_android_id_pid": DEV,
-            "network_ip_prefix": NET,
-            "device_imsi_country": "DE",
-        },
+        registered(old, network_ip_prefix=NET, device_imsi_country="DE"),
         txn(old + timedelta(hours=1), network_ip_prefix=NET, device_imsi_country="DE", counterparty_pid="p" * 32),
         txn(old + timedelta(hours=2), acct=OTHER, network_ip_prefix=NET),
         {

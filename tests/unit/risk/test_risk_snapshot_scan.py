@@ -9,23 +9,14 @@ import duckdb
 
 from devicerisk.risk import features as F
 from devicerisk.store import lake, lake_scan
-from factories import ACCT, DEV, NET, OTHER, T0, events, ingest, labels, txn
+from factories import DEV, NET, OTHER, T0, events, ingest, labels, registered, txn
 
 
 def history() -> list[dict]:
     """Rows over 40 days, in three batches (and many date partitions)."""
     old = T0 - timedelta(days=40)
     return [
-        {
-            "event_id": "reg",
-            "event_type": "account",
-            "event_time": old,
-            "account_id_pid": ACCT,
-            "action": "register",
-            "device_android_id_pid": DEV,
-            "network_ip_prefix": NET,
-            "device_imsi_country": "DE",
-        },
+        registered(old, network_ip_prefix=NET, device_imsi_country="DE"),
         txn(old + timedelta(hours=1), network_ip_prefix=NET, device_imsi_country="DE", counterparty_pid="p" * 32),
         {
             "event_id": "info",

@@ -20,7 +20,7 @@ from devicerisk.risk.labels import ingest_labels, read_labels
 from devicerisk.risk.service import load_events
 from devicerisk.risk.training import matrix
 from devicerisk.synth import SynthConfig, generate
-from factories import DEV, T0, events, features_of, labels, txn
+from factories import DEV, T0, events, features_of, labels, registered, txn
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +107,7 @@ def test_windows_longer_than_the_history_expire() -> None:
     """Sightings, registration and password changes older than 31 days, amounts older than 30, fall out."""
     old = T0 - timedelta(days=32)
     rows = [
-        {
-            "event_id": "reg",
-            "event_type": "account",
-            "event_time": old,
-            "account_id_pid": "a" * 32,
-            "action": "register",
-            "device_android_id_pid": DEV,
-            "network_ip_prefix": "10.0.0.0/24",
-        },
+        registered(old, network_ip_prefix="10.0.0.0/24"),
         txn(old + timedelta(hours=1), amount=5.0),
         txn(T0 - timedelta(days=1), amount=40.0, device_android_id_pid="f" * 32),
         txn(T0, amount=80.0),
