@@ -11,7 +11,7 @@ the next purge catches up with the data it kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from devicerisk.governance import subject_data
 from devicerisk.governance.requests import SUBJECT_KEPT
 from devicerisk.governance.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.governance.stores import Stores, before, time_column
-from devicerisk.governance.subjects import raw_record_matches
+from devicerisk.governance.subjects import records_matching
 from devicerisk.store import audit, governance, lake_rewrite, landing, quarantine, request_files, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import ACCOUNT_COLUMN, SUBJECT_ID, SUBJECT_TYPE, SubjectRows, in_list, literal, mask_where
@@ -235,6 +235,10 @@ def _purge_quarantine(stores: Stores, now: datetime, held: frozenset[str]) -> in
         return 0
     removed = 0
     subject = SubjectRows(held)
+
+    def not_held(raws: Sequence[bytes]) -> list[bool]:
+        return [not hit for hit in records_matching(raws, subject, stores.keyring)]
+
     for batch in quarantine.batches(stores.quarantine_dir):
         if quarantine.written_at(stores.quarantine_dir, batch) >= cutoff:
             continue
@@ -242,9 +246,7 @@ def _purge_quarantine(stores: Stores, now: datetime, held: frozenset[str]) -> in
             removed += quarantine.remove_batch(stores.quarantine_dir, batch)
             continue
         key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
-        removed += quarantine.remove_records(
-            stores.quarantine_dir, batch, key, lambda raw: not raw_record_matches(raw, subject, stores.keyring)
-        )
+        removed += quarantine.remove_records(stores.quarantine_dir, batch, key, not_held)
     return removed
 
 

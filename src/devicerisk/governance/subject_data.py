@@ -19,7 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from devicerisk.governance.stores import Stores
-from devicerisk.governance.subjects import DOMAIN_COLUMNS, SUBJECT_DOMAINS, matchable, raw_record_matches
+from devicerisk.governance.subjects import (
+    DOMAIN_COLUMNS,
+    SUBJECT_DOMAINS,
+    matchable,
+    records_matching,
+)
 from devicerisk.ingest.read import read_batch
 from devicerisk.store import governance, lake_rewrite, landing, quarantine, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
@@ -85,11 +90,9 @@ def _quarantine_records(stores: Stores, subject: SubjectRows) -> dict[str, list[
     out: dict[str, list[quarantine.Rejected]] = {}
     for batch in quarantine.batches(stores.quarantine_dir):
         key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
-        mine = [
-            r
-            for r in quarantine.read(stores.quarantine_dir, batch, key)
-            if raw_record_matches(r.raw, subject, stores.keyring)
-        ]
+        records = quarantine.read(stores.quarantine_dir, batch, key)
+        hits = records_matching([r.raw for r in records], subject, stores.keyring)
+        mine = [r for r, hit in zip(records, hits, strict=True) if hit]
         if mine:
             out[batch] = mine
     return out
@@ -167,11 +170,8 @@ def collect(stores: Stores, subject: SubjectRows) -> dict[str, pa.Table]:
                 "record": [r.raw for _, r in rejected],
             }
         )
-    raw = [
-        (path.parent.name, line)
-        for path in landing_holding(stores, subject)
-        for line in _landing_lines(stores, subject, path)
-    ]
+    files = [*landing.pending_files(stores.landing_dir), *landing.unledgered_files(stores.landing_dir)]
+    raw = [(path.parent.name, line) for path in files for line in _landing_lines(stores, subject, path)]
     if raw:
         tables["landing"] = pa.table({"kind": [k for k, _ in raw], "record": [line for _, line in raw]})
     return tables
@@ -218,7 +218,7 @@ def erase_quarantine(stores: Stores, subject: SubjectRows) -> int:
     for batch in _quarantine_matches(stores, subject):
         key = stores.quarantine_keys[quarantine.key_id(stores.quarantine_dir, batch)]
         removed += quarantine.remove_records(
-            stores.quarantine_dir, batch, key, lambda raw: raw_record_matches(raw, subject, stores.keyring)
+            stores.quarantine_dir, batch, key, lambda raws: records_matching(raws, subject, stores.keyring)
         )
     return removed
 
@@ -289,11 +289,12 @@ def _landing_columns() -> dict[str, str]:
 _LANDING_COLUMNS = _landing_columns()
 
 
-def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
-    """The subject's records in one raw landing file, pseudonymised in memory as ingest would."""
+def _landing_mask(stores: Stores, subject: SubjectRows, path: Path) -> pa.BooleanArray | None:
+    """Which records of a raw telemetry file are the subject's, pseudonymised in memory as ingest would, in file
+    order; None for a file DuckDB cannot read whole."""
     raw = landing.read_json_typed(path, _LANDING_COLUMNS)
-    if raw is None:  # a file DuckDB cannot read whole: record by record
-        return sum(raw_record_matches(line, subject, stores.keyring) for line in read_batch(path).lines)
+    if raw is None:
+        return None
     values: dict[str, pa.Array] = {}
     for domain in ("account", *SUBJECT_DOMAINS):
         top, _, leaf = DOMAIN_COLUMNS[domain][0].partition(".")
@@ -303,12 +304,31 @@ def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
     for pseudonymiser in stores.keyring:
         pids = {DOMAIN_COLUMNS[d][1]: pseudonymiser.pseudonymise(d, v) for d, v in values.items()}
         hits = pc.or_(hits, subject.mask(pa.table(pids)))
-    return int(pc.sum(hits).as_py() or 0)
+    return hits
+
+
+def _landing_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
+    """How many of the subject's records one raw telemetry file holds."""
+    hits = _landing_mask(stores, subject, path)
+    return len(_landing_lines(stores, subject, path)) if hits is None else int(pc.sum(hits).as_py() or 0)
 
 
 def _landing_lines(stores: Stores, subject: SubjectRows, path: Path) -> list[bytes]:
-    """The subject's raw records in one landing file, matched record by record."""
-    return [line for line in read_batch(path).lines if raw_record_matches(line, subject, stores.keyring)]
+    """The subject's raw records in one landing file.
+
+    A telemetry file DuckDB reads whole is matched in one vectorised pass, its rows taken as its lines in order;
+    the lines so chosen are checked again on their own, so a file whose rows and lines do not align can never hand
+    over someone else's record: it is matched record by record instead.
+    """
+    hits = None if path.parent.name in landing.UNLEDGERED else _landing_mask(stores, subject, path)
+    if hits is not None and not pc.any(hits).as_py():
+        return []
+    lines = read_batch(path).lines
+    if hits is not None and len(hits) == len(lines):
+        chosen = [line for line, hit in zip(lines, hits.to_pylist(), strict=True) if hit]
+        if all(records_matching(chosen, subject, stores.keyring)):
+            return chosen
+    return [line for line, hit in zip(lines, records_matching(lines, subject, stores.keyring), strict=True) if hit]
 
 
 def _unledgered_hits(stores: Stores, subject: SubjectRows, path: Path) -> int:
@@ -346,5 +366,5 @@ def erase_landing(stores: Stores, subject: SubjectRows, now: datetime) -> tuple[
         return 0, len(waiting)
     removed = sum(landing.remove_processed(stores.landing_dir, stores.warehouse_path, p, now) for p in holding)
     for path in landing.unledgered_files(stores.landing_dir):  # no ledger: the subject's lines are cut out
-        landing.remove_lines(path, lambda line: raw_record_matches(line, subject, stores.keyring))
+        landing.remove_lines(path, lambda lines: records_matching(lines, subject, stores.keyring))
     return removed, 0

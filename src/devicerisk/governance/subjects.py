@@ -9,10 +9,11 @@ because a device can be shared: it finds only rows that have no account.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -183,21 +184,35 @@ def matchable(raw: bytes) -> bool:
     return all(isinstance(_value_at(record, p), str | None) for p in paths)
 
 
-def raw_record_matches(raw: bytes, subject: SubjectRows, keyring: Iterable[Pseudonymiser]) -> bool:
-    """Whether a raw (quarantined) record belongs to ``subject``, judged as :class:`SubjectRows` judges rows."""
-    record = _record(raw)
-    if record is None:
-        return False  # unreadable records hold no findable identifier; they age out with quarantine
+def records_matching(raws: Sequence[bytes], subject: SubjectRows, keyring: Iterable[Pseudonymiser]) -> list[bool]:
+    """Which raw records (quarantined, or landing lines) belong to ``subject``, judged as :class:`SubjectRows`
+    judges rows: their identifiers are pseudonymised together, one vectorised pass per key of the keyring."""
+    records = [_record(raw) for raw in raws]
+    if not records:
+        return []
+    columns = {
+        column: (domain, pa.array([None if r is None else _raw_value(r, path) for r in records], pa.string()))
+        for domain, (path, column) in DOMAIN_COLUMNS.items()
+        if column == ACCOUNT_COLUMN or column in subject.identifiers
+    }
+    typed = [_subject_of(r) for r in records]  # a label, or the demo's truth: (subject_type, raw subject id)
+    kinds = pa.array([t and t[0] for t in typed], pa.string())
+    subject_ids = pa.array([t and t[1] for t in typed], pa.string())
+    hits = np.zeros(len(records), bool)
     for pseudonymiser in keyring:
-        row: dict[str, pa.Array] = {}
-        for domain, (path, column) in DOMAIN_COLUMNS.items():
-            value = _raw_value(record, path)
-            if value is not None and (column == ACCOUNT_COLUMN or column in subject.identifiers):
-                row[column] = pa.array([pseudonymiser.pseudonymise_one(domain, value)], pa.string())
-        kind, subject_id = record.get(SUBJECT_TYPE), record.get("subject_id")
-        if kind in ("account", "transaction") and isinstance(subject_id, str):  # a label, or the demo's truth
-            row[SUBJECT_TYPE] = pa.array([kind], pa.string())
-            row[SUBJECT_ID] = pa.array([pseudonymiser.pseudonymise_one(kind, subject_id)], pa.string())
-        if row and bool(subject.mask(pa.table(row))[0].as_py()):
-            return True
-    return False
+        table = {column: pseudonymiser.pseudonymise(domain, values) for column, (domain, values) in columns.items()}
+        if kinds.null_count < len(kinds):
+            table[SUBJECT_TYPE] = kinds
+            table[SUBJECT_ID] = pc.if_else(
+                pc.equal(kinds, "transaction"),
+                pseudonymiser.pseudonymise("transaction", subject_ids),
+                pseudonymiser.pseudonymise("account", subject_ids),
+            )
+        hits |= subject.mask(pa.table(table)).to_numpy(zero_copy_only=False)
+    return [bool(hit) and record is not None for hit, record in zip(hits, records, strict=True)]
+
+
+def _subject_of(record: dict | None) -> tuple[str, str] | None:
+    kind = None if record is None else record.get(SUBJECT_TYPE)
+    subject_id = None if record is None else record.get("subject_id")
+    return (kind, subject_id) if kind in ("account", "transaction") and isinstance(subject_id, str) else None

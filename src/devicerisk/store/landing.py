@@ -13,7 +13,7 @@ import gzip
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -285,14 +285,14 @@ def readable_strays(paths: list[Path]) -> list[Path]:
     return [p for p in paths if not p.is_symlink() and p.is_file()]
 
 
-def remove_lines(path: Path, drop: Callable[[bytes], bool]) -> int:
-    """Rewrite an NDJSON landing file without the lines ``drop`` selects, keeping its delivery time;
-    returns how many went (a file left empty is removed)."""
+def remove_lines(path: Path, drop: Callable[[Sequence[bytes]], Sequence[bool]]) -> int:
+    """Rewrite an NDJSON landing file without the lines ``drop`` selects (given every line at once, it says which
+    go), keeping its delivery time; returns how many went (a file left empty is removed)."""
     packed = path.name.endswith(".gz")
     raw = path.read_bytes()
-    lines = (gzip.decompress(raw) if packed else raw).splitlines()
-    kept = [line for line in lines if line.strip() and not drop(line)]
-    gone = sum(1 for line in lines if line.strip()) - len(kept)
+    lines = [line for line in (gzip.decompress(raw) if packed else raw).splitlines() if line.strip()]
+    kept = [line for line, gone in zip(lines, drop(lines), strict=True) if not gone]
+    gone = len(lines) - len(kept)
     if gone:
         stat = path.stat()
         if kept:

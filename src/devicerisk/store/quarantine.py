@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,13 +94,16 @@ def remove_batch(quarantine_dir: Path, batch_id: str) -> int:
     return held
 
 
-def remove_records(quarantine_dir: Path, batch_id: str, key: Key, drop: Callable[[bytes], bool]) -> int:
-    """Rewrite a batch's rejects without the records whose raw bytes ``drop`` selects; returns how many went.
+def remove_records(
+    quarantine_dir: Path, batch_id: str, key: Key, drop: Callable[[Sequence[bytes]], Sequence[bool]]
+) -> int:
+    """Rewrite a batch's rejects without the records ``drop`` selects (given every record's raw bytes at once, it
+    says which go); returns how many went.
 
     The batch's files are rewritten atomically, re-sealed with ``key``; a batch left empty is removed.
     """
     rejected = read(quarantine_dir, batch_id, key)
-    kept = [r for r in rejected if not drop(r.raw)]
+    kept = [r for r, gone in zip(rejected, drop([r.raw for r in rejected]), strict=True) if not gone]
     gone = len(rejected) - len(kept)
     if gone:
         if kept:
