@@ -153,7 +153,7 @@ def ledger(
     from devicerisk.store import warehouse
 
     settings = Settings.at(data_dir)
-    rows = warehouse.ledger(settings.warehouse_path).to_pylist()[-last:]
+    rows = warehouse.ledger(settings.warehouse_path, from_copy=True).to_pylist()[-last:]
     table = Table(title=f"batch ledger ({settings.warehouse_path})")
     for column in ("committed at", "file", "read", "accepted", "quarantined", "consent-dropped", "duplicates"):
         table.add_column(column, justify="left" if column in ("committed at", "file") else "right")

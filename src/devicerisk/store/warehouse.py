@@ -170,8 +170,12 @@ def seen_files(target: Target) -> set[tuple[str, int]]:
     return {(name, size) for name, size in rows}
 
 
-def ledger(path: Path) -> pa.Table:
-    """The whole batch ledger, oldest first."""
+def ledger(path: Path, *, from_copy: bool = False) -> pa.Table:
+    """The whole batch ledger, oldest first; ``from_copy``: read from a copy (:func:`read_copy`), so a reader
+    outside the flows never waits for a writer, nor makes one wait."""
+    if from_copy:
+        table = read_copy(path, ["batch_ledger"])["batch_ledger"]
+        return table.sort_by([("committed_at", "ascending"), ("batch_id", "ascending")])
     with connect(path, read_only=True) as con:
         return con.sql("SELECT * FROM batch_ledger ORDER BY committed_at, batch_id").to_arrow_table()
 

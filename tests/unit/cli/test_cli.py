@@ -82,6 +82,26 @@ def test_ledger_and_quarantine_show_accounting_and_reasons_without_values(settin
     assert "352099001761481" not in reasons.output and "acct-000001" not in reasons.output
 
 
+def test_ledger_answers_while_a_writer_holds_the_warehouse(settings, ctx) -> None:
+    """An operator looks at the accounting while ingest writes: the command reads a copy, and takes no lock."""
+    import subprocess
+    import sys
+
+    from devicerisk.ingest.pipeline import ingest_batch
+
+    ingest_batch(write_batch(settings.landing_dir / "telemetry" / "b.ndjson", [event("operation")]), ctx)
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(120)"
+    writer = subprocess.Popen([sys.executable, "-c", hold, str(settings.warehouse_path)], stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == b"held"
+        shown = runner.invoke(app, ["ledger", "--data-dir", str(settings.data_dir)], env={"COLUMNS": "200"})
+    finally:
+        writer.kill()
+        writer.wait()
+    assert shown.exit_code == 0, shown.output
+    assert "b.ndjson" in shown.output
+
+
 def test_audit_verify_says_where_the_log_was_tampered_with(env_settings: Settings) -> None:
     from devicerisk.governance.stores import audit_trail
     from devicerisk.store import audit
