@@ -39,6 +39,7 @@ from devicerisk.store.rows import ACCOUNT_COLUMN, TRANSACTION_COLUMN
 
 RECENT_TRANSACTIONS = 20  # transaction scores shown with an account
 DEVICE_ACCOUNTS = 100  # accounts shown with a device (the total is given too)
+_SCORE_FIELDS = ("score", "level", "reasons", "as_of")
 _ACCOUNT_FIELDS = ("score", "level", "reasons", "model_version", "model_kind", "as_of", "scored_at")
 _TXN_FIELDS = ("transaction_id_pid", "account_id_pid", "event_time", "score", "level", "reasons", "model_version")
 _DEVICE_FIELDS = (
@@ -70,11 +71,18 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _rows(table: pa.Table, rows: np.ndarray | list[int], columns: tuple[str, ...] | list[str]) -> list[dict]:
-    if len(rows) == 0:
-        return []
-    picked = table.select(list(columns)).take(pa.array(np.asarray(rows, dtype=np.int64)))
-    return [{k: _json(v) for k, v in r.items()} for r in picked.to_pylist()]
+Columns = dict[str, pa.Array]
+
+
+def _columns(table: pa.Table) -> Columns:
+    """A table's columns as single arrays: a row's value is then one scalar read (a table's ``to_pylist`` of one
+    row costs several times more)."""
+    return {name: table.column(name).combine_chunks() for name in table.column_names}
+
+
+def _rows(table: Columns, rows: np.ndarray | list[int], columns: tuple[str, ...] | list[str]) -> list[dict]:
+    """Rows of ``table`` (positions ``rows``) as JSON-able dicts of ``columns``."""
+    return [{c: _json(table[c][int(i)].as_py()) for c in columns} for i in rows]
 
 
 def identity(serving_dir: Path) -> Identity:
@@ -149,6 +157,7 @@ class ServingView:
     devices: pa.Table  # sorted by device key, then account
     loaded_at: datetime
     _idx: dict[str, Index] = field(repr=False)
+    _cols: dict[str, Columns] = field(repr=False)
     _queues: dict[str, _Queue] = field(repr=False)
 
     @classmethod
@@ -168,11 +177,12 @@ class ServingView:
         cls, refs: Refs, ident: Identity, accounts: pa.Table, transactions: pa.Table, devices: pa.Table
     ) -> ServingView:
         """A view of these snapshot tables (sorted and indexed here)."""
-        accounts = accounts.sort_by([(ACCOUNT_COLUMN, "ascending")]) if accounts.num_rows else accounts
+        accounts = accounts.sort_by([(ACCOUNT_COLUMN, "ascending")]).combine_chunks() if accounts.num_rows else accounts
         if transactions.num_rows:
-            transactions = transactions.sort_by([(ACCOUNT_COLUMN, "ascending"), ("event_time", "descending")])
+            order = [(ACCOUNT_COLUMN, "ascending"), ("event_time", "descending")]
+            transactions = transactions.sort_by(order).combine_chunks()
         if devices.num_rows:
-            devices = devices.sort_by([("device_key", "ascending"), (ACCOUNT_COLUMN, "ascending")])
+            devices = devices.sort_by([("device_key", "ascending"), (ACCOUNT_COLUMN, "ascending")]).combine_chunks()
         idx = {"account": Index.sorted_column(accounts.column(ACCOUNT_COLUMN))}
         idx["account_transactions"] = Index.sorted_column(transactions.column(ACCOUNT_COLUMN))
         if transactions.num_rows:
@@ -189,7 +199,8 @@ class ServingView:
             idx["device_alias"] = Index.build(aliases, pa.array(rows))
         queues = {"account": _Queue.build(accounts, ACCOUNT_COLUMN)}
         queues["transaction"] = _Queue.build(transactions, TRANSACTION_COLUMN)
-        return cls(refs, ident, accounts, transactions, devices, datetime.now().astimezone(), idx, queues)
+        cols = {"accounts": _columns(accounts), "transactions": _columns(transactions), "devices": _columns(devices)}
+        return cls(refs, ident, accounts, transactions, devices, datetime.now().astimezone(), idx, cols, queues)
 
     def _find(self, index: str, key: str) -> np.ndarray:
         found = self._idx.get(index)
@@ -204,8 +215,8 @@ class ServingView:
         txns = self._find("account_transactions", account_pid)
         if len(rows) == 0 and len(txns) == 0:
             return None
-        head = _rows(self.accounts, rows[:1], _ACCOUNT_FIELDS) if len(rows) else [dict.fromkeys(_ACCOUNT_FIELDS)]
-        transactions = _rows(self.transactions, txns[: max(0, recent)], _TXN_FIELDS)
+        head = _rows(self._cols["accounts"], rows[:1], _ACCOUNT_FIELDS) or [dict.fromkeys(_ACCOUNT_FIELDS)]
+        transactions = _rows(self._cols["transactions"], txns[: max(0, recent)], _TXN_FIELDS)
         return {"account_id_pid": account_pid, **head[0], "transactions": transactions, "transactions_total": len(txns)}
 
     def transaction(self, transaction_pid: str) -> dict[str, Any] | None:
@@ -213,14 +224,14 @@ class ServingView:
         rows = self._find("transaction", transaction_pid)
         if len(rows) == 0:
             return None
-        return _rows(self.transactions, rows[:1], (*_TXN_FIELDS, "model_kind", "scored_at"))[0]
+        return _rows(self._cols["transactions"], rows[:1], (*_TXN_FIELDS, "model_kind", "scored_at"))[0]
 
     def device_key_of(self, pid: str) -> str | None:
         """The device key of a device known by ``pid``: its key, or any of its identifier pseudonyms."""
         if len(self._find("device", pid)):
             return pid
         rows = self._find("device_alias", pid)
-        return None if len(rows) == 0 else self.devices.column("device_key")[int(rows[0])].as_py()
+        return None if len(rows) == 0 else self._cols["devices"]["device_key"][int(rows[0])].as_py()
 
     def device(self, device_pid: str, limit: int = DEVICE_ACCOUNTS) -> dict[str, Any] | None:
         """The device's signals and the accounts seen on it, riskiest first (at most ``limit``), with their
@@ -229,21 +240,21 @@ class ServingView:
         if key is None:
             return None
         rows = self._find("device", key)
-        out = _rows(self.devices, rows[:1], _DEVICE_FIELDS)[0]
-        edges = _rows(self.devices, rows, [*_EDGE_FIELDS, *_EDGE_TIMES])
+        out = _rows(self._cols["devices"], rows[:1], _DEVICE_FIELDS)[0]
+        edges = _rows(self._cols["devices"], rows, [*_EDGE_FIELDS, *_EDGE_TIMES])
         accounts = []
         for edge in edges:
             found = self._find("account", edge["account_id_pid"])
-            score = _rows(self.accounts, found[:1], ("score", "level", "reasons", "as_of")) if len(found) else []
+            score = _rows(self._cols["accounts"], found[:1], _SCORE_FIELDS) or [dict.fromkeys(_SCORE_FIELDS)]
             named = {new: edge[old] for old, new in {**_EDGE_FIELDS, **_EDGE_TIMES}.items()}
-            accounts.append(named | (score[0] if score else dict.fromkeys(("score", "level", "reasons", "as_of"))))
+            accounts.append(named | score[0])
         accounts.sort(key=lambda a: (a["score"] is None, -(a["score"] or 0.0), a["account_id_pid"]))
         return out | {"accounts": accounts[: max(0, limit)], "accounts_total": len(accounts)}
 
     def phone_accounts(self, phone_pid: str) -> list[str]:
         """The accounts whose current phone number has the pseudonym ``phone_pid``."""
         rows = self._find("phone", phone_pid)
-        return sorted(self.accounts.column(ACCOUNT_COLUMN).take(pa.array(rows)).to_pylist()) if len(rows) else []
+        return sorted(self._cols["accounts"][ACCOUNT_COLUMN][int(i)].as_py() for i in rows)
 
     def queue(
         self, kind: str, level: str | None = None, day: date | None = None, offset: int = 0, limit: int = 50
@@ -254,7 +265,7 @@ class ServingView:
             raise ValueError(f"unknown queue kind {kind!r} (known: {', '.join(QUEUE_KINDS)})")
         if offset < 0 or limit < 0:
             raise ValueError("offset and limit must not be negative")
-        table = self.accounts if kind == "account" else self.transactions
+        table = self._cols["accounts" if kind == "account" else "transactions"]
         shown, total, rows = self._queues[kind].page(level, day, offset, limit)
         columns = (ACCOUNT_COLUMN, *_ACCOUNT_FIELDS) if kind == "account" else (*_TXN_FIELDS, "model_kind")
         return {
