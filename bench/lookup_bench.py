@@ -46,7 +46,6 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicerisk.contract.fields import DEVICE_KEY_COLUMNS
 from devicerisk.store import serving
 
 REASONS = [
@@ -146,8 +145,9 @@ def generate(serving_dir: Path, n_accounts: int, n_transactions: int, n_edges: i
         "first_seen": seen,
         "last_seen": seen,
     }
-    for column in DEVICE_KEY_COLUMNS:
-        edges[column] = edges["device_key"] if column == "device_android_id_pid" else pa.nulls(n_edges, pa.string())
+    edges["device_ids"] = pa.ListArray.from_arrays(
+        pa.array(np.arange(n_edges + 1, dtype=np.int32)), edges["device_key"]
+    )
     edges["as_of"] = pa.repeat(pa.scalar(as_of, ts), n_edges)
     serving.publish(serving_dir, serving.DEVICES, pa.table(edges))
     return accounts

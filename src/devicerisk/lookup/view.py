@@ -30,8 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from devicerisk.contract.fields import DEVICE_KEY_COLUMNS
-from devicerisk.lookup.index import Index
+from devicerisk.lookup.index import Index, keys_of
 from devicerisk.lookup.refs import Refs
 from devicerisk.risk.published import PHONE_COLUMN
 from devicerisk.store import serving
@@ -77,7 +76,12 @@ Columns = dict[str, pa.Array]
 def _columns(table: pa.Table) -> Columns:
     """A table's columns as single arrays: a row's value is then one scalar read (a table's ``to_pylist`` of one
     row costs several times more)."""
-    return {name: table.column(name).combine_chunks() for name in table.column_names}
+    return {name: _array(table.column(name)) for name in table.column_names}
+
+
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    """A column as one array: its chunk when it has one (``combine_chunks`` would copy it)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _rows(table: Columns, rows: np.ndarray | list[int], columns: tuple[str, ...] | list[str]) -> list[dict]:
@@ -98,6 +102,11 @@ def identity(serving_dir: Path) -> Identity:
     return tuple(out)
 
 
+#: Columns of few distinct values, read dictionary-encoded (1M rows of a model version take 4 MB, not 30 MB).
+_DICTIONARY = ("level", "model_version", "model_kind")
+_UNUSED = ("event_id",)
+
+
 def _load(path: Path) -> tuple[pa.Table | None, tuple[int, int, int] | None]:
     """A snapshot and the identity of the very file read (a rename after the open does not change it)."""
     try:
@@ -106,7 +115,29 @@ def _load(path: Path) -> tuple[pa.Table | None, tuple[int, int, int] | None]:
         return None, None
     with fh:
         st = os.fstat(fh.fileno())
-        return pq.read_table(fh), (st.st_ino, st.st_mtime_ns, st.st_size)
+        names = pq.read_schema(fh).names
+        fh.seek(0)
+        wanted = [n for n in names if n not in _UNUSED]
+        table = pq.read_table(fh, columns=wanted, read_dictionary=[n for n in _DICTIONARY if n in names])
+        return table, (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _ordered(table: pa.Table, key: str, then: str | None = None) -> pa.Table:
+    """``table`` ordered by ``key`` (then newest ``then`` first), sorted here only if it was not published so."""
+    if table.num_rows == 0:
+        return table
+    if any(c.num_chunks != 1 for c in table.columns):
+        table = table.combine_chunks()
+    keys = keys_of(_array(table.column(key)))
+    same = keys[1:] == keys[:-1]
+    ordered = bool(np.all(keys[1:] >= keys[:-1]))
+    if ordered and then is not None:
+        times = pc.cast(table.column(then), pa.int64()).to_numpy()
+        ordered = bool(np.all(times[1:][same] <= times[:-1][same]))
+    if not ordered:
+        order = [(key, "ascending")] + ([] if then is None else [(then, "descending")])
+        table = table.sort_by(order).combine_chunks()
+    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +156,13 @@ class _Queue:
             table, [("event_date", "descending"), ("score", "descending"), (key, "ascending")]
         ).to_numpy()
         days = -pc.cast(table.column("event_date"), pa.int32()).to_numpy(zero_copy_only=False)[order]
-        levels = table.column("level").to_numpy(zero_copy_only=False)[order]
+        coded = pc.dictionary_encode(table.column("level").cast(pa.string())).combine_chunks()
+        levels = coded.indices.to_numpy(zero_copy_only=False)[order]
         orders: dict[str | None, np.ndarray] = {None: order}
         negdays: dict[str | None, np.ndarray] = {None: days}
-        for level in np.unique(levels.astype(str)):
-            mask = levels == level
-            orders[str(level)], negdays[str(level)] = order[mask], days[mask]
+        for code, level in enumerate(coded.dictionary.to_pylist()):
+            mask = levels == code
+            orders[level], negdays[level] = order[mask], days[mask]
         return cls(orders, negdays)
 
     def page(self, level: str | None, day: date | None, offset: int, limit: int) -> tuple[date | None, int, np.ndarray]:
@@ -170,19 +202,18 @@ class ServingView:
             ids.append(ident)
         empty = pa.table({ACCOUNT_COLUMN: pa.array([], pa.string())})
         accounts, transactions, devices = (empty if t is None else t for t in tables)
-        return cls.of(refs, tuple(ids), accounts, transactions, devices)
+        view = cls.of(refs, tuple(ids), accounts, transactions, devices)
+        pa.default_memory_pool().release_unused()  # the sorts' and reads' scratch memory back to the system
+        return view
 
     @classmethod
     def of(
         cls, refs: Refs, ident: Identity, accounts: pa.Table, transactions: pa.Table, devices: pa.Table
     ) -> ServingView:
         """A view of these snapshot tables (sorted and indexed here)."""
-        accounts = accounts.sort_by([(ACCOUNT_COLUMN, "ascending")]).combine_chunks() if accounts.num_rows else accounts
-        if transactions.num_rows:
-            order = [(ACCOUNT_COLUMN, "ascending"), ("event_time", "descending")]
-            transactions = transactions.sort_by(order).combine_chunks()
-        if devices.num_rows:
-            devices = devices.sort_by([("device_key", "ascending"), (ACCOUNT_COLUMN, "ascending")]).combine_chunks()
+        accounts = _ordered(accounts, ACCOUNT_COLUMN)
+        transactions = _ordered(transactions, ACCOUNT_COLUMN, "event_time")
+        devices = _ordered(devices, "device_key")
         idx = {"account": Index.sorted_column(accounts.column(ACCOUNT_COLUMN))}
         idx["account_transactions"] = Index.sorted_column(transactions.column(ACCOUNT_COLUMN))
         if transactions.num_rows:
@@ -194,9 +225,9 @@ class ServingView:
             idx["phone"] = Index.build(accounts.column(PHONE_COLUMN))
         if devices.num_rows:
             idx["device"] = Index.sorted_column(devices.column("device_key"))
-            aliases = pa.chunked_array([c for name in DEVICE_KEY_COLUMNS for c in devices.column(name).chunks])
-            rows = np.tile(np.arange(devices.num_rows, dtype=np.int64), len(DEVICE_KEY_COLUMNS))
-            idx["device_alias"] = Index.build(aliases, pa.array(rows))
+            ids = devices.column("device_ids").combine_chunks()
+            parents = pc.list_parent_indices(ids).to_numpy(zero_copy_only=False).astype(np.int64)
+            idx["device_alias"] = Index.of(pc.list_flatten(ids), parents)
         queues = {"account": _Queue.build(accounts, ACCOUNT_COLUMN)}
         queues["transaction"] = _Queue.build(transactions, TRANSACTION_COLUMN)
         cols = {"accounts": _columns(accounts), "transactions": _columns(transactions), "devices": _columns(devices)}
