@@ -5,7 +5,8 @@ runs publish them; the rows are random, the shapes are the pipeline's). Then:
 
 - **the server**: a real uvicorn server on loopback, one worker, in its own process. By default it serves a
   minimal FastAPI app defined here: ``GET /accounts/{pid}`` answers ``LiveView.current().account(pid)``
-  and ``GET /trivial`` returns a constant (the reference). ``--app module:factory`` serves another app
+  (serialised with orjson: the view's answers are plain JSON already) and ``GET /trivial`` returns a
+  constant dict the usual FastAPI way (the reference). ``--app module:factory`` serves another app
   instead (the factory is called with no argument; the environment gives its settings, with
   ``DEVICERISK_DATA_DIR`` set to the generated data folder), with ``--account-path`` and
   ``--trivial-path`` naming its routes (``{ref}`` / ``{pid}`` are filled in) and ``--header`` adding
@@ -99,7 +100,7 @@ def generate(serving_dir: Path, n_accounts: int, n_transactions: int, n_edges: i
             "phone_pid": _fast_pids(rng, n_accounts),
         }
     )
-    serving.publish(serving_dir, serving.ACCOUNTS, table)
+    serving.publish(serving_dir, serving.ACCOUNTS, table.sort_by("account_id_pid"))
     owner = accounts.take(pa.array(rng.integers(0, n_accounts, n_transactions)))
     t_score = rng.beta(0.5, 8, n_transactions) * 100
     seconds = rng.integers(0, 30 * 86400, n_transactions)
@@ -119,7 +120,8 @@ def generate(serving_dir: Path, n_accounts: int, n_transactions: int, n_edges: i
             "scored_at": times,
         }
     )
-    serving.publish(serving_dir, serving.TRANSACTIONS, txns)
+    order = [("account_id_pid", "ascending"), ("event_time", "descending")]  # as the score runs publish it
+    serving.publish(serving_dir, serving.TRANSACTIONS, txns.sort_by(order))
     n_devices = max(1, n_edges * 4 // 5)
     device = _fast_pids(rng, n_devices)
     on = rng.integers(0, n_devices, n_edges)
@@ -149,14 +151,16 @@ def generate(serving_dir: Path, n_accounts: int, n_transactions: int, n_edges: i
         pa.array(np.arange(n_edges + 1, dtype=np.int32)), edges["device_key"]
     )
     edges["as_of"] = pa.repeat(pa.scalar(as_of, ts), n_edges)
-    serving.publish(serving_dir, serving.DEVICES, pa.table(edges))
+    by_device = [("device_key", "ascending"), ("account_id_pid", "ascending")]
+    serving.publish(serving_dir, serving.DEVICES, pa.table(edges).sort_by(by_device))
     return accounts
 
 
 # -- the server process -------------------------------------------------------------------------------------
 def minimal_app(serving_dir: Path) -> Any:
     """A minimal FastAPI app over the lookup view, and a trivial endpoint."""
-    from fastapi import FastAPI, HTTPException
+    import orjson
+    from fastapi import FastAPI, HTTPException, Response
 
     from devicerisk.lookup.refs import Refs
     from devicerisk.lookup.view import LiveView
@@ -170,11 +174,11 @@ def minimal_app(serving_dir: Path) -> Any:
         return {"ok": True}
 
     @app.get("/accounts/{pid}")
-    def account(pid: str) -> dict[str, Any]:
+    def account(pid: str) -> Response:
         found = live.current().account(pid)
         if found is None:
             raise HTTPException(404)
-        return found
+        return Response(orjson.dumps(found), media_type="application/json")  # the view's dicts are plain JSON
 
     return app
 

@@ -102,9 +102,7 @@ def identity(serving_dir: Path) -> Identity:
     return tuple(out)
 
 
-#: Columns of few distinct values, read dictionary-encoded (1M rows of a model version take 4 MB, not 30 MB).
-_DICTIONARY = ("level", "model_version", "model_kind")
-_UNUSED = ("event_id",)
+_UNUSED = ("event_id",)  # columns a lookup never shows
 
 
 def _load(path: Path) -> tuple[pa.Table | None, tuple[int, int, int] | None]:
@@ -118,7 +116,7 @@ def _load(path: Path) -> tuple[pa.Table | None, tuple[int, int, int] | None]:
         names = pq.read_schema(fh).names
         fh.seek(0)
         wanted = [n for n in names if n not in _UNUSED]
-        table = pq.read_table(fh, columns=wanted, read_dictionary=[n for n in _DICTIONARY if n in names])
+        table = pq.read_table(fh, columns=wanted)
         return table, (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
@@ -142,20 +140,21 @@ def _ordered(table: pa.Table, key: str, then: str | None = None) -> pa.Table:
 
 @dataclass(frozen=True, slots=True)
 class _Queue:
-    """One kind's rows ordered by (day descending, score descending, pseudonym), per level filter."""
+    """One kind's rows ordered by day (newest first), then score (highest first), then the snapshot's order (by
+    account), per level filter."""
 
     orders: dict[str | None, np.ndarray]  # level (None: every level) -> row positions
     days: dict[str | None, np.ndarray]  # the same rows' day numbers, negated (ascending)
 
     @classmethod
-    def build(cls, table: pa.Table, key: str) -> _Queue:
+    def build(cls, table: pa.Table) -> _Queue:
         if table.num_rows == 0 or "score" not in table.column_names:
             empty = np.array([], dtype=np.int64)
             return cls({None: empty}, {None: empty})
-        order = pc.sort_indices(
-            table, [("event_date", "descending"), ("score", "descending"), (key, "ascending")]
-        ).to_numpy()
-        days = -pc.cast(table.column("event_date"), pa.int32()).to_numpy(zero_copy_only=False)[order]
+        day = pc.cast(table.column("event_date"), pa.int32()).to_numpy(zero_copy_only=False)
+        score = table.column("score").to_numpy(zero_copy_only=False)
+        order = np.lexsort((-score, -day))  # stable: equal scores keep the snapshot's order
+        days = -day[order]
         coded = pc.dictionary_encode(table.column("level").cast(pa.string())).combine_chunks()
         levels = coded.indices.to_numpy(zero_copy_only=False)[order]
         orders: dict[str | None, np.ndarray] = {None: order}
@@ -217,10 +216,8 @@ class ServingView:
         idx = {"account": Index.sorted_column(accounts.column(ACCOUNT_COLUMN))}
         idx["account_transactions"] = Index.sorted_column(transactions.column(ACCOUNT_COLUMN))
         if transactions.num_rows:
-            newest_first = pc.sort_indices(
-                transactions, [(TRANSACTION_COLUMN, "ascending"), ("event_time", "descending")]
-            )
-            idx["transaction"] = Index.build(transactions.column(TRANSACTION_COLUMN), newest_first)
+            # rows are by account, newest first: a stable sort keeps a transaction's newest event first
+            idx["transaction"] = Index.build(transactions.column(TRANSACTION_COLUMN))
         if PHONE_COLUMN in accounts.column_names:
             idx["phone"] = Index.build(accounts.column(PHONE_COLUMN))
         if devices.num_rows:
@@ -228,8 +225,7 @@ class ServingView:
             ids = devices.column("device_ids").combine_chunks()
             parents = pc.list_parent_indices(ids).to_numpy(zero_copy_only=False).astype(np.int64)
             idx["device_alias"] = Index.of(pc.list_flatten(ids), parents)
-        queues = {"account": _Queue.build(accounts, ACCOUNT_COLUMN)}
-        queues["transaction"] = _Queue.build(transactions, TRANSACTION_COLUMN)
+        queues = {"account": _Queue.build(accounts), "transaction": _Queue.build(transactions)}
         cols = {"accounts": _columns(accounts), "transactions": _columns(transactions), "devices": _columns(devices)}
         return cls(refs, ident, accounts, transactions, devices, datetime.now().astimezone(), idx, cols, queues)
 
