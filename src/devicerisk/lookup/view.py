@@ -18,6 +18,8 @@ Views hold pseudonyms; the API shows them only as masked references (:mod:`devic
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -70,13 +72,26 @@ def _json(value: Any) -> Any:
     return value
 
 
-Columns = dict[str, pa.Array]
+class _Column:
+    """A column read by row position, one scalar at a time (a table's ``to_pylist`` of one row costs several
+    times more), without combining its chunks (which would copy the column: seconds for 1M rows)."""
+
+    __slots__ = ("chunks", "starts")
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self.chunks = column.chunks
+        self.starts = [0, *itertools.accumulate(len(c) for c in self.chunks)][:-1]
+
+    def __getitem__(self, i: int) -> pa.Scalar:
+        j = bisect.bisect_right(self.starts, i) - 1
+        return self.chunks[j][i - self.starts[j]]
+
+
+Columns = dict[str, _Column]
 
 
 def _columns(table: pa.Table) -> Columns:
-    """A table's columns as single arrays: a row's value is then one scalar read (a table's ``to_pylist`` of one
-    row costs several times more)."""
-    return {name: _array(table.column(name)) for name in table.column_names}
+    return {name: _Column(table.column(name)) for name in table.column_names}
 
 
 def _array(column: pa.ChunkedArray) -> pa.Array:
@@ -124,8 +139,6 @@ def _ordered(table: pa.Table, key: str, then: str | None = None) -> pa.Table:
     """``table`` ordered by ``key`` (then newest ``then`` first), sorted here only if it was not published so."""
     if table.num_rows == 0:
         return table
-    if any(c.num_chunks != 1 for c in table.columns):
-        table = table.combine_chunks()
     keys = keys_of(_array(table.column(key)))
     same = keys[1:] == keys[:-1]
     ordered = bool(np.all(keys[1:] >= keys[:-1]))
@@ -134,7 +147,7 @@ def _ordered(table: pa.Table, key: str, then: str | None = None) -> pa.Table:
         ordered = bool(np.all(times[1:][same] <= times[:-1][same]))
     if not ordered:
         order = [(key, "ascending")] + ([] if then is None else [(then, "descending")])
-        table = table.sort_by(order).combine_chunks()
+        table = table.sort_by(order)
     return table
 
 
@@ -200,9 +213,9 @@ class ServingView:
             tables.append(table)
             ids.append(ident)
         empty = pa.table({ACCOUNT_COLUMN: pa.array([], pa.string())})
-        accounts, transactions, devices = (empty if t is None else t for t in tables)
-        view = cls.of(refs, tuple(ids), accounts, transactions, devices)
-        pa.default_memory_pool().release_unused()  # the sorts' and reads' scratch memory back to the system
+        view = cls.of(refs, tuple(ids), *(empty if t is None else t for t in tables))
+        tables.clear()  # the tables as read, if the view had to reorder them
+        pa.default_memory_pool().release_unused()  # the reads' scratch memory back to the system
         return view
 
     @classmethod
