@@ -32,8 +32,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from devicerisk.config import Settings
 from devicerisk.lookup.index import Index, keys_of
 from devicerisk.lookup.refs import Refs
+from devicerisk.privacy.keys import load_pseudonym_key
 from devicerisk.risk.published import PHONE_COLUMN
 from devicerisk.store import serving
 from devicerisk.store.rows import ACCOUNT_COLUMN, TRANSACTION_COLUMN
@@ -348,6 +350,11 @@ class LiveView:
         self._starting = threading.Lock()
         self._building: threading.Thread | None = None
         self._view = ServingView.load(serving_dir, refs)
+
+    @classmethod
+    def of(cls, settings: Settings, wait: bool = True) -> LiveView:
+        """The live view of the settings' serving folder, references under the current pseudonym key."""
+        return cls(settings.serving_dir, Refs(load_pseudonym_key(settings)), wait)
 
     def current(self) -> ServingView:
         """The newest complete view (see the module's docstring for when a new one is seen)."""

@@ -10,10 +10,8 @@ from devicerisk.config import Settings
 from devicerisk.governance import requests
 from devicerisk.governance.requests import RequestKind, Status
 from devicerisk.governance.stores import stores_for
-from devicerisk.lookup.refs import Refs
 from devicerisk.lookup.resolve import candidates, find
 from devicerisk.lookup.view import LiveView
-from devicerisk.privacy.keys import load_pseudonym_key
 from devicerisk.risk.service import RiskStores, score_accounts, score_transactions
 from factories import champion
 
@@ -26,7 +24,7 @@ def test_an_erased_subject_is_gone_from_the_next_lookup(settings: Settings) -> N
     assert score_transactions(risk, "r1")["transactions_scored"] > 0
     assert score_accounts(risk)["accounts_scored"] == 3
     stores = stores_for(s)
-    live = LiveView(s.serving_dir, Refs(load_pseudonym_key(s)))
+    live = LiveView.of(s)
 
     before = live.current()
     subject = before.account(w.subject_pid)

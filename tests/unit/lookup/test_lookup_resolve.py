@@ -14,6 +14,7 @@ import pytest
 from devicerisk.config import Settings
 from devicerisk.governance.stores import stores_for
 from devicerisk.lookup.resolve import KINDS, MalformedIdentifierError, candidates, find
+from devicerisk.lookup.resolve import keyring as resolve_keyring
 from devicerisk.lookup.view import ServingView
 from devicerisk.privacy.keys import load_pseudonym_keyring
 from devicerisk.privacy.pseudonymise import Pseudonymiser
@@ -62,8 +63,8 @@ def _serving(s: Settings, old: Pseudonymiser, new: Pseudonymiser) -> ServingView
 def test_identifiers_resolve_under_every_key_of_a_rotated_keyring(rotated, caplog) -> None:
     s, old, new = rotated
     view = _serving(s, old, new)
-    keyring = stores_for(s).keyring
-    assert len(keyring) == 2
+    keyring = resolve_keyring(s)
+    assert len(keyring) == 2 and [p.key_id for p in keyring] == [p.key_id for p in stores_for(s).keyring]
     caplog.set_level(logging.DEBUG)
 
     account = candidates("account", OLD_ACCOUNT, keyring)
