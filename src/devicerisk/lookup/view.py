@@ -106,12 +106,16 @@ def _rows(table: Columns, rows: np.ndarray | list[int], columns: tuple[str, ...]
     return [{c: _json(table[c][int(i)].as_py()) for c in columns} for i in rows]
 
 
-def identity(serving_dir: Path) -> Identity:
+def _paths(serving_dir: Path) -> tuple[str, ...]:
+    return tuple(str(serving.path_of(serving_dir, name)) for name in serving.SNAPSHOTS)
+
+
+def identity(serving_dir: Path, paths: tuple[str, ...] | None = None) -> Identity:
     """The identity of each snapshot file a view reads, cheaply (stat only)."""
     out = []
-    for name in serving.SNAPSHOTS:
+    for path in paths or _paths(serving_dir):
         try:
-            st = os.stat(serving.path_of(serving_dir, name))
+            st = os.stat(path)
         except FileNotFoundError:
             out.append(None)
         else:
@@ -344,6 +348,7 @@ class LiveView:
 
     def __init__(self, serving_dir: Path, refs: Refs, wait: bool = True) -> None:
         self.serving_dir = serving_dir
+        self._paths = _paths(serving_dir)
         self._refs = refs
         self._wait = wait
         self._swap = threading.Lock()  # one build at a time
@@ -359,7 +364,7 @@ class LiveView:
     def current(self) -> ServingView:
         """The newest complete view (see the module's docstring for when a new one is seen)."""
         view = self._view
-        if identity(self.serving_dir) == view.identity:
+        if identity(self.serving_dir, self._paths) == view.identity:
             return view
         if self._wait:
             return self.refresh()
@@ -373,7 +378,7 @@ class LiveView:
         """Load the published snapshots now if they changed, and make them current."""
         with self._swap:
             view = self._view
-            if identity(self.serving_dir) != view.identity:
+            if identity(self.serving_dir, self._paths) != view.identity:
                 view = ServingView.load(self.serving_dir, self._refs)
                 self._view = view  # one reference swap: readers see the old view or the new one
             return view
