@@ -46,6 +46,7 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from devicerisk.store import serving
 
@@ -335,7 +336,7 @@ def main() -> None:
     parser.add_argument("--account-path", default="/accounts/{pid}")
     parser.add_argument("--trivial-path", default="/trivial")
     parser.add_argument("--header", action="append", default=[], help="NAME=VALUE added to every request")
-    parser.add_argument("--keep", help="generate into (or reuse) this data folder instead of a temporary one")
+    parser.add_argument("--keep", help="generate into this data folder and keep it (reused if it holds snapshots)")
     args = parser.parse_args()
     if args.serve:
         serve(args)
@@ -344,7 +345,11 @@ def main() -> None:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="devicerisk-lookup-bench-"))
     serving_dir = root / "data" / "serving"
     began = time.monotonic()
-    accounts = generate(serving_dir, args.accounts, args.transactions, args.edges, args.seed)
+    published = serving_dir / f"{serving.ACCOUNTS}.parquet"
+    if args.keep and published.exists():  # a kept folder: its snapshots as generated before
+        accounts = pq.read_table(published, columns=["account_id_pid"]).column(0).combine_chunks()
+    else:
+        accounts = generate(serving_dir, args.accounts, args.transactions, args.edges, args.seed)
     generated = time.monotonic() - began
     sizes = {p.name: _mib(p.stat().st_size) for p in sorted(serving_dir.glob("*.parquet"))}
     headers = dict(h.split("=", 1) for h in args.header)
