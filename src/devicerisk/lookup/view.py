@@ -145,11 +145,15 @@ def _ordered(table: pa.Table, key: str, then: str | None = None) -> pa.Table:
     """``table`` ordered by ``key`` (then newest ``then`` first), sorted here only if it was not published so."""
     if table.num_rows == 0:
         return table
-    keys = keys_of(_array(table.column(key)))
-    same = keys[1:] == keys[:-1]
-    ordered = bool(np.all(keys[1:] >= keys[:-1]))
+    column = _array(table.column(key))
+    valid = column.slice(0, len(column) - column.null_count)  # nulls sort last
+    ordered = valid.null_count == 0
+    if ordered:
+        keys = keys_of(valid)
+        same = keys[1:] == keys[:-1]
+        ordered = bool(np.all(keys[1:] >= keys[:-1]))
     if ordered and then is not None:
-        times = pc.cast(table.column(then), pa.int64()).to_numpy()
+        times = pc.cast(table.column(then), pa.int64()).to_numpy(zero_copy_only=False)[: len(valid)]
         ordered = bool(np.all(times[1:][same] <= times[:-1][same]))
     if not ordered:
         order = [(key, "ascending")] + ([] if then is None else [(then, "descending")])

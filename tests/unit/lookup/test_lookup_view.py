@@ -31,6 +31,7 @@ def test_lookups_answer_from_the_snapshots(tmp_path: Path) -> None:
     scores = [float(i) for i in range(len(ACCOUNTS))]
     serving.publish(tmp_path, serving.ACCOUNTS, account_snapshot(ACCOUNTS, scores, T0))
     rows = [(pid(1000 + i), ACCOUNTS[0], T0 - timedelta(hours=i), 10.0 + i) for i in range(30)]
+    rows.insert(3, (pid(999), None, T0, 1.0))  # an unlogged transaction, in the middle: the view reorders
     serving.publish(tmp_path, serving.TRANSACTIONS, transaction_snapshot(rows))
     view = ServingView.load(tmp_path, refs())
 
@@ -41,7 +42,8 @@ def test_lookups_answer_from_the_snapshots(tmp_path: Path) -> None:
     assert len(times) == 20 and times == sorted(times, reverse=True) and found["transactions_total"] == 30
     assert view.account(ACCOUNTS[1])["transactions"] == []
     assert view.transaction(pid(1005))["score"] == 15.0
-    for unknown in (pid(999), "not-a-pseudonym", "", "../../etc/passwd", "' OR 1=1 --"):
+    assert view.transaction(pid(999))["account_id_pid"] is None
+    for unknown in (pid(998), "not-a-pseudonym", "", "../../etc/passwd", "' OR 1=1 --"):
         assert view.account(unknown) is None and view.transaction(unknown) is None and view.device(unknown) is None
 
 
