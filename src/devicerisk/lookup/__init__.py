@@ -1,0 +1,1 @@
+"""The fraud team's risk lookups: serving snapshots and real-time scoring."""
