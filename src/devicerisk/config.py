@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     risk_alert_budget: int = Field(default=20, ge=1, description="transactions a day at the highest risk level")
     risk_label_gap_days: float = Field(default=2, gt=0, description="least gap before test; label delay lengthens")
     risk_test_days: float = Field(default=2, gt=0, description="held-out days judging a new model")
+    dask_address: str | None = Field(
+        default=None,
+        description="a Dask scheduler (tcp://host:8786): ingest stages batches and scoring scores days on its workers",
+    )
 
     @classmethod
     def at(cls, data_dir: str | Path | None = None) -> Settings:

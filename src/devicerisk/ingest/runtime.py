@@ -38,3 +38,22 @@ def ingest_context(
         max_record_bytes=settings.max_record_bytes,
         max_batch_bytes=settings.max_batch_bytes,
     )
+
+
+class KeyMismatch(RuntimeError):
+    """A worker process loaded other keys than the flow run it works for."""
+
+
+def worker_context(data_dir: str | Path, pseudonym_key_id: str, quarantine_key_id: str) -> IngestContext:
+    """The ingest context in a worker process (a Dask worker staging a batch for a flow run elsewhere).
+
+    The worker loads the keys from its own settings: only their ids travel, never the material, and a worker
+    whose keys are not the flow's fails rather than pseudonymise with another key.
+    """
+    ctx = ingest_context(Settings.at(data_dir))
+    if (ctx.pseudonymiser.key_id, ctx.quarantine_key.key_id) != (pseudonym_key_id, quarantine_key_id):
+        raise KeyMismatch(
+            "this worker's pseudonym or quarantine key is not the flow run's: give every worker the same "
+            "DEVICERISK_* key settings as the flow"
+        )
+    return ctx
