@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     risk_alert_budget: int = Field(default=20, ge=1, description="transactions a day at the highest risk level")
     risk_label_gap_days: float = Field(default=2, gt=0, description="least gap before test; label delay lengthens")
     risk_test_days: float = Field(default=2, gt=0, description="held-out days judging a new model")
+    lake_uri: str | None = Field(
+        default=None,
+        description="an s3:// URI for the events the ingest writes and reads, instead of data_dir/lake (see "
+        "docs/OPERATIONS.md: the other flows do not read it yet)",
+    )
+    lake_storage_options: dict[str, str] = Field(
+        default_factory=dict, description="deltalake storage options for lake_uri (JSON), e.g. AWS_ENDPOINT_URL"
+    )
     dask_address: str | None = Field(
         default=None,
         description="a Dask scheduler (tcp://host:8786): ingest stages batches and scoring scores days on its workers",

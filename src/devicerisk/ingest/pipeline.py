@@ -54,7 +54,7 @@ class AccountingError(RuntimeError):
 class IngestContext:
     """What ingesting needs, resolved once from the settings."""
 
-    lake_dir: Path
+    lake_dir: lake.Lake  # a folder, or object storage
     quarantine_dir: Path
     warehouse_path: Path
     pseudonymiser: Pseudonymiser

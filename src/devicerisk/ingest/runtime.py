@@ -10,6 +10,7 @@ from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import IngestContext
 from devicerisk.privacy.keys import Key, load_pseudonym_key, load_quarantine_key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
+from devicerisk.store import lake
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -25,8 +26,9 @@ def ingest_context(
     """The ingest context for ``settings``, stores in place; the keys are loaded unless given (a run's
     ``devicerisk.runtime.Runtime`` gives the ones it loaded once)."""
     ensure_private_dir(settings.data_dir)
+    lake_dir = lake.ObjectStore(settings.lake_uri, settings.lake_storage_options) if settings.lake_uri else None
     return IngestContext(
-        lake_dir=settings.lake_dir,
+        lake_dir=lake_dir or settings.lake_dir,
         quarantine_dir=settings.quarantine_dir,
         warehouse_path=settings.warehouse_path,
         pseudonymiser=pseudonymiser or Pseudonymiser(load_pseudonym_key(settings), settings.default_phone_region),
