@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up down test lint format docs notebooks bench bench-retention bench-score clean
+.PHONY: install demo up down test lint format docs notebooks bench bench-retention bench-score bench-dask clean
 
 $(STAMP): pyproject.toml $(wildcard src/devicerisk/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-retention: install
 # Scores, levels and reasons of a 30-day lake's 169,132 transactions: one pass against the separate path.
 bench-score: install
 	$(BIN)/python bench/score_bench.py --accounts 14500 --days 30 --seed 2029 --rows 0 --rounds 5
+
+# The Dask runner with 1 and 2 worker processes against the single-process runner, at 1x and 10x the events, on a
+# loopback Prefect server; data kept under /tmp/devicerisk-dask-bench.
+bench-dask: install
+	$(BIN)/python bench/dask_bench.py --accounts 1000 --days 7 --scale 10 --rounds 2
 
 clean:
 	rm -rf data/lake data/warehouse.duckdb data/quarantine data/landing .pytest_cache
