@@ -44,11 +44,25 @@ def server(env_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         with temporary_settings({PREFECT_API_URL: s.api_url}):
             with get_client(sync_client=True) as client:
                 client.create_concurrency_limit(tag=WAREHOUSE_WRITER_TAG, concurrency_limit=1)
-            yield s
+            try:
+                yield s
+            finally:
+                _stop_prefect_services()
     finally:
         pid = running(s, SERVER)
         down(s)
         assert pid is None or not alive(pid), "the Prefect server was left running"
+
+
+def _stop_prefect_services() -> None:
+    """Flush and stop Prefect's in-process services (events, logs, concurrency slots): each keeps a client on the
+    server it first met, and flows run by later tests must start new ones on their own server."""
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (EventsWorker, APILogWorker, ConcurrencySlotAcquisitionWithLeaseService):
+        service.drain_all(timeout=60)
 
 
 def _landing(settings: Settings) -> None:
