@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up down test lint format docs notebooks bench bench-retention bench-score bench-lookup clean
+.PHONY: install demo up down test lint format docs notebooks bench bench-retention bench-score bench-lookup bench-dask clean
 
 $(STAMP): pyproject.toml $(wildcard src/devicerisk/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench-score: install
 # Account lookups over 1M scored accounts on a real uvicorn server, against a trivial endpoint in the same run.
 bench-lookup: install
 	$(BIN)/python bench/lookup_bench.py --accounts 1000000 --transactions 1000000 --edges 1000000 --rate 500 --seconds 20
+
+# The Dask runner with 1 and 2 worker processes against the single-process runner, at 1x and 10x the events, on a
+# loopback Prefect server; data kept under /tmp/devicerisk-dask-bench.
+bench-dask: install
+	$(BIN)/python bench/dask_bench.py --accounts 1000 --days 7 --scale 10 --rounds 2
 
 clean:
 	rm -rf data/lake data/warehouse.duckdb data/quarantine data/landing .pytest_cache

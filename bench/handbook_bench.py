@@ -43,7 +43,8 @@ from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import ingest_batches
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk.labels import ingest_labels
-from devicerisk.risk.service import RiskStores, TrainingPlan, score_transactions, train_and_register
+from devicerisk.risk.scoring import score_transactions
+from devicerisk.risk.service import RiskStores, TrainingPlan, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.store import scores
 from devicerisk.store.landing import pending_files

@@ -6,11 +6,13 @@ from __future__ import annotations
 import gzip
 import itertools
 import math
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -269,3 +271,26 @@ def refs() -> Any:
     from devicerisk.privacy.keys import Key
 
     return Refs(Key.from_bytes(secrets.token_bytes(32), "pseudonym"))
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The processes below ``pid`` (none if it is gone)."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -133,9 +133,11 @@ def wait_healthy(stack: Stack, timeout: float = 180) -> None:
     raise StackError(f"the Prefect server did not answer within {timeout:.0f} s; see {stack.log_file(SERVER)}")
 
 
-def up(stack: Stack, extra_env: Mapping[str, str] | None = None, server_env: Mapping[str, str] | None = None) -> None:
-    """Start the server (unless running), create the pool and limit, deploy everything, start a worker (unless
-    running). ``extra_env`` reaches every process (the worker's flow runs: DEVICERISK_* settings)."""
+def serve(
+    stack: Stack, extra_env: Mapping[str, str] | None = None, server_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Start the server (unless running) and wait until it answers; returns the stack's environment, with
+    ``extra_env``, for the processes that use the server (``server_env`` is the server's alone)."""
     os.umask(0o077)  # the server's database, the logs and PID files: owner-only
     private_home(stack.state)
     private_home(stack.state / "home")
@@ -148,6 +150,13 @@ def up(stack: Stack, extra_env: Mapping[str, str] | None = None, server_env: Map
             {**env, **(server_env or {})},
         )
     wait_healthy(stack)
+    return env
+
+
+def up(stack: Stack, extra_env: Mapping[str, str] | None = None, server_env: Mapping[str, str] | None = None) -> None:
+    """Start the server (unless running), create the pool and limit, deploy everything, start a worker (unless
+    running). ``extra_env`` reaches every process (the worker's flow runs: DEVICERISK_* settings)."""
+    env = serve(stack, extra_env, server_env)
     _prefect(stack, ["work-pool", "create", POOL, "--type", "process", "--overwrite"], env)
     _prefect(stack, ["concurrency-limit", "create", WAREHOUSE_WRITER_TAG, "1"], env)
     _prefect(stack, ["deploy", "--all"], env)

@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     serving_days: int = Field(
         default=30, ge=1, le=366, description="days of scores the serving snapshots hold for lookups"
     )
+    lake_uri: str | None = Field(
+        default=None,
+        description="an s3:// URI for the events the ingest writes and reads, instead of data_dir/lake (see "
+        "docs/OPERATIONS.md: the other flows do not read it yet)",
+    )
+    lake_storage_options: dict[str, str] = Field(
+        default_factory=dict, description="deltalake storage options for lake_uri (JSON), e.g. AWS_ENDPOINT_URL"
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="a Dask scheduler (tcp://host:8786): ingest stages batches, scoring scores slices there",
+    )
 
     @classmethod
     def at(cls, data_dir: str | Path | None = None) -> Settings:

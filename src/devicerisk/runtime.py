@@ -38,8 +38,18 @@ class Runtime:
         return self.stores.audit
 
 
+class LocalLakeOnly(ValueError):
+    """The flows were given an object-store lake, which only the ingest library writes and reads yet."""
+
+
 def build(settings: Settings) -> Runtime:
     """Resolve ``settings``: keys, policy and audit trail are read here, so a missing one fails the run at once."""
+    if settings.lake_uri:
+        # scoring, training, retention and analytics still read the lake as local files: one lake, not two
+        raise LocalLakeOnly(
+            "DEVICERISK_LAKE_URI is set, but the flows need a local lake yet: only devicerisk.ingest (ingest_context) "
+            "writes and reads the events table in object storage (docs/OPERATIONS.md, 'Scale-out')"
+        )
     stores = stores_for(settings)
     ingest = ingest_context(settings, stores.keyring[0], stores.quarantine_key)
     return Runtime(settings, stores, ingest, RiskStores.of(settings), TrainingPlan.of(settings))

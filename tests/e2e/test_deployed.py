@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,21 +25,16 @@ from devicerisk.governance.subjects import Identifiers
 from devicerisk.privacy.leakscan import scan_data_dir
 from devicerisk.store import audit, governance, lake, registry, scores, warehouse
 from devicerisk.synth import SynthConfig, generate
+from factories import alive, free_port, process_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 900  # seconds for one flow run, start-up included; a run that takes longer fails the test
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def stack(env_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     """The stack `devicerisk up` starts, in a temporary state folder; stopped, every process, afterwards."""
-    s = Stack(tmp_path / "prefect-server", ROOT, _free_port())
+    s = Stack(tmp_path / "prefect-server", ROOT, free_port())
     pids: list[int] = []
     try:
         up(
@@ -56,23 +50,9 @@ def stack(env_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
         assert len(pids) == 2, "the server and the worker run"
         yield s
     finally:
-        group = [c.pid for p in pids for c in _tree(p)]
+        group = [c.pid for p in pids for c in process_tree(p)]
         assert set(down(s)) >= ({SERVER, WORKER} if pids else set())
-        assert [p for p in [*pids, *group] if psutil.pid_exists(p) and _alive(p)] == [], "down left processes"
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+        assert [p for p in [*pids, *group] if psutil.pid_exists(p) and alive(p)] == [], "down left processes"
 
 
 def _trigger(s: Stack, name: str) -> UUID:

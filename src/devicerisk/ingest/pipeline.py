@@ -54,7 +54,7 @@ class AccountingError(RuntimeError):
 class IngestContext:
     """What ingesting needs, resolved once from the settings."""
 
-    lake_dir: Path
+    lake_dir: lake.Lake  # a folder, or object storage
     quarantine_dir: Path
     warehouse_path: Path
     pseudonymiser: Pseudonymiser
@@ -327,13 +327,15 @@ def ingest_batches(
     ctx: IngestContext,
     stage: Callable[[Path], Pending[StagedBatch]] | None = None,
     commit: Callable[[StagedBatch], BatchResult] | None = None,
+    depth: int = 1,
 ) -> Iterator[BatchResult]:
-    """Ingest the files of ``paths`` not ingested yet, in order, each staged while the one before is committed:
-    the one ingest loop, for the flow and for direct use alike.
+    """Ingest the files of ``paths`` not ingested yet, in order, the next ``depth`` staged while the one before
+    them is committed: the one ingest loop, for the flow and for direct use alike.
 
     ``stage`` submits a file's staging and returns its pending result (default: a one-thread pool running
     :func:`stage_batch`); ``commit`` commits a staged batch (default: :func:`commit_batch`). The ingest flow
-    passes its tasks. A file whose staging or commit raises is set aside with a failed ledger row, and the
+    passes its tasks (on Dask, ``depth`` batches are staged at once in worker processes; commits stay here, one
+    at a time, in order). A file whose staging or commit raises is set aside with a failed ledger row, and the
     next goes on.
     """
     commit = commit or (lambda s: commit_batch(s, ctx))
@@ -341,7 +343,7 @@ def ingest_batches(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
             yield from ingest_batches(paths, ctx, lambda p: pool.submit(stage_batch, p, ctx), commit)
         return
-    for path, staged in lookahead(not_yet_ingested(paths, ctx), lambda p: Settled(p, stage(p))):
+    for path, staged in lookahead(not_yet_ingested(paths, ctx), lambda p: Settled(p, stage(p)), depth):
         if isinstance(staged, Exception):
             yield set_aside(path, ctx, failure_reason("staging", staged))
             continue

@@ -10,6 +10,7 @@ from devicerisk.config import Settings
 from devicerisk.ingest.pipeline import IngestContext
 from devicerisk.privacy.keys import Key, load_pseudonym_key, load_quarantine_key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
+from devicerisk.store import lake
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -25,8 +26,9 @@ def ingest_context(
     """The ingest context for ``settings``, stores in place; the keys are loaded unless given (a run's
     ``devicerisk.runtime.Runtime`` gives the ones it loaded once)."""
     ensure_private_dir(settings.data_dir)
+    lake_dir = lake.ObjectStore(settings.lake_uri, settings.lake_storage_options) if settings.lake_uri else None
     return IngestContext(
-        lake_dir=settings.lake_dir,
+        lake_dir=lake_dir or settings.lake_dir,
         quarantine_dir=settings.quarantine_dir,
         warehouse_path=settings.warehouse_path,
         pseudonymiser=pseudonymiser or Pseudonymiser(load_pseudonym_key(settings), settings.default_phone_region),
@@ -38,3 +40,22 @@ def ingest_context(
         max_record_bytes=settings.max_record_bytes,
         max_batch_bytes=settings.max_batch_bytes,
     )
+
+
+class KeyMismatch(RuntimeError):
+    """A worker process loaded other keys than the flow run it works for."""
+
+
+def worker_context(data_dir: str | Path, pseudonym_key_id: str, quarantine_key_id: str) -> IngestContext:
+    """The ingest context in a worker process (a Dask worker staging a batch for a flow run elsewhere).
+
+    The worker loads the keys from its own settings: only their ids travel, never the material, and a worker
+    whose keys are not the flow's fails rather than pseudonymise with another key.
+    """
+    ctx = ingest_context(Settings.at(data_dir))
+    if (ctx.pseudonymiser.key_id, ctx.quarantine_key.key_id) != (pseudonym_key_id, quarantine_key_id):
+        raise KeyMismatch(
+            "this worker's pseudonym or quarantine key is not the flow run's: give every worker the same "
+            "DEVICERISK_* key settings as the flow"
+        )
+    return ctx

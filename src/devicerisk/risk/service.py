@@ -20,14 +20,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from devicerisk.config import Settings
-from devicerisk.risk import card, published, reasons, signals, windows
+from devicerisk.risk import card, published, reasons
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
 from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import LEVELS, RiskModel, Thresholds, level_codes, to_score
 from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
-from devicerisk.store import lake, lake_scan, registry, scores, serving, signal_log
+from devicerisk.store import lake, lake_scan, registry, scores, serving
 
 log = logging.getLogger(__name__)
 
@@ -256,77 +256,6 @@ def score_rows(rows: pa.Table, X: np.ndarray, model: RiskModel, thresholds: Thre
 def score_table(feats: pa.Table, model: RiskModel, thresholds: Thresholds) -> pa.Table:
     """Scores, levels and worded reasons of a feature table (``qid``, ``acct``, ``txn``, ``t`` kept)."""
     return score_rows(feats, matrix(feats, model.features), model, thresholds)
-
-
-def _signal_features(
-    lake_dir: Path, signals_dir: Path, labels: pa.Table, start: datetime, todo: pa.Array
-) -> tuple[pa.Table, np.ndarray, signal_log.Refresh]:
-    """Features of the ``todo`` transactions from ``start`` on, by the C engine over the signal log (brought
-    up to the lake's current version first): rows and the full feature matrix."""
-    for _ in range(2):  # an erasure may drop the log between the refresh and the read: then refresh again
-        refreshed = signals.refresh_log(lake_dir, signals_dir)
-        view = signals.read_log(signals_dir)
-        if view is not None:
-            break
-    if view is None or view.table.num_rows == 0:
-        raise LookupError(f"the lake at {lake_dir} has no events yet, or its signal log was dropped twice")
-    end = signals.EPOCH + timedelta(microseconds=pc.max(view.table.column("t")).as_py() + 1)
-    rows, X = windows.transaction_features(view.table, labels, start, end)
-    wanted = pc.is_in(rows.column("qid"), value_set=todo)
-    return rows.filter(wanted), X[wanted.to_numpy(zero_copy_only=False)], refreshed
-
-
-def score_transactions(stores: RiskStores, run_id: str) -> dict[str, int]:
-    """Score the transactions not scored yet (late arrivals too), append them to the lake, republish serving.
-
-    With the stores' signal log and the C engine built, the features come from the log (refreshed first);
-    otherwise from the DuckDB SQL over the lake. Both give the same numbers (a parity test holds them).
-    """
-    lake_dir, models_dir, serving_dir, signals_dir = (
-        stores.lake_dir,
-        stores.models_dir,
-        stores.serving_dir,
-        stores.signals_dir,
-    )
-    version = registry.champion(models_dir)
-    model, thresholds = load_models(models_dir, version)["transaction"]
-    # by event id, not by time: a transaction ingested late, older than the newest scored one, is still new
-    todo = scores.unscored_transactions(lake_dir)
-    if todo.num_rows == 0:
-        return {"transactions_scored": 0, "highest": 0}
-    start = pc.min(todo.column("event_time")).as_py()
-    labels, ids = read_labels(lake_dir), todo.column("event_id").combine_chunks()
-    extra: dict[str, int] = {}
-    if signals_dir is not None and windows.available():
-        rows, X, refreshed = _signal_features(lake_dir, signals_dir, labels, start, ids)
-        table = score_rows(rows, windows.matrix(X, model.features), model, thresholds)
-        extra = {"signal_rows_added": refreshed.rows_added, "signal_log_rebuilt": int(refreshed.rebuilt)}
-    else:
-        events = scan_events(lake_dir, start - LOOKBACK)
-        end = events.bounds()[1] + timedelta(microseconds=1)
-        feats = F.transaction_features(events, labels, start, end)
-        table = score_table(feats.filter(pc.is_in(feats.column("qid"), value_set=ids)), model, thresholds)
-    times = pc.cast(table.column("t"), pa.timestamp("us", tz="UTC"))
-    out = pa.table(
-        {
-            "event_id": table.column("qid"),
-            "transaction_id_pid": table.column("txn"),
-            "account_id_pid": table.column("account_id_pid"),
-            "event_time": times,
-            "event_date": pc.cast(times, pa.date32()),
-            "score": table.column("score"),
-            "level": table.column("level"),
-            "reasons": table.column("reasons"),
-            "model_version": pa.repeat(pa.scalar(version), table.num_rows),
-            "model_kind": pa.repeat(pa.scalar(model.kind), table.num_rows),
-            "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), table.num_rows),
-        }
-    )
-    written = scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)  # exactly once, runs overlapping or not
-    build = lambda: published.recent_transactions(lake_dir, stores.serving_days)  # noqa: E731
-    serving.publish_latest(serving_dir, serving.TRANSACTIONS, build)
-    alerts = int(pc.sum(pc.equal(written.column("level"), "highest")).as_py() or 0)
-    return {"transactions_scored": written.num_rows, "highest": alerts} | extra
 
 
 def score_accounts(stores: RiskStores, active_days: float = 7.0, as_of: datetime | None = None) -> dict[str, int]:

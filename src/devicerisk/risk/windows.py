@@ -129,23 +129,36 @@ class Reports:
 
 
 def transaction_features(
-    sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime, reports: Reports | None = None
+    sig: pa.Table,
+    labels: pa.Table | None,
+    start: datetime,
+    end: datetime,
+    reports: Reports | None = None,
+    only: pa.Array | None = None,
 ) -> tuple[pa.Table, np.ndarray]:
-    """Features of every transaction with ``start <= event_time < end``, from the signal rows.
+    """Features of every transaction with ``start <= event_time < end`` (and, with ``only``, an event id among
+    those), from the signal rows.
 
     Returns the rows (``qid`` event id, ``t``, ``acct``, ``txn``) in time order and their matrix in
     ``features.FEATURE_NAMES`` order (NaN for missing). ``sig`` must cover at least the 31 days before
     ``start`` (the longest window); older rows and rows at or after ``end`` are not read. ``reports``:
-    the labels' :class:`Reports` over a history that holds ``sig``'s rows, when the caller has them.
+    the labels' :class:`Reports` over a history that holds ``sig``'s rows, when the caller has them. A
+    transaction's features do not depend on which others are asked for with it: the windows walk the same rows
+    either way.
     """
     if not available():
         raise RuntimeError("the C feature engine (devicerisk._windows) is not built")
     with _small_pages():
-        return _features(sig, labels, start, end, reports)
+        return _features(sig, labels, start, end, reports, only)
 
 
 def _features(
-    sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime, reports: Reports | None
+    sig: pa.Table,
+    labels: pa.Table | None,
+    start: datetime,
+    end: datetime,
+    reports: Reports | None = None,
+    only: pa.Array | None = None,
 ) -> tuple[pa.Table, np.ndarray]:
     sig = in_time_order(sig)
     start_us, end_us = signals.micros(start), signals.micros(end)
@@ -156,7 +169,10 @@ def _features(
     cols = dict(zip(ENGINE_COLUMNS, (_column(sig, name) for name in ENGINE_COLUMNS), strict=True))
     t = cols["t"]
     is_query = (cols["etype"] == signals.ETYPES["transaction"]) & (cols["acct"] != 0)
-    qidx = np.flatnonzero(is_query & (t >= start_us)).astype(np.int64)  # every row is before end now
+    is_query &= t >= start_us  # every row is before end now
+    if only is not None:
+        is_query &= pc.is_in(sig.column("event_id"), value_set=only).to_numpy(zero_copy_only=False)
+    qidx = np.flatnonzero(is_query).astype(np.int64)
     if reports is None:
         steps, fraud = signals.report_steps(sig, labels, start, end).sort_by([("t", "ascending")]), None
     else:

@@ -5,6 +5,9 @@ This module appends to the lake and creates its tables; the other writes are its
 No code outside these three writes lake files. Readers see committed versions only, so a reader never
 sees a partial append. Each ingest commit carries its batch id and accounting in the
 commit's metadata, which makes the append and its bookkeeping one atomic step.
+
+A lake is a local folder, or an :class:`ObjectStore` (S3-compatible object storage, through ``deltalake``'s
+storage options): the functions here take either.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,16 +36,40 @@ ACCOUNTING_KEY = "devicerisk.accounting"
 RECOVERY_LOOKBACK = 200
 
 
-def table_path(lake_dir: Path, name: str) -> Path:
-    """Where the lake table ``name`` lives."""
+@dataclass(frozen=True, slots=True)
+class ObjectStore:
+    """A lake in S3-compatible object storage: its base URI (``s3://bucket/prefix``) and ``deltalake``'s storage
+    options (endpoint, region, ``AWS_ALLOW_HTTP``...; credentials are better left to the standard AWS_*
+    environment, which ``deltalake`` reads too). The options are never shown."""
+
+    uri: str
+    options: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+Lake = Path | ObjectStore
+
+
+def table_path(lake_dir: Lake, name: str) -> Path | str:
+    """Where the lake table ``name`` lives: a folder, or an object-store URI."""
+    if isinstance(lake_dir, ObjectStore):
+        return f"{lake_dir.uri.rstrip('/')}/{name}"
     return lake_dir / name
 
 
-def open_table(lake_dir: Path, name: str) -> DeltaTable | None:
+def _options(lake_dir: Lake) -> dict[str, str] | None:
+    return dict(lake_dir.options) if isinstance(lake_dir, ObjectStore) else None
+
+
+def _ensure_parent(path: Path | str) -> None:
+    if isinstance(path, Path):  # object storage has no folders to create
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def open_table(lake_dir: Lake, name: str) -> DeltaTable | None:
     """The Delta table ``name``, or None if nothing has been written to it yet."""
     path = table_path(lake_dir, name)
     try:
-        return DeltaTable(str(path))
+        return DeltaTable(str(path), storage_options=_options(lake_dir))
     except TableNotFoundError:
         return None
 
@@ -50,17 +78,17 @@ class ConcurrentWrite(RuntimeError):
     """Another commit of the same writer landed after the table version that this append was decided on."""
 
 
-def create(lake_dir: Path, name: str, schema: pa.Schema) -> DeltaTable:
+def create(lake_dir: Lake, name: str, schema: pa.Schema) -> DeltaTable:
     """The table ``name``, created empty (partitioned by event date) unless it exists; safe to race."""
-    path = table_path(lake_dir, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path, options = table_path(lake_dir, name), _options(lake_dir)
+    _ensure_parent(path)
     with contextlib.suppress(DeltaError):  # another process created it first
-        DeltaTable.create(str(path), schema, mode="ignore", partition_by=["event_date"])
-    return DeltaTable(str(path))
+        DeltaTable.create(str(path), schema, mode="ignore", partition_by=["event_date"], storage_options=options)
+    return DeltaTable(str(path), storage_options=options)
 
 
 def append(
-    lake_dir: Path,
+    lake_dir: Lake,
     name: str,
     data: pa.Table,
     batch_id: str,
@@ -76,8 +104,8 @@ def append(
     writer landed since, nothing is written and :class:`ConcurrentWrite` is raised, so the caller decides
     again on the newer version. Appends of one writer are thereby serialised, however processes overlap.
     """
-    path = table_path(lake_dir, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path, options = table_path(lake_dir, name), _options(lake_dir)
+    _ensure_parent(path)
     table = read if read is not None else open_table(lake_dir, name)
     claims = None
     if writer is not None:
@@ -96,18 +124,19 @@ def append(
             schema_mode="merge",  # a column the contract added later (older files read it as null)
             commit_properties=props,
             writer_properties=WriterProperties(compression="ZSTD"),  # a third smaller than Snappy, as fast here
+            storage_options=options if table is None else None,  # a table object carries its own
         )
     except CommitFailedError as err:
         if writer is None:
             raise
         raise ConcurrentWrite(f"{name}: another {writer} commit landed first ({err})") from err
-    table = table if table is not None else DeltaTable(str(path))  # a table object follows its own writes
+    table = table if table is not None else DeltaTable(str(path), storage_options=options)  # follows its writes
     log.debug("appended %d rows to %s at version %d", data.num_rows, name, table.version())
     return table.version()
 
 
 def find_batch_commit(
-    lake_dir: Path, name: str, batch_id: str, recent_only: bool = True
+    lake_dir: Lake, name: str, batch_id: str, recent_only: bool = True
 ) -> tuple[int, dict[str, Any]] | None:
     """The version and accounting of a commit of ``batch_id`` among the last ``RECOVERY_LOOKBACK`` commits
     (or the whole history, when not ``recent_only``), if the lake has one."""
@@ -120,20 +149,20 @@ def find_batch_commit(
     return None
 
 
-def dataset(lake_dir: Path, name: str) -> ds.Dataset | None:
+def dataset(lake_dir: Lake, name: str) -> ds.Dataset | None:
     """A pyarrow dataset of the table's current version, for DuckDB and pandas readers."""
     table = open_table(lake_dir, name)
     return None if table is None else table.to_pyarrow_dataset()
 
 
-def pinned(lake_dir: Path, name: str) -> tuple[int, ds.Dataset] | None:
+def pinned(lake_dir: Lake, name: str) -> tuple[int, ds.Dataset] | None:
     """The table's current version and a dataset of exactly that version (its file list is fixed): a snapshot
     that later commits do not change, readable until a vacuum removes its files (after the grace period)."""
     table = open_table(lake_dir, name)
     return None if table is None else (table.version(), table.to_pyarrow_dataset())
 
 
-def event_ids_on(lake_dir: Path, name: str, dates: Iterable[date], exclude_batch: str | None = None) -> pa.Array:
+def event_ids_on(lake_dir: Lake, name: str, dates: Iterable[date], exclude_batch: str | None = None) -> pa.Array:
     """Event ids already in the lake on ``dates``, except those written by ``exclude_batch`` (if given)."""
     data = dataset(lake_dir, name)
     wanted = sorted(set(dates))

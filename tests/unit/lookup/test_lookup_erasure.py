@@ -12,7 +12,8 @@ from devicerisk.governance.requests import RequestKind, Status
 from devicerisk.governance.stores import stores_for
 from devicerisk.lookup.resolve import candidates, find
 from devicerisk.lookup.view import LiveView
-from devicerisk.risk.service import RiskStores, score_accounts, score_transactions
+from devicerisk.risk.scoring import score_transactions
+from devicerisk.risk.service import RiskStores, score_accounts
 from factories import champion
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from devicerisk.config import Settings
 from devicerisk.lookup.view import ServingView
-from devicerisk.risk.service import RiskStores, score_accounts, score_transactions
+from devicerisk.risk.scoring import score_transactions
+from devicerisk.risk.service import RiskStores, score_accounts
 from devicerisk.store import scores, serving
 from factories import T0, champion, ingest, refs, txn
 

@@ -23,7 +23,8 @@ from devicerisk.ingest.runtime import ingest_context
 from devicerisk.lookup.realtime import InvalidEvent, RealtimeScorer
 from devicerisk.risk.labels import ingest_labels
 from devicerisk.risk.model import LEVELS
-from devicerisk.risk.service import RiskStores, TrainingPlan, score_transactions, train_and_register
+from devicerisk.risk.scoring import score_transactions
+from devicerisk.risk.service import RiskStores, TrainingPlan, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.store import registry, scores
 from devicerisk.synth import SynthConfig, generate

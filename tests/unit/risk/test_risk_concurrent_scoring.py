@@ -18,7 +18,8 @@ from factories import T0, accounts, champion, ingest, txn
 def _score_in_process(kind: str, root: Path, run_id: str, barrier: Any, results: Any) -> None:
     """Score in this process. Its first lake append waits until the other process reaches its own, so both runs
     have decided what to write before either commits: the overlap that duplicated scores, made certain."""
-    from devicerisk.risk.service import RiskStores, score_accounts, score_transactions
+    from devicerisk.risk.scoring import score_transactions
+    from devicerisk.risk.service import RiskStores, score_accounts
     from devicerisk.store import lake
 
     commit = lake.append

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from devicerisk.risk.service import RiskStores, score_accounts, score_transactions
+from devicerisk.risk.scoring import score_transactions
+from devicerisk.risk.service import RiskStores, score_accounts
 from devicerisk.store import scores
 from factories import T0, accounts, champion, ingest, txn
 
