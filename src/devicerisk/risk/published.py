@@ -1,13 +1,15 @@
 """What the score runs publish for lookups: the serving snapshots' rows, for a documented serving period.
 
 - ``transaction_risk``: every transaction score of the ``days`` before the newest scored transaction;
-
-Each is published in the order a lookup reads it (by account; transactions newest first; devices by key), so
-the lookup service loads it without sorting; erasures and purges keep that order (they only remove rows).
 - ``account_risk``: the latest score of every account scored within the ``days`` before the newest account run
   (each run is merged into the published snapshot: the newest ``as_of`` wins per account), with the account's
   current phone pseudonym (its latest registered number), so a phone number finds the accounts that hold it;
 - ``device_risk``: one row per (device, account) edge with the device's signals (:mod:`devicerisk.risk.devices`).
+
+Each is published in the order a lookup reads it (by account; transactions newest first; devices by key), so
+the lookup service loads it without sorting; erasures and purges keep that order (they only remove rows).
+A score run commits and publishes under the warehouse's writer lock (:func:`after_erasures`), so an erasure
+never sees its subject published again by a run that read the lake before it.
 
 ``days`` is ``Settings.serving_days`` (``DEVICERISK_SERVING_DAYS``, 30 by default). The store module
 (:mod:`devicerisk.store.serving`) writes them atomically; these functions only build the tables.
@@ -15,7 +17,10 @@ the lookup service loads it without sorting; erasures and purges keep that order
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,10 +29,12 @@ import pyarrow.compute as pc
 
 from devicerisk.contract.fields import FIELDS
 from devicerisk.risk import devices
-from devicerisk.store import lake_scan, scores
+from devicerisk.store import lake, lake_scan, scores, writer
 from devicerisk.store.rows import ACCOUNT_COLUMN
 
 #: The lake column of an account's phone pseudonym (the contract's ``payload.phone``).
+log = logging.getLogger(__name__)
+
 PHONE_COLUMN = next(f"{f.column}_pid" for f in FIELDS if f.path == "payload.phone")
 
 
@@ -90,3 +97,24 @@ def merged_accounts(published: pa.Table | None, run: pa.Table, days: int) -> pa.
 def device_risk(events: lake_scan.Snapshot, as_of: datetime, days: int) -> pa.Table:
     """The device-risk edges of ``events`` as of ``as_of``, for accounts seen on a device within ``days``."""
     return devices.device_risk(events, as_of, as_of - timedelta(days=days))
+
+
+@contextmanager
+def after_erasures(warehouse_path: Path | None) -> Iterator[None]:
+    """Hold the warehouse's writer lock while a score run commits and publishes. An erasure holds it through all
+    its steps, so it comes wholly before the block (and :func:`not_erased` drops what it took away since the run
+    read the lake) or wholly after (and takes away what the block wrote): never a score published again after it."""
+    if warehouse_path is None:
+        yield
+        return
+    with writer.hold(warehouse_path):
+        yield
+
+
+def not_erased(lake_dir: Path, scored: pa.Table, column: str, dates: Iterable[date]) -> pa.Table:
+    """The rows of ``scored`` whose ``column`` (an event id, an account) the lake's events on ``dates`` still hold."""
+    held = lake.still_held(lake_dir, lake.EVENTS, column, scored.column(column).combine_chunks(), dates)
+    kept = scored.filter(pc.is_in(scored.column(column), value_set=held))
+    if gone := scored.num_rows - kept.num_rows:
+        log.info("%d scores left out: their events were erased while they were computed", gone)
+    return kept

@@ -125,9 +125,11 @@ def commit_transactions(stores: RiskStores, plan: ScorePlan, parts: list[pa.Tabl
         }
     )
     lake_dir = stores.lake_dir
-    written = scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)  # exactly once, runs overlapping or not
-    build = lambda: published.recent_transactions(lake_dir, stores.serving_days)  # noqa: E731
-    serving.publish_latest(stores.serving_dir, serving.TRANSACTIONS, build)
+    with published.after_erasures(stores.warehouse_path):
+        out = published.not_erased(lake_dir, out, "event_id", pc.unique(out.column("event_date")).to_pylist())
+        written = scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)  # exactly once, overlapping or not
+        build = lambda: published.recent_transactions(lake_dir, stores.serving_days)  # noqa: E731
+        serving.publish_latest(stores.serving_dir, serving.TRANSACTIONS, build)
     alerts = int(pc.sum(pc.equal(written.column("level"), "highest")).as_py() or 0)
     return {"transactions_scored": written.num_rows, "highest": alerts} | plan.counts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import platform
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from devicerisk.risk.maturity import observed_label_delay
 from devicerisk.risk.model import LEVELS, RiskModel, Thresholds, level_codes, to_score
 from devicerisk.risk.training import NotEnoughData, Trained, TrainingResult, make_split, matrix, train
 from devicerisk.store import lake, lake_scan, registry, scores, serving
+from devicerisk.store.rows import ACCOUNT_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,17 @@ class RiskStores:
     serving_dir: Path
     signals_dir: Path | None = None  # the signal log; None: features by the SQL over the lake
     serving_days: int = 30  # the serving snapshots' period (Settings.serving_days)
+    warehouse_path: Path | None = None  # whose writer lock orders a run's commit with erasures; None: no lock
 
     @classmethod
     def of(cls, settings: Settings) -> RiskStores:
         return cls(
-            settings.lake_dir, settings.models_dir, settings.serving_dir, settings.signals_dir, settings.serving_days
+            settings.lake_dir,
+            settings.models_dir,
+            settings.serving_dir,
+            settings.signals_dir,
+            settings.serving_days,
+            settings.warehouse_path,
         )
 
 
@@ -288,14 +295,22 @@ def score_accounts(stores: RiskStores, active_days: float = 7.0, as_of: datetime
             "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
         }
     )
-    scores.append(lake_dir, scores.ACCOUNT_SCORES, out, f"accounts-{as_of:%Y%m%dT%H%M%S%fZ}-{version}")
-    whole, days = scan_events(lake_dir, None, events.version), stores.serving_days  # phones and devices: all history
-    run = published.with_phones(out, whole)
-    merge = lambda: published.merged_accounts(serving.read(serving_dir, serving.ACCOUNTS), run, days)  # noqa: E731
-    serving.publish_latest(serving_dir, serving.ACCOUNTS, merge)
-    edges = lambda: published.device_risk(whole, as_of, days)  # noqa: E731
-    serving.publish_latest(serving_dir, serving.DEVICES, edges)
-    return {"accounts_scored": n, "highest": int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)}
+    with published.after_erasures(stores.warehouse_path):
+        out = published.not_erased(lake_dir, out, ACCOUNT_COLUMN, _days(as_of - timedelta(days=active_days), as_of))
+        scores.append(lake_dir, scores.ACCOUNT_SCORES, out, f"accounts-{as_of:%Y%m%dT%H%M%S%fZ}-{version}")
+        whole, days = scan_events(lake_dir), stores.serving_days  # phones and devices: all history, as it is now
+        run = published.with_phones(out, whole)
+        merge = lambda: published.merged_accounts(serving.read(serving_dir, serving.ACCOUNTS), run, days)  # noqa: E731
+        serving.publish_latest(serving_dir, serving.ACCOUNTS, merge)
+        edges = lambda: published.device_risk(whole, as_of, days)  # noqa: E731
+        serving.publish_latest(serving_dir, serving.DEVICES, edges)
+    highest = int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)
+    return {"accounts_scored": out.num_rows, "highest": highest}
+
+
+def _days(start: datetime, end: datetime) -> list[date]:
+    """The dates from ``start``'s to ``end``'s, both included."""
+    return [start.date() + timedelta(days=i) for i in range((end.date() - start.date()).days + 1)]
 
 
 def top_accounts(serving_dir: Path, n: int = 10) -> list[dict[str, Any]]:

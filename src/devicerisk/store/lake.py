@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -160,6 +161,17 @@ def pinned(lake_dir: Lake, name: str) -> tuple[int, ds.Dataset] | None:
     that later commits do not change, readable until a vacuum removes its files (after the grace period)."""
     table = open_table(lake_dir, name)
     return None if table is None else (table.version(), table.to_pyarrow_dataset())
+
+
+def still_held(lake_dir: Lake, name: str, column: str, values: pa.Array, dates: Iterable[date]) -> pa.Array:
+    """Those of ``values`` that rows of the table's current version on ``dates`` still hold in ``column``: what a
+    deletion (an erasure) since an earlier read has not taken away."""
+    data = dataset(lake_dir, name)
+    wanted = sorted(set(dates))
+    if data is None or not wanted or len(values) == 0:
+        return pa.array([], values.type)
+    predicate = ds.field("event_date").isin(pa.array(wanted, pa.date32())) & ds.field(column).isin(values)
+    return pc.unique(data.to_table(columns=[column], filter=predicate).column(column).combine_chunks())
 
 
 def event_ids_on(lake_dir: Lake, name: str, dates: Iterable[date], exclude_batch: str | None = None) -> pa.Array:
