@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     risk_alert_budget: int = Field(default=20, ge=1, description="transactions a day at the highest risk level")
     risk_label_gap_days: float = Field(default=2, gt=0, description="least gap before test; label delay lengthens")
     risk_test_days: float = Field(default=2, gt=0, description="held-out days judging a new model")
+    api_max_body_bytes: int = Field(
+        default=64 << 10, ge=1024, le=16 << 20, description="the lookup service refuses longer request bodies (413)"
+    )
 
     @classmethod
     def at(cls, data_dir: str | Path | None = None) -> Settings:
@@ -118,6 +121,11 @@ class Settings(BaseSettings):
     def signals_dir(self) -> Path:
         """The signal log: the lake's events as fixed-width rows for fast scoring (a derived cache of the lake)."""
         return self.data_dir / "signals"
+
+    @property
+    def api_keys_path(self) -> Path:
+        """The lookup service's API keys: hashes only, one role each (``devicerisk keys``)."""
+        return self.data_dir / "access" / "api_keys.json"
 
     @property
     def requests_dir(self) -> Path:

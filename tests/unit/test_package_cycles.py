@@ -84,11 +84,13 @@ LAYERS = (
     "governance",
     "analytics",
     "synth",
+    "api",
     "runtime",
     "cli_runtime",
     "cli_retention",
     "cli_risk",
     "cli_ops",
+    "cli_api",
     "cli",
 )
 

@@ -1,0 +1,31 @@
+"""The app factory: ``create_app(settings)`` builds the lookup service (what ``devicerisk serve`` runs)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from devicerisk.api import admin, audit_trail, labels, problems
+from devicerisk.api.service import Service
+from devicerisk.config import Settings
+
+DESCRIPTION = """The fraud team's risk lookups: accounts, transactions, devices, score-now, lookup by a raw identifier,
+the review queue, and feedback labels. Every request carries an API key (`X-API-Key`) of the role its endpoint
+serves and states its purpose (`X-Purpose`); every lookup is audited. Identifiers are shown masked, and
+pseudonyms only as references (`*_ref`) this service resolves. Errors are RFC 9457 problem details."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service over the stores of ``settings`` (default: the environment's)."""
+    settings = settings or Settings()
+    app = FastAPI(title="devicerisk lookup service", version="1", description=DESCRIPTION)
+    app.state.service = Service.of(settings)
+    problems.install(app)
+    app.add_middleware(problems.BodyLimit, limit=settings.api_max_body_bytes)
+    for module in (admin, audit_trail, labels):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["health"], summary="Whether the service is up (no key needed, nothing read)")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
