@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,36 @@ def ingest(lake_dir: Path, rows: list[dict[str, Any]], batch: str) -> None:
 
 def accounts(n: int, when: datetime) -> list[dict[str, Any]]:
     return [txn(when + timedelta(minutes=i), acct=f"{i:032x}") for i in range(n)]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` served by a real uvicorn server on loopback (in a thread of this process); yields its address."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -91,7 +91,9 @@ LAYERS = (
     "cli_risk",
     "cli_ops",
     "cli_api",
+    "cli_lookup",
     "cli",
+    "cli_main",
 )
 
 
