@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     risk_alert_budget: int = Field(default=20, ge=1, description="transactions a day at the highest risk level")
     risk_label_gap_days: float = Field(default=2, gt=0, description="least gap before test; label delay lengthens")
     risk_test_days: float = Field(default=2, gt=0, description="held-out days judging a new model")
+    serving_days: int = Field(
+        default=30, ge=1, le=366, description="days of scores the serving snapshots hold for lookups"
+    )
     api_max_body_bytes: int = Field(
         default=64 << 10, ge=1024, le=16 << 20, description="the lookup service refuses longer request bodies (413)"
     )

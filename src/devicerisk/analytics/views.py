@@ -7,10 +7,8 @@ docs/data-contract.md), the same key the features and the signal log use.
 
 from __future__ import annotations
 
-from devicerisk.contract.fields import DEVICE_KEY_COLUMNS
-
-#: The device key of an events row, as SQL.
-DEVICE_KEY = f"coalesce({', '.join(DEVICE_KEY_COLUMNS)})"
+from devicerisk.contract.fields import DEVICE_KEY_SQL as DEVICE_KEY
+from devicerisk.risk.devices import flags_sql
 
 #: Each device and each account seen on it: how often, when, and the device's environment signals.
 DEVICE_ACCOUNTS = f"""
@@ -34,11 +32,7 @@ env AS (
            count(*) AS events,
            mode(device_model) AS device_model,
            mode(device_imsi_country) AS sim_country,
-           coalesce(bool_or(hardware_emulator), false) OR coalesce(bool_or(device_model_emulator), false)
-               AS emulator,
-           coalesce(bool_or(rooted), false) AS rooted,
-           coalesce(bool_or(installed_root_app OR running_root_app), false) AS root_app,
-           coalesce(bool_or(installed_hook_app OR running_hook_app), false) AS hook_app,
+           {flags_sql()},
            min(event_time) AS first_seen, max(event_time) AS last_seen
     FROM dev GROUP BY device_key
 ),

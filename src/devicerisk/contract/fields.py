@@ -88,6 +88,8 @@ DEVICE_KEY_COLUMNS = (
     "device_oaid_pid",
     "device_idfa_pid",
 )
+#: The device key of an events row, as SQL: the one expression every query that names a device uses.
+DEVICE_KEY_SQL = f"coalesce({', '.join(DEVICE_KEY_COLUMNS)})"
 _ACCOUNT_ACTIONS = (
     "register",
     "login",

@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from devicerisk.contract.fields import DEVICE_KEY_COLUMNS
+from devicerisk.contract.fields import DEVICE_KEY_COLUMNS, DEVICE_KEY_SQL
 from devicerisk.risk import declared
 from devicerisk.risk.catalog import (  # noqa: F401 - the catalog, re-exported for the modules that read features
     BY_NAME,
@@ -72,7 +72,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
 LABEL_COLUMNS: tuple[str, ...] = ("subject_type", "subject_id_pid", "label", "reported_at")
 
 #: The device key (the contract's ``DEVICE_KEY_COLUMNS``) as SQL: the first device pseudonym an event carries.
-_DEVICE = f"coalesce({', '.join(DEVICE_KEY_COLUMNS)})"
+_DEVICE = DEVICE_KEY_SQL
 H, D = 3_600_000_000, 86_400_000_000  # microseconds
 W = 7 * D
 HISTORY = timedelta(days=31)  # the longest window (30 d amount median) plus a day: what scoring loads

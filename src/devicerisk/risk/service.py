@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from devicerisk.config import Settings
-from devicerisk.risk import card, reasons, signals, windows
+from devicerisk.risk import card, published, reasons, signals, windows
 from devicerisk.risk import features as F
 from devicerisk.risk.evaluate import at_least_as_good, evaluate
 from devicerisk.risk.labels import read_labels
@@ -32,7 +32,6 @@ from devicerisk.store import lake, lake_scan, registry, scores, serving, signal_
 log = logging.getLogger(__name__)
 
 LOOKBACK = F.HISTORY  # every feature window ends within it: scoring sees the history training sees
-SERVING_DAYS = 7  # transaction scores kept in the serving snapshot
 SCORES = ("transaction", "account")
 
 
@@ -44,10 +43,13 @@ class RiskStores:
     models_dir: Path
     serving_dir: Path
     signals_dir: Path | None = None  # the signal log; None: features by the SQL over the lake
+    serving_days: int = 30  # the serving snapshots' period (Settings.serving_days)
 
     @classmethod
     def of(cls, settings: Settings) -> RiskStores:
-        return cls(settings.lake_dir, settings.models_dir, settings.serving_dir, settings.signals_dir)
+        return cls(
+            settings.lake_dir, settings.models_dir, settings.serving_dir, settings.signals_dir, settings.serving_days
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,18 +323,10 @@ def score_transactions(stores: RiskStores, run_id: str) -> dict[str, int]:
         }
     )
     written = scores.append(lake_dir, scores.TRANSACTION_SCORES, out, run_id)  # exactly once, runs overlapping or not
-    serving.publish_latest(serving_dir, serving.TRANSACTIONS, lambda: _recent_transaction_scores(lake_dir))
+    build = lambda: published.recent_transactions(lake_dir, stores.serving_days)  # noqa: E731
+    serving.publish_latest(serving_dir, serving.TRANSACTIONS, build)
     alerts = int(pc.sum(pc.equal(written.column("level"), "highest")).as_py() or 0)
     return {"transactions_scored": written.num_rows, "highest": alerts} | extra
-
-
-def _recent_transaction_scores(lake_dir: Path) -> pa.Table | None:
-    """The lake's transaction scores of the last ``SERVING_DAYS`` before the newest one (None if there is none)."""
-    recent = scores.read(lake_dir, scores.TRANSACTION_SCORES)
-    if recent is None or recent.num_rows == 0:
-        return None
-    cut = pc.max(recent.column("event_time")).as_py() - timedelta(days=SERVING_DAYS)
-    return recent.filter(pc.greater(recent.column("event_time"), pa.scalar(cut)))
 
 
 def score_accounts(stores: RiskStores, active_days: float = 7.0, as_of: datetime | None = None) -> dict[str, int]:
@@ -366,17 +360,13 @@ def score_accounts(stores: RiskStores, active_days: float = 7.0, as_of: datetime
         }
     )
     scores.append(lake_dir, scores.ACCOUNT_SCORES, out, f"accounts-{as_of:%Y%m%dT%H%M%S%fZ}-{version}")
-    serving.publish_latest(serving_dir, serving.ACCOUNTS, lambda: _unless_older(serving_dir, out))
+    whole, days = scan_events(lake_dir, None, events.version), stores.serving_days  # phones and devices: all history
+    run = published.with_phones(out, whole)
+    merge = lambda: published.merged_accounts(serving.read(serving_dir, serving.ACCOUNTS), run, days)  # noqa: E731
+    serving.publish_latest(serving_dir, serving.ACCOUNTS, merge)
+    edges = lambda: published.device_risk(whole, as_of, days)  # noqa: E731
+    serving.publish_latest(serving_dir, serving.DEVICES, edges)
     return {"accounts_scored": n, "highest": int(pc.sum(pc.equal(out.column("level"), "highest")).as_py() or 0)}
-
-
-def _unless_older(serving_dir: Path, accounts: pa.Table) -> pa.Table | None:
-    """``accounts`` to publish, or None when the published account scores are as of a later time (a run that
-    overlapped this one scored newer events)."""
-    published = serving.read(serving_dir, serving.ACCOUNTS)
-    if published is None or published.num_rows == 0 or accounts.num_rows == 0:
-        return accounts
-    return None if pc.max(published.column("as_of")).as_py() > pc.max(accounts.column("as_of")).as_py() else accounts
 
 
 def top_accounts(serving_dir: Path, n: int = 10) -> list[dict[str, Any]]:

@@ -19,6 +19,9 @@ from devicerisk.store.files import locked, write_atomic
 
 TRANSACTIONS = "transaction_risk"
 ACCOUNTS = "account_risk"
+DEVICES = "device_risk"
+#: Every snapshot a lookup reads.
+SNAPSHOTS = (ACCOUNTS, TRANSACTIONS, DEVICES)
 
 
 def path_of(serving_dir: Path, name: str) -> Path:
