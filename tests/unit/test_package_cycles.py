@@ -82,6 +82,7 @@ LAYERS = (
     "ingest",
     "risk",
     "governance",
+    "lookup",
     "analytics",
     "synth",
     "api",
