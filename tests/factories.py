@@ -249,3 +249,14 @@ def served(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def landing_events(landing_dir: Path, event_type: str | None = None) -> Iterator[dict[str, Any]]:
+    """The raw telemetry records of the landing zone (as the generator wrote them), in file order."""
+    for path in sorted((landing_dir / "telemetry").glob("*.ndjson*")):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            for raw in fh:
+                record = orjson.loads(raw)
+                if event_type is None or record.get("event_type") == event_type:
+                    yield record

@@ -89,3 +89,72 @@ def _lines(answer: dict[str, Any], indent: str = "") -> list[str]:
         else:
             out.append(f"{indent}{name}: {value}")
     return out
+
+
+@lookup_app.command("top")
+def top(
+    url: Url = DEFAULT_URL,
+    purpose: Purpose = "risk_control",
+    kind: Annotated[str, typer.Option(help="account or transaction.")] = "account",
+    level: Annotated[str | None, typer.Option(help="highest, elevated or normal (default: every level).")] = None,
+    day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: the newest day scored).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 5,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """The review queue: the riskiest accounts (or transactions) of a day, with their reasons."""
+    query = {"kind": kind, "limit": limit, "offset": offset, "level": level, "day": day}
+    path = "/v1/queue?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+    _show(call(url, "GET", path, purpose), as_json)
+
+
+def _by_ref(kind: str, ref: str, url: str, purpose: str, as_json: bool) -> None:
+    _show(call(url, "GET", f"/v1/{kind}/{urllib.parse.quote(ref, safe='')}", purpose), as_json)
+
+
+@lookup_app.command("account")
+def account(
+    ref: Annotated[str, typer.Argument(help="An account reference (account_ref) from an earlier answer.")],
+    url: Url = DEFAULT_URL,
+    purpose: Purpose = "risk_control",
+    as_json: AsJson = False,
+) -> None:
+    """An account's latest risk, reasons and recent transaction scores."""
+    _by_ref("accounts", ref, url, purpose, as_json)
+
+
+@lookup_app.command("transaction")
+def transaction(
+    ref: Annotated[str, typer.Argument(help="A transaction reference (transaction_ref).")],
+    url: Url = DEFAULT_URL,
+    purpose: Purpose = "risk_control",
+    as_json: AsJson = False,
+) -> None:
+    """A transaction's risk and reasons."""
+    _by_ref("transactions", ref, url, purpose, as_json)
+
+
+@lookup_app.command("device")
+def device(
+    ref: Annotated[str, typer.Argument(help="A device reference (device_ref).")],
+    url: Url = DEFAULT_URL,
+    purpose: Purpose = "risk_control",
+    as_json: AsJson = False,
+) -> None:
+    """A device's accounts with their scores, and its device-graph signals."""
+    _by_ref("devices", ref, url, purpose, as_json)
+
+
+@lookup_app.command("id")
+def by_identifier(
+    kind: Annotated[
+        str, typer.Argument(help="account, transaction, phone, or a device id kind: imei, idfa, oaid, mac, ...")
+    ],
+    url: Url = DEFAULT_URL,
+    purpose: Purpose = "risk_control",
+    as_json: AsJson = False,
+) -> None:
+    """Risk by a raw identifier, read from standard input (never from the command line, which shells keep) and
+    sent in a request body (never a URL)."""
+    value = sys.stdin.readline().strip() if not sys.stdin.isatty() else typer.prompt("identifier", hide_input=True)
+    _show(call(url, "POST", "/v1/lookup", purpose, {"kind": kind, "value": value}), as_json)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from devicerisk.api import admin, audit_trail, labels, problems
+from devicerisk.api import admin, audit_trail, identify, labels, problems, queue, risk
 from devicerisk.api.service import Service
 from devicerisk.config import Settings
 
@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = Service.of(settings)
     problems.install(app)
     app.add_middleware(problems.BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (admin, audit_trail, labels):
+    for module in (risk, identify, queue, labels, audit_trail, admin):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"], summary="Whether the service is up (no key needed, nothing read)")

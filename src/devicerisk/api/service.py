@@ -12,6 +12,10 @@ from typing import Any
 
 from devicerisk.config import Settings
 from devicerisk.governance.stores import audit_trail
+from devicerisk.lookup.refs import Refs
+from devicerisk.lookup.view import LiveView, ServingView
+from devicerisk.privacy.keys import load_pseudonym_keyring
+from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.store import audit
 from devicerisk.store.api_keys import KeyStore
 
@@ -23,13 +27,23 @@ class Service:
     settings: Settings
     keys: KeyStore
     trail: audit.Trail
+    keyring: tuple[Pseudonymiser, ...]  # the current pseudonym key first: raw identifiers -> pseudonyms
+    live: LiveView  # the serving snapshots, switched atomically when one is republished
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _opened: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, settings: Settings) -> Service:
-        """The service of ``settings``: reads the audit key now, so a missing key fails at start."""
-        return cls(settings, KeyStore(settings.api_keys_path), audit_trail(settings))
+        """The service of ``settings``: reads the keys and loads the serving snapshots now, so a missing key
+        fails at start and the first lookup is as quick as the others."""
+        keys = load_pseudonym_keyring(settings)
+        keyring = tuple(Pseudonymiser(k, settings.default_phone_region) for k in keys)
+        live = LiveView(settings.serving_dir, Refs(keys[0]))
+        return cls(settings, KeyStore(settings.api_keys_path), audit_trail(settings), keyring, live)
+
+    def view(self) -> ServingView:
+        """The newest complete serving view (a republished snapshot is seen by the next lookup)."""
+        return self.live.current()
 
     def record(self, caller: Any, action: str, counts: dict[str, int] | None = None) -> None:
         """Audit one request: who (the key's name), role, action, purpose and counts, never a value asked for."""
