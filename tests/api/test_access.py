@@ -1,4 +1,4 @@
-"""Keys, roles, purposes, problem details, the body limit, labels and the audit trail, over real HTTP to a real
+"""Keys, roles, purposes, problem details and the body limit, over real HTTP to a real
 uvicorn server on loopback."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import pytest
 
 from devicerisk.api.app import create_app
 from devicerisk.config import Settings
-from devicerisk.ingest.pipeline import IngestContext
-from devicerisk.risk.labels import ingest_labels, read_labels
-from devicerisk.store import api_keys, audit
+from devicerisk.store import api_keys
 from factories import served
 
 RAW_ACCOUNT = "U77001234"
@@ -49,10 +47,9 @@ def test_keys_are_created_listed_and_revoked_over_http_and_a_revoked_key_is_refu
     listed = client.get("/v1/admin/keys", headers=admin).json()["keys"]
     assert {k["name"] for k in listed} == {"fraud_analyst-1", "auditor-1", "admin-1", "bob"}
     assert bob not in str(listed) and "digest" not in str(listed)
-    label = {"subject_type": "account", "subject_id": RAW_ACCOUNT, "label": "legitimate"}
-    assert client.post("/v1/labels", headers=_h(bob, "risk_control"), json=label).status_code == 202
+    assert client.get("/v1/queue", headers=_h(bob, "risk_control")).json()["items"] == []  # no snapshot yet
     assert client.post("/v1/admin/keys/bob/revoke", headers=admin).status_code == 200
-    _problem(client.post("/v1/labels", headers=_h(bob, "risk_control"), json=label), 401)
+    _problem(client.get("/v1/queue", headers=_h(bob, "risk_control")), 401)
     _problem(client.post("/v1/admin/keys/bob/revoke", headers=admin), 404)
 
 
@@ -98,31 +95,6 @@ def test_an_unexpected_error_is_a_bare_500_problem(api: Any, settings: Settings)
     settings.api_keys_path.write_text("{not json")  # the key store is damaged: the service cannot check keys
     answer = _problem(client.get("/v1/audit", headers=_h(keys["auditor"], "audit")), 500)
     assert answer["detail"] == "internal error: the service logged it" and "JSONDecodeError" not in str(answer)
-
-
-def test_a_label_lands_as_a_file_label_ingest_takes_and_is_audited_without_its_id(
-    api: Any, settings: Settings, ctx: IngestContext
-) -> None:
-    client, keys = api
-    label = {"subject_type": "account", "subject_id": RAW_ACCOUNT, "label": "fraud", "fraud_type": "mule"}
-    answer = client.post("/v1/labels", headers=_h(keys["fraud_analyst"], "account_management"), json=label)
-    assert answer.status_code == 202 and RAW_ACCOUNT not in answer.text
-    results = ingest_labels(ctx, settings.landing_dir)
-    assert [(r.records_read, r.accepted, r.quarantined) for r in results] == [(1, 1, 0)]
-    stored = read_labels(settings.lake_dir).to_pylist()
-    assert [(r["subject_id_pid"], r["label"], r["fraud_type"]) for r in stored] == [
-        (ctx.pseudonymiser.pseudonymise_one("account", RAW_ACCOUNT), "fraud", "mule")
-    ]
-    records = audit.records(settings.audit_dir)
-    assert [(r["actor"], r["role"], r["action"], r["purpose"]) for r in records] == [
-        ("fraud_analyst-1", "fraud_analyst", "api.label", "account_management")
-    ]
-    assert RAW_ACCOUNT not in (settings.audit_dir / audit.LOG_NAME).read_text()
-    shown = client.get("/v1/audit", headers=_h(keys["auditor"], "audit")).json()["records"]
-    assert [r["action"] for r in shown] == ["api.label"]  # the auditor's own read is audited after the answer
-    assert client.get("/v1/audit?after=1", headers=_h(keys["auditor"], "audit")).json()["records"][0]["action"] == (
-        "api.audit_read"
-    )
 
 
 def test_the_docs_and_schema_are_served_without_a_key(api: Any) -> None:

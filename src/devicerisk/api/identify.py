@@ -20,12 +20,16 @@ from devicerisk.lookup import resolve
 
 router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
 #: The kinds accepted: the serving layer's (account, phone, device ids) and transaction ids.
+#: An identifier is printable text: no control character (a NUL, a line break) reaches normalisation.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 Kind = Literal["account", "transaction", "phone", "imei", "android_id", "idfv", "mac", "oaid", "idfa"]
 
 
 class Identifier(BaseModel):
     kind: Kind
-    value: Annotated[str, Field(min_length=1, max_length=128, description="The raw identifier (never logged).")]
+    value: Annotated[
+        str, Field(min_length=1, max_length=128, pattern=PRINTABLE, description="The raw identifier (never logged).")
+    ]
 
     def __repr__(self) -> str:  # never print the value
         return f"Identifier({self.kind})"
@@ -53,4 +57,6 @@ def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> dict[str, 
     }
     counts = {name: len(answer[name]) for name in ("accounts", "transactions", "devices")}
     service.record(caller, f"api.lookup_{body.kind}", counts)
+    if not any(counts.values()):
+        raise Problem(404, f"the serving snapshots know nothing by this {body.kind} identifier")
     return present(view, answer)

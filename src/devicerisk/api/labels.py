@@ -3,7 +3,8 @@
 A label names its transaction or account by the raw id, as the contract's label table does (``LABEL_FIELDS``):
 label ingest pseudonymises it in the subject's domain, so the label joins the events it is about. The id comes
 in the body, never the URL; it is checked against the contract here (a bad label is a 422, not a quarantined
-line), written to the landing zone only, and answered and audited masked.
+line) and must name a subject the serving snapshots know (an unknown id is a 404: a typo, most likely). It is
+written to the landing zone only, and answered masked; the audit record holds counts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
 from devicerisk.api.deps import Analyst, ServiceDep
+from devicerisk.api.identify import PRINTABLE
 from devicerisk.api.problems import Problem
-from devicerisk.contract.fields import LABEL_FIELDS
+from devicerisk.contract.fields import LABEL_FIELDS, LABEL_SUBJECT_DOMAINS
 from devicerisk.contract.times import TimeWindow
 from devicerisk.ingest.validate import fields_reason
 from devicerisk.privacy.masking import mask
@@ -29,7 +31,10 @@ router = APIRouter(prefix="/v1/labels", tags=["labels"])
 
 class Label(BaseModel):
     subject_type: Literal["transaction", "account"]
-    subject_id: Annotated[str, Field(min_length=1, max_length=128, description="The raw transaction or account id.")]
+    subject_id: Annotated[
+        str,
+        Field(min_length=1, max_length=128, pattern=PRINTABLE, description="The raw transaction or account id."),
+    ]
     label: Literal["fraud", "legitimate"]
     fraud_type: Annotated[str | None, Field(max_length=64, pattern=r"^[a-z_]{1,64}$")] = None
     fraud_from: Annotated[
@@ -39,6 +44,11 @@ class Label(BaseModel):
 
 @router.post("", status_code=202, summary="Land a feedback label for label ingest")
 def add_label(service: ServiceDep, caller: Analyst, body: Label) -> dict[str, Any]:
+    view, domain = service.view(), LABEL_SUBJECT_DOMAINS[body.subject_type]
+    pids = {p.pseudonymise_one(domain, body.subject_id) for p in service.keyring}
+    if not any(p is not None and getattr(view, body.subject_type)(p) is not None for p in pids):
+        service.record(caller, "api.label", {"labels": 0, "unknown": 1})
+        raise Problem(404, f"the serving snapshots know no {body.subject_type} by this id: check it")
     now = datetime.now(UTC)
     label_id = f"api-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(6)}"
     record: dict[str, Any] = {
