@@ -178,20 +178,26 @@ class Sightings:
         return (started - ended).astype(float)
 
 
-def _reported(txns: pa.Table, labels: pa.Table | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(counterparty, transaction time, reported time) of every transaction (signal rows ``txns``) reported as
-    fraud."""
+def fraud_reports(labels: pa.Table | None) -> pa.Table:
+    """The transactions reported as fraud: their 64-bit key (``txn``) and first report time (``r``, µs)."""
     if labels is None or labels.num_rows == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty.astype(np.uint64), empty, empty
+        return pa.table({"txn": pa.array([], pa.uint64()), "r": pa.array([], pa.int64())})
     fraud = labels.filter(
         pc.and_(pc.equal(labels.column("label"), "fraud"), pc.equal(labels.column("subject_type"), "transaction"))
     )
     with engine.registered(f=fraud.select(["subject_id_pid", "reported_at"])) as con:
-        hashed = con.sql(
+        return con.sql(
             "SELECT hash(subject_id_pid) AS txn, min(epoch_us(reported_at)) AS r FROM f "
             "WHERE subject_id_pid IS NOT NULL GROUP BY 1"
         ).to_arrow_table()  # one report a payment: the first
+
+
+def _reported(txns: pa.Table, hashed: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(counterparty, transaction time, reported time) of every transaction (signal rows ``txns``) reported as
+    fraud (``hashed``: :func:`fraud_reports`)."""
+    if hashed.num_rows == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty.astype(np.uint64), empty, empty
     where = pc.index_in(hashed.column("txn"), value_set=txns.column("txn"))
     found = pc.is_valid(where)
     rows = pc.filter(where, found)
@@ -209,10 +215,12 @@ def compute(
     q_acct: np.ndarray,
     q_cp: np.ndarray,
     out: np.ndarray | None = None,
+    reports: pa.Table | None = None,
 ) -> np.ndarray:
     """The declared features (``catalog.WINDOWS`` order) of query rows at ``q_t`` (microseconds) of
     accounts ``q_acct`` paying counterparties ``q_cp`` (64-bit hashes, 0: none), from signal rows ``sig``;
-    written into ``out`` (len(q_t) × len(WINDOWS), a view of a wider matrix, say) when given."""
+    written into ``out`` (len(q_t) × len(WINDOWS), a view of a wider matrix, say) when given. ``reports``:
+    :func:`fraud_reports` of ``labels``, when the caller has them already (made here otherwise)."""
     X = np.full((len(q_t), len(WINDOWS)), np.nan) if out is None else out
     if X.shape != (len(q_t), len(WINDOWS)):
         raise ValueError(f"out must be {len(q_t)} × {len(WINDOWS)}, not {X.shape}")
@@ -223,7 +231,7 @@ def compute(
     q_t = np.asarray(q_t, dtype=np.int64)
     queries = {"acct": Queries(q_acct, q_t), "cp": Queries(q_cp, q_t), "acct_cp": Queries(pair_keys(q_acct, q_cp), q_t)}
     sightings = _read(txn, queries)
-    reported = _reported(txn, labels)
+    reported = _reported(txn, fraud_reports(labels) if reports is None else reports)
     features = np.empty((len(WINDOWS), len(q_t)))  # a row per feature: each written in one place
     for entity, q in queries.items():
         unknown = q.keys == 0  # no entity: unknown, never "none seen"

@@ -24,8 +24,10 @@ from __future__ import annotations
 import functools
 import re
 import string
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,9 +97,20 @@ class TreePaths:
     baseline: float  # the model's raw output before any tree
 
 
+#: Flattened trees by booster: a fitted booster never changes, and one event scored at a time (score now)
+#: would otherwise flatten its trees again on every call.
+_PATHS: weakref.WeakKeyDictionary[Any, TreePaths | None] = weakref.WeakKeyDictionary()
+
+
 def tree_paths(model: RiskModel) -> TreePaths | None:
     """The supervised model's trees as flat arrays (None if a split is categorical: those are occluded)."""
     hgb = model.booster()
+    if hgb not in _PATHS:
+        _PATHS[hgb] = _flatten(hgb)
+    return _PATHS[hgb]
+
+
+def _flatten(hgb: Any) -> TreePaths | None:
     trees = [tree.nodes for trees in hgb._predictors for tree in trees]
     if len(trees) == 0 or any(nodes["is_categorical"].any() for nodes in trees):
         return None

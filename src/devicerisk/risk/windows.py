@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from devicerisk.risk import declared, signals
 from devicerisk.risk import features as F
@@ -107,22 +109,44 @@ def in_time_order(sig: pa.Table) -> pa.Table:
     return pa.concat_tables([sig.slice(0, head), tail])
 
 
+@dataclass(frozen=True, slots=True)
+class Reports:
+    """The feedback labels as the engines read them, made once for many feature runs over one history:
+    the report steps (:func:`signals.report_steps`) and the reported transactions
+    (:func:`declared.fraud_reports`)."""
+
+    steps: pa.Table
+    fraud: pa.Table
+
+    @classmethod
+    def of(cls, sig: pa.Table, labels: pa.Table | None) -> Reports:
+        """The reports of ``labels`` over the whole of ``sig``, valid for a query at any time: a link older
+        than the query's 31-day history adds its step and takes it back before the query."""
+        low, high = (v.as_py() or 0 for v in pc.min_max(sig.column("t")).values())
+        first, last = (signals.EPOCH + timedelta(microseconds=v) for v in (low, high))
+        steps = signals.report_steps(sig, labels, first, last + timedelta(microseconds=1))
+        return cls(steps.sort_by([("t", "ascending")]), declared.fraud_reports(labels))
+
+
 def transaction_features(
-    sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime
+    sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime, reports: Reports | None = None
 ) -> tuple[pa.Table, np.ndarray]:
     """Features of every transaction with ``start <= event_time < end``, from the signal rows.
 
     Returns the rows (``qid`` event id, ``t``, ``acct``, ``txn``) in time order and their matrix in
     ``features.FEATURE_NAMES`` order (NaN for missing). ``sig`` must cover at least the 31 days before
-    ``start`` (the longest window); older rows and rows at or after ``end`` are not read.
+    ``start`` (the longest window); older rows and rows at or after ``end`` are not read. ``reports``:
+    the labels' :class:`Reports` over a history that holds ``sig``'s rows, when the caller has them.
     """
     if not available():
         raise RuntimeError("the C feature engine (devicerisk._windows) is not built")
     with _small_pages():
-        return _features(sig, labels, start, end)
+        return _features(sig, labels, start, end, reports)
 
 
-def _features(sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime) -> tuple[pa.Table, np.ndarray]:
+def _features(
+    sig: pa.Table, labels: pa.Table | None, start: datetime, end: datetime, reports: Reports | None
+) -> tuple[pa.Table, np.ndarray]:
     sig = in_time_order(sig)
     start_us, end_us = signals.micros(start), signals.micros(end)
     # only the rows a window can reach: from the oldest sighting bound (a whole day before start - 31 d)
@@ -133,14 +157,19 @@ def _features(sig: pa.Table, labels: pa.Table | None, start: datetime, end: date
     t = cols["t"]
     is_query = (cols["etype"] == signals.ETYPES["transaction"]) & (cols["acct"] != 0)
     qidx = np.flatnonzero(is_query & (t >= start_us)).astype(np.int64)  # every row is before end now
-    steps = signals.report_steps(sig, labels, start, end).sort_by([("t", "ascending")])
+    if reports is None:
+        steps, fraud = signals.report_steps(sig, labels, start, end).sort_by([("t", "ascending")]), None
+    else:
+        steps, fraud = reports.steps, reports.fraud
     step_cols = tuple(
         np.ascontiguousarray(steps.column(name).to_numpy(), dtype=dtype)
         for name, dtype in (("t", np.int64), ("kind", np.uint8), ("key", np.uint64), ("step", np.int8))
     )
     X = np.full((len(qidx), len(F.FEATURE_NAMES)), np.nan)  # the engine fills its columns, declared the rest
     _windows.windows(tuple(cols.values()), step_cols, start_us, end_us, qidx, X)
-    declared.compute(sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx], X[:, len(F.ENGINE_FEATURE_NAMES) :])
+    declared.compute(
+        sig, labels, t[qidx], cols["acct"][qidx], cols["cp"][qidx], X[:, len(F.ENGINE_FEATURE_NAMES) :], fraud
+    )
     take = pa.array(qidx)
     rows = pa.table(
         {
