@@ -260,3 +260,35 @@ def landing_events(landing_dir: Path, event_type: str | None = None) -> Iterator
                 record = orjson.loads(raw)
                 if event_type is None or record.get("event_type") == event_type:
                     yield record
+
+
+def served_transaction(settings: Any, need_phone: bool = False) -> tuple[dict[str, Any], str | None]:
+    """A raw transaction event of the landing zone that the serving snapshots know: its transaction, its account
+    and its device (by IMEI); with ``need_phone``, of an account whose current phone is the one it registered.
+    Returns the event and that phone."""
+    from devicerisk.ingest.runtime import ingest_context
+    from devicerisk.store import serving
+
+    pseudonym = ingest_context(settings).pseudonymiser.pseudonymise_one
+    tables = {n: serving.read(settings.serving_dir, n) for n in serving.SNAPSHOTS}
+    accounts, transactions, devices = (tables[n] for n in (serving.ACCOUNTS, serving.TRANSACTIONS, serving.DEVICES))
+    assert accounts is not None and transactions is not None and devices is not None
+    phone_of = dict(zip(*accounts.select(["account_id_pid", "phone_pid"]).to_pydict().values(), strict=True))
+    txns = set(transactions.column("transaction_id_pid").to_pylist())
+    imeis = set(devices.column("device_imei_pid").to_pylist()) - {None}
+    phones = {
+        e["account_id"]: e["payload"]["phone"]
+        for e in landing_events(settings.landing_dir, "account")
+        if e["payload"].get("action") == "register" and e["payload"].get("phone")
+    }
+    for e in landing_events(settings.landing_dir, "transaction"):
+        account = pseudonym("account", e["account_id"])
+        if (
+            account in phone_of
+            and pseudonym("transaction", e["payload"]["transaction_id"]) in txns
+            and pseudonym("imei", e["device"].get("imei") or "") in imeis
+        ):
+            phone = phones.get(e["account_id"])
+            if not need_phone or (phone is not None and phone_of[account] == pseudonym("phone", phone)):
+                return e, phone
+    raise LookupError("no transaction of the landing zone is in every serving snapshot")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import threading
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from devicerisk.cli_runtime import DataDir
+from devicerisk.cli_runtime import DataDir, one_line
 from devicerisk.config import Mode, Settings
 
 keys_app = typer.Typer(help="API keys of the lookup service: create, revoke, list (hashes only are stored).")
@@ -58,6 +59,14 @@ def keys_list(data_dir: DataDir = None) -> None:
     console.print(table)
 
 
+def _warm(service: Any) -> None:
+    """Open the real-time scorer off the request path, so the first score-now is as quick as the others."""
+    try:
+        service.scorer()
+    except Exception as err:  # no model yet, say: score now answers 503 and tries again at its next request
+        print(f"score now is not available yet: {one_line(err)}", file=sys.stderr)
+
+
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
@@ -83,5 +92,7 @@ def serve_command(
             file=sys.stderr,
         )
     app = create_app(settings)
+    service = app.state.service
+    threading.Thread(target=_warm, args=(service,), name="score-now-open", daemon=True).start()
     console.print(f"lookup service on http://{host}:{port} (OpenAPI at /docs), data in {settings.data_dir}")
     uvicorn.run(app, host=host, port=port, workers=1, log_level="warning", server_header=False)

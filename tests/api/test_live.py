@@ -19,9 +19,8 @@ from devicerisk.config import Settings
 from devicerisk.governance import requests
 from devicerisk.governance.stores import stores_for
 from devicerisk.governance.subjects import Identifiers
-from devicerisk.ingest.runtime import ingest_context
 from devicerisk.store import api_keys, serving
-from factories import landing_events, served
+from factories import served, served_transaction
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +80,7 @@ def test_a_snapshot_republished_under_load_fails_no_request(live: dict[str, Any]
 
 def test_an_erased_subject_is_gone_from_lookups_once_the_erasure_completes(live: dict[str, Any]) -> None:
     client, settings = live["client"], live["settings"]
-    pseudonym = ingest_context(settings).pseudonymiser.pseudonymise_one
-    accounts = serving.read(settings.serving_dir, serving.ACCOUNTS)
-    assert accounts is not None
-    known = set(accounts.column("account_id_pid").to_pylist())
-    raw = next(
-        e["account_id"]
-        for e in landing_events(settings.landing_dir, "transaction")
-        if pseudonym("account", e["account_id"]) in known
-    )
+    raw = served_transaction(settings)[0]["account_id"]
     found = client.post("/v1/lookup", json={"kind": "account", "value": raw})
     assert found.status_code == 200
     ref = found.json()["accounts"][0]["account_ref"]

@@ -18,7 +18,7 @@ from devicerisk.config import Settings
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk.labels import ingest_labels, read_labels
 from devicerisk.store import api_keys, audit, serving
-from factories import landing_events, served
+from factories import served, served_transaction
 
 PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 ATTACKS = (
@@ -38,29 +38,8 @@ FORGED = ("acc_" + "a" * 26, "txn_" + "b" * 26, "dev_" + "c" * 26)  # well-forme
 @pytest.fixture(scope="module")
 def world(lookup_lake: Settings) -> Iterator[dict[str, Any]]:
     keys = {role: api_keys.create(lookup_lake.api_keys_path, role, f"{role}-l")[1] for role in api_keys.ROLES}
-    phones = {
-        e["account_id"]: e["payload"]["phone"]
-        for e in landing_events(lookup_lake.landing_dir, "account")
-        if e["payload"].get("action") == "register" and e["payload"].get("phone")
-    }
-    pseudonym = ingest_context(lookup_lake).pseudonymiser.pseudonymise_one
-    accounts = serving.read(lookup_lake.serving_dir, serving.ACCOUNTS)
-    transactions = serving.read(lookup_lake.serving_dir, serving.TRANSACTIONS)
-    assert accounts is not None and transactions is not None
-    current_phone = dict(zip(*accounts.select(["account_id_pid", "phone_pid"]).to_pydict().values(), strict=True))
-    scored_txns = set(transactions.column("transaction_id_pid").to_pylist())
-    devices = serving.read(lookup_lake.serving_dir, serving.DEVICES)
-    assert devices is not None
-    imeis = set(devices.column("device_imei_pid").to_pylist()) - {None}
-    txn = next(  # a transaction the snapshots hold, of an account they hold with the phone it registered
-        e
-        for e in landing_events(lookup_lake.landing_dir, "transaction")
-        if e["account_id"] in phones
-        and pseudonym("imei", e["device"].get("imei") or "") in imeis
-        and current_phone.get(pseudonym("account", e["account_id"])) == pseudonym("phone", phones[e["account_id"]])
-        and pseudonym("transaction", e["payload"]["transaction_id"]) in scored_txns
-    )
-    phone = phones[txn["account_id"]]
+    txn, phone = served_transaction(lookup_lake, need_phone=True)
+    assert phone is not None
     raw = {
         "account": txn["account_id"],
         "transaction": txn["payload"]["transaction_id"],

@@ -12,7 +12,7 @@ import pytest
 from devicerisk.api.app import create_app
 from devicerisk.config import Settings
 from devicerisk.store import api_keys
-from factories import landing_events, served
+from factories import served, served_transaction
 
 PURPOSE = {"fraud_analyst": "risk_control", "auditor": "audit", "admin": "security"}
 CALLERS = ("fraud_analyst", "auditor", "admin", "no key", "revoked key")
@@ -30,7 +30,7 @@ def world(lookup_lake: Settings) -> Iterator[dict[str, Any]]:
         analyst = {"X-API-Key": keys["fraud_analyst"], "X-Purpose": "risk_control"}
         top = client.get("/v1/queue", headers=analyst, params={"limit": 1}).json()["items"][0]
         account = client.get(f"/v1/accounts/{top['account_ref']}", headers=analyst).json()
-        txn = next(r for r in landing_events(lookup_lake.landing_dir, "transaction"))
+        txn, _ = served_transaction(lookup_lake)
         device = client.post("/v1/lookup", headers=analyst, json={"kind": "imei", "value": txn["device"]["imei"]})
         yield {
             "client": client,
@@ -52,6 +52,7 @@ def _endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
         ("GET", f"/v1/transactions/{w['transaction_ref']}", None, "fraud_analyst"),
         ("GET", f"/v1/devices/{w['device_ref']}", None, "fraud_analyst"),
         ("POST", "/v1/lookup", {"kind": "account", "value": w["raw_account"]}, "fraud_analyst"),
+        ("POST", "/v1/score", w["event"], "fraud_analyst"),
         ("GET", "/v1/queue", None, "fraud_analyst"),
         ("POST", "/v1/labels", label, "fraud_analyst"),
         ("GET", "/v1/audit", None, "auditor"),
@@ -67,6 +68,7 @@ ROUTE_TEMPLATES = {
     ("GET", "/v1/transactions/{ref}"),
     ("GET", "/v1/devices/{ref}"),
     ("POST", "/v1/lookup"),
+    ("POST", "/v1/score"),
     ("GET", "/v1/queue"),
     ("POST", "/v1/labels"),
     ("GET", "/v1/audit"),

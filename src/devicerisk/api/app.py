@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
-from devicerisk.api import admin, audit_trail, identify, labels, problems, queue, risk
+from devicerisk.api import admin, audit_trail, identify, labels, problems, queue, risk, score
 from devicerisk.api.service import Service
 from devicerisk.config import Settings
 
@@ -17,11 +20,18 @@ pseudonyms only as references (`*_ref`) this service resolves. Errors are RFC 94
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service over the stores of ``settings`` (default: the environment's)."""
     settings = settings or Settings()
-    app = FastAPI(title="devicerisk lookup service", version="1", description=DESCRIPTION)
-    app.state.service = Service.of(settings)
+    service = Service.of(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.close()
+
+    app = FastAPI(title="devicerisk lookup service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
     problems.install(app)
     app.add_middleware(problems.BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (risk, identify, queue, labels, audit_trail, admin):
+    for module in (risk, identify, score, queue, labels, audit_trail, admin):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"], summary="Whether the service is up (no key needed, nothing read)")

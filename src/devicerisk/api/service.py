@@ -1,7 +1,8 @@
 """The service's state, built once per process: settings, key store, audit trail, serving view and scorer.
 
-The serving view and the real-time scorer are opened on first use, so the app starts (and answers the key,
-audit and admin endpoints) before any snapshot or model exists.
+The serving view is loaded when the service starts (empty until a score run publishes snapshots); the real-time
+scorer is opened on first use (``devicerisk serve`` opens it right after starting), so the app starts, and answers
+every other endpoint, before any model exists.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from devicerisk.api.problems import Problem
 from devicerisk.config import Settings
 from devicerisk.governance.stores import audit_trail
+from devicerisk.lookup.realtime import NotScorable, RealtimeScorer
 from devicerisk.lookup.refs import Refs
 from devicerisk.lookup.view import LiveView, ServingView
 from devicerisk.privacy.keys import load_pseudonym_keyring
@@ -44,6 +47,25 @@ class Service:
     def view(self) -> ServingView:
         """The newest complete serving view (a republished snapshot is seen by the next lookup)."""
         return self.live.current()
+
+    def scorer(self) -> RealtimeScorer:
+        """The real-time scorer, opened at its first use (it loads the champion and the indexed history, and
+        refreshes them in the background); 503 while there is nothing to score with."""
+        with self._lock:
+            scorer = self._opened.get("scorer")
+            if scorer is None:
+                try:
+                    scorer = self._opened["scorer"] = RealtimeScorer.open(self.settings)
+                except NotScorable as err:
+                    raise Problem(503, f"score now is not available: {err}", {"Retry-After": "60"}) from None
+            return scorer
+
+    def close(self) -> None:
+        """Stop the scorer's refreshing thread, if it was opened."""
+        with self._lock:
+            scorer = self._opened.pop("scorer", None)
+        if scorer is not None:
+            scorer.close()
 
     def record(self, caller: Any, action: str, counts: dict[str, int] | None = None) -> None:
         """Audit one request: who (the key's name), role, action, purpose and counts, never a value asked for."""
