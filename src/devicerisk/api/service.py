@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from devicerisk.api.audit_writer import GroupAudit
 from devicerisk.api.problems import Problem
 from devicerisk.config import Settings
 from devicerisk.governance.stores import audit_trail
@@ -32,6 +33,7 @@ class Service:
     trail: audit.Trail
     keyring: tuple[Pseudonymiser, ...]  # the current pseudonym key first: raw identifiers -> pseudonyms
     live: LiveView  # the serving snapshots, switched atomically when one is republished
+    audit_log: GroupAudit  # the trail's writer for every request, by group commit
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _opened: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -42,7 +44,8 @@ class Service:
         keys = load_pseudonym_keyring(settings)
         keyring = tuple(Pseudonymiser(k, settings.default_phone_region) for k in keys)
         live = LiveView(settings.serving_dir, Refs(keys[0]))
-        return cls(settings, KeyStore(settings.api_keys_path), audit_trail(settings), keyring, live)
+        trail = audit_trail(settings)
+        return cls(settings, KeyStore(settings.api_keys_path), trail, keyring, live, GroupAudit(trail))
 
     def view(self) -> ServingView:
         """The newest complete serving view (a republished snapshot is seen by the next lookup)."""
@@ -69,6 +72,4 @@ class Service:
 
     def record(self, caller: Any, action: str, counts: dict[str, int] | None = None) -> None:
         """Audit one request: who (the key's name), role, action, purpose and counts, never a value asked for."""
-        audit.append(
-            self.trail, actor=caller.name, role=caller.role, action=action, purpose=caller.purpose, counts=counts
-        )
+        self.audit_log.record(audit.body(caller.name, caller.role, action, caller.purpose, counts))
