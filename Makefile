@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo serve up down test lint format docs notebooks bench bench-retention bench-score clean
+.PHONY: install demo serve up down test lint format docs notebooks bench bench-retention bench-score bench-lookup clean
 
 $(STAMP): pyproject.toml $(wildcard src/devicerisk/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-retention: install
 # Scores, levels and reasons of a 30-day lake's 169,132 transactions: one pass against the separate path.
 bench-score: install
 	$(BIN)/python bench/score_bench.py --accounts 14500 --days 30 --seed 2029 --rows 0 --rounds 5
+
+# Account lookups over 1M scored accounts on a real uvicorn server, against a trivial endpoint in the same run.
+bench-lookup: install
+	$(BIN)/python bench/lookup_bench.py --accounts 1000000 --transactions 1000000 --edges 1000000 --rate 500 --seconds 20
 
 clean:
 	rm -rf data/lake data/warehouse.duckdb data/quarantine data/landing .pytest_cache

@@ -292,3 +292,58 @@ def served_transaction(settings: Any, need_phone: bool = False) -> tuple[dict[st
             if not need_phone or (phone is not None and phone_of[account] == pseudonym("phone", phone)):
                 return e, phone
     raise LookupError("no transaction of the landing zone is in every serving snapshot")
+
+
+# -- lookup: serving snapshot rows as the score runs publish them --------------------------------------------------
+def pid(n: int) -> str:
+    """A well-formed pseudonym (32 hex digits) numbered ``n``."""
+    return f"{n:032x}"
+
+
+def account_snapshot(pids: list[str], scores: list[float], as_of: datetime, **columns: list[Any]) -> pa.Table:
+    """Rows of the account snapshot: one per account, scored as of ``as_of``; extra ``columns`` replace defaults."""
+    n = len(pids)
+    levels = ["highest" if s >= 90 else "elevated" if s >= 50 else "normal" for s in scores]
+    base: dict[str, Any] = {
+        "account_id_pid": pa.array(pids, pa.string()),
+        "as_of": pa.array([as_of] * n, pa.timestamp("us", tz="UTC")),
+        "event_date": pa.array([as_of.date()] * n, pa.date32()),
+        "score": pa.array(scores, pa.float64()),
+        "level": pa.array(levels, pa.string()),
+        "reasons": pa.array([[f"reason of {p[-4:]}"] for p in pids], pa.list_(pa.string())),
+        "model_version": pa.array(["v1"] * n, pa.string()),
+        "model_kind": pa.array(["supervised"] * n, pa.string()),
+        "scored_at": pa.array([as_of] * n, pa.timestamp("us", tz="UTC")),
+        "phone_pid": pa.array([None] * n, pa.string()),
+    }
+    return pa.table(base | {k: pa.array(v, base[k].type) for k, v in columns.items()})
+
+
+def transaction_snapshot(rows: list[tuple[str, str, datetime, float]]) -> pa.Table:
+    """Rows of the transaction snapshot from (transaction pid, account pid, event time, score)."""
+    times = pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC"))
+    return pa.table(
+        {
+            "event_id": pa.array([f"e{i}" for i in range(len(rows))], pa.string()),
+            "transaction_id_pid": pa.array([r[0] for r in rows], pa.string()),
+            "account_id_pid": pa.array([r[1] for r in rows], pa.string()),
+            "event_time": times,
+            "event_date": pc.cast(times, pa.date32()),
+            "score": pa.array([r[3] for r in rows], pa.float64()),
+            "level": pa.array(["highest" if r[3] >= 90 else "normal" for r in rows], pa.string()),
+            "reasons": pa.array([[f"txn {r[0][-4:]}"] for r in rows], pa.list_(pa.string())),
+            "model_version": pa.array(["v1"] * len(rows), pa.string()),
+            "model_kind": pa.array(["supervised"] * len(rows), pa.string()),
+            "scored_at": times,
+        }
+    )
+
+
+def refs() -> Any:
+    """Masked references under a fresh random key."""
+    import secrets
+
+    from devicerisk.lookup.refs import Refs
+    from devicerisk.privacy.keys import Key
+
+    return Refs(Key.from_bytes(secrets.token_bytes(32), "pseudonym"))

@@ -39,15 +39,21 @@ class Index:
 
     @classmethod
     def build(cls, column: pa.ChunkedArray | pa.Array, order: pa.Array | None = None) -> Index:
-        """Index ``column``'s non-null values (rows in ``order``'s tie order, default row order)."""
+        """Index ``column``'s non-null values; ties keep ``order``'s order (default: row order)."""
         values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        rows = pa.array(np.arange(len(values), dtype=np.int64)) if order is None else order
-        taken = values.take(rows)
-        valid = pc.is_valid(taken)
-        taken, rows = taken.filter(valid), rows.filter(valid)
-        keys = keys_of(taken)
-        sort = np.argsort(keys, kind="stable")
-        return cls(keys[sort], np.asarray(rows.to_numpy(zero_copy_only=False), dtype=np.int64)[sort])
+        if order is None:
+            return cls.of(values, np.arange(len(values), dtype=np.int64))
+        return cls.of(values.take(order), np.asarray(order.to_numpy(zero_copy_only=False), dtype=np.int64))
+
+    @classmethod
+    def of(cls, keys: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> Index:
+        """Index ``keys[i] -> rows[i]`` (null keys left out; ties keep their order)."""
+        values = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+        valid = pc.is_valid(values)
+        sortable = keys_of(values.filter(valid))
+        rows = rows[valid.to_numpy(zero_copy_only=False)]
+        sort = np.argsort(sortable, kind="stable")
+        return cls(sortable[sort], rows[sort])
 
     @classmethod
     def sorted_column(cls, column: pa.ChunkedArray | pa.Array) -> Index:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from devicerisk.config import Settings
 from devicerisk.contract.fields import DEVICE_KEY_COLUMNS
 from devicerisk.governance.subjects import (
     DOMAIN_COLUMNS,
@@ -21,6 +22,7 @@ from devicerisk.governance.subjects import (
     pseudonymise_identifiers,
 )
 from devicerisk.lookup.view import ServingView
+from devicerisk.privacy.keys import load_pseudonym_keyring
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 
 #: Device identifier kinds a device can be looked up by: those the contract's device key is made of.
@@ -28,7 +30,7 @@ DEVICE_KINDS = tuple(d for d, (_, column) in DOMAIN_COLUMNS.items() if column in
 #: Every kind of raw identifier a lookup accepts.
 KINDS = ("account", "phone", *DEVICE_KINDS)
 
-__all__ = ["DEVICE_KINDS", "KINDS", "Candidates", "MalformedIdentifierError", "candidates", "find"]
+__all__ = ["DEVICE_KINDS", "KINDS", "Candidates", "MalformedIdentifierError", "candidates", "find", "keyring"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,11 @@ class Candidates:
 
     def __repr__(self) -> str:
         return f"Candidates({self.kind}, {len(self.pids)} pseudonyms)"
+
+
+def keyring(settings: Settings) -> list[Pseudonymiser]:
+    """The settings' pseudonymisers: the current key first, then the retired ones."""
+    return [Pseudonymiser(k, settings.default_phone_region) for k in load_pseudonym_keyring(settings)]
 
 
 def candidates(kind: str, value: str, keyring: Sequence[Pseudonymiser]) -> Candidates:

@@ -18,6 +18,8 @@ Views hold pseudonyms; the API shows them only as masked references (:mod:`devic
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -30,15 +32,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from devicerisk.contract.fields import DEVICE_KEY_COLUMNS
-from devicerisk.lookup.index import Index
+from devicerisk.config import Settings
+from devicerisk.lookup.index import Index, keys_of
 from devicerisk.lookup.refs import Refs
+from devicerisk.privacy.keys import load_pseudonym_key
 from devicerisk.risk.published import PHONE_COLUMN
 from devicerisk.store import serving
 from devicerisk.store.rows import ACCOUNT_COLUMN, TRANSACTION_COLUMN
 
 RECENT_TRANSACTIONS = 20  # transaction scores shown with an account
 DEVICE_ACCOUNTS = 100  # accounts shown with a device (the total is given too)
+_SCORE_FIELDS = ("score", "level", "reasons", "as_of")
 _ACCOUNT_FIELDS = ("score", "level", "reasons", "model_version", "model_kind", "as_of", "scored_at")
 _TXN_FIELDS = ("transaction_id_pid", "account_id_pid", "event_time", "score", "level", "reasons", "model_version")
 _DEVICE_FIELDS = (
@@ -70,24 +74,56 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _rows(table: pa.Table, rows: np.ndarray | list[int], columns: tuple[str, ...] | list[str]) -> list[dict]:
-    if len(rows) == 0:
-        return []
-    picked = table.select(list(columns)).take(pa.array(np.asarray(rows, dtype=np.int64)))
-    return [{k: _json(v) for k, v in r.items()} for r in picked.to_pylist()]
+class _Column:
+    """A column read by row position, one scalar at a time (a table's ``to_pylist`` of one row costs several
+    times more), without combining its chunks (which would copy the column: seconds for 1M rows)."""
+
+    __slots__ = ("chunks", "starts")
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self.chunks = column.chunks
+        self.starts = [0, *itertools.accumulate(len(c) for c in self.chunks)][:-1]
+
+    def __getitem__(self, i: int) -> pa.Scalar:
+        j = bisect.bisect_right(self.starts, i) - 1
+        return self.chunks[j][i - self.starts[j]]
 
 
-def identity(serving_dir: Path) -> Identity:
+Columns = dict[str, _Column]
+
+
+def _columns(table: pa.Table) -> Columns:
+    return {name: _Column(table.column(name)) for name in table.column_names}
+
+
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    """A column as one array: its chunk when it has one (``combine_chunks`` would copy it)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _rows(table: Columns, rows: np.ndarray | list[int], columns: tuple[str, ...] | list[str]) -> list[dict]:
+    """Rows of ``table`` (positions ``rows``) as JSON-able dicts of ``columns``."""
+    return [{c: _json(table[c][int(i)].as_py()) for c in columns} for i in rows]
+
+
+def _paths(serving_dir: Path) -> tuple[str, ...]:
+    return tuple(str(serving.path_of(serving_dir, name)) for name in serving.SNAPSHOTS)
+
+
+def identity(serving_dir: Path, paths: tuple[str, ...] | None = None) -> Identity:
     """The identity of each snapshot file a view reads, cheaply (stat only)."""
     out = []
-    for name in serving.SNAPSHOTS:
+    for path in paths or _paths(serving_dir):
         try:
-            st = os.stat(serving.path_of(serving_dir, name))
+            st = os.stat(path)
         except FileNotFoundError:
             out.append(None)
         else:
             out.append((st.st_ino, st.st_mtime_ns, st.st_size))
     return tuple(out)
+
+
+_UNUSED = ("event_id",)  # columns a lookup never shows
 
 
 def _load(path: Path) -> tuple[pa.Table | None, tuple[int, int, int] | None]:
@@ -98,31 +134,57 @@ def _load(path: Path) -> tuple[pa.Table | None, tuple[int, int, int] | None]:
         return None, None
     with fh:
         st = os.fstat(fh.fileno())
-        return pq.read_table(fh), (st.st_ino, st.st_mtime_ns, st.st_size)
+        names = pq.read_schema(fh).names
+        fh.seek(0)
+        wanted = [n for n in names if n not in _UNUSED]
+        table = pq.read_table(fh, columns=wanted)
+        return table, (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _ordered(table: pa.Table, key: str, then: str | None = None) -> pa.Table:
+    """``table`` ordered by ``key`` (then newest ``then`` first), sorted here only if it was not published so."""
+    if table.num_rows == 0:
+        return table
+    column = _array(table.column(key))
+    valid = column.slice(0, len(column) - column.null_count)  # nulls sort last
+    ordered = valid.null_count == 0
+    if ordered:
+        keys = keys_of(valid)
+        same = keys[1:] == keys[:-1]
+        ordered = bool(np.all(keys[1:] >= keys[:-1]))
+    if ordered and then is not None:
+        times = pc.cast(table.column(then), pa.int64()).to_numpy(zero_copy_only=False)[: len(valid)]
+        ordered = bool(np.all(times[1:][same] <= times[:-1][same]))
+    if not ordered:
+        order = [(key, "ascending")] + ([] if then is None else [(then, "descending")])
+        table = table.sort_by(order)
+    return table
 
 
 @dataclass(frozen=True, slots=True)
 class _Queue:
-    """One kind's rows ordered by (day descending, score descending, pseudonym), per level filter."""
+    """One kind's rows ordered by day (newest first), then score (highest first), then the snapshot's order (by
+    account), per level filter."""
 
     orders: dict[str | None, np.ndarray]  # level (None: every level) -> row positions
     days: dict[str | None, np.ndarray]  # the same rows' day numbers, negated (ascending)
 
     @classmethod
-    def build(cls, table: pa.Table, key: str) -> _Queue:
+    def build(cls, table: pa.Table) -> _Queue:
         if table.num_rows == 0 or "score" not in table.column_names:
             empty = np.array([], dtype=np.int64)
             return cls({None: empty}, {None: empty})
-        order = pc.sort_indices(
-            table, [("event_date", "descending"), ("score", "descending"), (key, "ascending")]
-        ).to_numpy()
-        days = -pc.cast(table.column("event_date"), pa.int32()).to_numpy(zero_copy_only=False)[order]
-        levels = table.column("level").to_numpy(zero_copy_only=False)[order]
+        day = pc.cast(table.column("event_date"), pa.int32()).to_numpy(zero_copy_only=False)
+        score = table.column("score").to_numpy(zero_copy_only=False)
+        order = np.lexsort((-score, -day))  # stable: equal scores keep the snapshot's order
+        days = -day[order]
+        coded = pc.dictionary_encode(table.column("level").cast(pa.string())).combine_chunks()
+        levels = coded.indices.to_numpy(zero_copy_only=False)[order]
         orders: dict[str | None, np.ndarray] = {None: order}
         negdays: dict[str | None, np.ndarray] = {None: days}
-        for level in np.unique(levels.astype(str)):
-            mask = levels == level
-            orders[str(level)], negdays[str(level)] = order[mask], days[mask]
+        for code, level in enumerate(coded.dictionary.to_pylist()):
+            mask = levels == code
+            orders[level], negdays[level] = order[mask], days[mask]
         return cls(orders, negdays)
 
     def page(self, level: str | None, day: date | None, offset: int, limit: int) -> tuple[date | None, int, np.ndarray]:
@@ -149,6 +211,7 @@ class ServingView:
     devices: pa.Table  # sorted by device key, then account
     loaded_at: datetime
     _idx: dict[str, Index] = field(repr=False)
+    _cols: dict[str, Columns] = field(repr=False)
     _queues: dict[str, _Queue] = field(repr=False)
 
     @classmethod
@@ -160,36 +223,34 @@ class ServingView:
             tables.append(table)
             ids.append(ident)
         empty = pa.table({ACCOUNT_COLUMN: pa.array([], pa.string())})
-        accounts, transactions, devices = (empty if t is None else t for t in tables)
-        return cls.of(refs, tuple(ids), accounts, transactions, devices)
+        view = cls.of(refs, tuple(ids), *(empty if t is None else t for t in tables))
+        tables.clear()  # the tables as read, if the view had to reorder them
+        pa.default_memory_pool().release_unused()  # the reads' scratch memory back to the system
+        return view
 
     @classmethod
     def of(
         cls, refs: Refs, ident: Identity, accounts: pa.Table, transactions: pa.Table, devices: pa.Table
     ) -> ServingView:
         """A view of these snapshot tables (sorted and indexed here)."""
-        accounts = accounts.sort_by([(ACCOUNT_COLUMN, "ascending")]) if accounts.num_rows else accounts
-        if transactions.num_rows:
-            transactions = transactions.sort_by([(ACCOUNT_COLUMN, "ascending"), ("event_time", "descending")])
-        if devices.num_rows:
-            devices = devices.sort_by([("device_key", "ascending"), (ACCOUNT_COLUMN, "ascending")])
+        accounts = _ordered(accounts, ACCOUNT_COLUMN)
+        transactions = _ordered(transactions, ACCOUNT_COLUMN, "event_time")
+        devices = _ordered(devices, "device_key")
         idx = {"account": Index.sorted_column(accounts.column(ACCOUNT_COLUMN))}
         idx["account_transactions"] = Index.sorted_column(transactions.column(ACCOUNT_COLUMN))
         if transactions.num_rows:
-            newest_first = pc.sort_indices(
-                transactions, [(TRANSACTION_COLUMN, "ascending"), ("event_time", "descending")]
-            )
-            idx["transaction"] = Index.build(transactions.column(TRANSACTION_COLUMN), newest_first)
+            # rows are by account, newest first: a stable sort keeps a transaction's newest event first
+            idx["transaction"] = Index.build(transactions.column(TRANSACTION_COLUMN))
         if PHONE_COLUMN in accounts.column_names:
             idx["phone"] = Index.build(accounts.column(PHONE_COLUMN))
         if devices.num_rows:
             idx["device"] = Index.sorted_column(devices.column("device_key"))
-            aliases = pa.chunked_array([c for name in DEVICE_KEY_COLUMNS for c in devices.column(name).chunks])
-            rows = np.tile(np.arange(devices.num_rows, dtype=np.int64), len(DEVICE_KEY_COLUMNS))
-            idx["device_alias"] = Index.build(aliases, pa.array(rows))
-        queues = {"account": _Queue.build(accounts, ACCOUNT_COLUMN)}
-        queues["transaction"] = _Queue.build(transactions, TRANSACTION_COLUMN)
-        return cls(refs, ident, accounts, transactions, devices, datetime.now().astimezone(), idx, queues)
+            ids = devices.column("device_ids").combine_chunks()
+            parents = pc.list_parent_indices(ids).to_numpy(zero_copy_only=False).astype(np.int64)
+            idx["device_alias"] = Index.of(pc.list_flatten(ids), parents)
+        queues = {"account": _Queue.build(accounts), "transaction": _Queue.build(transactions)}
+        cols = {"accounts": _columns(accounts), "transactions": _columns(transactions), "devices": _columns(devices)}
+        return cls(refs, ident, accounts, transactions, devices, datetime.now().astimezone(), idx, cols, queues)
 
     def _find(self, index: str, key: str) -> np.ndarray:
         found = self._idx.get(index)
@@ -204,8 +265,8 @@ class ServingView:
         txns = self._find("account_transactions", account_pid)
         if len(rows) == 0 and len(txns) == 0:
             return None
-        head = _rows(self.accounts, rows[:1], _ACCOUNT_FIELDS) if len(rows) else [dict.fromkeys(_ACCOUNT_FIELDS)]
-        transactions = _rows(self.transactions, txns[: max(0, recent)], _TXN_FIELDS)
+        head = _rows(self._cols["accounts"], rows[:1], _ACCOUNT_FIELDS) or [dict.fromkeys(_ACCOUNT_FIELDS)]
+        transactions = _rows(self._cols["transactions"], txns[: max(0, recent)], _TXN_FIELDS)
         return {"account_id_pid": account_pid, **head[0], "transactions": transactions, "transactions_total": len(txns)}
 
     def transaction(self, transaction_pid: str) -> dict[str, Any] | None:
@@ -213,14 +274,14 @@ class ServingView:
         rows = self._find("transaction", transaction_pid)
         if len(rows) == 0:
             return None
-        return _rows(self.transactions, rows[:1], (*_TXN_FIELDS, "model_kind", "scored_at"))[0]
+        return _rows(self._cols["transactions"], rows[:1], (*_TXN_FIELDS, "model_kind", "scored_at"))[0]
 
     def device_key_of(self, pid: str) -> str | None:
         """The device key of a device known by ``pid``: its key, or any of its identifier pseudonyms."""
         if len(self._find("device", pid)):
             return pid
         rows = self._find("device_alias", pid)
-        return None if len(rows) == 0 else self.devices.column("device_key")[int(rows[0])].as_py()
+        return None if len(rows) == 0 else self._cols["devices"]["device_key"][int(rows[0])].as_py()
 
     def device(self, device_pid: str, limit: int = DEVICE_ACCOUNTS) -> dict[str, Any] | None:
         """The device's signals and the accounts seen on it, riskiest first (at most ``limit``), with their
@@ -229,21 +290,21 @@ class ServingView:
         if key is None:
             return None
         rows = self._find("device", key)
-        out = _rows(self.devices, rows[:1], _DEVICE_FIELDS)[0]
-        edges = _rows(self.devices, rows, [*_EDGE_FIELDS, *_EDGE_TIMES])
+        out = _rows(self._cols["devices"], rows[:1], _DEVICE_FIELDS)[0]
+        edges = _rows(self._cols["devices"], rows, [*_EDGE_FIELDS, *_EDGE_TIMES])
         accounts = []
         for edge in edges:
             found = self._find("account", edge["account_id_pid"])
-            score = _rows(self.accounts, found[:1], ("score", "level", "reasons", "as_of")) if len(found) else []
+            score = _rows(self._cols["accounts"], found[:1], _SCORE_FIELDS) or [dict.fromkeys(_SCORE_FIELDS)]
             named = {new: edge[old] for old, new in {**_EDGE_FIELDS, **_EDGE_TIMES}.items()}
-            accounts.append(named | (score[0] if score else dict.fromkeys(("score", "level", "reasons", "as_of"))))
+            accounts.append(named | score[0])
         accounts.sort(key=lambda a: (a["score"] is None, -(a["score"] or 0.0), a["account_id_pid"]))
         return out | {"accounts": accounts[: max(0, limit)], "accounts_total": len(accounts)}
 
     def phone_accounts(self, phone_pid: str) -> list[str]:
         """The accounts whose current phone number has the pseudonym ``phone_pid``."""
         rows = self._find("phone", phone_pid)
-        return sorted(self.accounts.column(ACCOUNT_COLUMN).take(pa.array(rows)).to_pylist()) if len(rows) else []
+        return sorted(self._cols["accounts"][ACCOUNT_COLUMN][int(i)].as_py() for i in rows)
 
     def queue(
         self, kind: str, level: str | None = None, day: date | None = None, offset: int = 0, limit: int = 50
@@ -254,7 +315,7 @@ class ServingView:
             raise ValueError(f"unknown queue kind {kind!r} (known: {', '.join(QUEUE_KINDS)})")
         if offset < 0 or limit < 0:
             raise ValueError("offset and limit must not be negative")
-        table = self.accounts if kind == "account" else self.transactions
+        table = self._cols["accounts" if kind == "account" else "transactions"]
         shown, total, rows = self._queues[kind].page(level, day, offset, limit)
         columns = (ACCOUNT_COLUMN, *_ACCOUNT_FIELDS) if kind == "account" else (*_TXN_FIELDS, "model_kind")
         return {
@@ -291,6 +352,7 @@ class LiveView:
 
     def __init__(self, serving_dir: Path, refs: Refs, wait: bool = True) -> None:
         self.serving_dir = serving_dir
+        self._paths = _paths(serving_dir)
         self._refs = refs
         self._wait = wait
         self._swap = threading.Lock()  # one build at a time
@@ -298,10 +360,15 @@ class LiveView:
         self._building: threading.Thread | None = None
         self._view = ServingView.load(serving_dir, refs)
 
+    @classmethod
+    def of(cls, settings: Settings, wait: bool = True) -> LiveView:
+        """The live view of the settings' serving folder, references under the current pseudonym key."""
+        return cls(settings.serving_dir, Refs(load_pseudonym_key(settings)), wait)
+
     def current(self) -> ServingView:
         """The newest complete view (see the module's docstring for when a new one is seen)."""
         view = self._view
-        if identity(self.serving_dir) == view.identity:
+        if identity(self.serving_dir, self._paths) == view.identity:
             return view
         if self._wait:
             return self.refresh()
@@ -315,7 +382,7 @@ class LiveView:
         """Load the published snapshots now if they changed, and make them current."""
         with self._swap:
             view = self._view
-            if identity(self.serving_dir) != view.identity:
+            if identity(self.serving_dir, self._paths) != view.identity:
                 view = ServingView.load(self.serving_dir, self._refs)
                 self._view = view  # one reference swap: readers see the old view or the new one
             return view

@@ -11,8 +11,8 @@ back that reaches):
 - ``emulator``, ``rooted``, ``root_app``, ``hook_app``: whether any event of the device ever said so
   (:data:`DEVICE_FLAGS`, the same definitions as the analysts' ``device_scores`` view);
 - ``first_seen`` / ``last_seen``: the device's first and last event;
-- the device's identifier pseudonyms (one of each of ``DEVICE_KEY_COLUMNS``, the greatest when it had several),
-  so a device can be found by any of them, not only by its key;
+- ``device_ids``: every identifier pseudonym the device's events carried in ``DEVICE_KEY_COLUMNS`` (sorted), so
+  a device can be found by any of them (an iOS device keyed by its IDFV by its IDFA), not only by its key;
 - per account seen on the device within the serving period (``since``): its events on the device, its first
   and last event there (``account_first_seen``, ``account_last_seen``).
 
@@ -60,7 +60,7 @@ def flags_sql() -> str:
     return ", ".join(f"{expr} AS {name}" for name, expr in DEVICE_FLAGS.items())
 
 
-_ALIASES = ", ".join(f"max({c}) AS {c}" for c in DEVICE_KEY_COLUMNS)
+_ALIASES = f"list_sort(list_distinct(flatten(list([{', '.join(DEVICE_KEY_COLUMNS)}])))) AS device_ids"
 
 DEVICE_RISK = f"""
 WITH dev AS (

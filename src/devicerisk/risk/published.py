@@ -1,6 +1,9 @@
 """What the score runs publish for lookups: the serving snapshots' rows, for a documented serving period.
 
 - ``transaction_risk``: every transaction score of the ``days`` before the newest scored transaction;
+
+Each is published in the order a lookup reads it (by account; transactions newest first; devices by key), so
+the lookup service loads it without sorting; erasures and purges keep that order (they only remove rows).
 - ``account_risk``: the latest score of every account scored within the ``days`` before the newest account run
   (each run is merged into the published snapshot: the newest ``as_of`` wins per account), with the account's
   current phone pseudonym (its latest registered number), so a phone number finds the accounts that hold it;
@@ -34,7 +37,8 @@ def recent_transactions(lake_dir: Path, days: int) -> pa.Table | None:
     if recent is None or recent.num_rows == 0:
         return None
     cut = pc.max(recent.column("event_time")).as_py() - timedelta(days=days)
-    return recent.filter(pc.greater(recent.column("event_time"), pa.scalar(cut)))
+    kept = recent.filter(pc.greater(recent.column("event_time"), pa.scalar(cut)))
+    return kept.sort_by([(ACCOUNT_COLUMN, "ascending"), ("event_time", "descending")])  # as lookups read it
 
 
 def current_phones(events: lake_scan.Snapshot, accounts: pa.Array) -> pa.Table:
