@@ -275,7 +275,7 @@ def served_transaction(settings: Any, need_phone: bool = False) -> tuple[dict[st
     assert accounts is not None and transactions is not None and devices is not None
     phone_of = dict(zip(*accounts.select(["account_id_pid", "phone_pid"]).to_pydict().values(), strict=True))
     txns = set(transactions.column("transaction_id_pid").to_pylist())
-    imeis = set(devices.column("device_imei_pid").to_pylist()) - {None}
+    device_ids = set(pc.list_flatten(devices.column("device_ids")).to_pylist()) - {None}  # every id of a device
     phones = {
         e["account_id"]: e["payload"]["phone"]
         for e in landing_events(settings.landing_dir, "account")
@@ -286,7 +286,7 @@ def served_transaction(settings: Any, need_phone: bool = False) -> tuple[dict[st
         if (
             account in phone_of
             and pseudonym("transaction", e["payload"]["transaction_id"]) in txns
-            and pseudonym("imei", e["device"].get("imei") or "") in imeis
+            and pseudonym("imei", e["device"].get("imei") or "") in device_ids
         ):
             phone = phones.get(e["account_id"])
             if not need_phone or (phone is not None and phone_of[account] == pseudonym("phone", phone)):

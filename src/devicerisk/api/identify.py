@@ -8,13 +8,13 @@ snapshots know of it, with references and masked values only.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from devicerisk.api.deps import Analyst, ServiceDep
-from devicerisk.api.present import present
+from devicerisk.api.present import answer
 from devicerisk.api.problems import Problem
 from devicerisk.lookup import resolve
 
@@ -38,7 +38,7 @@ class Identifier(BaseModel):
 
 
 @router.post("", summary="Risk by a raw identifier given in the body: the accounts, transactions or devices it names")
-def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> dict[str, Any]:
+def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> Response:
     view = service.view()
     try:
         if body.kind == "transaction":  # a transaction id: its pseudonym in the transaction domain, under every key
@@ -49,14 +49,14 @@ def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> dict[str, 
     except resolve.MalformedIdentifierError as err:
         service.record(caller, f"api.lookup_{body.kind}", {"found": 0, "malformed": 1})
         raise Problem(422, str(err)) from None
-    answer = {
+    shown = {
         "kind": body.kind,
         "accounts": [view.account(p) for p in found.get("accounts", [])],
         "transactions": [view.transaction(p) for p in found.get("transactions", [])],
         "devices": [view.device(k) for k in found.get("devices", [])],
     }
-    counts = {name: len(answer[name]) for name in ("accounts", "transactions", "devices")}
+    counts = {name: len(shown[name]) for name in ("accounts", "transactions", "devices")}
     service.record(caller, f"api.lookup_{body.kind}", counts)
     if not any(counts.values()):
         raise Problem(404, f"the serving snapshots know nothing by this {body.kind} identifier")
-    return present(view, answer)
+    return answer(view, shown)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from devicerisk.api.deps import Analyst, ServiceDep
-from devicerisk.api.present import present
+from devicerisk.api.present import answer
 
 router = APIRouter(prefix="/v1/queue", tags=["queue"])
 
@@ -22,8 +22,8 @@ def review_queue(
     day: Annotated[date | None, Query(description="The day (UTC); default: the newest day scored.")] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
-) -> dict[str, Any]:
+) -> Response:
     view = service.view()
     page = view.queue(kind, level, day, offset, limit)
     service.record(caller, f"api.queue_{kind}", {"shown": len(page["items"]), "offset": offset})
-    return present(view, page)
+    return answer(view, page)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Response
 
 from devicerisk.api.deps import Analyst, ServiceDep
-from devicerisk.api.present import present
+from devicerisk.api.present import answer
 from devicerisk.api.problems import Problem
 from devicerisk.lookup.realtime import InvalidEvent
 
@@ -34,7 +34,7 @@ def score_now(
     event: Annotated[
         dict[str, Any], Body(description="One telemetry event as in a landing batch.", examples=[EXAMPLE])
     ],
-) -> dict[str, Any]:
+) -> Response:
     scorer = service.scorer()
     try:
         scored = scorer.score(event)
@@ -42,4 +42,4 @@ def score_now(
         service.record(caller, "api.score_now", {"scored": 0})
         raise Problem(422, f"the event breaks the contract: {'; '.join(err.reasons)}") from None
     service.record(caller, "api.score_now", {"scored": 1})
-    return present(service.view(), {k: v for k, v in scored.items() if k != "event_id"})
+    return answer(service.view(), {k: v for k, v in scored.items() if k != "event_id"})
