@@ -9,8 +9,8 @@ lake as its history.
 
 Measured in one process after the scorer is opened (its open time reported too): p50, p90, p99 and max
 of ``RealtimeScorer.score`` over ``--events`` held-out transactions, beside the same run's references on
-the same events: the contract validation and privacy treatment of the event alone, and the model's bare
-``predict_proba`` on one row.
+the same events, timed after the scores: the contract validation and privacy treatment of the event
+alone, and the model's bare ``predict_proba`` on one row (single-threaded).
 
 Usage::
 
@@ -38,6 +38,7 @@ from devicerisk.ingest.pipeline import ingest_batches
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.risk import signals
 from devicerisk.risk.labels import ingest_labels
+from devicerisk.risk.model import single_threaded
 from devicerisk.risk.service import RiskStores, TrainingPlan, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.synth import SynthConfig, generate
@@ -129,24 +130,29 @@ def measure(root: Path, events: int) -> dict[str, Any]:
     scorer = RealtimeScorer.open(s, refresh_seconds=None)
     opened = time.perf_counter() - start
     todo = held_out_transactions(root, events)
+    print(f"scorer opened in {opened:.1f} s; scoring {len(todo)} held-out transactions", flush=True)
     for raw in todo[:50]:  # warm up: first calls load code paths and fault pages in
         scorer.score(raw)
     timings: list[float] = []
-    treat: list[float] = []
-    bare: list[float] = []
     levels: dict[str, int] = {}
     for raw in todo:
         t0 = time.perf_counter()
         out = scorer.score(raw)
         timings.append(time.perf_counter() - t0)
         levels[out["level"]] = levels.get(out["level"], 0) + 1
-        t0 = time.perf_counter()
-        scorer.treat(raw)
-        treat.append(time.perf_counter() - t0)
-        row = scorer.features(scorer.treat(raw))[1]
-        t0 = time.perf_counter()
-        scorer.model.estimator.predict_proba(row)
-        bare.append(time.perf_counter() - t0)
+    # the references after the scores, so their threads never run beside a score being timed
+    treat: list[float] = []
+    bare: list[float] = []
+    with single_threaded():  # one row: the booster's OpenMP threads would only wait for each other
+        for raw in todo:
+            t0 = time.perf_counter()
+            treated = scorer.treat(raw)
+            treat.append(time.perf_counter() - t0)
+            row = scorer.features(treated)[1]
+            t0 = time.perf_counter()
+            scorer.model.estimator.predict_proba(row)
+            bare.append(time.perf_counter() - t0)
+    load = os.getloadavg()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "events": len(todo),
@@ -156,6 +162,8 @@ def measure(root: Path, events: int) -> dict[str, Any]:
         "reference_predict_proba_one_row": percentiles(bare),
         "levels": levels,
         "peak_rss_mib": rss,
+        "history_rows": scorer.history_rows,
+        "load_average_1_5_15": [round(x, 2) for x in load],
     }
 
 

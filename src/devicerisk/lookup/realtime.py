@@ -127,6 +127,11 @@ class RealtimeScorer:
         return self._state.model_version
 
     @property
+    def history_rows(self) -> int:
+        """The signal rows the history holds."""
+        return self._state.history.rows
+
+    @property
     def history_version(self) -> int:
         """The lake's events version the history covers."""
         return self._state.history.version
