@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up down test lint format docs notebooks bench bench-retention bench-score bench-lookup bench-dask clean
+.PHONY: install demo serve up down test lint format docs notebooks bench bench-retention bench-score bench-lookup bench-dask clean
 
 $(STAMP): pyproject.toml $(wildcard src/devicerisk/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/devicerisk demo
+
+# The fraud team's lookup service on 127.0.0.1:8000 over data/ (demo mode: creates a local analyst key).
+serve: install
+	$(BIN)/devicerisk serve --host 127.0.0.1 --port 8000
 
 # A local Prefect server, the work pool and limit, every deployment of prefect.yaml and a worker (loopback only).
 up: install

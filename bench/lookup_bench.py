@@ -292,6 +292,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ref(root: Path, pid: str) -> str:
+    """The masked reference the lookup service shows for an account pseudonym (under the environment's key)."""
+    from devicerisk.config import Settings
+    from devicerisk.lookup.refs import Refs
+    from devicerisk.privacy.keys import load_pseudonym_key
+
+    global _REFS
+    if _REFS is None:
+        _REFS = Refs(load_pseudonym_key(Settings.at(root / "data")))
+    return _REFS.ref("account", pid)
+
+
+_REFS: Any = None
+
+
 def _wait_ready(port: int, path: str, headers: dict[str, str], server: subprocess.Popen, timeout: float) -> float:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
@@ -337,6 +352,11 @@ def main() -> None:
     parser.add_argument("--trivial-path", default="/trivial")
     parser.add_argument("--header", action="append", default=[], help="NAME=VALUE added to every request")
     parser.add_argument("--keep", help="generate into this data folder and keep it (reused if it holds snapshots)")
+    parser.add_argument(
+        "--analyst-key",
+        action="store_true",
+        help="create a fraud_analyst API key in the generated data folder and send it (the lookup service's app)",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args)
@@ -353,6 +373,13 @@ def main() -> None:
     generated = time.monotonic() - began
     sizes = {p.name: _mib(p.stat().st_size) for p in sorted(serving_dir.glob("*.parquet"))}
     headers = dict(h.split("=", 1) for h in args.header)
+    if args.analyst_key:  # the lookup service's app: a key of the role its lookups serve, and their purpose
+        from devicerisk.config import Settings
+        from devicerisk.store import api_keys
+
+        key_path = Settings.at(root / "data").api_keys_path
+        headers |= {"X-API-Key": api_keys.create(key_path, "fraud_analyst", f"bench-{secrets.token_hex(4)}")[1]}
+        headers |= {"X-Purpose": "risk_control"}
     port = _free_port()
     env = {**os.environ, "DEVICERISK_DATA_DIR": str(root / "data")}
     cmd = [sys.executable, __file__, "--serve", "--serving", str(serving_dir), "--port", str(port)]
@@ -360,7 +387,9 @@ def main() -> None:
     try:
         rng = np.random.default_rng(args.seed + 1)
         sample = accounts.take(pa.array(rng.integers(0, len(accounts), 20_000))).to_pylist()
-        paths = [args.account_path.format(pid=p, ref=p) for p in sample]
+        paths = [
+            args.account_path.format(pid=p, ref=_ref(root, p) if "{ref}" in args.account_path else p) for p in sample
+        ]
         ready = _wait_ready(port, args.trivial_path, headers, server, 600)
         proc = psutil.Process(server.pid)
         asyncio.run(closed_loop(port, paths[:2000], 8, 2.0, headers))  # warm up

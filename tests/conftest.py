@@ -121,3 +121,23 @@ def demo_lake(prefect_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Set
             env.setenv(name, value)
         pipeline_flow(str(settings.data_dir), accounts=True)  # as the demo runs it: account scores too
     return settings
+
+
+@pytest.fixture(scope="module")
+def lookup_lake(demo_lake: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A copy of the demo lake (data and keys) for one test module of the lookup service, which writes to it
+    (audit records, API keys, labels, erasures) while the demo lake stays as built."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("lookup-lake")
+    shutil.copytree(demo_lake.data_dir, root / "data", symlinks=True)
+    shutil.copytree(demo_lake.secrets_dir, root / "secrets")
+    return demo_lake.model_copy(
+        update={
+            "data_dir": root / "data",
+            "secrets_dir": root / "secrets",
+            "pseudonym_key_file": root / "secrets" / "pseudonym.key",
+            "quarantine_key_file": root / "secrets" / "quarantine.key",
+            "audit_key_file": root / "secrets" / "audit.key",
+        }
+    )

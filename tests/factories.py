@@ -7,6 +7,8 @@ import gzip
 import itertools
 import math
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -216,6 +218,82 @@ def ingest(lake_dir: Path, rows: list[dict[str, Any]], batch: str) -> None:
 
 def accounts(n: int, when: datetime) -> list[dict[str, Any]]:
     return [txn(when + timedelta(minutes=i), acct=f"{i:032x}") for i in range(n)]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` served by a real uvicorn server on loopback (in a thread of this process); yields its address."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def landing_events(landing_dir: Path, event_type: str | None = None) -> Iterator[dict[str, Any]]:
+    """The raw telemetry records of the landing zone (as the generator wrote them), in file order."""
+    for path in sorted((landing_dir / "telemetry").glob("*.ndjson*")):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            for raw in fh:
+                record = orjson.loads(raw)
+                if event_type is None or record.get("event_type") == event_type:
+                    yield record
+
+
+def served_transaction(settings: Any, need_phone: bool = False) -> tuple[dict[str, Any], str | None]:
+    """A raw transaction event of the landing zone that the serving snapshots know: its transaction, its account
+    and its device (by IMEI); with ``need_phone``, of an account whose current phone is the one it registered.
+    Returns the event and that phone."""
+    from devicerisk.ingest.runtime import ingest_context
+    from devicerisk.store import serving
+
+    pseudonym = ingest_context(settings).pseudonymiser.pseudonymise_one
+    tables = {n: serving.read(settings.serving_dir, n) for n in serving.SNAPSHOTS}
+    accounts, transactions, devices = (tables[n] for n in (serving.ACCOUNTS, serving.TRANSACTIONS, serving.DEVICES))
+    assert accounts is not None and transactions is not None and devices is not None
+    phone_of = dict(zip(*accounts.select(["account_id_pid", "phone_pid"]).to_pydict().values(), strict=True))
+    txns = set(transactions.column("transaction_id_pid").to_pylist())
+    device_ids = set(pc.list_flatten(devices.column("device_ids")).to_pylist()) - {None}  # every id of a device
+    phones = {
+        e["account_id"]: e["payload"]["phone"]
+        for e in landing_events(settings.landing_dir, "account")
+        if e["payload"].get("action") == "register" and e["payload"].get("phone")
+    }
+    for e in landing_events(settings.landing_dir, "transaction"):
+        account = pseudonym("account", e["account_id"])
+        if (
+            account in phone_of
+            and pseudonym("transaction", e["payload"]["transaction_id"]) in txns
+            and pseudonym("imei", e["device"].get("imei") or "") in device_ids
+        ):
+            phone = phones.get(e["account_id"])
+            if not need_phone or (phone is not None and phone_of[account] == pseudonym("phone", phone)):
+                return e, phone
+    raise LookupError("no transaction of the landing zone is in every serving snapshot")
 
 
 # -- lookup: serving snapshot rows as the score runs publish them --------------------------------------------------

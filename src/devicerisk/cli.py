@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devicerisk.cli_api import keys_app, serve_command
+from devicerisk.cli_lookup import lookup_app
 from devicerisk.cli_ops import down_command, up_command
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
 from devicerisk.cli_risk import risk_app
@@ -33,6 +35,10 @@ app.add_typer(risk_app, name="risk")
 # Operations: a local Prefect server, the deployments and a worker (docs/OPERATIONS.md, "Bringing it up").
 app.command("up")(up_command)
 app.command("down")(down_command)
+# The fraud team's lookup service (docs/OPERATIONS.md, "The lookup service").
+app.command("serve")(serve_command)
+app.add_typer(keys_app, name="keys")
+app.add_typer(lookup_app, name="lookup")
 console = Console()
 
 

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
         default=None,
         description="a Dask scheduler (tcp://host:8786): ingest stages batches, scoring scores slices there",
     )
+    api_max_body_bytes: int = Field(
+        default=64 << 10, ge=1024, le=16 << 20, description="the lookup service refuses longer request bodies (413)"
+    )
 
     @classmethod
     def at(cls, data_dir: str | Path | None = None) -> Settings:
@@ -133,6 +136,11 @@ class Settings(BaseSettings):
     def signals_dir(self) -> Path:
         """The signal log: the lake's events as fixed-width rows for fast scoring (a derived cache of the lake)."""
         return self.data_dir / "signals"
+
+    @property
+    def api_keys_path(self) -> Path:
+        """The lookup service's API keys: hashes only, one role each (``devicerisk keys``)."""
+        return self.data_dir / "access" / "api_keys.json"
 
     @property
     def requests_dir(self) -> Path:

@@ -85,12 +85,16 @@ LAYERS = (
     "lookup",
     "analytics",
     "synth",
+    "api",
     "runtime",
     "cli_runtime",
     "cli_retention",
     "cli_risk",
     "cli_ops",
+    "cli_api",
+    "cli_lookup",
     "cli",
+    "cli_main",
 )
 
 

@@ -101,6 +101,16 @@ def pending_files(landing_dir: Path, kind: str = TELEMETRY) -> list[Path]:
     )
 
 
+def write_label_file(landing_dir: Path, lines: list[bytes], name: str) -> Path:
+    """Land label records (NDJSON lines) as ``labels/<name>.ndjson`` for label ingest: written to a dot-file and
+    renamed, so ingest never reads a part of it. Landing holds raw ids, and its retention removes the file."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name:
+        raise ValueError("a label file's name is one plain name")
+    path = landing_dir / LABELS / f"{name}.ndjson"
+    write_atomic(path, b"".join(line.rstrip(b"\n") + b"\n" for line in lines), mode=0o600)
+    return path
+
+
 def _leads_out(path: Path, landing_dir: Path) -> bool:
     """Whether ``path`` is a link whose target lies outside landing (or cannot be resolved)."""
     if not path.is_symlink():

@@ -1,0 +1,43 @@
+"""Risk by reference: an account, a transaction or a device, as the serving snapshots hold it.
+
+References are what the service's answers show instead of pseudonyms (``account_ref`` ...); a raw identifier is
+never put in a URL (URLs get logged): it goes to ``POST /v1/lookup``, which answers with references.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from devicerisk.api.deps import Analyst, ServiceDep
+from devicerisk.api.present import answer
+from devicerisk.api.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["risk"])
+Ref = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="A reference from an earlier answer.")]
+
+
+def _one(service: ServiceDep, caller: Analyst, kind: str, ref: str) -> Response:
+    view = service.view()
+    pid = view.unref(kind, ref)
+    found = None if pid is None else getattr(view, kind)(pid)
+    service.record(caller, f"api.{kind}_risk", {"found": int(found is not None)})
+    if found is None:
+        raise Problem(404, f"no {kind} with this reference in the serving snapshots")
+    return answer(view, found)
+
+
+@router.get("/accounts/{ref}", summary="An account's latest risk: score, level, reasons, model, as-of, recent scores")
+def account_risk(service: ServiceDep, caller: Analyst, ref: Ref) -> Response:
+    return _one(service, caller, "account", ref)
+
+
+@router.get("/transactions/{ref}", summary="A transaction's risk score, level and reasons")
+def transaction_risk(service: ServiceDep, caller: Analyst, ref: Ref) -> Response:
+    return _one(service, caller, "transaction", ref)
+
+
+@router.get("/devices/{ref}", summary="A device's risk: its accounts and their scores, and the device-graph signals")
+def device_risk(service: ServiceDep, caller: Analyst, ref: Ref) -> Response:
+    return _one(service, caller, "device", ref)

@@ -1,0 +1,52 @@
+"""The service's audit writer: many threads, every record on disk when its call returns, one chain that verifies,
+fewer flushes than records."""
+
+from __future__ import annotations
+
+import threading
+from unittest import mock
+
+from devicerisk.api.audit_writer import GroupAudit
+from devicerisk.config import Settings
+from devicerisk.governance.stores import audit_trail
+from devicerisk.store import audit
+
+
+def test_records_from_many_threads_form_one_intact_chain(settings: Settings) -> None:
+    trail = audit_trail(settings)
+    writer = GroupAudit(trail)
+    seen: list[int] = []
+
+    def work(n: int) -> None:
+        for i in range(40):
+            writer.record(audit.body(f"t{n}", "fraud_analyst", "api.account_risk", "risk_control", {"i": i}))
+            seen.append(len(audit.records(trail.folder)))  # on disk before the call returned
+
+    flushes = mock.patch.object(audit, "append_many", wraps=audit.append_many)
+    with flushes as spy:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    records = audit.records(trail.folder)
+    assert len(records) == 320 and [r["seq"] for r in records] == list(range(1, 321))
+    assert audit.verify(trail) == []
+    assert all(count >= 1 for count in seen)
+    for n in range(8):  # each thread's records in its own order
+        assert [r["counts"]["i"] for r in records if r["actor"] == f"t{n}"] == list(range(40))
+    assert sum(len(call.args[1]) for call in spy.call_args_list) == 320 and spy.call_count < 320
+
+
+def test_a_failed_flush_fails_the_requests_it_held(settings: Settings) -> None:
+    trail = audit_trail(settings)
+    writer = GroupAudit(trail)
+    writer.record(audit.body("a", "auditor", "api.audit_read", "audit"))
+    (trail.folder / audit.HEAD_NAME).write_text("not a head\n")  # a damaged head: the chain cannot go on
+    try:
+        writer.record(audit.body("a", "auditor", "api.audit_read", "audit"))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("the write should have failed")
+    assert len(audit.records(trail.folder)) == 1
