@@ -220,15 +220,6 @@ def accounts(n: int, when: datetime) -> list[dict[str, Any]]:
     return [txn(when + timedelta(minutes=i), acct=f"{i:032x}") for i in range(n)]
 
 
-def free_port() -> int:
-    """A TCP port free on loopback now (the OS picks it)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """``app`` served by a real uvicorn server on loopback (in a thread of this process); yields its address."""
