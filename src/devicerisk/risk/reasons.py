@@ -259,9 +259,15 @@ def strongest(contrib: np.ndarray, minimum: float, top: int = TOP_REASONS) -> np
     return out
 
 
+#: Decimals a reason's value is snapped to before it is worded: far below any digit a reason shows, far above the
+#: float noise of summing a window in another order (two engines, or one over a subset of the history), which
+#: could otherwise tip a value lying on a rounding tie (4.385) to either side of it.
+SNAP_DECIMALS = 9
+
+
 def word(name: str, value: float) -> str:
     """One factor in an analyst's words, with its value."""
-    return _wording(name)(value)
+    return _wording(name)(float(np.round(value, SNAP_DECIMALS)))  # as :func:`word_many` does
 
 
 @functools.cache
@@ -321,7 +327,7 @@ def word_many(names: list[str], features: np.ndarray, values: np.ndarray) -> tup
     tie), else its bits.
     """
     k = len(names)
-    values = np.ascontiguousarray(values, dtype=np.float64)
+    values = np.round(np.ascontiguousarray(values, dtype=np.float64), SNAP_DECIMALS)  # as :func:`word` does
     decimals = np.array([shows(BY_NAME[name]) for name in names], dtype=np.int64)
     with np.errstate(invalid="ignore", over="ignore"):
         p = values * (10.0 ** np.maximum(decimals, 0))[features]

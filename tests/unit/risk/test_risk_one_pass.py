@@ -253,3 +253,14 @@ def test_score_table_levels_and_reasons(fitted: tuple[RiskModel, np.ndarray]) ->
     assert table.column("level").to_pylist() == levels(score, thresholds).tolist()
     assert set(table.column("level").to_pylist()) == {"normal", "elevated", "highest"}
     assert table.column("reasons").to_pylist() == reasons.explain(model, X)
+
+
+def test_float_noise_of_a_window_sum_does_not_tip_a_shown_digit() -> None:
+    """Two engines summing a window in another order agree to about 1e-15, not to the bit: a value on a rounding tie
+    (4.385 shown to two decimals) is worded the same from either side of it, one at a time and in a batch."""
+    two = next(i for i, n in enumerate(NAMES) if reasons.shows(BY_NAME[n]) == 2)
+    noisy = np.array([4.385 - 4e-15, 4.385, 4.385 + 4e-15, 0.125 - 1e-16, 0.125 + 1e-16])
+    one_by_one = [reasons.word(NAMES[two], v) for v in noisy]
+    codes, words = reasons.word_many(NAMES, np.full(len(noisy), two), noisy)
+    assert one_by_one[0] == one_by_one[1] == one_by_one[2] and one_by_one[3] == one_by_one[4]
+    assert [words[c] for c in codes] == one_by_one
