@@ -75,10 +75,15 @@ def _show(answer: dict[str, Any], as_json: bool) -> None:
 
 
 def _lines(answer: dict[str, Any], indent: str = "") -> list[str]:
-    """A readable outline of an answer: scalars as ``name: value``, lists of reasons joined, rows indented."""
+    """A readable outline of an answer: scalars as ``name: value`` (scores to two decimals, unset ones left out),
+    lists of reasons joined, rows indented (``--json`` gives every value as the service sent it)."""
     out: list[str] = []
     for name, value in answer.items():
-        if isinstance(value, dict):
+        if value is None:
+            continue
+        if isinstance(value, float):
+            out.append(f"{indent}{name}: {value:.2f}")
+        elif isinstance(value, dict):
             out += [f"{indent}{name}:", *_lines(value, indent + "  ")]
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             out.append(f"{indent}{name}:")

@@ -85,7 +85,7 @@ def test_a_created_key_looks_up_the_top_risk_account_with_its_reasons(lookup_lak
             check=True,
         )
     top = _top_account(lookup_lake)
-    assert f"score: {top['score']}" in looked.stdout and f"level: {top['level']}" in looked.stdout
+    assert f"score: {top['score']:.2f}" in looked.stdout and f"level: {top['level']}" in looked.stdout
     assert top["reasons"] and f"reasons: {'; '.join(top['reasons'])}" in looked.stdout
     assert str(top["account_id_pid"]) not in looked.stdout and "account_ref: acc_" in looked.stdout
     assert key not in (lookup_lake.audit_dir / audit.LOG_NAME).read_text()
