@@ -74,28 +74,15 @@ def _read_head(folder: Path) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _body(
-    actor: str, role: str, action: str, purpose: str, counts: Mapping[str, int] | None, when: datetime | None
-) -> dict[str, object]:
-    return {
-        "actor": check_name("actor", actor),
-        "role": check_name("role", role),
-        "action": check_name("action", action),
-        "purpose": check_name("purpose", purpose),
-        "counts": {check_name("count", k): int(v) for k, v in (counts or {}).items()},
-        "at": (when or datetime.now(UTC)).isoformat(),
-    }
+def _chain(trail: Trail, content: dict[str, object]) -> dict[str, object]:
+    """``content`` as the next record after the head, signed with the current key (the caller holds the lock)."""
+    return _signed(trail.keys[0], content, *_read_head(trail.folder))
 
 
-def _chain(trail: Trail, body: dict[str, object]) -> dict[str, object]:
-    """``body`` as the next record after the head, signed with the current key (the caller holds the lock)."""
-    return _signed(trail.keys[0], body, *_read_head(trail.folder))
-
-
-def _signed(key: Key, body: dict[str, object], seq: int, prev: str) -> dict[str, object]:
-    """``body`` as the record after record ``seq`` (whose hash is ``prev``), signed with ``key``."""
-    body = {**body, "seq": seq + 1, "prev": prev, "key_id": key.key_id}
-    return {**body, "hash": _digest(key, prev, body)}
+def _signed(key: Key, content: dict[str, object], seq: int, prev: str) -> dict[str, object]:
+    """``content`` as the record after record ``seq`` (whose hash is ``prev``), signed with ``key``."""
+    signed = {**content, "seq": seq + 1, "prev": prev, "key_id": key.key_id}
+    return {**signed, "hash": _digest(key, prev, signed)}
 
 
 def body(
@@ -107,7 +94,14 @@ def body(
     when: datetime | None = None,
 ) -> dict[str, object]:
     """A record's content, checked (:class:`AuditError` if a field could hold a value), for :func:`append_many`."""
-    return _body(actor, role, action, purpose, counts, when)
+    return {
+        "actor": check_name("actor", actor),
+        "role": check_name("role", role),
+        "action": check_name("action", action),
+        "purpose": check_name("purpose", purpose),
+        "counts": {check_name("count", k): int(v) for k, v in (counts or {}).items()},
+        "at": (when or datetime.now(UTC)).isoformat(),
+    }
 
 
 def append_many(trail: Trail, bodies: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -151,15 +145,7 @@ def append(
     when: datetime | None = None,
 ) -> dict[str, object]:
     """Append one record and return it. Counts are integers; names are short identifiers."""
-    body = _body(actor, role, action, purpose, counts, when)
-    with locked(trail.folder):
-        record = _chain(trail, body)
-        with (trail.folder / LOG_NAME).open("a") as log:
-            log.write(_line(record))
-            log.flush()
-            os.fsync(log.fileno())
-        _write_head(trail.folder, record)
-    return record
+    return append_many(trail, [body(actor, role, action, purpose, counts, when)])[0]
 
 
 def _split(lines: list[str]) -> tuple[dict[str, object] | None, list[str]]:
@@ -186,8 +172,8 @@ def expire(trail: Trail, before: datetime, *, actor: str = "retention-flow") -> 
             return 0
         last = json.loads(lines[cut - 1])
         anchor = json.dumps({"anchor": {"seq": last["seq"], "hash": last["hash"]}}, sort_keys=True)
-        body = _body(actor, "pipeline", "audit.expire", "retention", {"records": cut, "through_seq": last["seq"]}, None)
-        record = _chain(trail, body)
+        content = body(actor, "pipeline", "audit.expire", "retention", {"records": cut, "through_seq": last["seq"]})
+        record = _chain(trail, content)
         tmp = trail.folder / f".{LOG_NAME}.tmp"
         tmp.write_text(anchor + "\n" + "".join(line + "\n" for line in lines[cut:]) + _line(record))
         os.replace(tmp, path)
