@@ -19,7 +19,7 @@ from devicerisk.api.problems import Problem
 from devicerisk.lookup import resolve
 
 router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
-#: The kinds accepted: the serving layer's (account, phone, device ids) and transaction ids.
+#: The kinds accepted: the serving layer's (account, transaction, phone, device ids).
 #: An identifier is printable text: no control character (a NUL, a line break) reaches normalisation.
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 Kind = Literal["account", "transaction", "phone", "imei", "android_id", "idfv", "mac", "oaid", "idfa"]
@@ -41,11 +41,7 @@ class Identifier(BaseModel):
 def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> Response:
     view = service.view()
     try:
-        if body.kind == "transaction":  # a transaction id: its pseudonym in the transaction domain, under every key
-            pids = {p.pseudonymise_one("transaction", body.value) for p in service.keyring}
-            found = {"transactions": sorted(p for p in pids if p is not None and view.transaction(p) is not None)}
-        else:
-            found = resolve.find(view, resolve.candidates(body.kind, body.value, service.keyring))
+        found = resolve.find(view, resolve.candidates(body.kind, body.value, service.keyring))
     except resolve.MalformedIdentifierError as err:
         service.record(caller, f"api.lookup_{body.kind}", {"found": 0, "malformed": 1})
         raise Problem(422, str(err)) from None

@@ -28,7 +28,7 @@ from devicerisk.privacy.pseudonymise import Pseudonymiser
 #: Device identifier kinds a device can be looked up by: those the contract's device key is made of.
 DEVICE_KINDS = tuple(d for d, (_, column) in DOMAIN_COLUMNS.items() if column in DEVICE_KEY_COLUMNS)
 #: Every kind of raw identifier a lookup accepts.
-KINDS = ("account", "phone", *DEVICE_KINDS)
+KINDS = ("account", "transaction", "phone", *DEVICE_KINDS)
 
 __all__ = ["DEVICE_KINDS", "KINDS", "Candidates", "MalformedIdentifierError", "candidates", "find", "keyring"]
 
@@ -37,7 +37,7 @@ __all__ = ["DEVICE_KINDS", "KINDS", "Candidates", "MalformedIdentifierError", "c
 class Candidates:
     """The pseudonyms one raw identifier may have (one per key of the keyring), by kind."""
 
-    kind: str  # account, phone, or a device kind (imei, mac, ...)
+    kind: str  # account, transaction, phone, or a device kind (imei, mac, ...)
     pids: tuple[str, ...]
 
     def __repr__(self) -> str:
@@ -59,6 +59,9 @@ def candidates(kind: str, value: str, keyring: Sequence[Pseudonymiser]) -> Candi
         raise MalformedIdentifierError(f"unknown identifier kind {kind!r} (known: {', '.join(KINDS)})")
     if not isinstance(value, str) or not value.strip():
         raise MalformedIdentifierError(f"the {kind} identifier given is empty")
+    if kind == "transaction":  # a transaction id is no subject's identifier: its own domain, nothing to link
+        pids = {p.pseudonymise_one("transaction", value) for p in keyring}
+        return Candidates(kind, tuple(sorted(p for p in pids if p is not None)))
     if kind == "account":
         ids = Identifiers(account_id=value)
     elif kind == "phone":
@@ -71,7 +74,11 @@ def candidates(kind: str, value: str, keyring: Sequence[Pseudonymiser]) -> Candi
 
 
 def find(view: ServingView, found: Candidates) -> dict[str, list[str]]:
-    """What the view knows of the candidates: ``accounts`` (pseudonyms) and ``devices`` (device keys)."""
+    """What the view knows of the candidates: ``accounts`` and ``transactions`` (pseudonyms) and ``devices``
+    (device keys)."""
+    if found.kind == "transaction":
+        known = [p for p in found.pids if view.transaction(p) is not None]
+        return {"transactions": known, "accounts": [], "devices": []}
     if found.kind == "account":
         return {"accounts": [p for p in found.pids if view.account(p, recent=0) is not None], "devices": []}
     if found.kind == "phone":
