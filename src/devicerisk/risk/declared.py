@@ -40,6 +40,13 @@ TRANSACTION = 1  # signals.ETYPES["transaction"]
 NONE = np.iinfo(np.int64).min  # no sighting; also the time before every row
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # a 64-bit odd constant: pair keys from two hashes
 _NEVER = np.iinfo(np.int64).max  # the gap after a pair's last sighting
+#: Amounts are summed as whole ten-thousandths in int64, so a window's sum is exact whatever rows come before
+#: it in the stream. A float prefix carries the rounding of every earlier row: the whole log and the few rows
+#: score-now reads gave sums 4e-10 apart, enough to tip a tree split. Four decimals hold every currency's
+#: minor unit. The prefix may wrap; a difference of two prefixes is still exact while the window's own sum fits
+#: in int64 (9.2e14 in money), and a single amount is clipped to fit before it is scaled.
+AMOUNT_SCALE = 10_000
+_AMOUNT_LIMIT = 9e14
 
 
 def _distinct(values: np.ndarray, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,12 +99,18 @@ def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((a == 0) | (b == 0), np.uint64(0), mixed)
 
 
+def fixed_point(amounts: np.ndarray) -> np.ndarray:
+    """``amounts`` (NaN as 0) in whole ``1 / AMOUNT_SCALE`` units, for exact sums (see ``AMOUNT_SCALE``)."""
+    clipped = np.clip(np.nan_to_num(amounts), -_AMOUNT_LIMIT, _AMOUNT_LIMIT)
+    return np.rint(clipped * AMOUNT_SCALE).astype(np.int64)
+
+
 class Stream:
     """Rows of one entity in (key, time) order, with the prefix sums of ``values`` (columns by name)."""
 
     def __init__(self, keys: np.ndarray, times: np.ndarray, values: dict[str, np.ndarray] | None = None) -> None:
         self.keys, self.times = keys, times
-        self.prefix = {name: np.concatenate([[0.0], np.cumsum(v)]) for name, v in (values or {}).items()}
+        self.prefix = {name: np.concatenate([[0], np.cumsum(fixed_point(v))]) for name, v in (values or {}).items()}
 
     @classmethod
     def of(cls, keys: np.ndarray, times: np.ndarray) -> Stream:
@@ -137,7 +150,7 @@ class Queries:
         if value == "n":
             return (self.at(0) - self.at(width)).astype(float)
         prefix = self.stream.prefix[value]
-        return prefix[self.at(0)] - prefix[self.at(width)]
+        return (prefix[self.at(0)] - prefix[self.at(width)]) / AMOUNT_SCALE
 
     def first_since(self, width: int) -> np.ndarray:
         """Per query, the time of its key's first row in ``[t - width, t)``; ``NONE`` when there is none."""
@@ -248,7 +261,7 @@ def _read(txn: pa.Table, queries: dict[str, Queries]) -> Sightings:
     t = np.ascontiguousarray(txn.column("t").to_numpy(), dtype=np.int64)
     acct = np.ascontiguousarray(txn.column("acct").to_numpy(), dtype=np.uint64)
     cp = np.ascontiguousarray(txn.column("cp").to_numpy(), dtype=np.uint64)
-    amount = np.nan_to_num(txn.column("amount").to_numpy().astype(float))
+    amount = txn.column("amount").to_numpy().astype(float)
     asked = {}
     for entity, keys in (("acct", acct), ("cp", cp)):
         by_key = order(keys, t)
