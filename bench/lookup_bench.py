@@ -363,6 +363,7 @@ def main() -> None:
         return
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="devicerisk-lookup-bench-"))
+    os.environ["DEVICERISK_SECRETS_DIR"] = str(root / "secrets")  # the demo keys beside the data, not in the cwd
     serving_dir = root / "data" / "serving"
     began = time.monotonic()
     published = serving_dir / f"{serving.ACCOUNTS}.parquet"

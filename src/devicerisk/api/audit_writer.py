@@ -1,56 +1,82 @@
-"""The service's audit records, written by group commit.
+"""The service's audit records, written by group commit on one writer thread.
 
-Every request is audited before it is answered, and a record is on disk (fsynced) when :meth:`GroupAudit.record`
-returns. One fsync per request would cap a busy service at the disk's flush rate, so requests that arrive while a
-flush runs wait for the next one, which writes all of them at once (``audit.append_many``): the first waiting
-request becomes the writer, the others sleep until it is done.
+Every request is audited before it is answered: a record is on disk (fsynced) when :meth:`GroupAudit.record`
+returns, or when :meth:`GroupAudit.arecord` is awaited. One fsync per request would cap a busy service at the
+disk's flush rate, so records that arrive while a flush runs go out together in the next one
+(``audit.append_many``). The writer is a thread of its own, so an ``async`` endpoint waits for its record
+without blocking the event loop, and without a thread-pool hop per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
-from dataclasses import dataclass, field
+from concurrent.futures import Future
 
 from devicerisk.store import audit
 
-
-@dataclass(slots=True)
-class _Ticket:
-    body: dict[str, object]
-    done: bool = False
-    error: BaseException | None = field(default=None)
+log = logging.getLogger(__name__)
 
 
 class GroupAudit:
-    """Appends to one audit trail for many threads, one flush for all the records waiting."""
+    """Appends to one audit trail for every request of the process, one flush for all the records waiting."""
 
     def __init__(self, trail: audit.Trail) -> None:
         self.trail = trail
         self._cond = threading.Condition()
-        self._queue: list[_Ticket] = []
-        self._flushing = False
+        self._queue: list[tuple[dict[str, object], Future[None]]] = []
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, body: dict[str, object]) -> Future[None]:
+        """Queue ``body`` (from ``audit.body``); the future is done once it is on disk, or has the write's error."""
+        done: Future[None] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the audit writer is closing")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write, name="audit-writer", daemon=True)
+                self._thread.start()
+            self._queue.append((body, done))
+            self._cond.notify()
+        return done
 
     def record(self, body: dict[str, object]) -> None:
-        """Write ``body`` (from ``audit.body``) and return once it is on disk; raises what the write raised."""
-        ticket = _Ticket(body)
+        """Write ``body`` and return once it is on disk; raises what the write raised."""
+        self.submit(body).result()
+
+    async def arecord(self, body: dict[str, object]) -> None:
+        """:meth:`record` for a coroutine: the event loop serves other requests while the record is flushed."""
+        await asyncio.wrap_future(self.submit(body))
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer (a later record starts a new one)."""
         with self._cond:
-            self._queue.append(ticket)
-            while not ticket.done:
-                if self._flushing:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._cond:
+            self._closed, self._thread = False, None
+
+    def _write(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
                     self._cond.wait()
-                    continue
-                batch, self._queue, self._flushing = self._queue, [], True
-                self._cond.release()
-                error: BaseException | None = None
-                try:
-                    audit.append_many(self.trail, [t.body for t in batch])
-                except BaseException as err:  # every request of the batch fails with it: none was audited
-                    error = err
-                finally:
-                    self._cond.acquire()
-                for t in batch:
-                    t.done, t.error = True, error
-                self._flushing = False
-                self._cond.notify_all()
-        if ticket.error is not None:
-            raise ticket.error
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            # a request cancelled while queued (its client left) is still audited; only its answer is gone
+            waiting = [done for _, done in batch if done.set_running_or_notify_cancel()]
+            try:
+                audit.append_many(self.trail, [body for body, _ in batch])
+            except BaseException as err:  # every request of the batch fails with it: none was audited
+                log.error("audit write failed for %d records: %s", len(batch), type(err).__name__)
+                for done in waiting:
+                    done.set_exception(err)
+            else:
+                for done in waiting:
+                    done.set_result(None)

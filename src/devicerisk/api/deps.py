@@ -6,7 +6,7 @@ its parameters read, so an unauthenticated client learns nothing about them. (No
 annotations`` here: FastAPI reads the dependency's annotations, which name the endpoint's purposes.)
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -26,7 +26,7 @@ ADMIN_PURPOSES = ("security", "data_subject_rights")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`devicerisk keys create`).")
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
@@ -42,10 +42,10 @@ class Caller:
     purpose: str
 
 
-def require(role: str, purposes: tuple[str, ...]) -> Callable[..., Caller]:
+def require(role: str, purposes: tuple[str, ...]) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits a valid key of ``role`` stating one of ``purposes``."""
 
-    def caller(
+    async def caller(  # async: checked in the event loop, with no thread-pool hop (it reads no file but a stat)
         service: ServiceDep,
         key: Annotated[str | None, Depends(_api_key)],
         purpose: Annotated[

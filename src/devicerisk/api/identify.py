@@ -38,12 +38,12 @@ class Identifier(BaseModel):
 
 
 @router.post("", summary="Risk by a raw identifier given in the body: the accounts, transactions or devices it names")
-def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> Response:
-    view = service.view()
+async def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> Response:
+    view = await service.aview()  # then all in memory: the event loop serves it, no thread hop
     try:
         found = resolve.find(view, resolve.candidates(body.kind, body.value, service.keyring))
     except resolve.MalformedIdentifierError as err:
-        service.record(caller, f"api.lookup_{body.kind}", {"found": 0, "malformed": 1})
+        await service.arecord(caller, f"api.lookup_{body.kind}", {"found": 0, "malformed": 1})
         raise Problem(422, str(err)) from None
     shown = {
         "kind": body.kind,
@@ -52,7 +52,7 @@ def lookup(service: ServiceDep, caller: Analyst, body: Identifier) -> Response:
         "devices": [view.device(k) for k in found.get("devices", [])],
     }
     counts = {name: len(shown[name]) for name in ("accounts", "transactions", "devices")}
-    service.record(caller, f"api.lookup_{body.kind}", counts)
+    await service.arecord(caller, f"api.lookup_{body.kind}", counts)
     if not any(counts.values()):
         raise Problem(404, f"the serving snapshots know nothing by this {body.kind} identifier")
     return answer(view, shown)

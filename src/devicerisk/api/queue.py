@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/queue", tags=["queue"])
 
 
 @router.get("", summary="Top-risk accounts or transactions of a day, highest score first")
-def review_queue(
+async def review_queue(
     service: ServiceDep,
     caller: Analyst,
     kind: Literal["account", "transaction"] = "account",
@@ -23,7 +23,7 @@ def review_queue(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> Response:
-    view = service.view()
-    page = view.queue(kind, level, day, offset, limit)
-    service.record(caller, f"api.queue_{kind}", {"shown": len(page["items"]), "offset": offset})
+    view = await service.aview()
+    page = view.queue(kind, level, day, offset, limit)  # in memory: the event loop serves it, no thread hop
+    await service.arecord(caller, f"api.queue_{kind}", {"shown": len(page["items"]), "offset": offset})
     return answer(view, page)

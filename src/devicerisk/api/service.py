@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
+
 from devicerisk.api.audit_writer import GroupAudit
 from devicerisk.api.problems import Problem
 from devicerisk.config import Settings
@@ -26,7 +28,8 @@ from devicerisk.store.api_keys import KeyStore
 
 @dataclass
 class Service:
-    """What the endpoints share. Thread-safe: FastAPI runs plain ``def`` endpoints in a thread pool."""
+    """What the endpoints share. Thread-safe: FastAPI runs plain ``def`` endpoints in a thread pool; the lookups
+    are ``async`` and use the ``a*`` methods, which never block the event loop."""
 
     settings: Settings
     keys: KeyStore
@@ -51,6 +54,11 @@ class Service:
         """The newest complete serving view (a republished snapshot is seen by the next lookup)."""
         return self.live.current()
 
+    async def aview(self) -> ServingView:
+        """:meth:`view` for a coroutine: a snapshot's load (seconds) runs in a worker thread, not the event loop."""
+        view = self.live.fresh()
+        return view if view is not None else await anyio.to_thread.run_sync(self.live.current)
+
     def scorer(self) -> RealtimeScorer:
         """The real-time scorer, opened at its first use (it loads the champion and the indexed history, and
         refreshes them in the background); 503 while there is nothing to score with."""
@@ -64,12 +72,17 @@ class Service:
             return scorer
 
     def close(self) -> None:
-        """Stop the scorer's refreshing thread, if it was opened."""
+        """Stop the scorer's refreshing thread, if it was opened, and write the audit records still queued."""
         with self._lock:
             scorer = self._opened.pop("scorer", None)
         if scorer is not None:
             scorer.close()
+        self.audit_log.close()
 
     def record(self, caller: Any, action: str, counts: dict[str, int] | None = None) -> None:
         """Audit one request: who (the key's name), role, action, purpose and counts, never a value asked for."""
         self.audit_log.record(audit.body(caller.name, caller.role, action, caller.purpose, counts))
+
+    async def arecord(self, caller: Any, action: str, counts: dict[str, int] | None = None) -> None:
+        """:meth:`record` for a coroutine."""
+        await self.audit_log.arecord(audit.body(caller.name, caller.role, action, caller.purpose, counts))

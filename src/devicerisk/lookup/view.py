@@ -365,11 +365,17 @@ class LiveView:
         """The live view of the settings' serving folder, references under the current pseudonym key."""
         return cls(settings.serving_dir, Refs(load_pseudonym_key(settings)), wait)
 
+    def fresh(self) -> ServingView | None:
+        """The loaded view if no snapshot changed since (a stat of each file): never blocks on a load."""
+        view = self._view
+        return view if identity(self.serving_dir, self._paths) == view.identity else None
+
     def current(self) -> ServingView:
         """The newest complete view (see the module's docstring for when a new one is seen)."""
-        view = self._view
-        if identity(self.serving_dir, self._paths) == view.identity:
+        view = self.fresh()
+        if view is not None:
             return view
+        view = self._view
         if self._wait:
             return self.refresh()
         with self._starting:
