@@ -304,8 +304,7 @@ def exposed_files(stores: Stores, paths: Sequence[Path]) -> list[Exposure]:
     out: list[Exposure] = []
     data = stores.data_dir.resolve()
     for given in paths:
-        path = given if given.is_absolute() else stores.data_dir / given
-        path = path.resolve()
+        path = (given if given.exists() else stores.data_dir / given).resolve()  # from here, else the data dir
         if not path.is_file():
             raise IncidentError(f"no such file: {given}")
         if not path.is_relative_to(data):
