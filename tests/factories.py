@@ -365,3 +365,24 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+# -- incidents: a small lake built by the real synth generator and ingest --------------------------------------------
+QUARANTINED_ACCOUNT = "acct-quarantined"
+
+
+def synth_lake(settings: Any, accounts: int = 60, days: int = 3, seed: int = 11) -> None:
+    """Synthetic telemetry ingested into the lake of ``settings`` (its raw batches stay in landing), plus one batch
+    whose only record is quarantined: a transaction of ``QUARANTINED_ACCOUNT`` with an amount that is no number."""
+    from devicerisk.ingest.pipeline import ingest_batch
+    from devicerisk.ingest.runtime import ingest_context
+    from devicerisk.store import landing
+    from devicerisk.synth import SynthConfig, generate
+
+    generate(settings.landing_dir, SynthConfig(accounts=accounts, days=days, seed=seed))
+    bad = event("transaction", account_id=QUARANTINED_ACCOUNT)
+    bad["payload"] = {**bad["payload"], "amount": "not a number"}
+    write_batch(settings.landing_dir / landing.TELEMETRY / "zz-quarantined.ndjson", [bad])
+    ctx = ingest_context(settings)
+    for path in landing.pending_files(settings.landing_dir):
+        ingest_batch(path, ctx)

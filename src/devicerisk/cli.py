@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from devicerisk.cli_api import keys_app, serve_command
+from devicerisk.cli_incident import incident_app
 from devicerisk.cli_lookup import lookup_app
 from devicerisk.cli_ops import down_command, up_command
 from devicerisk.cli_retention import print_last_purge, request_app, retention_app
@@ -31,6 +32,7 @@ audit_app = typer.Typer(help="The authenticated, hash-chained audit trail.", no_
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(request_app, name="request")
+app.add_typer(incident_app, name="incident")
 app.add_typer(risk_app, name="risk")
 # Operations: a local Prefect server, the deployments and a worker (docs/OPERATIONS.md, "Bringing it up").
 app.command("up")(up_command)

@@ -89,6 +89,7 @@ LAYERS = (
     "runtime",
     "cli_runtime",
     "cli_retention",
+    "cli_incident",
     "cli_risk",
     "cli_ops",
     "cli_api",
