@@ -103,3 +103,27 @@ def test_the_docs_and_schema_are_served_without_a_key(api: Any) -> None:
     schema = client.get("/openapi.json").json()
     assert "X-API-Key" in str(schema["components"]["securitySchemes"])
     _problem(client.get("/no/such/path"), 404)
+
+
+def test_the_openapi_schema_says_which_key_and_purposes_each_endpoint_needs(api: Any) -> None:
+    """The key and purpose are read from the headers by the service's own check; the schema still documents them,
+    with exactly the purposes the check admits."""
+    client, keys = api
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["APIKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "An API key (`devicerisk keys create`).",
+    }
+    operations = {(path, method): op for path, ops in schema["paths"].items() for method, op in ops.items()}
+    keyed = {k: op for k, op in operations.items() if k != ("/health", "get")}
+    assert len(keyed) >= 12 and "security" not in operations["/health", "get"]
+    for (path, _method), op in keyed.items():
+        assert op["security"] == [{"APIKeyHeader": []}], path
+        (purpose,) = [p for p in op["parameters"] if p["name"] == "X-Purpose"]
+        assert purpose["in"] == "header" and purpose["required"] is True
+        if path == "/v1/audit":  # each documented purpose is admitted, and one not documented is refused
+            for allowed in purpose["schema"]["enum"]:
+                assert client.get(path, headers=_h(keys["auditor"], allowed)).status_code == 200
+            _problem(client.get(path, headers=_h(keys["auditor"], "marketing")), 400)

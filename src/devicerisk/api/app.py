@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from devicerisk.api import admin, audit_trail, identify, labels, problems, queue, risk, score
+from devicerisk.api.deps import document_access
 from devicerisk.api.service import Service
 from devicerisk.config import Settings
 
@@ -31,8 +32,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     problems.install(app)
     app.add_middleware(problems.BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (risk, identify, score, queue, labels, audit_trail, admin):
-        app.include_router(module.router)
+    routers = [m.router for m in (risk, identify, score, queue, labels, audit_trail, admin)]
+    for router in routers:
+        app.include_router(router)
+    document_access(app, routers)
 
     @app.get("/health", tags=["health"], summary="Whether the service is up (no key needed, nothing read)")
     def health() -> dict[str, str]:

@@ -8,10 +8,11 @@ annotations`` here: FastAPI reads the dependency's annotations, which name the e
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
-from fastapi.security import APIKeyHeader
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from devicerisk.api.problems import Problem
 from devicerisk.api.service import Service
@@ -23,7 +24,8 @@ LOOKUP_PURPOSES = tuple(sorted({e.purpose for e in EVENT_TYPES}))
 AUDIT_PURPOSES = ("audit",)
 ADMIN_PURPOSES = ("security", "data_subject_rights")
 
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`devicerisk keys create`).")
+KEY_HEADER, PURPOSE_HEADER, SCHEME = "X-API-Key", "X-Purpose", "APIKeyHeader"
+KEY_DESCRIPTION = "An API key (`devicerisk keys create`)."
 
 
 async def get_service(request: Request) -> Service:
@@ -43,26 +45,70 @@ class Caller:
 
 
 def require(role: str, purposes: tuple[str, ...]) -> Callable[..., Awaitable[Caller]]:
-    """A dependency that admits a valid key of ``role`` stating one of ``purposes``."""
+    """A dependency that admits a valid key of ``role`` stating one of ``purposes``.
 
-    async def caller(  # async: checked in the event loop, with no thread-pool hop (it reads no file but a stat)
-        service: ServiceDep,
-        key: Annotated[str | None, Depends(_api_key)],
-        purpose: Annotated[
-            str | None,
-            Header(alias="X-Purpose", description=f"Why you ask: one of {', '.join(purposes)}."),
-        ] = None,
-    ) -> Caller:
-        found = service.keys.verify(key)
+    It reads the two headers itself: FastAPI's own header parameters cost more per request than a lookup does.
+    :func:`document_access` puts them in the OpenAPI schema from the ``role`` and ``purposes`` set here.
+    """
+
+    async def caller(request: Request) -> Caller:  # async: in the event loop, no thread-pool hop
+        service: Service = request.app.state.service
+        found = service.keys.verify(request.headers.get(KEY_HEADER))
         if found is None:
-            raise Problem(401, "a valid API key is required in X-API-Key", {"WWW-Authenticate": "APIKey"})
+            raise Problem(401, f"a valid API key is required in {KEY_HEADER}", {"WWW-Authenticate": "APIKey"})
         if found.role != role:
             raise Problem(403, f"this endpoint is for the {role} role")
+        purpose = request.headers.get(PURPOSE_HEADER)
         if purpose not in purposes:
-            raise Problem(400, f"state the purpose of the request in X-Purpose: one of {', '.join(purposes)}")
+            raise Problem(400, f"state the purpose of the request in {PURPOSE_HEADER}: one of {', '.join(purposes)}")
         return Caller(found.name, found.role, purpose)
 
+    caller.role, caller.purposes = role, purposes  # type: ignore[attr-defined]
     return caller
+
+
+def _access(dependant: Dependant) -> tuple[str, tuple[str, ...]] | None:
+    """The role and purposes a route's dependencies require, if any."""
+    for dep in dependant.dependencies:
+        if hasattr(dep.call, "role"):
+            return dep.call.role, dep.call.purposes  # type: ignore[union-attr]
+        if (found := _access(dep)) is not None:
+            return found
+    return None
+
+
+def document_access(app: FastAPI, routers: list[APIRouter]) -> None:
+    """Every route of ``routers`` (included in ``app``) that requires a key says so in the app's OpenAPI schema:
+    the ``X-API-Key`` security scheme, and the ``X-Purpose`` header with the purposes it serves."""
+    build = app.openapi
+    routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SCHEME] = {"type": "apiKey", "in": "header", "name": KEY_HEADER, "description": KEY_DESCRIPTION}
+        for route in routes:
+            access = _access(route.dependant)
+            if access is None:
+                continue
+            role, purposes = access
+            for method in route.methods:
+                operation = schema["paths"][route.path_format][method.lower()]
+                operation["security"] = [{SCHEME: []}]
+                operation.setdefault("parameters", []).append(
+                    {
+                        "name": PURPOSE_HEADER,
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(purposes)},
+                        "description": f"Why you ask ({role} role): one of {', '.join(purposes)}.",
+                    }
+                )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 Analyst = Annotated[Caller, Depends(require("fraud_analyst", LOOKUP_PURPOSES))]
