@@ -112,7 +112,7 @@ def ingest_flow(data_dir: str | None = None) -> IngestSummary:
     removed = purge_landing(rt.stores)
     strays = landing_strays(settings.landing_dir)
     summary = summarise(results, skipped=len(files) - len(staged), landing_removed=len(removed), strays=strays)
-    record(rt.audit, "ingest-flow", "ingest", audit_counts(summary))
+    record(rt.audit, "ingest-flow", "ingest", audit_counts(summary), purpose="risk_control")
     publish_summary(summary)
     get_run_logger().info(
         "ingest: %d new batches, %d records read, %d accepted, %d quarantined, %d consent-dropped, %d duplicates, "

@@ -100,7 +100,7 @@ def score_transactions_flow(data_dir: str | None = None, labels: bool = True) ->
     if labels:
         ingest_and_record_labels(rt)
     counts = transactions_on_dask(rt) if runners.on_dask() else transactions(rt)
-    record(rt.audit, "score-flow", "score_transactions", counts)
+    record(rt.audit, "score-flow", "score_transactions", counts, purpose="risk_control")
     publish_counts("score_transactions", counts)
     return counts
 
@@ -110,8 +110,8 @@ def score_accounts_flow(data_dir: str | None = None) -> dict[str, int]:
     """Rescore every recently active account with the champion model."""
     rt = for_run(data_dir)
     counts = accounts(rt)
-    record(rt.audit, "score-flow", "score_accounts", counts)
+    record(rt.audit, "score-flow", "score_accounts", counts, purpose="risk_control")
     publish_counts("score_accounts", counts)
     shown = publish_top_accounts(rt)
-    record(rt.audit, "score-flow", "publish_top_accounts", {"accounts_shown": shown})
+    record(rt.audit, "score-flow", "publish_top_accounts", {"accounts_shown": shown}, purpose="risk_control")
     return counts

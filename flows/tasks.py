@@ -69,8 +69,7 @@ rewrites = partial(task, cache_policy=NO_CACHE, retry_condition_fn=lock_error_or
 
 
 @retried
-def record(
-    trail: audit.Trail, actor: str, action: str, counts: Mapping[str, int], purpose: str = "risk_control"
-) -> None:
-    """One audit record of what a flow did: who, what, why and how many, never a value."""
+def record(trail: audit.Trail, actor: str, action: str, counts: Mapping[str, int], *, purpose: str) -> None:
+    """One audit record of what a flow did: who, what, the registered purpose it read the data for (2.8) and how
+    many, never a value."""
     audit.append(trail, actor=actor, role="pipeline", action=action, purpose=purpose, counts=counts)

@@ -27,7 +27,7 @@ def ingest_label_files(rt: Runtime) -> dict[str, int]:
 def ingest_and_record_labels(rt: Runtime) -> dict[str, int]:
     """Ingest new label files and audit it (the step the train, score and risk flows share)."""
     counts = ingest_label_files(rt)
-    record(rt.audit, "label-ingest", "ingest_labels", counts)
+    record(rt.audit, "label-ingest", "ingest_labels", counts, purpose="risk_control")
     return counts
 
 
@@ -65,6 +65,7 @@ def train_flow(data_dir: str | None = None, labels: bool = True) -> TrainOutcome
             "accounts_held_out": int(meta["account"]["metrics"]["rows"]),
             "promoted": int(outcome.promoted),
         },
+        purpose="risk_control",
     )
     get_run_logger().info("model %s: %s", outcome.version, outcome.reason)
     return outcome

@@ -123,6 +123,14 @@ def demo_lake(prefect_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Set
     return settings
 
 
+@pytest.fixture
+def demo_keys_in_env(demo_lake: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo lake's keys in the environment, as an analyst's session has them: opening the lake is audited,
+    and the record is signed with the lake's audit key."""
+    for name, value in _key_env(demo_lake).items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture(scope="module")
 def lookup_lake(demo_lake: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A copy of the demo lake (data and keys) for one test module of the lookup service, which writes to it

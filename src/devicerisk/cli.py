@@ -222,7 +222,7 @@ def share(
 
     settings = Settings.at(data_dir)
     first, last = (None if d is None else date.fromisoformat(d) for d in (since, until))
-    with open_lake(settings.data_dir) as lake:
+    with open_lake(settings.data_dir, purpose="risk_control", actor=actor) as lake:
         result = export(lake, first, last, k)
     csv, report = result.write(out)
     audit.append(

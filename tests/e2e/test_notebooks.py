@@ -12,6 +12,9 @@ from nbclient import NotebookClient
 
 from devicerisk.config import Settings
 
+#: Opening the lake is audited (2.8): the session has the demo lake's keys, as an analyst's has.
+pytestmark = pytest.mark.usefixtures("demo_keys_in_env")
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 #: What a notebook may import from the project: the interface and its helpers, nothing that touches a store.
 ALLOWED = re.compile(r"^from devicerisk\.analytics(\.\w+)? import ")

@@ -33,6 +33,9 @@ from devicerisk.privacy.leakscan import raw_identifiers
 from devicerisk.store import scores, warehouse
 from devicerisk.synth import SynthConfig, generate
 
+#: Opening the lake is audited (2.8): the session has the demo lake's keys, as an analyst's has.
+pytestmark = pytest.mark.usefixtures("demo_keys_in_env")
+
 RAW_COLUMNS = {f.column for f in FIELDS if Action.KEEP not in f.actions and f.actions & {Action.PSEUDONYMISE}}
 
 
@@ -71,7 +74,7 @@ def _held(value: object, seen: set[int] | None = None) -> Iterator[object]:
 
 
 def test_it_refuses_raw_identifiers_and_reads_no_file(demo_lake: Settings) -> None:
-    with open_lake(demo_lake.data_dir) as lake:
+    with open_lake(demo_lake.data_dir, purpose="risk_control") as lake:
         for raw, kind in (("352099001761481", "imei"), ("+86 138 0013 8000", "phone"), ("3C:5A:B4:12:34:56", "mac")):
             with pytest.raises(RawIdentifierError, match=f"raw {kind}"):
                 lake.account(raw)
@@ -103,7 +106,7 @@ def test_it_refuses_raw_identifiers_and_reads_no_file(demo_lake: Settings) -> No
 def test_it_exposes_no_raw_value_and_holds_no_key(demo_lake: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     key_hex = demo_lake.pseudonym_key_file.read_text().strip()
     monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY", key_hex)  # a key in the environment, as a deployment may give
-    lake = open_lake(demo_lake.data_dir)
+    lake = open_lake(demo_lake.data_dir, purpose="risk_control")
     tables = _everything(lake)
     assert all(t.num_rows > 0 for name, t in tables.items() if name != "aggregates" or t.num_rows), tables.keys()
     # no column of a raw identifier, and no raw value from the landing zone in any cell
@@ -128,7 +131,7 @@ SNAPSHOT_HOLDER = textwrap.dedent(
     import json, sys
     from devicerisk.analytics import open_lake
 
-    lake = open_lake(sys.argv[1])
+    lake = open_lake(sys.argv[1], purpose="risk_control")
 
     def counts():
         return {
@@ -173,7 +176,7 @@ def test_an_open_interface_blocks_no_writer(
         # while a writer holds the warehouse open in this process, a new snapshot still opens (no lock taken)
         with warehouse.connect(s.warehouse_path) as writer:
             writer.execute("CHECKPOINT")
-            with open_lake(s.data_dir) as now:
+            with open_lake(s.data_dir, purpose="risk_control") as now:
                 assert now.ledger().count("*").fetchall()[0][0] > before["ledger"]
                 assert now.versions[scores.TRANSACTION_SCORES] > before["versions"][scores.TRANSACTION_SCORES]
         holder.stdin.write("go\n")

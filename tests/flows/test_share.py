@@ -16,6 +16,9 @@ from devicerisk.cli import app
 from devicerisk.config import Settings
 from devicerisk.store import audit
 
+#: Opening the lake is audited (2.8): the session has the demo lake's keys, as an analyst's has.
+pytestmark = pytest.mark.usefixtures("demo_keys_in_env")
+
 
 def _cells(table: pa.Table) -> dict[tuple[object, ...], dict[str, object]]:
     rows = table.to_pylist()
@@ -25,7 +28,7 @@ def _cells(table: pa.Table) -> dict[tuple[object, ...], dict[str, object]]:
 
 
 def test_no_cell_under_k_leaves_and_the_report_counts_the_suppressed(demo_lake: Settings) -> None:
-    with open_lake(demo_lake.data_dir) as lake:
+    with open_lake(demo_lake.data_dir, purpose="risk_control") as lake:
         shared = export(lake)  # k = 10 by default
         everything = export(lake, k=2)  # the same cells, suppressing only single-account ones
         truth = lake.sql("""
@@ -55,7 +58,7 @@ K_SMALL_LAKE = 5
 
 
 def test_differencing_two_overlapping_exports_reveals_no_small_cell(demo_lake: Settings) -> None:
-    with open_lake(demo_lake.data_dir) as lake:
+    with open_lake(demo_lake.data_dir, purpose="risk_control") as lake:
         first_day, last_day = lake.sql(
             "SELECT min(event_date), max(event_date) FROM events WHERE event_type = 'transaction'"
         ).fetchall()[0]
@@ -99,5 +102,5 @@ def test_the_share_command_writes_cells_and_report_and_audits(demo_lake: Setting
     last = audit.records(demo_lake.audit_dir)[-1]
     assert last["action"] == "share_export" and last["counts"]["cells"] == len(rows)
     with pytest.raises(ValueError, match="at least 2"):
-        export(open_lake(demo_lake.data_dir), k=1)
+        export(open_lake(demo_lake.data_dir, purpose="risk_control"), k=1)
     assert date.fromisoformat(rows[0]["week"]).weekday() == 0  # weeks start on Monday

@@ -5,8 +5,9 @@ snapshot: each lake table at the Delta version current when it was opened, and a
 tables it shows (the batch ledger and the anonymous aggregates), taken from a copy of the warehouse's files
 without opening it. No lock is held, so ingest, scoring and purges run while a notebook is open.
 
-What it shows is what the lake holds: pseudonyms and minimised attributes. It holds no key and loads none,
-so it can pseudonymise nothing and re-identify nobody: lookups take pseudonyms only (a raw IMEI, phone or
+What it shows is what the lake holds for the purpose it is opened for (2.8): pseudonyms and minimised
+attributes. It holds no pseudonym key and loads none (only the audit key, to record the opening and its
+purpose), so it can pseudonymise nothing and re-identify nobody: lookups take pseudonyms only (a raw IMEI, phone or
 account id is refused with :class:`RawIdentifierError`), and queries run on a private DuckDB connection
 that reads no file (``enable_external_access`` off and locked), so the landing zone's raw batches and the
 warehouse's other tables stay out of reach.
@@ -17,6 +18,7 @@ version after ``DEVICERISK_VACUUM_GRACE_HOURS`` (1 hour by default). Open a new 
 
 from __future__ import annotations
 
+import getpass
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,19 +28,25 @@ from types import TracebackType
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from devicerisk.analytics import views
 from devicerisk.config import Settings
+from devicerisk.contract import purposes
 from devicerisk.contract.schema import label_schema, lake_schema
+from devicerisk.governance.stores import audit_trail
+from devicerisk.privacy.consent import covered_accounts
 from devicerisk.privacy.masking import is_pseudonym, mask_columns
 from devicerisk.privacy.redact import redact_text
-from devicerisk.store import lake, scores, warehouse
+from devicerisk.store import audit, lake, scores, warehouse
 
 #: The lake tables of the snapshot, pinned at one version each.
 LAKE_TABLES = (lake.EVENTS, lake.LABELS, scores.TRANSACTION_SCORES, scores.ACCOUNT_SCORES)
 #: The warehouse tables an analyst sees: the batch accounting, and what anonymised accounts left behind.
 #: Consent state, holds and data-subject requests stay out: they are about named subjects.
 WAREHOUSE_TABLES = ("batch_ledger", "anonymous_aggregates")
+#: Read from the same copy, never shown: whose consent covers a purpose that needs it (2.8).
+CONSENT_STATE = ("consent_decisions",)
 _EMPTY = {lake.EVENTS: lake_schema, lake.LABELS: label_schema}
 #: The derived views every snapshot has, by name.
 VIEWS = {"device_scores": views.DEVICE_SCORES, "device_accounts": views.DEVICE_ACCOUNTS, "aggregates": views.AGGREGATES}
@@ -170,25 +178,31 @@ class AnalystLake:
         self.close()
 
 
-def open_lake(data_dir: str | Path | None = None) -> AnalystLake:
-    """A read-only snapshot of the stores under ``data_dir`` (default: ``DEVICERISK_DATA_DIR``, else ``data``).
+def open_lake(data_dir: str | Path | None = None, *, purpose: str, actor: str | None = None) -> AnalystLake:
+    """A read-only snapshot of the stores under ``data_dir`` (default: ``DEVICERISK_DATA_DIR``, else ``data``),
+    for ``purpose``: one the contract registers (``contract/purposes.py``; an unregistered one fails).
 
-    Only the store locations are read from the settings; no key is loaded or kept.
+    The events are those of the event types serving the purpose, and for a purpose that needs consent (2.8), of
+    the accounts whose recorded consent covers it. The opening is audited (``actor``: default the login name)
+    with its purpose. No pseudonym or quarantine key is loaded; the audit key signs the record.
     """
+    serves = purposes.require(purpose)
     settings = Settings.at(data_dir)
     lake_dir, warehouse_path = settings.lake_dir, settings.warehouse_path
+    trail = audit_trail(settings)
     del settings  # it may carry keys given in the environment: the snapshot keeps none
     con = duckdb.connect(":memory:")
     versions: dict[str, int | None] = {}
+    state = warehouse.read_copy(warehouse_path, (*WAREHOUSE_TABLES, *CONSENT_STATE))
     for name in LAKE_TABLES:
         found = lake.pinned(lake_dir, name)
         versions[name] = None if found is None else found[0]
         if found is not None:
-            con.register(name, found[1])
+            con.register(name, _for_purpose(found[1], serves, state) if name == lake.EVENTS else found[1])
         elif name in _EMPTY:
             con.register(name, _EMPTY[name]().empty_table())
-    for name, table in warehouse.read_copy(warehouse_path, WAREHOUSE_TABLES).items():
-        con.register(name, table)
+    for name in WAREHOUSE_TABLES:
+        con.register(name, state[name])
     if versions[scores.TRANSACTION_SCORES] is None:  # the device view joins scores: none yet, none joined
         con.execute(
             "CREATE VIEW transaction_scores AS SELECT NULL::VARCHAR AS event_id, NULL::DOUBLE AS score, "
@@ -199,4 +213,24 @@ def open_lake(data_dir: str | Path | None = None) -> AnalystLake:
     # queries read the registered snapshot only: no file, no other database, and no way to turn that back on
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
-    return AnalystLake(versions, datetime.now(UTC), con)
+    opened = AnalystLake(versions, datetime.now(UTC), con)
+    audit.append(trail, actor=actor or _login(), role="analyst", action="analytics.open_lake", purpose=serves.name)
+    return opened
+
+
+def _for_purpose(events: ds.Dataset, serves: purposes.Purpose, state: dict[str, pa.Table]) -> ds.Dataset:
+    """The events a reader for ``serves`` may see: of its event types and, if it needs consent, of the accounts
+    whose recorded consent covers it (the filter is the dataset's own: no query on the snapshot can lift it)."""
+    keep = ds.field("event_type").isin(sorted(serves.event_types))
+    if serves.needs_consent:
+        keep &= ds.field("account_id_pid").isin(covered_accounts(state["consent_decisions"], serves.name))
+    return events.filter(keep)
+
+
+def _login() -> str:
+    """The analyst's login name for the audit record (``analyst`` when it cannot be told, or is not a plain name)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return "analyst"
+    return name if re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name) else "analyst"

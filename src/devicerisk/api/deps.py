@@ -16,13 +16,13 @@ from fastapi.routing import APIRoute
 
 from devicerisk.api.problems import Problem
 from devicerisk.api.service import Service
-from devicerisk.contract.fields import EVENT_TYPES
+from devicerisk.contract import purposes
 
-#: Purposes of lookups and labels: the contract's registered purposes of the data they read.
-LOOKUP_PURPOSES = tuple(sorted({e.purpose for e in EVENT_TYPES}))
-#: Reading the audit trail; managing keys and privacy requests (the purposes governance records under).
-AUDIT_PURPOSES = ("audit",)
-ADMIN_PURPOSES = ("security", "data_subject_rights")
+#: Purposes of lookups and labels: the contract's purposes of processing (2.8); of reading the audit trail; of
+#: managing keys and privacy requests. Each must be registered (``purposes.require`` fails at import otherwise).
+LOOKUP_PURPOSES = purposes.processing()
+AUDIT_PURPOSES = tuple(purposes.require(p).name for p in ("audit",))
+ADMIN_PURPOSES = tuple(purposes.require(p).name for p in ("security", "data_subject_rights"))
 
 KEY_HEADER, PURPOSE_HEADER, SCHEME = "X-API-Key", "X-Purpose", "APIKeyHeader"
 KEY_DESCRIPTION = "An API key (`devicerisk keys create`)."

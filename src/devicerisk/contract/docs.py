@@ -23,6 +23,7 @@ from devicerisk.contract.fields import (
     SCHEMA_VERSION,
 )
 from devicerisk.contract.model import KEEP, Field
+from devicerisk.contract.purposes import PURPOSES
 from devicerisk.contract.schema import json_schema, output_columns
 
 CONTRACT_MD = "data-contract.md"
@@ -114,6 +115,21 @@ def contract_markdown() -> str:
         "| event type | what | policy clause | purpose | retention class |",
         "|---|---|---|---|---|",
         *(f"| `{e.name}` | {e.description} | {e.clause} | {e.purpose} | {e.retention} |" for e in EVENT_TYPES),
+        "",
+        "## Purposes (2.8)",
+        "",
+        "Every reader of personal data names one of these purposes, and the audit records it with each read; a",
+        "read for any other purpose fails. A new purpose is a contract change (`contract/purposes.py`): `related`",
+        "to an original purpose, or `consent`, when it is not, and then it reads only accounts whose recorded",
+        "consent covers it. A `duty` is one the pipeline itself carries out.",
+        "",
+        "| purpose | what | policy clause | basis | event types it reads |",
+        "|---|---|---|---|---|",
+        *(
+            f"| `{p.name}` | {p.description} | {p.clause} | {p.basis}"
+            f"{f' (to `{p.related_to}`)' if p.related_to else ''} | {', '.join(sorted(p.event_types))} |"
+            for p in PURPOSES
+        ),
         "",
         "## Telemetry fields",
         "",

@@ -125,3 +125,19 @@ def apply_consent(events: pa.Table, state: dict[str, pa.Table]) -> ConsentOutcom
     keep = np.ones(events.num_rows, dtype=bool)
     keep[verdict.column("idx").to_numpy()] = False
     return ConsentOutcome(keep=pa.array(keep), dropped_by_reason=counts, updates=updates)
+
+
+def covered_accounts(decisions: pa.Table, purpose: str) -> pa.Array:
+    """The accounts whose latest recorded consent decision for ``purpose`` granted it: those a purpose that needs
+    consent (2.8) may read. ``decisions`` is the warehouse's ``consent_decisions`` table."""
+    with engine.registered(decisions=decisions) as con:
+        return (
+            con.sql(
+                """SELECT account_pid FROM decisions WHERE purpose = $purpose
+                   QUALIFY row_number() OVER (PARTITION BY account_pid ORDER BY decided_at DESC) = 1 AND granted""",
+                params={"purpose": purpose},
+            )
+            .to_arrow_table()
+            .column("account_pid")
+            .combine_chunks()
+        )

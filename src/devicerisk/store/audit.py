@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devicerisk.contract import purposes
 from devicerisk.privacy.keys import Key
 from devicerisk.store.files import locked
 
@@ -93,12 +94,13 @@ def body(
     counts: Mapping[str, int] | None = None,
     when: datetime | None = None,
 ) -> dict[str, object]:
-    """A record's content, checked (:class:`AuditError` if a field could hold a value), for :func:`append_many`."""
+    """A record's content, checked (:class:`AuditError` if a field could hold a value, and
+    ``purposes.UnregisteredPurposeError`` for a purpose the contract does not register), for :func:`append_many`."""
     return {
         "actor": check_name("actor", actor),
         "role": check_name("role", role),
         "action": check_name("action", action),
-        "purpose": check_name("purpose", purpose),
+        "purpose": purposes.require(check_name("purpose", purpose)).name,  # only a registered purpose (2.8)
         "counts": {check_name("count", k): int(v) for k, v in (counts or {}).items()},
         "at": (when or datetime.now(UTC)).isoformat(),
     }

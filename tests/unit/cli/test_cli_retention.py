@@ -120,7 +120,7 @@ def test_bad_input_on_the_command_line_is_a_clear_error(env: Settings, args: lis
 
 def test_bad_input_tampered_audit_log_fails_verify_and_says_where(env: Settings) -> None:
     for i in range(3):
-        audit.append(audit_trail(env), actor="x", role="y", action="z", purpose="p", counts={"n": i})
+        audit.append(audit_trail(env), actor="x", role="y", action="z", purpose="retention", counts={"n": i})
     log = env.audit_dir / audit.LOG_NAME
     lines = log.read_text().splitlines()
     log.write_text("\n".join([lines[0], lines[1].replace('"n": 1', '"n": 7'), lines[2]]) + "\n")
