@@ -153,9 +153,13 @@ def _read_token(key: Key, token: str, now: datetime) -> dict[str, Any]:
     except (ValueError, binascii.Error):
         claims = None
     names = {"iss": str, "sub": str, "kind": str, "iat": int, "exp": int}
+    malformed = Unverified("malformed_token", f"the verification token's payload must hold {', '.join(names)}")
     if not isinstance(claims, dict) or not all(isinstance(claims.get(n), t) for n, t in names.items()):
-        raise Unverified("malformed_token", f"the verification token's payload must hold {', '.join(names)}")
-    issued, expires = (datetime.fromtimestamp(claims[n], UTC) for n in ("iat", "exp"))
+        raise malformed
+    try:
+        issued, expires = (datetime.fromtimestamp(claims[n], UTC) for n in ("iat", "exp"))
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds
+        raise malformed from None
     if expires <= now:
         raise Unverified("expired_token", f"the verification token expired at {expires:%Y-%m-%d %H:%M} UTC")
     if issued > now + CLOCK_SKEW or expires - issued > MAX_TOKEN_LIFETIME:
