@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
     """Settings with a fresh data folder and real keys from (test-local) key files outside it."""
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir(mode=0o700)
-    for name in ("pseudonym", "quarantine", "audit"):
+    for name in ("pseudonym", "quarantine", "audit", "verification"):
         key_file = secrets_dir / f"{name}.key"
         key_file.write_text(secrets.token_hex(32))
         os.chmod(key_file, 0o600)
@@ -39,6 +39,7 @@ def settings(tmp_path: Path) -> Settings:
         pseudonym_key_file=secrets_dir / "pseudonym.key",
         quarantine_key_file=secrets_dir / "quarantine.key",
         audit_key_file=secrets_dir / "audit.key",
+        verification_key_file=secrets_dir / "verification.key",
     )
 
 
@@ -54,6 +55,7 @@ def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     monkeypatch.setenv("DEVICERISK_PSEUDONYM_KEY_FILE", str(settings.pseudonym_key_file))
     monkeypatch.setenv("DEVICERISK_QUARANTINE_KEY_FILE", str(settings.quarantine_key_file))
     monkeypatch.setenv("DEVICERISK_AUDIT_KEY_FILE", str(settings.audit_key_file))
+    monkeypatch.setenv("DEVICERISK_VERIFICATION_KEY_FILE", str(settings.verification_key_file))
     monkeypatch.setenv("DEVICERISK_SECRETS_DIR", str(settings.secrets_dir))
     return settings
 
@@ -90,6 +92,7 @@ def _key_env(settings: Settings) -> dict[str, str]:
         "DEVICERISK_PSEUDONYM_KEY_FILE": str(settings.pseudonym_key_file),
         "DEVICERISK_QUARANTINE_KEY_FILE": str(settings.quarantine_key_file),
         "DEVICERISK_AUDIT_KEY_FILE": str(settings.audit_key_file),
+        "DEVICERISK_VERIFICATION_KEY_FILE": str(settings.verification_key_file),
         "DEVICERISK_SECRETS_DIR": str(settings.secrets_dir),
     }
 
@@ -105,7 +108,7 @@ def demo_lake(prefect_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Set
     root = tmp_path_factory.mktemp("demo-lake")
     secrets_dir = root / "secrets"
     secrets_dir.mkdir(mode=0o700)
-    for name in ("pseudonym", "quarantine", "audit"):
+    for name in ("pseudonym", "quarantine", "audit", "verification"):
         (secrets_dir / f"{name}.key").write_text(secrets.token_hex(32))
     settings = Settings(
         mode="production",
@@ -114,6 +117,7 @@ def demo_lake(prefect_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Set
         pseudonym_key_file=secrets_dir / "pseudonym.key",
         quarantine_key_file=secrets_dir / "quarantine.key",
         audit_key_file=secrets_dir / "audit.key",
+        verification_key_file=secrets_dir / "verification.key",
     )
     generate(settings.landing_dir, SynthConfig(accounts=1000, days=14, seed=7))
     with pytest.MonkeyPatch.context() as env:
@@ -147,5 +151,6 @@ def lookup_lake(demo_lake: Settings, tmp_path_factory: pytest.TempPathFactory) -
             "pseudonym_key_file": root / "secrets" / "pseudonym.key",
             "quarantine_key_file": root / "secrets" / "quarantine.key",
             "audit_key_file": root / "secrets" / "audit.key",
+            "verification_key_file": root / "secrets" / "verification.key",
         }
     )

@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 import pytest
 
 from devicerisk.contract.schema import lake_schema
+from devicerisk.governance import verification
+from devicerisk.governance.verification import Claim, Method
 from devicerisk.risk import features as F
 from devicerisk.risk import signals, windows
 from devicerisk.risk.model import Thresholds, fit_unsupervised
@@ -386,3 +388,13 @@ def synth_lake(settings: Any, accounts: int = 60, days: int = 3, seed: int = 11)
     ctx = ingest_context(settings)
     for path in landing.pending_files(settings.landing_dir):
         ingest_batch(path, ctx)
+
+
+#: The command-line options of :func:`verified`, for ``devicerisk request ...``.
+VERIFIED_OPTIONS = ("--verified-by", "test-officer", "--method", "in_person")
+
+
+def verified(by: str = "test-officer") -> Claim:
+    """An identity verification as the privacy officer records one made in person (6.4.2): what a request that is
+    not about verification itself gives."""
+    return verification.manual(Method.IN_PERSON, by)

@@ -1,7 +1,8 @@
 """``devicerisk retention ...`` and ``devicerisk request ...``: purges, holds and data-subject requests.
 
 Identifiers given on the command line are pseudonymised at once and never printed or stored; every
-value shown is masked by :func:`devicerisk.privacy.masking.mask`.
+value shown is masked by :func:`devicerisk.privacy.masking.mask`. A request says how the requester's identity
+was verified (6.4.2): the platform's signed ``--token``, or ``--verified-by NAME --method M``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ Account = Annotated[str | None, typer.Option("--account", help="The subject's ac
 Phone = Annotated[str | None, typer.Option("--phone", help="The subject's phone number.")]
 Device = Annotated[list[str] | None, typer.Option("--device", help="A device id as KIND=VALUE (imei, mac, oaid...).")]
 Actor = Annotated[str, typer.Option(help="Who carries this out (a short name, for the audit trail).")]
+Token = Annotated[
+    str | None, typer.Option("--token", help="The platform's signed token verifying the requester (6.4.2).")
+]
+VerifiedBy = Annotated[
+    str | None, typer.Option("--verified-by", help="Who verified the requester's identity, with --method (6.4.2).")
+]
+Method = Annotated[str | None, typer.Option("--method", help="How they verified it: in_person, documents, callback.")]
 
 
 def _stores(data_dir: Path | None) -> Any:
@@ -54,6 +62,24 @@ def _identifiers(account: str | None, phone: str | None, device: list[str] | Non
             _fail("--device takes KIND=VALUE, e.g. imei=...")
         devices[kind.strip().lower()] = value
     return Identifiers(account_id=account, phone=phone, devices=devices)
+
+
+def _claim(token: str | None, verified_by: str | None, method: str | None) -> Any:
+    """How the requester was verified, from the options; None when not at all (the request is then rejected)."""
+    from devicerisk.governance import verification
+
+    if token is not None and (verified_by is not None or method is not None):
+        _fail("give --token, or --verified-by with --method, not both")
+    if token is not None:
+        return verification.platform(token)
+    if (verified_by is None) != (method is None):
+        _fail("--verified-by and --method go together")
+    if method is None or verified_by is None:
+        return None
+    manual = [m.value for m in verification.Method if m is not verification.Method.PLATFORM_TOKEN]
+    if method not in manual:
+        _fail(f"--method is one of {', '.join(manual)} (a platform check is given as --token)")
+    return verification.manual(method, verified_by)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -177,14 +203,19 @@ def hold_list(data_dir: DataDir = None) -> None:
     console.print(table)
 
 
-def _submit(kind: str, data_dir: Path | None, ids: Any, actor: str, options: dict[str, Any] | None = None) -> None:
+def _submit(
+    kind: str, data_dir: Path | None, ids: Any, claim: Any, actor: str, options: dict[str, Any] | None = None
+) -> None:
     from devicerisk.governance import requests
+    from devicerisk.privacy.keys import MissingKeyError
 
     stores = _stores(data_dir)
     try:
         # as the flows' tasks do, it waits for the warehouse's writer lock: no Prefect server to start
-        row = requests.submit(stores, requests.RequestKind(kind), ids, _now(), options=options, actor=actor)
-    except (ValueError, LookupError) as err:
+        row = requests.submit(
+            stores, requests.RequestKind(kind), ids, _now(), verification=claim, options=options, actor=actor
+        )
+    except (ValueError, LookupError, MissingKeyError) as err:
         _fail(str(err))
     console.print(f"request {row.request_id} ({row.kind}): {row.status}")
     for store, n in (row.found or {}).items():
@@ -200,11 +231,14 @@ def access(
     account: Account = None,
     phone: Phone = None,
     device: Device = None,
+    token: Token = None,
+    verified_by: VerifiedBy = None,
+    method: Method = None,
     actor: Actor = "privacy-officer",
     data_dir: DataDir = None,
 ) -> None:
     """Export everything held about the subject (6.2.1): JSON, CSV and a summary, identifiers masked."""
-    _submit("access", data_dir, _identifiers(account, phone, device), actor)
+    _submit("access", data_dir, _identifiers(account, phone, device), _claim(token, verified_by, method), actor)
 
 
 @request_app.command("erase")
@@ -212,11 +246,14 @@ def erase(
     account: Account = None,
     phone: Phone = None,
     device: Device = None,
+    token: Token = None,
+    verified_by: VerifiedBy = None,
+    method: Method = None,
     actor: Actor = "privacy-officer",
     data_dir: DataDir = None,
 ) -> None:
     """Delete the subject from every store, then vacuum (6.2.2)."""
-    _submit("erasure", data_dir, _identifiers(account, phone, device), actor)
+    _submit("erasure", data_dir, _identifiers(account, phone, device), _claim(token, verified_by, method), actor)
 
 
 @request_app.command("cancel")
@@ -224,11 +261,15 @@ def cancel(
     mode: Annotated[str, typer.Option(help="delete, or anonymise (keep only counts with no link to the account)")],
     account: Account = None,
     phone: Phone = None,
+    token: Token = None,
+    verified_by: VerifiedBy = None,
+    method: Method = None,
     actor: Actor = "privacy-officer",
     data_dir: DataDir = None,
 ) -> None:
     """Cancel an account (6.3): delete its data, or anonymise it; later events are dropped at ingest."""
-    _submit("cancellation", data_dir, _identifiers(account, phone, None), actor, {"mode": mode})
+    claim = _claim(token, verified_by, method)
+    _submit("cancellation", data_dir, _identifiers(account, phone, None), claim, actor, {"mode": mode})
 
 
 @request_app.command("withdraw")
@@ -236,19 +277,29 @@ def withdraw(
     purpose: Annotated[str, typer.Option(help="The purpose consent is withdrawn for.")],
     account: Account = None,
     phone: Phone = None,
+    token: Token = None,
+    verified_by: VerifiedBy = None,
+    method: Method = None,
     actor: Actor = "privacy-officer",
     data_dir: DataDir = None,
 ) -> None:
     """Withdraw consent for a purpose (6.1): the next ingest drops it; data before stays (6.1.2)."""
-    _submit("withdrawal", data_dir, _identifiers(account, phone, None), actor, {"purpose": purpose})
+    claim = _claim(token, verified_by, method)
+    _submit("withdrawal", data_dir, _identifiers(account, phone, None), claim, actor, {"purpose": purpose})
 
 
 @request_app.command("minor")
 def minor(
-    account: Account = None, phone: Phone = None, actor: Actor = "privacy-officer", data_dir: DataDir = None
+    account: Account = None,
+    phone: Phone = None,
+    token: Token = None,
+    verified_by: VerifiedBy = None,
+    method: Method = None,
+    actor: Actor = "privacy-officer",
+    data_dir: DataDir = None,
 ) -> None:
     """Delete a minor's data collected without verifiable guardian consent (7.2); later events are dropped."""
-    _submit("minor", data_dir, _identifiers(account, phone, None), actor)
+    _submit("minor", data_dir, _identifiers(account, phone, None), _claim(token, verified_by, method), actor)
 
 
 @request_app.command("resume")
@@ -268,9 +319,11 @@ def list_requests(data_dir: DataDir = None) -> None:
 
     settings = Settings.at(data_dir)
     table = Table(title="data-subject requests")
-    for column in ("request", "kind", "status", "received", "records", "note"):
+    for column in ("request", "kind", "status", "received", "verified", "records", "note"):
         table.add_column(column)
     for r in governance.requests(settings.warehouse_path):
         records = f"{sum((r.found or {}).values()):,}"
-        table.add_row(r.request_id, r.kind, r.status, f"{r.received_at:%Y-%m-%d %H:%M}", records, r.reason or "")
+        verified = r.verification["method"] if r.verification else ""
+        received = f"{r.received_at:%Y-%m-%d %H:%M}"
+        table.add_row(r.request_id, r.kind, r.status, received, verified, records, r.reason or "")
     console.print(table)

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     quarantine_key_file: Path | None = None
     audit_key: SecretStr | None = Field(default=None, description="hex or base64, at least 32 bytes (HMAC)")
     audit_key_file: Path | None = None
+    verification_key: SecretStr | None = Field(
+        default=None, description="hex or base64, at least 32 bytes: HMAC of identity tokens, shared with the platform"
+    )
+    verification_key_file: Path | None = None
     # Keys retired by a rotation: still used to find (pseudonym), read (quarantine) or verify (audit) older data.
     previous_pseudonym_key_files: list[Path] = Field(default_factory=list)
     previous_quarantine_key_files: list[Path] = Field(default_factory=list)
@@ -92,6 +96,7 @@ class Settings(BaseSettings):
             self.pseudonym_key_file,
             self.quarantine_key_file,
             self.audit_key_file,
+            self.verification_key_file,
             *self.previous_pseudonym_key_files,
             *self.previous_quarantine_key_files,
             *self.previous_audit_key_files,

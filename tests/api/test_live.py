@@ -20,7 +20,7 @@ from devicerisk.governance import requests
 from devicerisk.governance.stores import stores_for
 from devicerisk.governance.subjects import Identifiers
 from devicerisk.store import api_keys, serving
-from factories import served, served_transaction
+from factories import served, served_transaction, verified
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,11 @@ def test_an_erased_subject_is_gone_from_lookups_once_the_erasure_completes(live:
         t.start()
     try:
         row = requests.submit(
-            stores_for(settings), requests.RequestKind.ERASURE, Identifiers(account_id=raw), datetime.now(UTC)
+            stores_for(settings),
+            requests.RequestKind.ERASURE,
+            Identifiers(account_id=raw),
+            datetime.now(UTC),
+            verification=verified(),
         )
         completed_at = time.monotonic()
         time.sleep(1)  # lookups go on after it
@@ -134,4 +138,5 @@ def test_an_erased_subject_is_gone_from_lookups_once_the_erasure_completes(live:
     admin = {"X-API-Key": live["keys"]["admin"], "X-Purpose": "data_subject_rights"}
     status = client.get(f"/v1/admin/requests/{row.request_id}", headers=admin)
     assert status.status_code == 200 and status.json()["status"] == "completed"
+    assert status.json()["verification"]["method"] == "in_person"  # how the requester was verified (6.4.2)
     assert raw not in status.text

@@ -25,7 +25,7 @@ from devicerisk.governance.subjects import Identifiers
 from devicerisk.privacy.leakscan import scan_data_dir
 from devicerisk.store import audit, governance, lake, registry, scores, warehouse
 from devicerisk.synth import SynthConfig, generate
-from factories import alive, free_port, process_tree
+from factories import alive, free_port, process_tree, verified
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 900  # seconds for one flow run, start-up included; a run that takes longer fails the test
@@ -150,7 +150,13 @@ def test_every_deployment_runs_on_a_server_brought_up_by_devicerisk_up(env_setti
 
     stores = stores_for(s.model_copy(update={"vacuum_grace_hours": 1}))  # waits for the grace: left pending
     account = _an_account(s.landing_dir)
-    pending = requests.submit(stores, requests.RequestKind.ERASURE, Identifiers(account_id=account), datetime.now(UTC))
+    pending = requests.submit(
+        stores,
+        requests.RequestKind.ERASURE,
+        Identifiers(account_id=account),
+        datetime.now(UTC),
+        verification=verified(),
+    )
     assert pending.status != requests.Status.COMPLETED
     resumed = _trigger(stack, "requests/requests-hourly")
     (done,) = [r for r in governance.requests(s.warehouse_path) if r.request_id == pending.request_id]

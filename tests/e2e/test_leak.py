@@ -22,7 +22,7 @@ from devicerisk.privacy.leakscan import raw_identifiers, scan_data_dir, scan_fil
 from devicerisk.risk import signals
 from devicerisk.store import lake
 from devicerisk.synth import SynthConfig, generate
-from factories import event, write_batch
+from factories import event, verified, write_batch
 
 
 @pytest.fixture
@@ -170,8 +170,8 @@ def test_clause_5_2_2_exports_receipts_and_purges_leave_no_raw_identifier(
     signals.refresh_log(stores.lake_dir, stores.signals_dir)
     subject = _a_subject(landing)
     now = datetime.now(UTC)
-    access = requests.submit(stores, requests.RequestKind.ACCESS, subject, now)
-    erasure = requests.submit(stores, requests.RequestKind.ERASURE, subject, now)
+    access = requests.submit(stores, requests.RequestKind.ACCESS, subject, now, verification=verified())
+    erasure = requests.submit(stores, requests.RequestKind.ERASURE, subject, now, verification=verified())
     assert erasure.status == requests.Status.IN_PROGRESS  # the default grace keeps old files for running readers
     later = dataclasses.replace(stores, grace=timedelta(0))  # as if the grace period had passed
     erasure = requests.process(later, erasure, now, actor="requests-flow", role="pipeline")

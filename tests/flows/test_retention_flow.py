@@ -18,6 +18,7 @@ from devicerisk.governance.requests import RequestKind, Status
 from devicerisk.governance.stores import stores_for
 from devicerisk.store import audit, governance
 from devicerisk.synth import SynthConfig, generate
+from factories import verified
 
 
 async def _artifact(key: str) -> str:
@@ -47,7 +48,9 @@ def test_clause_6_2_2_the_request_flow_finishes_an_interrupted_request(
             raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, checkpoint=crash)
+        requests.submit(
+            stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, checkpoint=crash, verification=verified()
+        )
     (pending,) = requests.pending(stores)
     statuses = request_flow(str(no_grace_settings.data_dir))
     assert statuses == {pending.request_id: Status.COMPLETED}

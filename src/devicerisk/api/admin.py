@@ -59,6 +59,7 @@ def _public(row: governance.RequestRow) -> dict[str, Any]:
         "records_found": sum((row.found or {}).values()),
         "steps_done": list(row.done),
         "reason": row.reason,
+        "verification": row.verification,  # method, who verified and when (6.4.2): no identifier, no token
     }
 
 

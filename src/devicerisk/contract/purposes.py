@@ -12,8 +12,8 @@ A new purpose is a contract change: a :class:`Purpose` added here, with its basi
   no new consent (2.8, first sentence).
 - ``consent``: a later purpose not related to an original one; data flows to it only for accounts whose
   recorded consent (a consent event with this ``purpose``, ``granted`` last) covers it (2.8, second sentence).
-- ``duty``: a legal duty the pipeline itself carries out (data-subject rights, retention, legal holds,
-  security, audit: 2.9(1), 5, 6); it reads whatever the duty concerns.
+- ``duty``: a legal duty the pipeline itself carries out (data-subject rights and the identity check before
+  them, retention, legal holds, security, audit: 2.9(1), 5, 6); it reads whatever the duty concerns.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ PURPOSES: tuple[Purpose, ...] = (
         frozenset({"account"}),
     ),
     Purpose("data_subject_rights", "Access, correction, erasure and withdrawal requests", "6", Basis.DUTY),
+    Purpose("identity_verification", "Checking who makes a data-subject request", "6.4.2", Basis.DUTY),
     Purpose("retention", "Purges at the end of each retention period", "5.1.2", Basis.DUTY),
     Purpose("legal_hold", "Keeping data a legal obligation requires", "2.9(4), 4.5(4)", Basis.DUTY),
     Purpose("security", "Keys, access control and incident response", "5.2, 5.3", Basis.DUTY),

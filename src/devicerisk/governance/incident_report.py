@@ -144,6 +144,17 @@ def _keys(stores: Stores, exposures: list[Exposure]) -> list[dict[str, Any]]:
                 "exposed_parts": [],
             }
         )
+    if stores.verification_key is not None:
+        out.append(
+            {
+                "purpose": "verification",
+                "key_id": stores.verification_key.key_id,
+                "state": "current",
+                "protects": "the platform's identity-verification tokens (6.4.2): whoever holds it can verify a "
+                "data-subject request, so if it leaked, replace it on both sides",
+                "exposed_parts": [],
+            }
+        )
     return out
 
 

@@ -1,6 +1,9 @@
 """Data-subject requests: access (6.2.1), erasure (6.2.2), cancellation (6.3), consent withdrawal (6.1), minors (7.2).
 
-A request moves received -> verified -> in progress -> completed, or to rejected. Submitting the same
+A request moves received -> verified -> in progress -> completed, or to rejected. It is verified only with a
+record of how the requester's identity was checked (6.4.2, :mod:`devicerisk.governance.verification`): a
+request without one, or with a forged, expired or misdirected token, is recorded as rejected with the reason
+(and no subject: nobody was verified) and audited, before any store is searched. Submitting the same
 request (kind, options, the subject's pseudonyms) again resumes it while it is unfinished, and is
 refused as a duplicate for a short window after it completed; later it is a new request, with its own
 id (derived from the same and the time received): a subject may ask again, e.g. to erase data
@@ -28,6 +31,7 @@ from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.governance import access, subject_data
 from devicerisk.governance.stores import Stores
 from devicerisk.governance.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
+from devicerisk.governance.verification import Claim, Record, Unverified, check
 from devicerisk.store import audit, governance, request_files, writer
 from devicerisk.store.governance import RequestRow
 from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows
@@ -64,6 +68,10 @@ class DuplicateRequestError(RequestError):
 
 class HoldConflictError(RequestError):
     """The request would delete data that a legal hold keeps; it is rejected and reported."""
+
+
+class VerificationError(RequestError):
+    """The requester's identity is not verified (6.4.2); the request was recorded as rejected and audited."""
 
 
 class NotPendingError(RequestError):
@@ -137,15 +145,21 @@ def submit(
     ids: Identifiers,
     now: datetime,
     *,
+    verification: Claim | None,
     options: dict[str, Any] | None = None,
     actor: str = "privacy-officer",
     role: str = "privacy",
     checkpoint: Checkpoint | None = None,
 ) -> RequestRow:
-    """Receive, verify and carry out a request (or resume it); returns its stored state."""
+    """Receive, verify and carry out a request (or resume it); returns its stored state.
+
+    ``verification`` says how the requester's identity was checked (6.4.2): without one, or with one that does not
+    hold, the request is rejected (:class:`VerificationError`) before any store is searched.
+    """
     options = dict(options or {})
     subject = resolve(ids, stores.keyring, stores.lake_dir)
     _check_options(kind, options, subject)
+    record = _verified(stores, kind, ids, subject, options, verification, now, actor, role)
     step = checkpoint or (lambda _: None)
     row = _earlier(stores, kind, subject, options)
     if row is not None and row.status == Status.COMPLETED and now - row.updated_at < DUPLICATE_WINDOW:
@@ -161,16 +175,62 @@ def submit(
         row = RequestRow(rid, kind, to_json(subject), options, Status.RECEIVED, now, now, found=found)
         governance.put_request(stores.warehouse_path, row)
         step("received")
-        _verify(stores, row, subject, now, actor, role)
+        _verify(stores, row, subject, record, now, actor, role)
         step("verified")
     return process(stores, row, now, actor=actor, role=role, checkpoint=step)
 
 
-def _verify(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str) -> None:
-    """Reject a deleting request on a subject under a legal hold; otherwise mark it verified."""
+def _verified(
+    stores: Stores,
+    kind: RequestKind,
+    ids: Identifiers,
+    subject: SubjectRows,
+    options: dict[str, Any],
+    claim: Claim | None,
+    now: datetime,
+    actor: str,
+    role: str,
+) -> Record:
+    """The verification record of the request; an unverified one is recorded as rejected, audited and refused."""
+    try:
+        return check(claim, kind, ids, stores.keyring, stores.verification_key, now)
+    except Unverified as err:
+        rid = request_id(kind, subject, options, now)
+        row = RequestRow(rid, kind, dict(governance.FORGOTTEN), options, Status.RECEIVED, now, now)
+        _reject(stores, row, str(err), "identity_verification", {err.code: 1}, now, actor, role)
+        raise VerificationError(f"request {rid} was rejected: {err}") from None
+
+
+def _verify(
+    stores: Stores,
+    row: RequestRow,
+    subject: SubjectRows,
+    record: Record,
+    now: datetime,
+    actor: str,
+    role: str,
+) -> None:
+    """Reject a deleting request on a subject under a legal hold; otherwise mark it verified, with its record."""
     _refuse_if_held(stores, row, subject, now, actor, role)
-    row.status, row.updated_at = Status.VERIFIED, now
+    row.status, row.updated_at, row.verification = Status.VERIFIED, now, record.to_json()
     governance.put_request(stores.warehouse_path, row)
+
+
+def _reject(
+    stores: Stores,
+    row: RequestRow,
+    reason: str,
+    purpose: str,
+    counts: dict[str, int],
+    now: datetime,
+    actor: str,
+    role: str,
+) -> None:
+    """Record the request as rejected, with its reason, and audit it (counts and names only)."""
+    row.status, row.reason, row.updated_at = Status.REJECTED, reason, now
+    governance.put_request(stores.warehouse_path, row)
+    action = f"request.{row.kind}.rejected"
+    audit.append(stores.audit, actor=actor, role=role, action=action, purpose=purpose, counts=counts, when=now)
 
 
 def _refuse_if_held(
@@ -182,17 +242,7 @@ def _refuse_if_held(
     holds = _holds_on(stores, subject, now)
     if not holds:
         return
-    row.status, row.reason, row.updated_at = Status.REJECTED, f"legal hold {holds[0].hold_id}", now
-    governance.put_request(stores.warehouse_path, row)
-    audit.append(
-        stores.audit,
-        actor=actor,
-        role=role,
-        action=f"request.{row.kind}.rejected",
-        purpose="legal_hold",
-        counts={"holds": len(holds)},
-        when=now,
-    )
+    _reject(stores, row, f"legal hold {holds[0].hold_id}", "legal_hold", {"holds": len(holds)}, now, actor, role)
     raise HoldConflictError(
         f"request {row.request_id} conflicts with legal hold {holds[0].hold_id} "
         f"(owner {holds[0].owner}, until {holds[0].expires_at:%Y-%m-%d}); it was rejected, nothing was deleted"
@@ -208,7 +258,13 @@ def _holds_on(stores: Stores, subject: SubjectRows, now: datetime) -> list[gover
 def process(
     stores: Stores, row: RequestRow, now: datetime, *, actor: str, role: str, checkpoint: Checkpoint | None = None
 ) -> RequestRow:
-    """Carry out the remaining steps of a verified or in-progress request."""
+    """Carry out the remaining steps of a verified or in-progress request; one without a verification record (made
+    before they were kept) is rejected instead, and can be submitted again with one."""
+    if not row.verification:
+        reason = "no record of how the requester's identity was verified (6.4.2): submit it again with one"
+        _reject(stores, row, reason, "identity_verification", {"unverified": 1}, now, actor, role)
+        log.warning("request %s: %s", row.request_id, reason)
+        return row
     step = checkpoint or (lambda _: None)
     subject = from_json(row.subject)
     kind = RequestKind(row.kind)

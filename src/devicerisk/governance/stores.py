@@ -18,6 +18,7 @@ from devicerisk.privacy.keys import (
     load_pseudonym_keyring,
     load_quarantine_key,
     load_quarantine_keyring,
+    load_verification_key,
 )
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.store import audit
@@ -44,6 +45,7 @@ class Stores:
     quarantine_key: Key
     quarantine_keys: dict[str, Key]  # by key id, for files sealed before a rotation
     audit: audit.Trail  # the audit log in ``audit_dir`` with the keys that sign and verify it
+    verification_key: Key | None  # checks the platform's identity tokens (6.4.2); None: none configured
 
     @property
     def snapshot_roots(self) -> dict[str, Path]:
@@ -73,6 +75,7 @@ def stores_for(settings: Settings) -> Stores:
         quarantine_key=load_quarantine_key(settings),
         quarantine_keys=load_quarantine_keyring(settings),
         audit=audit_trail(settings),
+        verification_key=load_verification_key(settings),
     )
 
 

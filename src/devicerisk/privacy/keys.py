@@ -1,4 +1,4 @@
-"""Key loading: pseudonymisation, quarantine and audit keys, with ids so they can be rotated.
+"""Key loading: pseudonymisation, quarantine, audit and verification keys, with ids so they can be rotated.
 
 A key never reaches a log or an exception message; only its id does. The id is a keyed digest of a
 constant, so it reveals nothing about the key. Production mode uses only keys given explicitly
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 PSEUDONYM_KEY_FILE = "pseudonym.key"
 QUARANTINE_KEY_FILE = "quarantine.key"
 AUDIT_KEY_FILE = "audit.key"
+VERIFICATION_KEY_FILE = "verification.key"
 
 
 class MissingKeyError(RuntimeError):
@@ -119,6 +120,17 @@ def load_quarantine_key(settings: Settings) -> Key:
     if len(key.material) != 32:
         raise MissingKeyError("the quarantine key must be exactly 32 bytes (AES-256)")
     return key
+
+
+def load_verification_key(settings: Settings) -> Key | None:
+    """The HMAC key shared with the platform that signs identity-verification tokens (6.4.2).
+
+    ``None`` in production mode when none is given: platform tokens are then refused (requests verified in
+    person or by documents still go), and the rest of the pipeline, which never needs this key, runs as before.
+    """
+    if settings.mode is not Mode.DEMO and settings.verification_key is None and settings.verification_key_file is None:
+        return None
+    return _load(settings, "verification", VERIFICATION_KEY_FILE, 32)
 
 
 def load_audit_keyring(settings: Settings) -> list[Key]:

@@ -57,6 +57,10 @@ class RequestRow:
     done: list[str] = field(default_factory=list)
     deleted_at: datetime | None = None
     reason: str | None = None
+    verification: dict[str, Any] | None = None  # method, who verified and when (6.4.2); no token, no identifier
+
+
+_JSON_COLUMNS = ("subject", "options", "found", "done", "verification")
 
 
 def _rows(con: Any, query: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -113,14 +117,14 @@ def get_request(path: Path, request_id: str) -> RequestRow | None:
     if not rows:
         return None
     row = rows[0]
-    for key in ("subject", "options", "found", "done"):
+    for key in _JSON_COLUMNS:
         row[key] = None if row[key] is None else json.loads(row[key])
     return RequestRow(**row)
 
 
 def _put(con: Any, request: RequestRow) -> None:
     values = asdict(request)
-    for key in ("subject", "options", "found", "done"):
+    for key in _JSON_COLUMNS:
         values[key] = None if values[key] is None else json.dumps(values[key], sort_keys=True)
     con.execute("DELETE FROM subject_requests WHERE request_id = ?", [request.request_id])
     columns, marks = ", ".join(values), ", ".join("?" * len(values))

@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS subject_requests (
     status VARCHAR NOT NULL, received_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
     found JSON, done JSON NOT NULL DEFAULT '[]', deleted_at TIMESTAMPTZ, reason VARCHAR
 );
+-- How the requester's identity was verified (6.4.2): method, who, when; never a token or an identifier.
+-- Warehouses made before it gain the column; their requests have none, so they do not go past verified.
+ALTER TABLE subject_requests ADD COLUMN IF NOT EXISTS verification JSON;
 -- How far each daily purge got, so the next one starts there instead of rescanning the past.
 CREATE TABLE IF NOT EXISTS retention_watermarks (
     store VARCHAR NOT NULL, retention_class VARCHAR NOT NULL, purged_before DATE NOT NULL,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from devicerisk.cli import app
 from devicerisk.config import Settings
 from devicerisk.store import audit
-from factories import event, write_batch
+from factories import VERIFIED_OPTIONS, event, write_batch
 
 runner = CliRunner()
 ACCOUNT = "acct-audited"
@@ -31,7 +31,7 @@ def audited(prefect_db: Path, no_grace_settings: Settings) -> Settings:
     s = no_grace_settings
     write_batch(s.landing_dir / "telemetry" / "a.ndjson", [event("operation", account_id=ACCOUNT)])
     assert _run(s, "ingest")[0] == 0
-    code, out = _run(s, "request", "access", "--account", ACCOUNT)
+    code, out = _run(s, "request", "access", "--account", ACCOUNT, *VERIFIED_OPTIONS)
     assert code == 0 and "completed" in out, out
     code, out = _run(s, "audit", "verify")
     assert code == 0 and "intact: 2 records" in out, out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from devicerisk.cli import app
 from devicerisk.config import Settings
 from devicerisk.governance.stores import audit_trail
 from devicerisk.store import audit, governance
+from factories import VERIFIED_OPTIONS
 
 runner = CliRunner()
 COMMANDS = [
@@ -48,6 +50,10 @@ def env(no_grace_settings: Settings, prefect_db: Path) -> Settings:
     return no_grace_settings
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _run(env: Settings, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, [*args, "--data-dir", str(env.data_dir)])
     return result.exit_code, result.output
@@ -56,18 +62,25 @@ def _run(env: Settings, *args: str) -> tuple[int, str]:
 def test_clause_6_2_2_erase_on_the_command_line_shows_counts_and_no_identifier(env: Settings) -> None:
     w = world.build(env)
     code, out = _run(
-        env, "request", "erase", "--account", world.SUBJECT.account_id or "", "--device", f"imei={world.SHARED_IMEI}"
+        env,
+        "request",
+        "erase",
+        "--account",
+        world.SUBJECT.account_id or "",
+        "--device",
+        f"imei={world.SHARED_IMEI}",
+        *VERIFIED_OPTIONS,
     )
     assert code == 0, out
     assert "completed" in out and "lake.events: 11 records" in out
     assert w.subject_pid not in out and world.SHARED_IMEI not in out and world.SUBJECT.account_id not in out
     code, out = _run(env, "request", "list")
-    assert code == 0 and "erasure" in out and "completed" in out
+    assert code == 0 and "erasure" in out and "completed" in out and "in_person" in out
 
 
 def test_clause_6_2_1_access_on_the_command_line_exports_a_subject_with_scores(env: Settings) -> None:
     w = world.build(env)  # the subject has events, labels, scores (with a list of reasons) and landing records
-    code, out = _run(env, "request", "access", "--account", world.SUBJECT.account_id or "")
+    code, out = _run(env, "request", "access", "--account", world.SUBJECT.account_id or "", *VERIFIED_OPTIONS)
     assert code == 0, out
     assert "completed" in out and "lake.scores: 2 records" in out and w.subject_pid not in out
     code, out = _run(env, "request", "resume")
@@ -95,21 +108,54 @@ def test_clause_2_9_4_holds_on_the_command_line_are_masked(env: Settings) -> Non
     assert code == 0, out
     hold_id = re.search(r"hold-[0-9a-f]{12}", out)
     assert hold_id and w.subject_pid[:8] + "…" in out and w.subject_pid not in out
-    code, out = _run(env, "request", "erase", "--account", world.SUBJECT.account_id or "")
+    code, out = _run(env, "request", "erase", "--account", world.SUBJECT.account_id or "", *VERIFIED_OPTIONS)
     assert code == 2 and "legal hold" in out  # reported, not silently skipped
     code, out = _run(env, "retention", "hold", "list")
     assert code == 0 and "active" in out and w.subject_pid not in out
     assert _run(env, "retention", "hold", "release", hold_id.group(0))[0] == 0
 
 
+def test_clause_6_4_2_requests_on_the_command_line_say_how_the_requester_was_verified(env: Settings) -> None:
+    from devicerisk.governance.verification import make_token
+    from devicerisk.privacy.keys import load_verification_key
+
+    w = world.build(env)
+    account = world.SUBJECT.account_id or ""
+    code, out = _run(env, "request", "erase", "--account", account)
+    assert code == 2 and "identity is not verified" in out and "rejected" in out, out
+    key = load_verification_key(env)
+    assert key is not None
+    expired = make_token(key, account, "access", _now() - timedelta(hours=2), timedelta(minutes=30))
+    code, out = _run(env, "request", "access", "--account", account, "--token", expired)
+    assert code == 2 and "expired" in out and expired not in out, out
+    for bad, message in [
+        (["--token", "x.y", "--method", "in_person"], "not both"),
+        (["--verified-by", "Zhang Min"], "go together"),
+        (["--verified-by", "Zhang Min", "--method", "platform_token"], "given as --token"),
+    ]:
+        code, out = _run(env, "request", "access", "--account", account, *bad)
+        assert code == 2 and message in out, (bad, out)
+    token = make_token(key, account, "access", _now())
+    code, out = _run(env, "request", "access", "--account", account, "--token", token)
+    assert code == 0 and "completed" in out and token not in out and w.subject_pid not in out, out
+    listed = runner.invoke(app, ["request", "list", "--data-dir", str(env.data_dir)], env={"COLUMNS": "300"})
+    assert listed.exit_code == 0 and listed.output.count("rejected") == 2, listed.output
+    assert "platform_token" in listed.output and "expired at" in listed.output, listed.output
+    rejected = [r for r in audit.records(env.audit_dir) if r["action"].endswith(".rejected")]
+    assert [(r["action"], r["counts"]) for r in rejected] == [
+        ("request.erasure.rejected", {"unverified": 1}),
+        ("request.access.rejected", {"expired_token": 1}),
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["request", "access", "--device", "imei=12"], "malformed"),
-        (["request", "access", "--device", "imei"], "KIND=VALUE"),
-        (["request", "erase", "--account", "acct-nobody"], "no store holds data"),
-        (["request", "withdraw", "--purpose", "fun", "--account", "acct-subject"], "purpose"),
-        (["request", "cancel", "--mode", "shred", "--account", "acct-subject"], "anonymise"),
+        (["request", "access", "--device", "imei=12", *VERIFIED_OPTIONS], "malformed"),
+        (["request", "access", "--device", "imei", *VERIFIED_OPTIONS], "KIND=VALUE"),
+        (["request", "erase", "--account", "acct-nobody", *VERIFIED_OPTIONS], "no store holds data"),
+        (["request", "withdraw", "--purpose", "fun", "--account", "acct-subject", *VERIFIED_OPTIONS], "purpose"),
+        (["request", "cancel", "--mode", "shred", "--account", "acct-subject", *VERIFIED_OPTIONS], "anonymise"),
     ],
 )
 def test_bad_input_on_the_command_line_is_a_clear_error(env: Settings, args: list[str], message: str) -> None:
@@ -134,7 +180,7 @@ def test_bad_input_retention_config_with_a_negative_period_stops_the_command(
     config = tmp_path / "retention.toml"
     config.write_text("[periods]\nlanding_raw = -3\n")
     monkeypatch.setenv("DEVICERISK_RETENTION_CONFIG", str(config))
-    for args in (["retention", "verify"], ["request", "access", "--account", "acct-subject"]):
+    for args in (["retention", "verify"], ["request", "access", "--account", "acct-subject", *VERIFIED_OPTIONS]):
         code, out = _run(env, *args)
         assert code == 2 and "retention period of 'landing_raw' is negative" in out, out
 
@@ -161,7 +207,9 @@ def test_clause_6_2_2_a_request_on_the_command_line_waits_for_the_warehouse_writ
     assert holder.stdout is not None and holder.stdin is not None and holder.stdout.readline().strip() == "ready"
     result: list[tuple[int, str]] = []
     worker = threading.Thread(
-        target=lambda: result.append(_run(env, "request", "access", "--account", world.SUBJECT.account_id or ""))
+        target=lambda: result.append(
+            _run(env, "request", "access", "--account", world.SUBJECT.account_id or "", *VERIFIED_OPTIONS)
+        )
     )
     worker.start()
     worker.join(timeout=3)
@@ -174,7 +222,7 @@ def test_clause_6_2_2_a_request_on_the_command_line_waits_for_the_warehouse_writ
 
 
 LOOKUPS = [
-    ["request", "access", "--account", world.SUBJECT.account_id or ""],
+    ["request", "access", "--account", world.SUBJECT.account_id or "", *VERIFIED_OPTIONS],
     ["request", "list"],
     ["retention", "verify"],
     ["retention", "hold", "list"],

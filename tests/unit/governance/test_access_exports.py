@@ -14,6 +14,7 @@ from devicerisk.governance import requests
 from devicerisk.governance.requests import RequestKind, Status
 from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.store import request_files
+from factories import verified
 
 
 class _Crash(RuntimeError):
@@ -44,12 +45,12 @@ def test_clause_6_2_1_an_access_resumed_after_an_erasure_exports_and_counts_what
 
     monkeypatch.setattr(request_files, "write_atomic", broken)
     with pytest.raises(_Crash):
-        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
+        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified())
     monkeypatch.undo()
     (access,) = requests.pending(stores)
     out = stores.requests_dir / access.request_id
     assert "lake.events.csv" in _files(out)  # written before the export broke
-    erased = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    erased = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert erased.status == Status.COMPLETED
 
     done = requests.process(stores, access, world.NOW, actor="requests-flow", role="pipeline")
@@ -69,7 +70,7 @@ def test_clause_6_2_1_an_export_removed_before_the_receipt_is_made_again(stores:
             raise _Crash(at)
 
     with pytest.raises(_Crash):
-        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, checkpoint=crash)
+        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, checkpoint=crash, verification=verified())
     (row,) = requests.pending(stores)
     assert row.done == ["export"]
     out = stores.requests_dir / row.request_id

@@ -21,7 +21,7 @@ from devicerisk.privacy.leakscan import scan_files
 from devicerisk.store import governance
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
-from factories import write_batch
+from factories import verified, write_batch
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_clause_6_2_2_no_file_of_a_delta_table_names_the_erased_subject_log_incl
     before = scan_files(_lake_files(stores), _own(subject, w))
     assert any("_delta_log" in f.path.parts for f in before.findings)  # the add actions' min/max name the subject
 
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
     assert row.status == Status.COMPLETED
     files = _lake_files(stores)
@@ -68,7 +68,7 @@ def test_clause_6_2_2_an_erasure_whose_delta_log_still_names_the_subject_does_no
     _, stores, _ = setup
     monkeypatch.setattr(lakes, "_checkpoint", lambda table: None)  # a crash right after each delete commit
 
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
     subject = from_json(row.subject)
     assert row.status == Status.IN_PROGRESS and "Delta log files" in (row.reason or "")
@@ -85,13 +85,15 @@ def test_clause_6_2_2_a_finished_request_forgets_its_subject_after_its_period(
     setup: tuple[world.World, Stores, Settings],
 ) -> None:
     w, stores, _ = setup
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     needles = _own(from_json(row.subject), w)
     assert scan_files([stores.warehouse_path], needles).findings  # kept meanwhile: a resubmission is recognised
 
     purge.purge(stores, world.NOW + requests.SUBJECT_KEPT - timedelta(hours=1))
     with pytest.raises(requests.DuplicateRequestError):
-        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW + timedelta(hours=1))
+        requests.submit(
+            stores, RequestKind.ERASURE, world.SUBJECT, world.NOW + timedelta(hours=1), verification=verified()
+        )
     later = world.NOW + requests.SUBJECT_KEPT + timedelta(hours=1)
     assert any(v.retention_class == "request bookkeeping" for v in retention_check.verify(stores, later))
 
@@ -118,7 +120,7 @@ def test_clause_6_2_2_the_receipt_states_what_remains(setup: tuple[world.World, 
     )
     holds.release(stores, hold.hold_id, actor="legal-team", now=world.NOW - timedelta(days=1))
 
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
     receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
     remains = receipt["remains"]

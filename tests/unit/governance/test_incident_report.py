@@ -108,6 +108,8 @@ def test_clause_5_3_3_an_incident_report_names_categories_subjects_protection_an
     key_material = {Path(p).read_text().strip() for p in (settings.pseudonym_key_file, settings.quarantine_key_file)}
     pseudonym_key = next(k for k in report["keys"] if k["purpose"] == "pseudonym")
     assert pseudonym_key["key_id"] == lake.keyring[0].key_id and pseudonym_key["exposed_parts"] == ["lake/events"]
+    (verifying,) = [k for k in report["keys"] if k["purpose"] == "verification"]  # it verifies requesters (6.4.2)
+    assert lake.verification_key is not None and verifying["key_id"] == lake.verification_key.key_id
 
     # leaks: no raw identifier anywhere, no key, and the Markdown names no subject in full
     raw = _raw_identifiers(settings)

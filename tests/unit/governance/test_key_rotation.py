@@ -17,7 +17,7 @@ from devicerisk.governance.subjects import resolve
 from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.store import lake, quarantine
-from factories import write_batch
+from factories import verified, write_batch
 
 
 def _new_key(folder: Path, name: str) -> Path:
@@ -68,9 +68,9 @@ def test_clause_5_2_2_after_a_pseudonym_key_rotation_requests_find_data_under_bo
     stores = stores_for(rotated)
     subject = resolve(world.SUBJECT, stores.keyring, stores.lake_dir)
     assert len(subject.accounts) == 2  # the same account under the old and the new key
-    found = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW).found or {}
+    found = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified()).found or {}
     assert found["lake.events"] == 11 + 2
-    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert subject_data.locate(stores, subject) == {}
 
     only_new = stores_for(rotated.model_copy(update={"previous_pseudonym_key_files": []}))

@@ -17,6 +17,7 @@ from devicerisk.risk import signals
 from devicerisk.store import audit, governance, lake, quarantine
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
+from factories import verified
 
 
 @pytest.fixture
@@ -255,7 +256,7 @@ def test_clause_5_1_2_old_exports_finished_requests_and_ended_holds_are_purged(n
 
     world.build(now_grace)
     stores = stores_for(now_grace)
-    row = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified())
     (hold,) = holds.place(
         stores, world.SUBJECT, reason="case 3", owner="legal", now=world.NOW, expires_at=world.NOW + timedelta(days=10)
     )

@@ -34,7 +34,7 @@ from devicerisk.privacy.masking import mask
 from devicerisk.risk import signals
 from devicerisk.store import audit, governance, lake, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
-from factories import write_batch
+from factories import verified, write_batch
 
 _PID = re.compile(r"[0-9a-f]{32}")
 
@@ -74,7 +74,7 @@ def _files_text(folder: Path) -> str:
 
 def test_clause_6_2_1_access_exports_everything_held_with_masked_identifiers(setup: tuple[world.World, Stores]) -> None:
     w, stores = setup
-    row = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified())
 
     assert row.status == Status.COMPLETED
     assert row.found == {
@@ -132,7 +132,7 @@ def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[worl
     neighbour_before, stranger_before = _rows(stores, w.neighbour_pid), _rows(stores, w.stranger_pid)
     assert _signal_rows(stores, w.subject_pid) == _rows(stores, w.subject_pid) == 10  # the log holds them too
 
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
     assert row.status == Status.COMPLETED
     subject = from_json(row.subject)  # with the transactions found before the events went
@@ -159,7 +159,7 @@ def test_clause_6_2_2_an_erasure_that_left_the_signal_log_does_not_complete(
     _, stores = setup
     monkeypatch.setattr(signal_log, "drop", lambda _: 0)  # a lake delete that forgot the log
 
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
     assert row.status == Status.IN_PROGRESS and "rows wait" in (row.reason or "")
     assert subject_data.locate(stores, from_json(row.subject)) == {"signals": 11}
@@ -173,7 +173,7 @@ def test_clause_6_2_2_the_lake_stays_readable_and_ingestible_after_an_erasure(
     setup: tuple[world.World, Stores],
 ) -> None:
     _w, stores = setup
-    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     events = lake.dataset(stores.lake_dir, "events")
     assert events is not None
     assert events.count_rows(filter=ds.field("event_type").isin(["operation", "crash"])) > 0  # filtered reads work
@@ -200,7 +200,14 @@ def test_clause_6_3_cancellation_by_anonymisation_keeps_only_unlinked_aggregates
     _w, stores = setup
     subject = resolve(world.SUBJECT, stores.keyring, stores.lake_dir)
     expected = subject_data.event_counts(stores, subject)
-    row = requests.submit(stores, RequestKind.CANCELLATION, world.SUBJECT, world.NOW, options={"mode": "anonymise"})
+    row = requests.submit(
+        stores,
+        RequestKind.CANCELLATION,
+        world.SUBJECT,
+        world.NOW,
+        options={"mode": "anonymise"},
+        verification=verified(),
+    )
 
     assert row.status == Status.COMPLETED
     aggregates = governance.aggregates(stores.warehouse_path)
@@ -217,7 +224,9 @@ def test_clause_6_3_cancellation_by_anonymisation_keeps_only_unlinked_aggregates
 
 def test_clause_6_3_cancellation_by_deletion(setup: tuple[world.World, Stores]) -> None:
     w, stores = setup
-    requests.submit(stores, RequestKind.CANCELLATION, world.SUBJECT, world.NOW, options={"mode": "delete"})
+    requests.submit(
+        stores, RequestKind.CANCELLATION, world.SUBJECT, world.NOW, options={"mode": "delete"}, verification=verified()
+    )
     assert _rows(stores, w.subject_pid) == 0
     assert governance.aggregates(stores.warehouse_path).num_rows == 0
 
@@ -227,7 +236,14 @@ def test_clause_6_1_withdrawal_stops_collection_from_the_next_ingest_and_keeps_e
 ) -> None:
     w, stores = setup
     before = _rows(stores, w.subject_pid)
-    row = requests.submit(stores, RequestKind.WITHDRAWAL, world.SUBJECT, world.NOW, options={"purpose": "risk_control"})
+    row = requests.submit(
+        stores,
+        RequestKind.WITHDRAWAL,
+        world.SUBJECT,
+        world.NOW,
+        options={"purpose": "risk_control"},
+        verification=verified(),
+    )
     assert row.status == Status.COMPLETED
     assert _rows(stores, w.subject_pid) == before  # data processed before the withdrawal stays (6.1.2)
     later = world._events(world.SUBJECT.account_id, 0, "operation", "transaction")
@@ -242,7 +258,7 @@ def test_clause_6_1_withdrawal_stops_collection_from_the_next_ingest_and_keeps_e
 
 def test_clause_7_2_minor_without_guardian_consent_is_deleted(setup: tuple[world.World, Stores]) -> None:
     w, stores = setup
-    row = requests.submit(stores, RequestKind.MINOR, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.MINOR, world.SUBJECT, world.NOW, verification=verified())
     assert row.status == Status.COMPLETED and _rows(stores, w.subject_pid) == 0
     later = world._events(world.SUBJECT.account_id, 0, "operation")
     result = ingest_batch(
@@ -291,8 +307,12 @@ def test_clause_6_2_2_a_request_survives_a_crash_at_every_step(
             raise Crash(at)
 
     with pytest.raises(Crash):
-        requests.submit(stores, kind, world.SUBJECT, world.NOW, options=options, checkpoint=crash)
-    row = requests.submit(stores, kind, world.SUBJECT, world.NOW, options=options)  # the re-run completes it
+        requests.submit(
+            stores, kind, world.SUBJECT, world.NOW, options=options, checkpoint=crash, verification=verified()
+        )
+    row = requests.submit(
+        stores, kind, world.SUBJECT, world.NOW, options=options, verification=verified()
+    )  # the re-run completes it
 
     assert row.status == Status.COMPLETED and row.found == expected
     receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
@@ -308,17 +328,21 @@ def test_clause_6_2_2_a_request_survives_a_crash_at_every_step(
 
 def test_bad_input_duplicate_request_is_refused(setup: tuple[world.World, Stores]) -> None:
     _, stores = setup
-    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     records = len(audit.records(stores.audit_dir))
     with pytest.raises(requests.DuplicateRequestError, match="already completed"):
-        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW + timedelta(hours=1))
+        requests.submit(
+            stores, RequestKind.ERASURE, world.SUBJECT, world.NOW + timedelta(hours=1), verification=verified()
+        )
     assert len(audit.records(stores.audit_dir)) == records
 
 
 def test_bad_input_unknown_subject_is_refused_and_nothing_changes(setup: tuple[world.World, Stores]) -> None:
     _, stores = setup
     with pytest.raises(UnknownSubjectError, match="no store holds data"):
-        requests.submit(stores, RequestKind.ERASURE, Identifiers(account_id="acct-nobody"), world.NOW)
+        requests.submit(
+            stores, RequestKind.ERASURE, Identifiers(account_id="acct-nobody"), world.NOW, verification=verified()
+        )
     assert governance.requests(stores.warehouse_path) == [] and audit.records(stores.audit_dir) == []
 
 
@@ -337,7 +361,7 @@ def test_bad_input_malformed_identifier_is_refused(
 ) -> None:
     _, stores = setup
     with pytest.raises(MalformedIdentifierError, match=message) as err:
-        requests.submit(stores, RequestKind.ACCESS, ids, world.NOW)
+        requests.submit(stores, RequestKind.ACCESS, ids, world.NOW, verification=verified())
     assert "call me" not in str(err.value)  # the message names the kind, never the value
     assert governance.requests(stores.warehouse_path) == []
 
@@ -356,20 +380,21 @@ def test_bad_input_request_conflicting_with_a_legal_hold_is_rejected_and_reporte
     )
     before = _rows(stores, w.subject_pid)
     with pytest.raises(requests.HoldConflictError, match="legal hold hold-"):
-        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert _rows(stores, w.subject_pid) == before
     (row,) = governance.requests(stores.warehouse_path)
     assert row.status == Status.REJECTED and row.reason and row.reason.startswith("legal hold")
     assert audit.records(stores.audit_dir)[-1]["action"] == "request.erasure.rejected"
     assert (
-        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW).status == Status.COMPLETED
+        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified()).status
+        == Status.COMPLETED
     )  # access is fine
 
 
 def test_clause_6_2_2_erasure_waits_for_the_vacuum_grace_period(settings: Settings) -> None:
     world.build(settings)  # the default grace of one hour protects running readers
     stores = stores_for(settings)
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert row.status == Status.IN_PROGRESS and row.done == ["landing", "lake", "snapshots", "quarantine", "warehouse"]
     assert [r.request_id for r in requests.pending(stores)] == [row.request_id]
     assert not (stores.requests_dir / row.request_id / "receipt.json").exists()
@@ -381,7 +406,7 @@ def test_clause_6_2_2_erasure_removes_raw_landing_batches_and_waits_for_ones_not
     w, stores = setup
     events = world._events(world.SUBJECT.account_id, 0, "operation")
     pending = write_batch(stores.landing_dir / "telemetry" / "zz-pending.ndjson", events)
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert row.status == Status.IN_PROGRESS
     assert row.reason == "waiting for 1 landing batches holding the subject to be ingested"
     assert (stores.landing_dir / "telemetry" / "world.ndjson").exists()  # nothing is touched while one waits
@@ -400,7 +425,7 @@ def test_clause_2_9_4_a_hold_placed_while_an_erasure_waits_stops_it(setup: tuple
     write_batch(
         stores.landing_dir / "telemetry" / "zz-pending.ndjson", world._events(world.SUBJECT.account_id, 0, "operation")
     )  # the erasure waits for this batch
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert row.status == Status.IN_PROGRESS
     holds.place(
         stores,
@@ -419,8 +444,8 @@ def test_clause_5_2_3_every_request_and_purge_is_audited_without_identifiers(set
     from devicerisk.governance import purge
 
     w, stores = setup
-    requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
-    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified())
+    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     purge.purge(stores, world.NOW)
     audit.append(
         stores.audit,

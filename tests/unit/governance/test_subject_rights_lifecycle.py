@@ -28,7 +28,7 @@ from devicerisk.ingest.runtime import ingest_context
 from devicerisk.store import governance, quarantine, snapshots, warehouse
 from devicerisk.store import lake_maintenance as lakes
 from devicerisk.store.rows import SubjectRows
-from factories import event, write_batch
+from factories import event, verified, write_batch
 
 
 @pytest.fixture
@@ -51,7 +51,12 @@ def _subject_events(stores: Stores, account: str) -> int:
 def test_clause_6_3_purge_keeps_cancellations_that_ingest_honours(setup: tuple[world.World, Stores, Settings]) -> None:
     w, stores, s = setup
     requests.submit(
-        stores, RequestKind.CANCELLATION, world.SUBJECT, world.NOW - timedelta(days=1100), options={"mode": "delete"}
+        stores,
+        RequestKind.CANCELLATION,
+        world.SUBJECT,
+        world.NOW - timedelta(days=1100),
+        options={"mode": "delete"},
+        verification=verified(),
     )
     purge.purge(stores, world.NOW)  # the cancellation is older than the account period
     assert warehouse.consent_state(stores.warehouse_path)["cancellations"].num_rows == 1
@@ -85,10 +90,19 @@ def test_clause_6_2_a_subject_may_repeat_a_request_after_the_first_completed(
     setup: tuple[world.World, Stores, Settings],
 ) -> None:
     _w, stores, s = setup
-    first = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
-    again = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW + timedelta(days=200))
+    first = requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified())
+    again = requests.submit(
+        stores, RequestKind.ACCESS, world.SUBJECT, world.NOW + timedelta(days=200), verification=verified()
+    )
     assert again.status == requests.Status.COMPLETED and again.request_id != first.request_id
-    requests.submit(stores, RequestKind.WITHDRAWAL, world.SUBJECT, world.NOW, options={"purpose": "risk_control"})
+    requests.submit(
+        stores,
+        RequestKind.WITHDRAWAL,
+        world.SUBJECT,
+        world.NOW,
+        options={"purpose": "risk_control"},
+        verification=verified(),
+    )
     _ingest_one(s, "regrant.ndjson", world.SUBJECT.account_id, action="consent", purpose="risk_control", granted=True)
     withdrawn = requests.submit(
         stores,
@@ -96,6 +110,7 @@ def test_clause_6_2_a_subject_may_repeat_a_request_after_the_first_completed(
         world.SUBJECT,
         world.NOW + timedelta(days=10),
         options={"purpose": "risk_control"},
+        verification=verified(),
     )
     assert withdrawn.status == requests.Status.COMPLETED
     assert len(governance.requests(stores.warehouse_path)) == 4
@@ -120,7 +135,14 @@ def test_clause_6_2_2_erasure_resumed_after_the_grace_completes_only_once_the_by
     world.build(s)
     stores = stores_for(s)
     with pytest.raises(_Crash):
-        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, checkpoint=_crash_at("landing"))
+        requests.submit(
+            stores,
+            RequestKind.ERASURE,
+            world.SUBJECT,
+            world.NOW,
+            checkpoint=_crash_at("landing"),
+            verification=verified(),
+        )
     (row,) = requests.pending(stores)
     later = world.NOW + timedelta(hours=2)  # resumed after the grace has passed since the landing step
     row = requests.process(stores, row, later, actor="requests-flow", role="pipeline")
@@ -157,7 +179,9 @@ def test_clause_5_1_2_rewriting_a_quarantine_batch_or_snapshot_keeps_its_retenti
     made = world.NOW - timedelta(days=200)  # past the model snapshot period
     os.utime(snapshot, (made.timestamp(), made.timestamp()))
 
-    requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)  # rewrites the shared batch and the snapshot
+    requests.submit(
+        stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified()
+    )  # rewrites the shared batch and the snapshot
 
     assert [quarantine.written_at(stores.quarantine_dir, b) for b in quarantine.batches(stores.quarantine_dir)] == [old]
     assert snapshots.modified_at(snapshot) == made
@@ -190,7 +214,7 @@ def test_clause_6_2_2_erasure_removes_account_and_transaction_labels_keyed_as_th
 ) -> None:
     w, stores, _s = setup
     neighbour_txn = stores.keyring[0].pseudonymise_one("transaction", f"T-{world.NEIGHBOUR}-1")
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert row.found and row.found["lake.labels"] == 2
     assert _labels(stores) == sorted(
         [("account", w.neighbour_pid), ("transaction", neighbour_txn), ("account", w.stranger_pid)]
@@ -204,7 +228,7 @@ def test_clause_6_2_2_locate_fails_loudly_on_a_table_whose_pseudonyms_it_cannot_
     table = pa.table({"customer_pid": [w.subject_pid], "note": ["x"]})
     write_deltalake(str(stores.lake_dir / "notes"), table)
     with pytest.raises(subject_data.UnmatchableTableError, match="notes has pseudonym columns"):
-        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW)
+        requests.submit(stores, RequestKind.ACCESS, world.SUBJECT, world.NOW, verification=verified())
     subject = SubjectRows(frozenset({w.subject_pid}))
     with pytest.raises(subject_data.UnmatchableTableError):
         subject_data.left_on_disk(stores, subject)
@@ -228,7 +252,7 @@ def test_clause_6_2_2_raw_label_deliveries_are_erased_purged_and_verified(
         for i, a in enumerate(accounts)
     ]
     delivery.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert row.found and row.found["landing"] == 13  # the telemetry records and the label
     assert world.SUBJECT.account_id not in delivery.read_text() and world.NEIGHBOUR in delivery.read_text()
     later = world.NOW + timedelta(days=4)  # past the landing period
@@ -253,9 +277,13 @@ def test_clause_6_2_a_shared_phone_number_never_reaches_another_persons_account(
     _register_phone(s, "family.ndjson", world.NEIGHBOUR, phone, 1)  # the neighbour registers the same number
     neighbour_rows = _subject_events(stores, w.neighbour_pid)
     with pytest.raises(AmbiguousPhoneError, match="registered with 2 accounts: name the account"):
-        requests.submit(stores, RequestKind.ERASURE, Identifiers(phone=phone), world.NOW)
+        requests.submit(stores, RequestKind.ERASURE, Identifiers(phone=phone), world.NOW, verification=verified())
     requests.submit(
-        stores, RequestKind.ERASURE, Identifiers(account_id=world.SUBJECT.account_id, phone=phone), world.NOW
+        stores,
+        RequestKind.ERASURE,
+        Identifiers(account_id=world.SUBJECT.account_id, phone=phone),
+        world.NOW,
+        verification=verified(),
     )
     assert _subject_events(stores, w.subject_pid) == 0 and _subject_events(stores, w.neighbour_pid) == neighbour_rows
 
@@ -287,7 +315,14 @@ def test_clause_2_9_4_a_hold_placed_after_an_erasure_began_pauses_it_before_the_
 ) -> None:
     w, stores, _s = setup
     with pytest.raises(_Crash):
-        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, checkpoint=_crash_at("landing"))
+        requests.submit(
+            stores,
+            RequestKind.ERASURE,
+            world.SUBJECT,
+            world.NOW,
+            checkpoint=_crash_at("landing"),
+            verification=verified(),
+        )
     hold_id = _hold(stores)
     (row,) = requests.pending(stores)
     row = requests.process(stores, row, world.NOW, actor="requests-flow", role="pipeline")

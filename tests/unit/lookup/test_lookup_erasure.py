@@ -14,7 +14,7 @@ from devicerisk.lookup.resolve import candidates, find
 from devicerisk.lookup.view import LiveView
 from devicerisk.risk.scoring import score_transactions
 from devicerisk.risk.service import RiskStores, score_accounts
-from factories import champion
+from factories import champion, verified
 
 
 def test_an_erased_subject_is_gone_from_the_next_lookup(settings: Settings) -> None:
@@ -49,7 +49,7 @@ def test_an_erased_subject_is_gone_from_the_next_lookup(settings: Settings) -> N
     reader = threading.Thread(target=lookups)
     reader.start()
     try:
-        row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW)
+        row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     finally:
         done.set()
         reader.join()

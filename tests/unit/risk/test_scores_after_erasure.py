@@ -21,7 +21,7 @@ from devicerisk.risk import service
 from devicerisk.risk.scoring import commit_transactions, plan_transactions, score_part
 from devicerisk.risk.service import RiskStores, score_accounts
 from devicerisk.store import scores, serving
-from factories import champion
+from factories import champion, verified
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def _accounts(table: pa.Table | None) -> set[str]:
 
 
 def _erase(s: Settings) -> None:
-    row = requests.submit(stores_for(s), RequestKind.ERASURE, world.SUBJECT, world.NOW)
+    row = requests.submit(stores_for(s), RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     assert row.status == Status.COMPLETED
 
 
