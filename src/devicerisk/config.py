@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     serving_days: int = Field(
         default=30, ge=1, le=366, description="days of scores the serving snapshots hold for lookups"
     )
+    anonymity_k: int = Field(
+        default=10, ge=2, description="least distinct subjects an anonymised aggregate cell describes (k-anonymity)"
+    )
     lake_uri: str | None = Field(
         default=None,
         description="an s3:// URI for the events the ingest writes and reads, instead of data_dir/lake (see "

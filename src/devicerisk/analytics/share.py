@@ -31,10 +31,9 @@ import pyarrow.csv as pacsv
 
 from devicerisk import engine
 from devicerisk.analytics.interface import AnalystLake
+from devicerisk.privacy.kanon import DEFAULT_K, check_k, small_cells
 from devicerisk.risk.labels import fraud_marks
 
-#: The default k: a cell describes at least this many distinct accounts or is suppressed.
-DEFAULT_K = 10
 #: The fixed dimensions of a cell.
 CELL = ("week", "device_model", "region")
 
@@ -108,8 +107,7 @@ def export(lake: AnalystLake, since: date | None = None, until: date | None = No
     """The k-anonymous cells of the weeks from ``since``'s to ``until``'s (both widened to whole weeks; by
     default the snapshot's first and last). Transactions without an account describe no subject and are left
     out."""
-    if k < 2:
-        raise ValueError(f"k must be at least 2 (got {k}): a cell of one account describes that account")
+    check_k(k)
     bounds = lake.events().filter("event_type = 'transaction'").aggregate("min(event_date), max(event_date)")
     first, last = bounds.fetchall()[0]
     if first is None:
@@ -120,7 +118,7 @@ def export(lake: AnalystLake, since: date | None = None, until: date | None = No
     fraud = fraud_marks(rows, lake.labels().to_arrow_table(), None)
     with engine.registered(marked=rows.append_column("fraud", pa.array(fraud, pa.int64()))) as con:
         cells = con.sql(_CELLS).to_arrow_table()
-    small = pc.less(cells.column("accounts"), k)
+    small = small_cells(cells, "accounts", k)
     suppressed = cells.filter(small).group_by("week").aggregate([("week", "count")])
     per_week = dict(
         zip(suppressed.column("week").to_pylist(), suppressed.column("week_count").to_pylist(), strict=True)

@@ -17,6 +17,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from devicerisk.config import Mode, Settings
 
 log = logging.getLogger(__name__)
@@ -154,3 +156,53 @@ def load_quarantine_keyring(settings: Settings) -> dict[str, Key]:
 
 def _retired(path: Path, purpose: str) -> Key:
     return Key.from_bytes(_read_key_file(path, purpose), purpose)
+
+
+#: Every purpose that has a key, in the order a decommissioning destroys them (the audit key last).
+PURPOSES = ("pseudonym", "quarantine", "audit")
+_DEFAULT_FILES = {"pseudonym": PSEUDONYM_KEY_FILE, "quarantine": QUARANTINE_KEY_FILE, "audit": AUDIT_KEY_FILE}
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where one key of the installation is: a file (``path``), or an environment variable (``path`` None)."""
+
+    purpose: str
+    use: str  # "current", "retired", or "unused" (a demo key left in secrets_dir that production mode ignores)
+    path: Path | None
+    variable: str | None  # the setting that names it, when one does
+    key_id: str | None  # None when the file is missing or its text is no key
+
+
+def _id_of(text: str, purpose: str) -> str | None:
+    try:
+        return Key.from_bytes(decode_key_text(text, purpose), purpose).key_id
+    except MissingKeyError:
+        return None
+
+
+def _file_source(path: Path, purpose: str, use: str, variable: str | None) -> KeySource:
+    text = path.read_text() if path.is_file() else None
+    return KeySource(purpose, use, path, variable, None if text is None else _id_of(text, purpose))
+
+
+def key_sources(settings: Settings) -> list[KeySource]:
+    """Every key the settings use or the secrets folder holds, with its id; creates nothing (unlike the loaders,
+    which make a demo key when there is none). A key file that does not exist is listed with no id."""
+    found: list[KeySource] = []
+    for purpose in PURPOSES:
+        name = f"DEVICERISK_{purpose.upper()}_KEY"
+        secret: SecretStr | None = getattr(settings, f"{purpose}_key")
+        key_file: Path | None = getattr(settings, f"{purpose}_key_file")
+        demo = settings.secrets_dir / _DEFAULT_FILES[purpose]
+        if secret is not None:
+            found.append(KeySource(purpose, "current", None, name, _id_of(secret.get_secret_value(), purpose)))
+        elif key_file is not None:
+            found.append(_file_source(key_file, purpose, "current", f"{name}_FILE"))
+        elif settings.mode is Mode.DEMO:
+            found.append(_file_source(demo, purpose, "current", None))
+        if demo.is_file() and all(s.path is None or s.path.resolve() != demo.resolve() for s in found):
+            found.append(_file_source(demo, purpose, "unused", None))
+        for path in getattr(settings, f"previous_{purpose}_key_files"):
+            found.append(_file_source(path, purpose, "retired", f"DEVICERISK_PREVIOUS_{purpose.upper()}_KEY_FILES"))
+    return found
