@@ -90,6 +90,7 @@ LAYERS = (
     "cli_runtime",
     "cli_retention",
     "cli_incident",
+    "cli_entrust",
     "cli_risk",
     "cli_ops",
     "cli_api",
