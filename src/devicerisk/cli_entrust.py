@@ -114,7 +114,7 @@ def end(
     deletion = entry.deletion
     assert deletion is not None
     console.print(
-        f"{entry.processor}: extract {entry.extract_id} ended ({deletion.reason}), "
+        f"{entry.processor}: extract {entry.extract_id} ended {deletion.at:%Y-%m-%d} ({deletion.reason}); "
         f"{deletion.files_removed} local files removed",
         highlight=False,
     )

@@ -116,7 +116,8 @@ def _landing_strays(stores: Stores, retention: timedelta, now: datetime) -> list
 def _entrusted(stores: Stores, now: datetime) -> list[Violation]:
     """Entrusted extracts (4.4) kept past their end: here, or at a processor that has not confirmed its deletion."""
     return [
-        Violation("entrust", f"{e.processor} ({why})", "entrusted extract", e.rows) for e, why in overdue(stores, now)
+        Violation("entrust", f"{e.processor} ({why})", "entrusted extract (4.4)", e.rows)
+        for e, why in overdue(stores, now)
     ]
 
 

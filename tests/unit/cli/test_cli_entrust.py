@@ -49,10 +49,12 @@ def test_clause_4_4_entrust_commands_export_list_and_end_an_extract(env_settings
     assert code == 0 and f"acme │ {entry.extract_id} │ risk_control │ active" in out and entry.salt not in out, out
 
     files = len(manifest["files"]) + 1  # and the manifest
-    code, out = _run(s, "entrust", "end", "--processor", "acme", "--actor", "officer-li")
-    assert code == 0 and f"ended (revoked), {files} local files removed" in out and "not confirmed yet" in out, out
-    assert not folder.exists()
     today = datetime.now(UTC).date().isoformat()
+    code, out = _run(s, "entrust", "end", "--processor", "acme", "--actor", "officer-li")
+    assert (
+        code == 0 and f"ended {today} (revoked); {files} local files removed" in out and "not confirmed yet" in out
+    ), out
+    assert not folder.exists()
     assert _entrust_violations(s) == [f"acme (ended {today}; the processor's deletion is not confirmed)"]
 
     code, out = _run(s, "entrust", "end", "--processor", "acme", "--confirmed-by", "dpo-acme")
