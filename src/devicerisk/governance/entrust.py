@@ -229,7 +229,7 @@ def end(stores: Stores, *, processor: str, actor: str, confirmed_by: str | None,
             raise EntrustError(f"the register has no entrustment to {processor!r}")
         entry = register[index]
         if entry.status == ACTIVE:
-            removed = processors.remove_extract(stores.data_dir / entry.location)
+            removed = processors.remove_extract(processors.extract_folder(stores.data_dir, entry.extract_id))
             confirmed_at = None if confirmed_by is None else now
             deletion = Deletion(now, actor, "revoked", removed, confirmed_by, confirmed_at)
             entry = dataclasses.replace(entry, status=ENDED, deletion=deletion)
@@ -263,7 +263,7 @@ def revoke_expired(stores: Stores, now: datetime, actor: str = "retention-flow")
     with processors.updating(stores.data_dir) as register:
         for i, entry in enumerate(register):
             if entry.status == ACTIVE and entry.expired(now.date()):
-                removed = processors.remove_extract(stores.data_dir / entry.location)
+                removed = processors.remove_extract(processors.extract_folder(stores.data_dir, entry.extract_id))
                 deletion = Deletion(now, actor, "expired", removed)
                 register[i] = dataclasses.replace(entry, status=ENDED, deletion=deletion)
                 ended.append(register[i])
@@ -279,7 +279,7 @@ def overdue(stores: Stores, now: datetime) -> list[tuple[Entrustment, str]]:
     whose files are still here, or an ended one whose deletion the processor has not confirmed."""
     out: list[tuple[Entrustment, str]] = []
     for entry in processors.register(stores.data_dir):
-        files = processors.extract_files(stores.data_dir / entry.location)
+        files = processors.extract_files(processors.extract_folder(stores.data_dir, entry.extract_id))
         if entry.status == ACTIVE:
             if entry.expired(now.date()):
                 out.append((entry, f"active extract past its last day, {entry.until.isoformat()}"))

@@ -40,6 +40,7 @@ ACTIVE = "active"
 ENDED = "ended"
 #: A processor's name: a short name, as the audit trail takes it (no path separator, no leading dot).
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_EXTRACT_ID = re.compile(r"ext-\d{8}T\d{6}Z-[0-9a-f]{6}")
 
 
 class RegisterError(ValueError):
@@ -74,7 +75,7 @@ class Entrustment:
     created_at: datetime
     created_by: str
     until: date  # the last day the processor may hold the extract
-    location: str  # the extract's folder, relative to the data directory
+    location: str  # the extract's folder, relative to the data directory (shown; files are found by the id)
     rows: int
     key_domain: str  # the id of the processor's key, never the key
     lake_key_ids: tuple[str, ...]  # the pseudonym keys of the lake rows it was made from
@@ -102,7 +103,10 @@ def entrust_dir(data_dir: Path) -> Path:
 
 
 def extract_folder(data_dir: Path, extract_id: str) -> Path:
-    """The folder of one extract."""
+    """The folder of one extract; an id not of :func:`new_extract_id`'s form (an edited register) is refused, so
+    no path outside the extracts folder is ever written or deleted."""
+    if not _EXTRACT_ID.fullmatch(extract_id):
+        raise RegisterError(f"not an extract id: {extract_id!r}")
     return entrust_dir(data_dir) / EXTRACTS / extract_id
 
 

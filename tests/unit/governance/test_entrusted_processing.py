@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -247,3 +248,12 @@ def test_clause_4_4_an_unknown_purpose_or_a_past_expiry_is_refused(lake: Stores)
     assert processors.register(lake.data_dir) == []
     assert not (lake.data_dir / "entrust" / "extracts").exists()
     assert len(audit.records(lake.audit_dir)) == before  # a refused command writes nothing
+
+
+def test_clause_4_4_an_edited_register_cannot_make_end_delete_outside_the_extracts(lake: Stores) -> None:
+    entry = _export(lake, "acme")
+    path = lake.data_dir / "entrust" / processors.REGISTER
+    path.write_text(path.read_text().replace(entry.extract_id, "../../lake"))
+    with pytest.raises(processors.RegisterError, match=re.escape("not an extract id: '../../lake'")):
+        entrust.end(lake, processor="acme", actor="officer-li", confirmed_by=None, now=NOW)
+    assert (lake.lake_dir / "events").is_dir() and (lake.data_dir / entry.location).is_dir()
