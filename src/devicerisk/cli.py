@@ -13,6 +13,7 @@ from rich.table import Table
 
 from devicerisk.cli_api import keys_app, serve_command
 from devicerisk.cli_decommission import decommission_command
+from devicerisk.cli_entrust import entrust_app
 from devicerisk.cli_incident import incident_app
 from devicerisk.cli_lookup import lookup_app
 from devicerisk.cli_ops import down_command, up_command
@@ -34,6 +35,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(request_app, name="request")
 app.add_typer(incident_app, name="incident")
+app.add_typer(entrust_app, name="entrust")
 app.add_typer(risk_app, name="risk")
 # Termination of operation (5.1.3; docs/OPERATIONS.md, "Termination of operation").
 app.command("decommission")(decommission_command)

@@ -91,6 +91,7 @@ LAYERS = (
     "cli_retention",
     "cli_incident",
     "cli_decommission",
+    "cli_entrust",
     "cli_risk",
     "cli_ops",
     "cli_api",

@@ -72,6 +72,7 @@ PURPOSES: tuple[Purpose, ...] = (
     Purpose("legal_hold", "Keeping data a legal obligation requires", "2.9(4), 4.5(4)", Basis.DUTY),
     Purpose("security", "Keys, access control and incident response", "5.2, 5.3", Basis.DUTY),
     Purpose("audit", "Reading the audit trail", "5.2.1", Basis.DUTY),
+    Purpose("oversight", "Overseeing the processors entrusted with data", "4.4", Basis.DUTY),
     Purpose("termination_of_operation", "Deleting or anonymising every store at the end", "5.1.3", Basis.DUTY),
 )
 

@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 
 from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.governance import subject_data
+from devicerisk.governance.entrust import revoke_expired
 from devicerisk.governance.requests import SUBJECT_KEPT
 from devicerisk.governance.retention import MODELS_CLASS, SERVING_CLASS, class_of_table
 from devicerisk.governance.stores import Stores, before, time_column
@@ -308,6 +309,7 @@ def purge(stores: Stores, now: datetime) -> PurgeReport:
     if (export_cutoff := stores.policy.cutoff("request_export", now)) is not None:
         report.add("requests", request_files.remove_exports_before(stores.requests_dir, export_cutoff))
     report.add("request_subjects", governance.forget_subjects(stores.warehouse_path, now - SUBJECT_KEPT))
+    report.add("entrust", len(revoke_expired(stores, now)))  # extracts past their last day (4.4)
     if (audit_cutoff := stores.policy.cutoff("audit_log", now)) is not None:
         report.add("audit", audit.expire(stores.audit, audit_cutoff))
     for name in lakes.tables(stores.lake_dir):

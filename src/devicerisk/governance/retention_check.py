@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from devicerisk.governance.entrust import overdue
 from devicerisk.governance.purge import held_out, holds_any, lake_rules, snapshot_files
 from devicerisk.governance.requests import SUBJECT_KEPT
 from devicerisk.governance.stores import Stores, before, time_column
@@ -112,7 +113,16 @@ def _landing_strays(stores: Stores, retention: timedelta, now: datetime) -> list
     return [Violation("landing", f"{where} (files no ingest reads)", "landing_raw", n) for where, n in folders.items()]
 
 
+def _entrusted(stores: Stores, now: datetime) -> list[Violation]:
+    """Entrusted extracts (4.4) kept past their end: here, or at a processor that has not confirmed its deletion."""
+    return [
+        Violation("entrust", f"{e.processor} ({why})", "entrusted extract (4.4)", e.rows)
+        for e, why in overdue(stores, now)
+    ]
+
+
 def verify(stores: Stores, now: datetime) -> list[Violation]:
     """Every store's records kept past their period without an active hold (empty: retention holds)."""
     held = governance.held_subjects(stores.warehouse_path, now)
-    return [*_lake(stores, now, held), *_snapshots(stores, now, held), *_small_stores(stores, now, held)]
+    found = [*_lake(stores, now, held), *_snapshots(stores, now, held), *_small_stores(stores, now, held)]
+    return [*found, *_entrusted(stores, now)]

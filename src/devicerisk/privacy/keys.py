@@ -159,8 +159,13 @@ def _retired(path: Path, purpose: str) -> Key:
 
 
 #: Every purpose that has a key, in the order a decommissioning destroys them (the audit key last).
-PURPOSES = ("pseudonym", "quarantine", "audit")
-_DEFAULT_FILES = {"pseudonym": PSEUDONYM_KEY_FILE, "quarantine": QUARANTINE_KEY_FILE, "audit": AUDIT_KEY_FILE}
+PURPOSES = ("pseudonym", "quarantine", "audit", "verification")
+_DEFAULT_FILES = {
+    "pseudonym": PSEUDONYM_KEY_FILE,
+    "quarantine": QUARANTINE_KEY_FILE,
+    "audit": AUDIT_KEY_FILE,
+    "verification": VERIFICATION_KEY_FILE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +208,6 @@ def key_sources(settings: Settings) -> list[KeySource]:
             found.append(_file_source(demo, purpose, "current", None))
         if demo.is_file() and all(s.path is None or s.path.resolve() != demo.resolve() for s in found):
             found.append(_file_source(demo, purpose, "unused", None))
-        for path in getattr(settings, f"previous_{purpose}_key_files"):
+        for path in getattr(settings, f"previous_{purpose}_key_files", ()):  # the verification key has none
             found.append(_file_source(path, purpose, "retired", f"DEVICERISK_PREVIOUS_{purpose.upper()}_KEY_FILES"))
     return found

@@ -5,6 +5,9 @@ pseudonym is keyed. Each domain gets its own subkey, so an IMEI and a phone numb
 digits never share a pseudonym. The PRF runs over the distinct values of a column, in one call: on
 OpenSSL through the small ``devicerisk._prf`` extension when it was built, otherwise vectorised in
 DuckDB. :func:`hmac_sha256_hex` is the same function, one value at a time, for lookups and tests.
+
+Pseudonyms leave the platform only re-keyed (:func:`rekey`) under a key derived for one recipient
+(:meth:`Pseudonymiser.derive`), so what two recipients hold cannot be joined to each other or to the lake.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import hmac
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from devicerisk import engine
 from devicerisk.privacy.keys import Key
@@ -75,6 +80,13 @@ def hmac_sha256_hex(key: bytes, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
+def rekey(key: Key, pseudonyms: pa.Array) -> pa.Array:
+    """``pseudonyms`` (or any identifiers) mapped into ``key``'s domain: HMAC-SHA256 under ``key``, as many hex
+    digits as a pseudonym has (null stays null). Equal inputs stay equal, so counts and joins within one
+    domain are kept; without ``key`` nothing maps them back."""
+    return hmac_sha256_arrow(key.material, pseudonyms, PSEUDONYM_HEX_CHARS)
+
+
 class Pseudonymiser:
     """Normalise, then pseudonymise, identifiers of one key, in named domains."""
 
@@ -90,6 +102,14 @@ class Pseudonymiser:
                 self._master, b"devicerisk/pseudonym/" + domain.encode(), "sha256"
             ).digest()
         return self._subkeys[domain]
+
+    def derive(self, purpose: str, label: str, salt: bytes) -> Key:
+        """A key for one recipient of data (``purpose``: what it is for; ``label``: whom), derived from this key by
+        HKDF-SHA256 with ``salt``. Its id names the domain; the derivation is one way, so the key reveals nothing
+        of this one, and a fresh salt gives an unrelated key for the same label."""
+        info = f"devicerisk/{purpose}/{label}".encode()
+        material = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(self._master)
+        return Key.from_bytes(material, purpose)
 
     def normalise(self, domain: str, values: pa.Array) -> pa.Array:
         """Canonical form of ``values`` in ``domain`` (null where it is a placeholder or malformed)."""

@@ -93,10 +93,15 @@ def body(
     purpose: str,
     counts: Mapping[str, int] | None = None,
     when: datetime | None = None,
+    target: str | None = None,
 ) -> dict[str, object]:
     """A record's content, checked (:class:`AuditError` if a field could hold a value, and
-    ``purposes.UnregisteredPurposeError`` for a purpose the contract does not register), for :func:`append_many`."""
-    return {
+    ``purposes.UnregisteredPurposeError`` for a purpose the contract does not register), for :func:`append_many`.
+
+    ``target`` names what was acted on when it is not a data subject (a processor), a short name too; records
+    without one are written as before, so their hashes do not change.
+    """
+    content: dict[str, object] = {
         "actor": check_name("actor", actor),
         "role": check_name("role", role),
         "action": check_name("action", action),
@@ -104,6 +109,9 @@ def body(
         "counts": {check_name("count", k): int(v) for k, v in (counts or {}).items()},
         "at": (when or datetime.now(UTC)).isoformat(),
     }
+    if target is not None:
+        content["target"] = check_name("target", target)
+    return content
 
 
 def append_many(trail: Trail, bodies: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -145,9 +153,10 @@ def append(
     purpose: str,
     counts: Mapping[str, int] | None = None,
     when: datetime | None = None,
+    target: str | None = None,
 ) -> dict[str, object]:
     """Append one record and return it. Counts are integers; names are short identifiers."""
-    return append_many(trail, [body(actor, role, action, purpose, counts, when)])[0]
+    return append_many(trail, [body(actor, role, action, purpose, counts, when, target)])[0]
 
 
 def _split(lines: list[str]) -> tuple[dict[str, object] | None, list[str]]:

@@ -101,6 +101,7 @@ def test_clause_5_1_3_delete_removes_every_store_and_key_and_the_receipt_lists_t
         "pseudonym",
         "quarantine",
         "audit",
+        "verification",  # the identity-token key (6.4.2)
         "api",
     }
     assert destroyed["audit"]["key_id"] == audit_key.key_id

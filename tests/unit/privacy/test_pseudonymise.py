@@ -195,3 +195,24 @@ def test_fast_ip_canonical_form_matches_ipaddress(ip: object) -> None:
     expected = None if addr.is_unspecified else str(addr)
     assert canonical_ip.__wrapped__(str(ip)) == expected
     assert canonical_ip.__wrapped__(str(ip).upper()) == expected
+
+
+def test_derived_keys_are_one_per_recipient_and_salt_and_rekey_is_hkdf_then_hmac() -> None:
+    """A recipient's key is HKDF-SHA256 of the pseudonym key (RFC 5869, here through ``cryptography``'s HKDF and
+    recomputed by hand), so re-keyed pseudonyms differ per recipient and per salt, and equal inputs stay equal."""
+    master = os.urandom(32)
+    p = Pseudonymiser(Key.from_bytes(master, "pseudonym"))
+    salt = os.urandom(16)
+    prk = hmac.new(salt, master, hashlib.sha256).digest()  # HKDF-Extract, then one block of HKDF-Expand
+    expected = hmac.new(prk, b"devicerisk/entrust/acme" + b"\x01", hashlib.sha256).digest()
+    acme = p.derive("entrust", "acme", salt)
+    assert acme.material == expected and acme.key_id == Key.from_bytes(expected, "entrust").key_id
+    keys = {
+        acme.material,
+        p.derive("entrust", "bravo", salt).material,
+        p.derive("entrust", "acme", os.urandom(16)).material,
+    }
+    assert len(keys) == 3 and master not in keys
+    values = pa.array(["a" * 32, None, "a" * 32, "b" * 32])
+    out = pseudonymise.rekey(acme, values).to_pylist()
+    assert out[0] == out[2] == hmac_sha256_hex(expected, "a" * 32)[:32] and out[1] is None and out[3] != out[0]
