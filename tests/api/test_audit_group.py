@@ -3,6 +3,7 @@ fewer flushes than records."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from unittest import mock
 
@@ -56,3 +57,35 @@ def _on_disk(trail: audit.Trail, actor: str, i: int) -> bool:
     """Whether a whole line of the log holds the record (other threads may be writing the line after it)."""
     *whole, _ = (trail.folder / audit.LOG_NAME).read_text().split("\n")
     return any(f'"actor": "{actor}"' in line and f'"counts": {{"i": {i}}}' in line for line in whole)
+
+
+def test_coroutines_and_threads_share_the_chain_and_each_turn_of_the_loop_is_one_flush(settings: Settings) -> None:
+    """The lookups' path: each coroutine's record is on disk when its await returns; the records queued in one
+    turn of the event loop go out in one flush; a thread writing at the same time joins the same chain."""
+    trail = audit_trail(settings)
+    writer = GroupAudit(trail)
+    seen: list[bool] = []
+
+    async def one(n: int, i: int) -> None:
+        await writer.arecord(audit.body(f"c{n}", "fraud_analyst", "api.account_risk", "risk_control", {"i": i}))
+        seen.append(_on_disk(trail, f"c{n}", i))
+
+    async def rounds() -> None:
+        for i in range(10):  # 10 turns of 25 requests each
+            await asyncio.gather(*(one(n, i) for n in range(25)))
+
+    def other() -> None:
+        for i in range(30):
+            writer.record(audit.body("thread", "auditor", "api.audit_read", "audit", {"i": i}))
+
+    with mock.patch.object(audit, "append_many", wraps=audit.append_many) as spy:
+        thread = threading.Thread(target=other)
+        thread.start()
+        asyncio.run(rounds())
+        thread.join()
+    records = audit.records(trail.folder)
+    assert len(records) == 280 and [r["seq"] for r in records] == list(range(1, 281))
+    assert audit.verify(trail) == [] and len(seen) == 250 and all(seen)
+    from_loop = [c.args[1] for c in spy.call_args_list if c.args[1][0]["actor"].startswith("c")]
+    assert [len(batch) for batch in from_loop] == [25] * 10  # one flush per turn of the loop
+    writer.close()

@@ -1,10 +1,13 @@
-"""The service's audit records, written by group commit on one writer thread.
+"""The service's audit records, written by group commit.
 
 Every request is audited before it is answered: a record is on disk (fsynced) when :meth:`GroupAudit.record`
 returns, or when :meth:`GroupAudit.arecord` is awaited. One fsync per request would cap a busy service at the
-disk's flush rate, so records that arrive while a flush runs go out together in the next one
-(``audit.append_many``). The writer is a thread of its own, so an ``async`` endpoint waits for its record
-without blocking the event loop, and without a thread-pool hop per request.
+disk's flush rate, so records that arrive together go out in one write and one flush (``audit.append_many``):
+
+- ``async`` endpoints (the lookups) queue their record in the event loop, and one callback, run once the loop
+  has served every request that was ready, writes them all (a flush takes a fraction of a millisecond; handing
+  it to a thread would wait for the interpreter lock while the loop is busy, up to its 5 ms switch interval);
+- plain endpoints, in the thread pool, hand theirs to a writer thread, which writes whatever has queued.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class GroupAudit:
         self._queue: list[tuple[dict[str, object], Future[None]]] = []
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._in_loop: list[tuple[dict[str, object], asyncio.Future[None]]] = []  # the event loop's own queue
 
     def submit(self, body: dict[str, object]) -> Future[None]:
         """Queue ``body`` (from ``audit.body``); the future is done once it is on disk, or has the write's error."""
@@ -47,8 +51,28 @@ class GroupAudit:
         self.submit(body).result()
 
     async def arecord(self, body: dict[str, object]) -> None:
-        """:meth:`record` for a coroutine: the event loop serves other requests while the record is flushed."""
-        await asyncio.wrap_future(self.submit(body))
+        """:meth:`record` for a coroutine: queued in the event loop and written with the others queued in the
+        same turn of the loop."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if not self._in_loop:
+            loop.call_soon(self._write_in_loop)  # after the requests that are ready now have queued theirs
+        self._in_loop.append((body, done))
+        await done
+
+    def _write_in_loop(self) -> None:
+        batch, self._in_loop = self._in_loop, []
+        try:
+            audit.append_many(self.trail, [body for body, _ in batch])
+        except Exception as err:  # every request of the batch fails with it: none was audited
+            log.error("audit write failed for %d records: %s", len(batch), type(err).__name__)
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(err)
+        else:
+            for _, done in batch:
+                if not done.done():  # a request whose client left was still audited
+                    done.set_result(None)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer (a later record starts a new one)."""
