@@ -18,9 +18,10 @@ from devicerisk.api.problems import Problem
 from devicerisk.api.service import Service
 from devicerisk.contract import purposes
 
-#: Purposes of lookups and labels: the contract's purposes of processing (2.8); of reading the audit trail; of
-#: managing keys and privacy requests. Each must be registered (``purposes.require`` fails at import otherwise).
-LOOKUP_PURPOSES = purposes.processing()
+#: Purposes of lookups and labels: the contract's purposes of processing (2.8) but those that need consent (a
+#: lookup names one account, and the serving snapshots hold no consent state to check it against); of reading
+#: the audit trail; of managing keys and privacy requests. Each must be registered (``purposes.require``).
+LOOKUP_PURPOSES = tuple(p for p in purposes.processing() if not purposes.require(p).needs_consent)
 AUDIT_PURPOSES = tuple(purposes.require(p).name for p in ("audit",))
 ADMIN_PURPOSES = tuple(purposes.require(p).name for p in ("security", "data_subject_rights"))
 
