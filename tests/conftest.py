@@ -139,18 +139,6 @@ def demo_keys_in_env(demo_lake: Settings, monkeypatch: pytest.MonkeyPatch) -> No
 def lookup_lake(demo_lake: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A copy of the demo lake (data and keys) for one test module of the lookup service, which writes to it
     (audit records, API keys, labels, erasures) while the demo lake stays as built."""
-    import shutil
+    from factories import copy_lake
 
-    root = tmp_path_factory.mktemp("lookup-lake")
-    shutil.copytree(demo_lake.data_dir, root / "data", symlinks=True)
-    shutil.copytree(demo_lake.secrets_dir, root / "secrets")
-    return demo_lake.model_copy(
-        update={
-            "data_dir": root / "data",
-            "secrets_dir": root / "secrets",
-            "pseudonym_key_file": root / "secrets" / "pseudonym.key",
-            "quarantine_key_file": root / "secrets" / "quarantine.key",
-            "audit_key_file": root / "secrets" / "audit.key",
-            "verification_key_file": root / "secrets" / "verification.key",
-        }
-    )
+    return copy_lake(demo_lake, tmp_path_factory.mktemp("lookup-lake"))

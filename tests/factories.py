@@ -398,3 +398,23 @@ def verified(by: str = "test-officer") -> Claim:
     """An identity verification as the privacy officer records one made in person (6.4.2): what a request that is
     not about verification itself gives."""
     return verification.manual(Method.IN_PERSON, by)
+
+
+def copy_lake(settings: Any, root: Path) -> Any:
+    """A copy of the lake of ``settings`` (its data and its key files) under ``root``, and settings that point at it:
+    a test that writes to it, or destroys its keys, leaves the original as it was."""
+    import shutil
+
+    shutil.copytree(settings.data_dir, root / "data", symlinks=True)
+    shutil.copytree(settings.secrets_dir, root / "secrets")
+    keys = root / "secrets"
+    return settings.model_copy(
+        update={
+            "data_dir": root / "data",
+            "secrets_dir": keys,
+            "pseudonym_key_file": keys / "pseudonym.key",
+            "quarantine_key_file": keys / "quarantine.key",
+            "audit_key_file": keys / "audit.key",
+            "verification_key_file": keys / "verification.key",
+        }
+    )

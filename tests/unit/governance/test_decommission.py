@@ -27,7 +27,7 @@ from devicerisk.privacy.encryption import DecryptionError
 from devicerisk.privacy.keys import Key, MissingKeyError, decode_key_text, load_pseudonym_key, load_quarantine_key
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.store import api_keys, audit, incidents, quarantine
-from factories import landing_events, synth_lake
+from factories import copy_lake, landing_events, synth_lake
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -169,17 +169,7 @@ def test_clause_5_1_3_the_command_refuses_a_folder_that_holds_no_store(tmp_path:
 @pytest.fixture
 def scored_lake(demo_lake: Settings, tmp_path: Path) -> Settings:
     """A copy of the demo lake (events, labels, a model, scores, serving snapshots) and of its keys."""
-    shutil.copytree(demo_lake.data_dir, tmp_path / "data", symlinks=True)
-    shutil.copytree(demo_lake.secrets_dir, tmp_path / "secrets")
-    return demo_lake.model_copy(
-        update={
-            "data_dir": tmp_path / "data",
-            "secrets_dir": tmp_path / "secrets",
-            "pseudonym_key_file": tmp_path / "secrets" / "pseudonym.key",
-            "quarantine_key_file": tmp_path / "secrets" / "quarantine.key",
-            "audit_key_file": tmp_path / "secrets" / "audit.key",
-        }
-    )
+    return copy_lake(demo_lake, tmp_path)  # its own verification key too: the run destroys every key it names
 
 
 def _subjects_per_cell(events: Path, scores: Path) -> dict[tuple[str, ...], int]:
