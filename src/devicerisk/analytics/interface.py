@@ -230,7 +230,6 @@ def _for_purpose(events: ds.Dataset, serves: purposes.Purpose, state: dict[str, 
 def _login() -> str:
     """The analyst's login name for the audit record (``analyst`` when it cannot be told, or is not a plain name)."""
     try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
+        return audit.check_name("actor", getpass.getuser())
+    except (KeyError, OSError, audit.AuditError):
         return "analyst"
-    return name if re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name) else "analyst"

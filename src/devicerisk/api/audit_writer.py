@@ -62,17 +62,25 @@ class GroupAudit:
 
     def _write_in_loop(self) -> None:
         batch, self._in_loop = self._in_loop, []
+        error = self._flush([body for body, _ in batch])
+        for _, done in batch:
+            if done.done():  # a request whose client left was still audited
+                continue
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+        if error is not None and not isinstance(error, Exception):
+            raise error  # an interrupt is the loop's to handle, not the requests'
+
+    def _flush(self, bodies: list[dict[str, object]]) -> BaseException | None:
+        """Write ``bodies`` in one group commit; the error, if it failed (then none of them was audited)."""
         try:
-            audit.append_many(self.trail, [body for body, _ in batch])
-        except Exception as err:  # every request of the batch fails with it: none was audited
-            log.error("audit write failed for %d records: %s", len(batch), type(err).__name__)
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(err)
-        else:
-            for _, done in batch:
-                if not done.done():  # a request whose client left was still audited
-                    done.set_result(None)
+            audit.append_many(self.trail, bodies)
+        except BaseException as err:
+            log.error("audit write failed for %d records: %s", len(bodies), type(err).__name__)
+            return err
+        return None
 
     def close(self) -> None:
         """Write what is queued, then stop the writer (a later record starts a new one)."""
@@ -95,12 +103,9 @@ class GroupAudit:
                 batch, self._queue = self._queue, []
             # a request cancelled while queued (its client left) is still audited; only its answer is gone
             waiting = [done for _, done in batch if done.set_running_or_notify_cancel()]
-            try:
-                audit.append_many(self.trail, [body for body, _ in batch])
-            except BaseException as err:  # every request of the batch fails with it: none was audited
-                log.error("audit write failed for %d records: %s", len(batch), type(err).__name__)
-                for done in waiting:
-                    done.set_exception(err)
-            else:
-                for done in waiting:
+            error = self._flush([body for body, _ in batch])
+            for done in waiting:
+                if error is None:
                     done.set_result(None)
+                else:
+                    done.set_exception(error)
