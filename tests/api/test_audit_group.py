@@ -23,8 +23,7 @@ def test_records_from_many_threads_form_one_intact_chain(settings: Settings) -> 
             writer.record(audit.body(f"t{n}", "fraud_analyst", "api.account_risk", "risk_control", {"i": i}))
             seen.append(_on_disk(trail, f"t{n}", i))  # on disk before the call returned
 
-    flushes = mock.patch.object(audit, "append_many", wraps=audit.append_many)
-    with flushes as spy:
+    with mock.patch.object(writer._appender, "append", wraps=writer._appender.append) as spy:
         threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()
@@ -36,7 +35,7 @@ def test_records_from_many_threads_form_one_intact_chain(settings: Settings) -> 
     assert len(seen) == 320 and all(seen)
     for n in range(8):  # each thread's records in its own order
         assert [r["counts"]["i"] for r in records if r["actor"] == f"t{n}"] == list(range(40))
-    assert sum(len(call.args[1]) for call in spy.call_args_list) == 320 and spy.call_count < 320
+    assert sum(len(call.args[0]) for call in spy.call_args_list) == 320 and spy.call_count < 320
 
 
 def test_a_failed_flush_fails_the_requests_it_held(settings: Settings) -> None:
@@ -78,7 +77,7 @@ def test_coroutines_and_threads_share_the_chain_and_each_turn_of_the_loop_is_one
         for i in range(30):
             writer.record(audit.body("thread", "auditor", "api.audit_read", "audit", {"i": i}))
 
-    with mock.patch.object(audit, "append_many", wraps=audit.append_many) as spy:
+    with mock.patch.object(writer._appender, "append", wraps=writer._appender.append) as spy:
         thread = threading.Thread(target=other)
         thread.start()
         asyncio.run(rounds())
@@ -86,6 +85,6 @@ def test_coroutines_and_threads_share_the_chain_and_each_turn_of_the_loop_is_one
     records = audit.records(trail.folder)
     assert len(records) == 280 and [r["seq"] for r in records] == list(range(1, 281))
     assert audit.verify(trail) == [] and len(seen) == 250 and all(seen)
-    from_loop = [c.args[1] for c in spy.call_args_list if c.args[1][0]["actor"].startswith("c")]
+    from_loop = [c.args[0] for c in spy.call_args_list if c.args[0][0]["actor"].startswith("c")]
     assert [len(batch) for batch in from_loop] == [25] * 10  # one flush per turn of the loop
     writer.close()

@@ -2,7 +2,8 @@
 
 Every request is audited before it is answered: a record is on disk (fsynced) when :meth:`GroupAudit.record`
 returns, or when :meth:`GroupAudit.arecord` is awaited. One fsync per request would cap a busy service at the
-disk's flush rate, so records that arrive together go out in one write and one flush (``audit.append_many``):
+disk's flush rate, so records that arrive together go out in one write and one flush (``audit.Appender``, which
+keeps the trail's files open):
 
 - ``async`` endpoints (the lookups) queue their record in the event loop, and one callback, run once the loop
   has served every request that was ready, writes them all (a flush takes a fraction of a millisecond; handing
@@ -27,6 +28,7 @@ class GroupAudit:
 
     def __init__(self, trail: audit.Trail) -> None:
         self.trail = trail
+        self._appender = audit.Appender(trail)
         self._cond = threading.Condition()
         self._queue: list[tuple[dict[str, object], Future[None]]] = []
         self._closed = False
@@ -76,7 +78,7 @@ class GroupAudit:
     def _flush(self, bodies: list[dict[str, object]]) -> BaseException | None:
         """Write ``bodies`` in one group commit; the error, if it failed (then none of them was audited)."""
         try:
-            audit.append_many(self.trail, bodies)
+            self._appender.append(bodies)
         except BaseException as err:
             log.error("audit write failed for %d records: %s", len(bodies), type(err).__name__)
             return err
@@ -92,6 +94,7 @@ class GroupAudit:
             thread.join()
         with self._cond:
             self._closed, self._thread = False, None
+        self._appender.close()
 
     def _write(self) -> None:
         while True:

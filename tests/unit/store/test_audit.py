@@ -183,3 +183,36 @@ def test_clause_5_2_3_several_writer_processes_keep_the_chain_whole(trail: audit
     assert all(w.exitcode == 0 for w in writers)
     assert audit.verify(trail) == []
     assert len(audit.records(trail.folder)) == 100
+
+
+def _body(i: int) -> dict[str, object]:
+    return audit.body("lookup-service", "fraud_analyst", "api.account_risk", "risk_control", {"i": i})
+
+
+def test_clause_5_2_3_an_appender_kept_open_joins_the_chain_after_other_writers_replace_its_files(
+    trail: audit.Trail,
+) -> None:
+    """A long-lived appender (the lookup service's) keeps its files open: records another process appends, an
+    expiry that replaces the log and the head, and a removed lock file all leave one chain that verifies."""
+    appender = audit.Appender(trail)
+    try:
+        appender.append([_body(0), _body(1)])
+        writer = mp.get_context("spawn").Process(
+            target=_append_many, args=(str(trail.folder), trail.keys[0].material, 3)
+        )
+        writer.start()
+        writer.join()
+        assert writer.exitcode == 0
+        appender.append([_body(2)])
+        cut = audit.expire(trail, datetime.now().astimezone() + timedelta(days=1))  # replaces log and head
+        assert cut == 6
+        appender.append([_body(3)])
+        (trail.folder / ".lock").unlink()  # a new lock file: the appender must lock that one, not the old
+        appender.append([_body(4)])
+    finally:
+        appender.close()
+    assert audit.verify(trail) == []
+    kept = audit.records(trail.folder)
+    assert [r["action"] for r in kept] == ["audit.expire", "api.account_risk", "api.account_risk"]
+    assert [r["seq"] for r in kept] == [7, 8, 9] and [r["counts"]["i"] for r in kept[1:]] == [3, 4]
+    assert audit._read_head(trail.folder) == (9, kept[-1]["hash"])
