@@ -3,8 +3,10 @@ republished again and again under load, and an erasure carried out while lookups
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +29,10 @@ from factories import served, served_transaction, verified
 def live(lookup_lake: Settings) -> Iterator[dict[str, Any]]:
     settings = lookup_lake.model_copy(update={"vacuum_grace_hours": 0})  # erasures complete at once
     keys = {role: api_keys.create(settings.api_keys_path, role, f"{role}-v")[1] for role in api_keys.ROLES}
-    with served(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+    app = create_app(settings)
+    with served(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         client.headers.update({"X-API-Key": keys["fraud_analyst"], "X-Purpose": "risk_control"})
-        yield {"client": client, "url": url, "keys": keys, "settings": settings}
+        yield {"client": client, "url": url, "keys": keys, "settings": settings, "app": app}
 
 
 def _hammer(
@@ -58,6 +61,7 @@ def test_a_snapshot_republished_under_load_fails_no_request(live: dict[str, Any]
         original.column_names.index("score"), "score", pc.add(original.column("score"), pa.scalar(1.0))
     )
     before = client.get(f"/v1/accounts/{ref}").json()["score"]
+    first_view = weakref.ref(live["app"].state.service.live.current())  # loaded before the service settled
     stop, out = threading.Event(), []  # type: ignore[var-annotated]
     paths = [f"/v1/accounts/{ref}", "/v1/queue?limit=3"]
     threads = [threading.Thread(target=_hammer, args=(live["url"], live["keys"]["fraud_analyst"], paths, stop, out))]
@@ -80,6 +84,8 @@ def test_a_snapshot_republished_under_load_fails_no_request(live: dict[str, Any]
     scores = {o[2]["score"] for o in out if o[0].startswith("/v1/accounts/")}
     assert scores <= {before, before + 1.0}  # whole snapshots: the old or the new, never a mix or an error
     assert client.get(f"/v1/accounts/{ref}").json()["score"] == before
+    gc.collect()
+    assert first_view() is None  # a replaced view is freed, though the service froze it out of collections
 
 
 def _served_within(client: httpx.Client, path: str, score: float, seconds: float) -> bool:

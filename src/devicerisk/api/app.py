@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from devicerisk.api import admin, audit_trail, identify, labels, problems, queue, risk, score
 from devicerisk.api.deps import document_access
-from devicerisk.api.service import Service
+from devicerisk.api.service import Service, settle
 from devicerisk.config import Settings
 
 DESCRIPTION = """The fraud team's risk lookups: accounts, transactions, devices, score-now, lookup by a raw identifier,
@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        settle()  # the app is built: keep its objects out of the collections that would stall requests
         yield
         service.close()
 

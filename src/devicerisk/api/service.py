@@ -7,6 +7,7 @@ every other endpoint, before any model exists.
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,18 @@ from devicerisk.privacy.keys import load_pseudonym_keyring
 from devicerisk.privacy.pseudonymise import Pseudonymiser
 from devicerisk.store import audit
 from devicerisk.store.api_keys import KeyStore
+
+
+def settle() -> None:
+    """Exempt every object alive now from later garbage collections.
+
+    What the service builds at start (its modules, the serving view, the scorer's model) lives as long as the
+    process. Left in the collector's oldest generation, each full collection walks all of it, about 150 ms on
+    this service's imports alone, and every request waiting behind it is delayed as long: that was the lookup
+    latency's p99. Frozen, a full collection walks only what requests have made since.
+    """
+    gc.collect()  # garbage of the start-up, not frozen with the rest
+    gc.freeze()
 
 
 @dataclass
@@ -69,6 +82,7 @@ class Service:
                     scorer = self._opened["scorer"] = RealtimeScorer.open(self.settings)
                 except NotScorable as err:
                     raise Problem(503, f"score now is not available: {err}", {"Retry-After": "60"}) from None
+                settle()  # the model and the modules it imported live as long as the process
             return scorer
 
     def close(self) -> None:
