@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import os
@@ -222,7 +223,40 @@ class Conn:
         return status
 
 
+class ClientPauses:
+    """The load generator's own garbage-collection pauses while it measures: a pause delays the clock of every
+    request in flight, and would be counted as the server's latency. What exists before is frozen (out of the
+    collector's reach), and the pauses that remain are reported beside the latencies."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._began = 0.0
+
+    def _track(self, phase: str, _: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._began) * 1000)
+
+    def __enter__(self) -> ClientPauses:
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(self._track)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._track)
+        gc.unfreeze()
+
+
 async def open_loop(port: int, paths: list[str], rate: float, seconds: float, headers: dict[str, str]) -> dict:
+    with ClientPauses() as client:
+        return await _open_loop(port, paths, rate, seconds, headers) | {
+            "client_gc_pause_max_ms": round(max(client.pauses, default=0.0), 2)
+        }
+
+
+async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, headers: dict[str, str]) -> dict:
     pool: asyncio.Queue[Conn] = asyncio.Queue()
     for _ in range(64):
         pool.put_nowait(await Conn.open(port, headers))
