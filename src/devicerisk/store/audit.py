@@ -136,6 +136,7 @@ class Appender:
         self.trail = trail
         self._mutex = threading.Lock()  # a file lock held through one descriptor does not exclude threads
         self._fds: dict[str, int] = {}
+        self._paths = {name: str(trail.folder / name) for name in (".lock", HEAD_NAME, LOG_NAME)}
 
     def append(self, bodies: list[dict[str, object]]) -> list[dict[str, object]]:
         """Append records made by :func:`body`, in order; on disk when this returns. Returns them."""
@@ -170,7 +171,7 @@ class Appender:
 
     def _current(self, name: str, fd: int) -> bool:
         try:
-            st = os.stat(self.trail.folder / name)
+            st = os.stat(self._paths[name])
         except FileNotFoundError:
             return False
         held = os.fstat(fd)
@@ -184,7 +185,7 @@ class Appender:
         if fd is not None:
             os.close(fd)
         self.trail.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._fds[name] = fd = os.open(self.trail.folder / name, flags, 0o600)
+        self._fds[name] = fd = os.open(self._paths[name], flags, 0o600)
         return fd
 
     def close(self) -> None:
