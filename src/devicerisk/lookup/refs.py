@@ -30,18 +30,21 @@ class Refs:
     """References of one pseudonym key."""
 
     def __init__(self, key: Key) -> None:
-        self._keys = {
+        keys = {
             kind: hmac.new(key.material, b"devicerisk/lookup-ref/" + kind.encode(), "sha256").digest() for kind in KINDS
         }
+        # one block, never a message: ECB of a single block is the bare AES permutation; a cipher is made once per
+        # kind (each call takes a fresh encryptor or decryptor from it)
+        self._ciphers = {kind: Cipher(algorithms.AES(k), modes.ECB()) for kind, k in keys.items()}
 
     def __repr__(self) -> str:  # never print the keys
         return "Refs()"
 
     def _cipher(self, kind: str) -> Cipher:
-        if kind not in KINDS:
+        cipher = self._ciphers.get(kind)
+        if cipher is None:
             raise ValueError(f"unknown reference kind {kind!r} (known: {', '.join(KINDS)})")
-        # one block, never a message: ECB of a single block is the bare AES permutation
-        return Cipher(algorithms.AES(self._keys[kind]), modes.ECB())
+        return cipher
 
     def ref(self, kind: str, pid: str) -> str:
         """The reference of the pseudonym ``pid`` of ``kind``."""
