@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_access(app, routers)
 
     @app.get("/health", tags=["health"], summary="Whether the service is up (no key needed, nothing read)")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # nothing to wait for: no thread-pool hop
         return {"status": "ok"}
 
     return app
