@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 import pyarrow as pa
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from devicerisk.config import Settings
@@ -27,6 +27,7 @@ from devicerisk.risk.scoring import (
 )
 from devicerisk.risk.service import RiskStores, score_accounts
 from devicerisk.runtime import Runtime, for_run
+from devicerisk.store import registry
 
 
 @retried
@@ -107,8 +108,12 @@ def score_transactions_flow(data_dir: str | None = None, labels: bool = True) ->
 
 @flow(name="score-accounts")
 def score_accounts_flow(data_dir: str | None = None) -> dict[str, int]:
-    """Rescore every recently active account with the champion model."""
+    """Rescore every recently active account with the champion model. With no model yet (a new install), it says
+    so and scores nothing: the daily deployment's run completes (the pipeline trains the first model)."""
     rt = for_run(data_dir)
+    if registry.champion(rt.settings.models_dir) is None:
+        get_run_logger().warning("no model yet, so no account scored: the pipeline trains the first one")
+        return {"accounts_scored": 0}
     counts = accounts(rt)
     record(rt.audit, "score-flow", "score_accounts", counts, purpose="risk_control")
     publish_counts("score_accounts", counts)

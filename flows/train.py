@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 from devicerisk.flows.tasks import record, retried, step
 from devicerisk.risk.labels import ingest_labels
 from devicerisk.risk.publish import card_markdown
-from devicerisk.risk.service import TrainOutcome, train_and_register
+from devicerisk.risk.service import TrainOutcome, not_trainable, train_and_register
 from devicerisk.risk.truth import pseudonymised_truth
 from devicerisk.runtime import Runtime, for_run
 
@@ -47,12 +47,17 @@ def publish_card(outcome: TrainOutcome) -> None:
 
 
 @flow(name="train")
-def train_flow(data_dir: str | None = None, labels: bool = True) -> TrainOutcome:
+def train_flow(data_dir: str | None = None, labels: bool = True) -> TrainOutcome | None:
     """Ingest new labels (unless ``labels`` is False: the calling flow did), train both scores, publish the
-    card, audit the run."""
+    card, audit the run. On a lake too short to train yet (a new install), it says why and trains nothing
+    (None): the weekly deployment's run completes, and the pipeline trains the first model once it can."""
     rt = for_run(data_dir)  # a missing key stops the run before it trains
     if labels:
         ingest_and_record_labels(rt)
+    why = not_trainable(rt.risk, rt.plan)
+    if why is not None:
+        get_run_logger().warning("nothing trained: %s", why)
+        return None
     outcome = train_models(rt)
     publish_card(outcome)
     meta = outcome.metadata

@@ -22,6 +22,9 @@ def train(data_dir: DataDir = None) -> None:
     from devicerisk.flows.train import train_flow
 
     outcome = train_flow(str(Settings.at(data_dir).data_dir))
+    if outcome is None:
+        console.print("nothing trained: the lake is too short yet (the run's warning above says why)")
+        raise typer.Exit(1)
     meta = outcome.metadata["transaction"]
     console.print(f"model {outcome.version} ({meta['kind']}): {outcome.reason}")
     for note in outcome.metadata["notes"]:

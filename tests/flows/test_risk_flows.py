@@ -100,3 +100,18 @@ def test_risk_step_skips_a_lake_too_short_to_train(prefect_db: Path, env_setting
     ingest_flow(str(s.data_dir))
     assert risk_flow(str(s.data_dir)) == {"transactions_scored": 0, "accounts_scored": 0}
     assert registry.champion(s.models_dir) is None and not s.serving_dir.exists()
+
+
+def test_the_scheduled_train_and_account_flows_complete_on_a_new_install(
+    prefect_db: Path, env_settings: Settings
+) -> None:
+    """The weekly and daily deployments on a lake too short to train: each run completes, trains and scores
+    nothing, and says why (an operator's first day must not show failed runs)."""
+    s = env_settings
+    generate(s.landing_dir, SynthConfig(accounts=60, days=1, seed=29))
+    ingest_flow(str(s.data_dir))
+    trained = train_flow(str(s.data_dir), return_state=True)
+    scored = score_accounts_flow(str(s.data_dir), return_state=True)
+    assert trained.is_completed() and trained.result() is None
+    assert scored.is_completed() and scored.result() == {"accounts_scored": 0}
+    assert registry.champion(s.models_dir) is None and not s.serving_dir.exists()
