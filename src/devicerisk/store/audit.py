@@ -153,7 +153,9 @@ class Appender:
                     seq, prev = int(record["seq"]), str(record["hash"])  # type: ignore[call-overload]
                     records.append(record)
                 log = self._fd(LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-                os.write(log, "".join(_line(r) for r in records).encode())
+                data = memoryview("".join(_line(r) for r in records).encode())
+                while data:  # a regular file takes it all at once, but a short write must not cut a record
+                    data = data[os.write(log, data) :]
                 _sync(log)
                 os.pwrite(head, _head_line(records[-1]), 0)  # never shorter: the sequence only grows
             finally:
