@@ -25,7 +25,7 @@ from pathlib import Path
 
 from devicerisk.contract import purposes
 from devicerisk.privacy.keys import Key
-from devicerisk.store.files import locked
+from devicerisk.store.files import LOCK_NAME, locked
 
 LOG_NAME = "audit.log"
 HEAD_NAME = "audit.head"
@@ -136,7 +136,7 @@ class Appender:
         self.trail = trail
         self._mutex = threading.Lock()  # a file lock held through one descriptor does not exclude threads
         self._fds: dict[str, int] = {}
-        self._paths = {name: str(trail.folder / name) for name in (".lock", HEAD_NAME, LOG_NAME)}
+        self._paths = {name: str(trail.folder / name) for name in (LOCK_NAME, HEAD_NAME, LOG_NAME)}
 
     def append(self, bodies: list[dict[str, object]]) -> list[dict[str, object]]:
         """Append records made by :func:`body`, in order; on disk when this returns. Returns them."""
@@ -165,9 +165,9 @@ class Appender:
     def _locked(self) -> int:
         """The folder's writer lock, held (its lock file recreated if it was removed since it was opened)."""
         while True:
-            lock = self._fd(".lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            lock = self._fd(LOCK_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if self._current(".lock", lock):
+            if self._current(LOCK_NAME, lock):
                 return lock
             fcntl.flock(lock, fcntl.LOCK_UN)
 

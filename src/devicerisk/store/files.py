@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+#: The writer lock file of a store's folder (``locked``; ``audit.Appender`` holds it through a kept descriptor).
+LOCK_NAME = ".lock"
+
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a part."""
@@ -25,7 +28,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
 def locked(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s exclusive writer lock (a ``.lock`` file in it, created with the folder if missing)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with (folder / ".lock").open("a") as lock:
+    with (folder / LOCK_NAME).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -37,11 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from devicerisk.store import lake, lake_scan
-from devicerisk.store.files import locked, write_atomic
+from devicerisk.store.files import LOCK_NAME, locked, write_atomic
 from devicerisk.store.rows import TRANSACTION_COLUMN, SubjectRows
 
 MANIFEST = "manifest.json"
-LOCK = ".lock"
 #: More segments than this are consolidated into one, ordered by ``t``, so a read stays a few mappings.
 MAX_SEGMENTS = 8
 _BATCH_ROWS = 1 << 20  # rows per record batch in a segment: few, long, contiguous columns
@@ -154,7 +153,7 @@ def _write_segment(signals_dir: Path, rows: pa.Table, version: int) -> _Segment:
 
 def _remove_strays(signals_dir: Path, keep: _Manifest | None) -> None:
     """Remove every file but the lock, the manifest and the segments ``keep`` names."""
-    names = {LOCK, MANIFEST} | ({s.name for s in keep.segments} if keep is not None else set())
+    names = {LOCK_NAME, MANIFEST} | ({s.name for s in keep.segments} if keep is not None else set())
     for path in signals_dir.iterdir():
         if path.name not in names:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -300,7 +299,7 @@ def subject_rows(signals_dir: Path, subject: SubjectRows, *, on_disk: bool = Fal
     if not signals_dir.is_dir():
         return 0
     n = 0
-    for path in sorted(p for p in signals_dir.iterdir() if p.name not in (LOCK, MANIFEST)):
+    for path in sorted(p for p in signals_dir.iterdir() if p.name not in (LOCK_NAME, MANIFEST)):
         try:
             n += _subject_count(_map(path), subject)
         except (pa.ArrowInvalid, OSError):

@@ -20,6 +20,7 @@ from devicerisk.risk import signals
 from devicerisk.risk.signals import BUILDER
 from devicerisk.store import lake, lake_rewrite, lake_scan, signal_log
 from devicerisk.store import lake_maintenance as lakes
+from devicerisk.store.files import LOCK_NAME
 from factories import event, write_batch
 
 #: Weeks ago, so that the later batches (up to five weeks on) are not in the future: ingest refuses those.
@@ -199,11 +200,11 @@ def test_drop_removes_everything_and_a_missing_log_reads_as_none(settings: Setti
     assert signal_log.drop(sig) == 24
 
     assert signal_log.read(sig, BUILDER) is None
-    assert [p.name for p in sig.iterdir()] == [signal_log.LOCK] and (sig / signal_log.LOCK).stat().st_size == 0
+    assert [p.name for p in sig.iterdir()] == [LOCK_NAME] and (sig / LOCK_NAME).stat().st_size == 0
     assert signal_log.refresh(settings.lake_dir, sig, BUILDER).rebuilt  # the next refresh builds it again
 
 
 def test_segments_and_manifest_are_private_files(built: Path) -> None:
-    modes = {p.name: p.stat().st_mode & 0o777 for p in built.iterdir() if p.name != signal_log.LOCK}
+    modes = {p.name: p.stat().st_mode & 0o777 for p in built.iterdir() if p.name != LOCK_NAME}
     assert len(modes) == 2 and set(modes.values()) == {0o600}
     assert built.stat().st_mode & 0o777 == 0o700
