@@ -61,6 +61,7 @@ def test_a_snapshot_republished_under_load_fails_no_request(live: dict[str, Any]
         original.column_names.index("score"), "score", pc.add(original.column("score"), pa.scalar(1.0))
     )
     before = client.get(f"/v1/accounts/{ref}").json()["score"]
+    assert gc.get_freeze_count() > 0  # the service froze what it built at start, out of the collector's walks
     first_view = weakref.ref(live["app"].state.service.live.current())  # loaded before the service settled
     stop, out = threading.Event(), []  # type: ignore[var-annotated]
     paths = [f"/v1/accounts/{ref}", "/v1/queue?limit=3"]
