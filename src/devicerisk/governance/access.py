@@ -22,6 +22,8 @@ from devicerisk.store.rows import SubjectRows
 #: Stores an access export leaves out, and why (said in the export's summary and in the receipt).
 NOT_EXPORTED = {
     "signals": "a copy of the events in lake.events, kept to compute risk scores: the same records, exported there",
+    "entrust": "copies of events in lake.events made for a processor, pseudonyms re-keyed for it: the same records, "
+    "exported there",
 }
 
 

@@ -19,14 +19,21 @@ subjects and joins are intact), but two extracts, or an extract and the lake, sh
 needs are kept as the lake holds them (times, amounts): the lake itself is never handed out.
 
 Every export, end, expiry and listing is audited: who, what, the processor's name, counts; never a value.
+
+**An erasure reaches the extracts** (6.2.2): the subject's pseudonyms are re-keyed with each active extract's key,
+which finds the subject's rows in it as the lake's pseudonyms find them in the lake; they are removed, the manifest
+and the register follow, and the register records the erasure, so the request can be forwarded to a processor
+that already holds a copy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -43,7 +50,10 @@ from devicerisk.privacy.consent import covered_accounts
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import rekey
 from devicerisk.store import audit, lake, processors, warehouse
-from devicerisk.store.processors import ACTIVE, ENDED, Deletion, Entrustment, ExtractFile
+from devicerisk.store.processors import ACTIVE, ENDED, Deletion, Entrustment, Erasure, ExtractFile
+from devicerisk.store.rows import SubjectRows
+
+log = logging.getLogger(__name__)
 
 CLAUSE = "4.4"
 ROLE = "privacy_officer"
@@ -296,6 +306,72 @@ def overdue(stores: Stores, now: datetime) -> list[tuple[Entrustment, str]]:
         elif entry.deletion is not None and entry.deletion.confirmed_by is None:
             out.append((entry, f"ended {entry.deletion.at:%Y-%m-%d}; the processor's deletion is not confirmed"))
     return out
+
+
+def _processor_key(stores: Stores, entry: Entrustment) -> Key | None:
+    """The key ``entry``'s extract was re-keyed with, derived again from the pseudonym key it was made under (None:
+    that key is no longer in the keyring)."""
+    for pseudonymiser in stores.keyring:
+        key = pseudonymiser.derive(KEY_PURPOSE, entry.processor, bytes.fromhex(entry.salt))
+        if key.key_id == entry.key_domain:
+            return key
+    return None
+
+
+def _subject_in(stores: Stores, entry: Entrustment, subject: SubjectRows) -> SubjectRows | None:
+    """The subject as ``entry``'s extract holds it: every pseudonym re-keyed in the processor's domain (None: the
+    extract's key cannot be derived any more, so its rows cannot be told apart)."""
+    key = _processor_key(stores, entry)
+    if key is None:
+        log.warning("the key of extract %s is gone: a subject's rows in it cannot be found", entry.extract_id)
+        return None
+
+    def mapped(values: frozenset[str]) -> frozenset[str]:
+        return frozenset(rekey(key, pa.array(sorted(values), pa.string())).to_pylist())
+
+    return SubjectRows(mapped(subject.accounts), {c: mapped(v) for c, v in subject.identifiers.items()})
+
+
+def _held(stores: Stores) -> Iterator[tuple[int, Entrustment, Path]]:
+    """The active entries of the register whose extract file is here: (position, entry, folder)."""
+    for i, entry in enumerate(processors.register(stores.data_dir)):
+        folder = processors.extract_folder(stores.data_dir, entry.extract_id)
+        if entry.status == ACTIVE and (folder / EVENTS_FILE).exists():
+            yield i, entry, folder
+
+
+def subject_rows(stores: Stores, subject: SubjectRows) -> int:
+    """How many of the subject's events the extracts kept here hold."""
+    n = 0
+    for _, entry, folder in _held(stores):
+        if (mine := _subject_in(stores, entry, subject)) is not None:
+            n += processors.matching_rows(folder, EVENTS_FILE, mine.mask)
+    return n
+
+
+def erase_subject(stores: Stores, subject: SubjectRows, request_id: str, now: datetime) -> int:
+    """Remove the subject's events from every extract kept here, and record the erasure in each entry it changed
+    (its manifest lists the rewritten file); returns how many rows went."""
+    removed = 0
+    with processors.updating(stores.data_dir) as register:
+        for i, entry, folder in _held(stores):
+            mine = _subject_in(stores, entry, subject)
+            written = None if mine is None else processors.remove_rows(folder, EVENTS_FILE, mine.mask)
+            if written is None:
+                continue
+            gone = entry.rows - written.rows
+            entry = register[i] = dataclasses.replace(
+                entry, rows=written.rows, erasures=(*entry.erasures, Erasure(now, request_id, gone))
+            )
+            processors.write_manifest(folder, _manifest(entry, [written]))
+            removed += gone
+    return removed
+
+
+def holders(stores: Stores, request_id: str) -> list[str]:
+    """The processors whose extracts an erasure ``request_id`` changed: they may hold a copy made before it."""
+    changed = (e for e in processors.register(stores.data_dir) if any(x.request_id == request_id for x in e.erasures))
+    return sorted({e.processor for e in changed})
 
 
 def listing(stores: Stores, actor: str) -> list[Entrustment]:

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 from devicerisk.contract.fields import EVENT_TYPES
-from devicerisk.governance import access, subject_data
+from devicerisk.governance import access, entrust, subject_data
 from devicerisk.governance.stores import Stores
 from devicerisk.governance.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.governance.verification import Claim, Record, Unverified, check
@@ -79,19 +79,20 @@ class NotPendingError(RequestError):
 
 
 _DELETING = (RequestKind.ERASURE, RequestKind.CANCELLATION, RequestKind.MINOR)
-_DELETING_STEPS = ("landing", "lake", "snapshots", "quarantine", "warehouse")
+_DELETING_STEPS = ("landing", "lake", "snapshots", "entrust", "quarantine", "warehouse")
 #: The steps of each kind, in order. "state" records what ingest must honour from now on.
 STEPS: dict[RequestKind, tuple[str, ...]] = {
     RequestKind.ACCESS: ("export",),
     RequestKind.WITHDRAWAL: ("state",),
-    RequestKind.ERASURE: ("landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
-    RequestKind.MINOR: ("state", "landing", "lake", "snapshots", "quarantine", "warehouse", "vacuum"),
+    RequestKind.ERASURE: ("landing", "lake", "snapshots", "entrust", "quarantine", "warehouse", "vacuum"),
+    RequestKind.MINOR: ("state", "landing", "lake", "snapshots", "entrust", "quarantine", "warehouse", "vacuum"),
     RequestKind.CANCELLATION: (
         "state",
         "landing",
         "aggregate",
         "lake",
         "snapshots",
+        "entrust",
         "quarantine",
         "warehouse",
         "vacuum",
@@ -374,6 +375,14 @@ def _remains(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetim
                 "text), encrypted: no identifier in them can be matched, so some may be the subject's; they go "
                 "with the quarantine retention",
             }
+        if processors := entrust.holders(stores, row.request_id):
+            out["entrusted_processors"] = {
+                "processors": processors,
+                "until": None,
+                "what": "processors given extracts that held the subject's events (4.4): the subject's rows are gone "
+                "from the extracts kept here; a copy a processor already received is theirs to erase, and this "
+                "request is forwarded to them",
+            }
         if ended := [h for h in governance.holds(stores.warehouse_path) if h.subject_pid in subject.accounts]:
             out["legal_holds"] = {
                 "holds": len(ended),
@@ -448,6 +457,10 @@ def _snapshots(stores: Stores, row: RequestRow, subject: SubjectRows, now: datet
     subject_data.erase_snapshots(stores, subject)
 
 
+def _entrust(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
+    entrust.erase_subject(stores, subject, row.request_id, now)
+
+
 def _quarantine(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
     subject_data.erase_quarantine(stores, subject)
 
@@ -490,6 +503,7 @@ _STEP_FUNCTIONS: dict[str, Callable[[Stores, RequestRow, SubjectRows, datetime],
     "landing": _landing,
     "lake": _lake,
     "snapshots": _snapshots,
+    "entrust": _entrust,
     "quarantine": _quarantine,
     "warehouse": _warehouse,
     "vacuum": _vacuum,

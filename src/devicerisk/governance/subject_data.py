@@ -1,7 +1,8 @@
 """One subject's data in every store: find it, count it, export it, erase it, and prove it is gone.
 
 Stores are discovered, not listed: every Delta table in the lake and every Parquet snapshot under
-the serving and models folders, so tables added later are covered. Quarantined records are matched
+the serving and models folders, so tables added later are covered; the extracts entrusted to processors are
+matched in each one's own key domain (``governance.entrust``). Quarantined records are matched
 by pseudonymising their raw identifiers in memory; the warehouse by account pseudonym. The signal
 log, a derived copy of the lake's events, is counted too and dropped whenever lake rows are erased.
 """
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from devicerisk.governance import entrust
 from devicerisk.governance.stores import Stores
 from devicerisk.governance.subjects import (
     DOMAIN_COLUMNS,
@@ -137,6 +139,8 @@ def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
         for table, rows in governance.subject_state(stores.warehouse_path, subject.accounts).items():
             if rows.num_rows:
                 counts[f"warehouse.{table}"] = rows.num_rows
+    if n := entrust.subject_rows(stores, subject):
+        counts["entrust"] = n
     return counts
 
 
@@ -229,15 +233,16 @@ def vacuum_lake(stores: Stores, grace: timedelta) -> int:
 
 
 def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
-    """Rows of the subject in any Parquet file on disk, referenced by a table version or not, and in any file
-    of the signal log."""
+    """Rows of the subject in any Parquet file on disk, referenced by a table version or not, in any file of the
+    signal log, and in the entrusted extracts kept here."""
     n = 0
     for name in lakes.tables(stores.lake_dir):
         check_matchable(name, lakes.schema(stores.lake_dir, name))
         n += sum(lakes.rows_in_file(p, subject.mask, subject.columns) for p in lakes.data_files(stores.lake_dir, name))
     for root in stores.snapshot_roots.values():
         n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
-    return n + signal_log.subject_rows(stores.signals_dir, subject, on_disk=True)
+    n += signal_log.subject_rows(stores.signals_dir, subject, on_disk=True)
+    return n + entrust.subject_rows(stores, subject)
 
 
 def _pseudonyms(subject: SubjectRows) -> frozenset[str]:

@@ -4,7 +4,8 @@ Everything lives under ``entrust/`` in the data directory:
 
 - ``register.json``: one entry per entrustment (processor, purpose, scope, expiry, status, where its extract is,
   and how it ended: when, by whom, and who at the processor confirmed the deletion). Rewritten atomically under
-  the folder's lock, so a reader sees the old register or the new one and two writers never lose an entry;
+  the folder's lock, so a reader sees the old register or the new one and two writers never lose an entry; an
+  entry also lists the erasures (6.2.2) that removed a data subject's rows from its extract since it was made;
 - ``extracts/<extract_id>/``: the extract's Parquet file and ``manifest.json``, written last, so a folder with a
   manifest holds a whole extract.
 
@@ -20,7 +21,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from devicerisk.store.files import locked, write_atomic
@@ -60,6 +62,16 @@ class Deletion:
 
 
 @dataclass(frozen=True, slots=True)
+class Erasure:
+    """A data subject's rows removed from an active extract by an erasure (6.2.2): a processor that already holds
+    a copy must remove them too, so the request is forwarded to it."""
+
+    at: datetime
+    request_id: str  # the data subject request (its id names no identifier)
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
 class Entrustment:
     """One register entry: what was entrusted to whom, for what, until when, and how it ended."""
 
@@ -82,6 +94,7 @@ class Entrustment:
     salt: str  # hex: with the pseudonym key it re-derives the processor's key (to read a processor's answer)
     status: str = ACTIVE
     deletion: Deletion | None = None
+    erasures: tuple[Erasure, ...] = ()  # subjects' rows removed since the export, oldest first
 
     def expired(self, today: date) -> bool:
         """Whether the extract is past its last day."""
@@ -130,9 +143,11 @@ def _encode(value: Any) -> Any:
 
 
 def _to_json(entry: Entrustment) -> dict[str, Any]:
-    out = {f.name: _encode(getattr(entry, f.name)) for f in dataclasses.fields(entry) if f.name != "deletion"}
+    nested = ("deletion", "erasures")
+    out = {f.name: _encode(getattr(entry, f.name)) for f in dataclasses.fields(entry) if f.name not in nested}
     deletion = entry.deletion
     out["deletion"] = None if deletion is None else {k: _encode(v) for k, v in dataclasses.asdict(deletion).items()}
+    out["erasures"] = [{k: _encode(v) for k, v in dataclasses.asdict(e).items()} for e in entry.erasures]
     return out
 
 
@@ -149,7 +164,8 @@ def _from_json(raw: dict[str, Any]) -> Entrustment:
     values["until"] = date.fromisoformat(values["until"])
     if (d := values.pop("deletion")) is not None:
         d = {**d, "at": datetime.fromisoformat(d["at"]), "confirmed_at": _time(d["confirmed_at"])}
-    return Entrustment(**values, deletion=None if d is None else Deletion(**d))
+    erasures = tuple(Erasure(**{**e, "at": datetime.fromisoformat(e["at"])}) for e in values.pop("erasures", []))
+    return Entrustment(**values, deletion=None if d is None else Deletion(**d), erasures=erasures)
 
 
 def _read(folder: Path) -> list[Entrustment]:
@@ -213,6 +229,23 @@ def write_table(folder: Path, name: str, schema: pa.Schema, batches: Iterable[pa
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return ExtractFile(name, rows, path.stat().st_size, sha256_of(path))
+
+
+def matching_rows(folder: Path, name: str, mask: Callable[[pa.Table], pa.Array]) -> int:
+    """How many rows of the extract file ``name`` ``mask`` selects."""
+    return int(pc.sum(mask(pq.read_table(folder / name))).as_py() or 0)
+
+
+def remove_rows(folder: Path, name: str, mask: Callable[[pa.Table], pa.Array]) -> ExtractFile | None:
+    """Rewrite the extract file ``name`` without the rows ``mask`` selects (a non-null boolean per row), as
+    :func:`write_table` writes; the file as the manifest must now list it, or None when no row matched (the file
+    is left as it was)."""
+    table = pq.read_table(folder / name)
+    selected = mask(table)
+    if not pc.any(selected).as_py():
+        return None
+    kept = table.filter(pc.invert(selected))
+    return write_table(folder, name, kept.schema, kept.to_batches())
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:

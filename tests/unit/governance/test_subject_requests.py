@@ -14,11 +14,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 import retention_world as world
 from devicerisk.config import Settings
-from devicerisk.governance import access, holds, requests, subject_data
+from devicerisk.governance import access, entrust, holds, requests, subject_data
 from devicerisk.governance.requests import RequestKind, Status
 from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.governance.subjects import (
@@ -32,7 +33,7 @@ from devicerisk.ingest.pipeline import ingest_batch
 from devicerisk.ingest.runtime import ingest_context
 from devicerisk.privacy.masking import mask
 from devicerisk.risk import signals
-from devicerisk.store import audit, governance, lake, signal_log, snapshots
+from devicerisk.store import audit, governance, lake, processors, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
 from factories import verified, write_batch
 
@@ -150,6 +151,46 @@ def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[worl
     assert receipt["left_in_current_versions"] == {}
     assert not _PID.search(json.dumps(receipt))  # counts only
     assert audit.records(stores.audit_dir)[-1]["action"] == "request.erasure"
+
+
+def test_clause_6_2_2_an_erasure_reaches_the_extracts_entrusted_to_processors(
+    setup: tuple[world.World, Stores],
+) -> None:
+    """An extract made before the erasure loses the subject's events (found in its own key domain), keeps everyone
+    else's, stays whole (manifest and register agree with the file), and the receipt names the processor."""
+    _w, stores = setup
+    until = world.NOW.date() + timedelta(days=30)
+    entry = entrust.export(
+        stores,
+        processor="acme-analytics",
+        purpose="risk_control",
+        until=until,
+        window=entrust.window(None, None),
+        actor="officer-li",
+        now=world.NOW,
+    )
+    subject = subject_data.with_transactions(stores, resolve(world.SUBJECT, stores.keyring, stores.lake_dir))
+    held = entrust.subject_rows(stores, subject)
+    assert 0 < held < entry.rows  # the subject's events are there, among others'
+    assert subject_data.locate(stores, subject)["entrust"] == held
+
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
+
+    assert row.status == Status.COMPLETED and row.found is not None and row.found["entrust"] == held
+    assert entrust.subject_rows(stores, subject) == 0 and subject_data.left_on_disk(stores, subject) == 0
+    folder = stores.data_dir / entry.location
+    after = processors.register(stores.data_dir)[-1]
+    kept = pq.read_table(folder / entrust.EVENTS_FILE)
+    assert kept.num_rows == after.rows == entry.rows - held  # only the subject's rows went
+    assert [(e.request_id, e.rows) for e in after.erasures] == [(row.request_id, held)]
+    manifest = processors.read_manifest(folder)
+    assert manifest is not None and manifest["rows"] == after.rows
+    assert [(f["rows"], f["sha256"]) for f in manifest["files"]] == [
+        (kept.num_rows, processors.sha256_of(folder / entrust.EVENTS_FILE))
+    ]
+    receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
+    assert receipt["remains"]["entrusted_processors"]["processors"] == ["acme-analytics"]
+    assert receipt["records_per_store"]["entrust"] == held
 
 
 def test_clause_6_2_2_an_erasure_that_left_the_signal_log_does_not_complete(
@@ -282,6 +323,7 @@ class Crash(RuntimeError):
                 "landing",
                 "lake",
                 "snapshots",
+                "entrust",
                 "quarantine",
                 "warehouse",
                 "vacuum",
@@ -395,7 +437,14 @@ def test_clause_6_2_2_erasure_waits_for_the_vacuum_grace_period(settings: Settin
     world.build(settings)  # the default grace of one hour protects running readers
     stores = stores_for(settings)
     row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
-    assert row.status == Status.IN_PROGRESS and row.done == ["landing", "lake", "snapshots", "quarantine", "warehouse"]
+    assert row.status == Status.IN_PROGRESS and row.done == [
+        "landing",
+        "lake",
+        "snapshots",
+        "entrust",
+        "quarantine",
+        "warehouse",
+    ]
     assert [r.request_id for r in requests.pending(stores)] == [row.request_id]
     assert not (stores.requests_dir / row.request_id / "receipt.json").exists()
 
