@@ -14,7 +14,8 @@ after deleting and before recording. Erasures end with a vacuum: the request sta
 until the grace period for running readers has passed and the old files are gone, and with them
 the Delta log entries whose statistics named the subject. A finished request keeps the subject's
 pseudonyms for :data:`SUBJECT_KEPT` only, to recognise a resubmission; the retention purge then
-empties them. The receipt counts what was held, and says what remains.
+empties them. The receipt counts what was held, and says what remains. The kinds, their steps and what each
+step does to the stores are in :mod:`devicerisk.governance.request_steps`; this module runs them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from devicerisk.contract.fields import EVENT_TYPES
 from devicerisk.governance import access, entrust, subject_data
+from devicerisk.governance.request_steps import DELETING, DELETING_STEPS, STEP_FUNCTIONS, STEPS, RequestKind, wait
 from devicerisk.governance.stores import Stores
 from devicerisk.governance.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
 from devicerisk.governance.verification import Claim, Record, Unverified, check
@@ -40,14 +42,6 @@ log = logging.getLogger(__name__)
 
 Checkpoint = Callable[[str], None]
 PURPOSES = tuple(sorted({e.purpose for e in EVENT_TYPES} | {"marketing", "personalisation"}))
-
-
-class RequestKind(StrEnum):
-    ACCESS = "access"
-    ERASURE = "erasure"
-    CANCELLATION = "cancellation"
-    WITHDRAWAL = "withdrawal"
-    MINOR = "minor"
 
 
 class Status(StrEnum):
@@ -76,28 +70,6 @@ class VerificationError(RequestError):
 
 class NotPendingError(RequestError):
     """No request with this id is waiting to be carried on (unknown, or finished meanwhile)."""
-
-
-_DELETING = (RequestKind.ERASURE, RequestKind.CANCELLATION, RequestKind.MINOR)
-_DELETING_STEPS = ("landing", "lake", "snapshots", "entrust", "quarantine", "warehouse")
-#: The steps of each kind, in order. "state" records what ingest must honour from now on.
-STEPS: dict[RequestKind, tuple[str, ...]] = {
-    RequestKind.ACCESS: ("export",),
-    RequestKind.WITHDRAWAL: ("state",),
-    RequestKind.ERASURE: ("landing", "lake", "snapshots", "entrust", "quarantine", "warehouse", "vacuum"),
-    RequestKind.MINOR: ("state", "landing", "lake", "snapshots", "entrust", "quarantine", "warehouse", "vacuum"),
-    RequestKind.CANCELLATION: (
-        "state",
-        "landing",
-        "aggregate",
-        "lake",
-        "snapshots",
-        "entrust",
-        "quarantine",
-        "warehouse",
-        "vacuum",
-    ),
-}
 
 
 #: How long after a request completed the same request is taken for a resubmission and refused.
@@ -238,7 +210,7 @@ def _refuse_if_held(
     stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime, actor: str, role: str
 ) -> None:
     """A deleting request that has deleted nothing yet is rejected while a hold covers its subject."""
-    if row.kind not in _DELETING or any(step in row.done for step in _DELETING_STEPS):
+    if row.kind not in DELETING or any(step in row.done for step in DELETING_STEPS):
         return  # one that has started is paused before its next deleting step instead (see ``process``)
     holds = _holds_on(stores, subject, now)
     if not holds:
@@ -277,14 +249,14 @@ def process(
     for name in STEPS[kind]:
         if _done(stores, row, name):
             continue
-        if name in (*_DELETING_STEPS, "vacuum") and (holds := _holds_on(stores, subject, now)):
-            _wait(stores, row, f"paused by legal hold {holds[0].hold_id} until it ends")  # placed after deleting began
+        if name in (*DELETING_STEPS, "vacuum") and (holds := _holds_on(stores, subject, now)):
+            wait(stores, row, f"paused by legal hold {holds[0].hold_id} until it ends")  # placed after deleting began
             return row
-        if _STEP_FUNCTIONS[name](stores, row, subject, now) is False:
+        if STEP_FUNCTIONS[name](stores, row, subject, now) is False:
             return row  # not yet: it waits for the vacuum grace period, or for landing batches to be ingested
         if name != "aggregate":  # the aggregate step records itself, in its own transaction
             row.done.append(name)
-            if name in _DELETING_STEPS:  # the grace period runs from the last deletion this run committed
+            if name in DELETING_STEPS:  # the grace period runs from the last deletion this run committed
                 row.deleted_at = now
             governance.put_request(stores.warehouse_path, row)
         step(name)
@@ -296,22 +268,6 @@ def _done(stores: Stores, row: RequestRow, name: str) -> bool:
     if name == "export" and name in row.done and not request_files.has_export(stores.requests_dir, row.request_id):
         row.done.remove(name)
     return name in row.done
-
-
-def _wait(stores: Stores, row: RequestRow, reason: str) -> bool:
-    """Record why the request cannot go on yet; it resumes on a later run. Returns False (not done)."""
-    row.reason = reason
-    governance.put_request(stores.warehouse_path, row)
-    log.info("request %s: %s", row.request_id, reason)
-    return False
-
-
-def _landing(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> bool:
-    _, waiting = subject_data.erase_landing(stores, subject, now)
-    if waiting:
-        return _wait(stores, row, f"waiting for {waiting} landing batches holding the subject to be ingested")
-    row.reason = None
-    return True
 
 
 def _complete(
@@ -328,7 +284,7 @@ def _complete(
     }
     if row.kind == RequestKind.ACCESS:
         receipt |= access.receipt(stores, row)
-    if row.kind in _DELETING:
+    if row.kind in DELETING:
         receipt["left_in_current_versions"] = subject_data.locate(stores, subject)
         receipt["rows_left_in_files_on_disk"] = subject_data.left_on_disk(stores, subject)
         receipt["delta_log_files_naming_subject"] = sum(subject_data.left_in_logs(stores, subject).values())
@@ -365,7 +321,7 @@ def _remains(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetim
             "what": "one audit record of this request: its counts per store, no identifier",
         },
     }
-    if row.kind in _DELETING:
+    if row.kind in DELETING:
         n, written = subject_data.unmatchable_quarantine(stores)
         if n and written is not None:
             out["quarantine_unmatchable"] = {
@@ -410,101 +366,3 @@ def pending_request(stores: Stores, request_id: str) -> RequestRow:
     if row is None or row.status not in (Status.VERIFIED, Status.IN_PROGRESS):
         raise NotPendingError(f"request {request_id} is not pending (unknown, or finished meanwhile)")
     return row
-
-
-# -- the steps ------------------------------------------------------------------------------------------------
-def _export(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    access.export(stores, row, subject, now)
-
-
-def _state(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    import pyarrow as pa
-
-    accounts = sorted(subject.accounts)
-    batch = f"request:{row.request_id}"
-    if row.kind == RequestKind.WITHDRAWAL:
-        rows = {
-            "account_pid": accounts,
-            "purpose": [row.options["purpose"]] * len(accounts),
-            "decided_at": [now] * len(accounts),
-            "granted": [False] * len(accounts),
-        }
-        governance.record_state(stores.warehouse_path, "consent_decisions", pa.table(rows), batch)
-    elif row.kind == RequestKind.CANCELLATION:
-        rows = {"account_pid": accounts, "cancelled_at": [now] * len(accounts)}
-        governance.record_state(stores.warehouse_path, "cancellations", pa.table(rows), batch)
-    elif row.kind == RequestKind.MINOR:
-        rows = {
-            "account_pid": accounts,
-            "declared_at": [now] * len(accounts),
-            "minor": [True] * len(accounts),
-            "guardian_consent": [False] * len(accounts),
-        }
-        governance.record_state(stores.warehouse_path, "age_declarations", pa.table(rows), batch)
-
-
-def _aggregate(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    counts = subject_data.event_counts(stores, subject) if row.options.get("mode") == "anonymise" else None
-    row.done.append("aggregate")
-    governance.add_aggregates_for(stores.warehouse_path, counts, row)
-
-
-def _lake(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    subject_data.erase_lake(stores, subject, f"request.{row.kind}")
-
-
-def _snapshots(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    subject_data.erase_snapshots(stores, subject)
-
-
-def _entrust(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    entrust.erase_subject(stores, subject, row.request_id, now)
-
-
-def _quarantine(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    subject_data.erase_quarantine(stores, subject)
-
-
-def _warehouse(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    # What ingest must keep honouring stays: the cancellation (6.3) or the minor's declaration (7.2).
-    keep = {RequestKind.CANCELLATION: ("cancellations",), RequestKind.MINOR: ("age_declarations",)}.get(
-        RequestKind(row.kind), ()
-    )
-    if subject.accounts:
-        governance.delete_subject_state(stores.warehouse_path, subject.accounts, keep_tables=keep)
-
-
-def _vacuum(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> bool:
-    deleted = row.deleted_at or now
-    if now - deleted < stores.grace:
-        log.info("request %s waits for the vacuum grace period (until %s)", row.request_id, deleted + stores.grace)
-        return False
-    subject_data.vacuum_lake(stores, stores.grace)
-    if left := subject_data.left_on_disk(stores, subject):  # files a reader may still need: try again later
-        return _wait(stores, row, f"{left} rows wait in files younger than the vacuum grace period")
-    if logs := subject_data.left_in_logs(stores, subject):
-        # No checkpoint after the deletes is old enough yet (or none was made: a crash after a delete). One made
-        # now lets a later vacuum remove the log entries before it.
-        subject_data.checkpoint_lake(stores, logs)
-        return _wait(
-            stores,
-            row,
-            f"{sum(logs.values())} Delta log files of {', '.join(sorted(logs))} name the "
-            "subject until they are older than the vacuum grace period",
-        )
-    row.reason = None
-    return True
-
-
-_STEP_FUNCTIONS: dict[str, Callable[[Stores, RequestRow, SubjectRows, datetime], bool | None]] = {
-    "export": _export,
-    "state": _state,
-    "aggregate": _aggregate,
-    "landing": _landing,
-    "lake": _lake,
-    "snapshots": _snapshots,
-    "entrust": _entrust,
-    "quarantine": _quarantine,
-    "warehouse": _warehouse,
-    "vacuum": _vacuum,
-}
