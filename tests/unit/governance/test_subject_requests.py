@@ -20,7 +20,7 @@ import pytest
 import retention_world as world
 from devicerisk.config import Settings
 from devicerisk.governance import access, entrust, holds, requests, subject_data
-from devicerisk.governance.requests import RequestKind, Status
+from devicerisk.governance.requests import STEPS, RequestKind, Status
 from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.governance.subjects import (
     Identifiers,
@@ -317,19 +317,7 @@ class Crash(RuntimeError):
     [
         *(
             (RequestKind.ERASURE, {}, s)
-            for s in (
-                "received",
-                "verified",
-                "landing",
-                "lake",
-                "snapshots",
-                "entrust",
-                "quarantine",
-                "warehouse",
-                "vacuum",
-                "receipt",
-                "audited",
-            )
+            for s in ("received", "verified", *STEPS[RequestKind.ERASURE], "receipt", "audited")
         ),
         (RequestKind.CANCELLATION, {"mode": "anonymise"}, "state"),
         (RequestKind.CANCELLATION, {"mode": "anonymise"}, "aggregate"),
@@ -437,14 +425,8 @@ def test_clause_6_2_2_erasure_waits_for_the_vacuum_grace_period(settings: Settin
     world.build(settings)  # the default grace of one hour protects running readers
     stores = stores_for(settings)
     row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
-    assert row.status == Status.IN_PROGRESS and row.done == [
-        "landing",
-        "lake",
-        "snapshots",
-        "entrust",
-        "quarantine",
-        "warehouse",
-    ]
+    assert row.status == Status.IN_PROGRESS and row.done == list(STEPS[RequestKind.ERASURE][:-1])  # all but vacuum
+    assert STEPS[RequestKind.ERASURE][-1] == "vacuum"
     assert [r.request_id for r in requests.pending(stores)] == [row.request_id]
     assert not (stores.requests_dir / row.request_id / "receipt.json").exists()
 
