@@ -20,10 +20,8 @@ needs are kept as the lake holds them (times, amounts): the lake itself is never
 
 Every export, end, expiry and listing is audited: who, what, the processor's name, counts; never a value.
 
-**An erasure reaches the extracts** (6.2.2): the subject's pseudonyms are re-keyed with each active extract's key,
-which finds the subject's rows in it as the lake's pseudonyms find them in the lake; they are removed, the manifest
-and the register follow, and the register records the erasure, so the request can be forwarded to a processor
-that already holds a copy.
+A data subject's rows in the extracts (erasure, incident reports) are found by
+:mod:`devicerisk.governance.entrusted_data`.
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -50,8 +47,7 @@ from devicerisk.privacy.consent import covered_accounts
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import rekey
 from devicerisk.store import audit, lake, processors, warehouse
-from devicerisk.store.processors import ACTIVE, ENDED, Deletion, Entrustment, Erasure, ExtractFile
-from devicerisk.store.rows import SubjectRows
+from devicerisk.store.processors import ACTIVE, ENDED, Deletion, Entrustment, ExtractFile
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +143,7 @@ def _extract_batches(
         yield pa.RecordBatch.from_arrays(arrays, schema=out)
 
 
-def _manifest(entry: Entrustment, files: list[ExtractFile]) -> dict[str, Any]:
+def manifest(entry: Entrustment, files: list[ExtractFile]) -> dict[str, Any]:
     """What the processor receives beside the data: scope, expiry, the key domain's id (never a key), file hashes."""
     return {
         "clause": CLAUSE,
@@ -223,7 +219,7 @@ def export(
                 lake_key_ids=tuple(sorted(key_ids)),
                 salt=salt,
             )
-            processors.write_manifest(folder, _manifest(entry, [written]))
+            processors.write_manifest(folder, manifest(entry, [written]))
         except BaseException:
             processors.remove_extract(folder)  # no half extract is left behind
             raise
@@ -306,72 +302,6 @@ def overdue(stores: Stores, now: datetime) -> list[tuple[Entrustment, str]]:
         elif entry.deletion is not None and entry.deletion.confirmed_by is None:
             out.append((entry, f"ended {entry.deletion.at:%Y-%m-%d}; the processor's deletion is not confirmed"))
     return out
-
-
-def _processor_key(stores: Stores, entry: Entrustment) -> Key | None:
-    """The key ``entry``'s extract was re-keyed with, derived again from the pseudonym key it was made under (None:
-    that key is no longer in the keyring)."""
-    for pseudonymiser in stores.keyring:
-        key = pseudonymiser.derive(KEY_PURPOSE, entry.processor, bytes.fromhex(entry.salt))
-        if key.key_id == entry.key_domain:
-            return key
-    return None
-
-
-def _subject_in(stores: Stores, entry: Entrustment, subject: SubjectRows) -> SubjectRows | None:
-    """The subject as ``entry``'s extract holds it: every pseudonym re-keyed in the processor's domain (None: the
-    extract's key cannot be derived any more, so its rows cannot be told apart)."""
-    key = _processor_key(stores, entry)
-    if key is None:
-        log.warning("the key of extract %s is gone: a subject's rows in it cannot be found", entry.extract_id)
-        return None
-
-    def mapped(values: frozenset[str]) -> frozenset[str]:
-        return frozenset(rekey(key, pa.array(sorted(values), pa.string())).to_pylist())
-
-    return SubjectRows(mapped(subject.accounts), {c: mapped(v) for c, v in subject.identifiers.items()})
-
-
-def _held(stores: Stores) -> Iterator[tuple[int, Entrustment, Path]]:
-    """The active entries of the register whose extract file is here: (position, entry, folder)."""
-    for i, entry in enumerate(processors.register(stores.data_dir)):
-        folder = processors.extract_folder(stores.data_dir, entry.extract_id)
-        if entry.status == ACTIVE and (folder / EVENTS_FILE).exists():
-            yield i, entry, folder
-
-
-def subject_rows(stores: Stores, subject: SubjectRows) -> int:
-    """How many of the subject's events the extracts kept here hold."""
-    n = 0
-    for _, entry, folder in _held(stores):
-        if (mine := _subject_in(stores, entry, subject)) is not None:
-            n += processors.matching_rows(folder, EVENTS_FILE, mine.mask)
-    return n
-
-
-def erase_subject(stores: Stores, subject: SubjectRows, request_id: str, now: datetime) -> int:
-    """Remove the subject's events from every extract kept here, and record the erasure in each entry it changed
-    (its manifest lists the rewritten file); returns how many rows went."""
-    removed = 0
-    with processors.updating(stores.data_dir) as register:
-        for i, entry, folder in _held(stores):
-            mine = _subject_in(stores, entry, subject)
-            written = None if mine is None else processors.remove_rows(folder, EVENTS_FILE, mine.mask)
-            if written is None:
-                continue
-            gone = entry.rows - written.rows
-            entry = register[i] = dataclasses.replace(
-                entry, rows=written.rows, erasures=(*entry.erasures, Erasure(now, request_id, gone))
-            )
-            processors.write_manifest(folder, _manifest(entry, [written]))
-            removed += gone
-    return removed
-
-
-def holders(stores: Stores, request_id: str) -> list[str]:
-    """The processors whose extracts an erasure ``request_id`` changed: they may hold a copy made before it."""
-    changed = (e for e in processors.register(stores.data_dir) if any(x.request_id == request_id for x in e.erasures))
-    return sorted({e.processor for e in changed})
 
 
 def listing(stores: Stores, actor: str) -> list[Entrustment]:

@@ -332,5 +332,5 @@ def _file(stores: Stores, path: Path, parts: tuple[str, ...]) -> Exposure:
         return _landing_file(stores, path, "every record of the file")
     raise IncidentError(
         f"{'/'.join(parts)} is not a file of a store an investigation reads "
-        "(lake or snapshot Parquet files, quarantine batches, landing files)"
+        "(lake or snapshot Parquet files, quarantine batches, landing files, entrusted extracts)"
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from devicerisk.contract.fields import FIELDS, LABEL_FIELDS
 from devicerisk.contract.model import Action, Sensitivity
+from devicerisk.governance import entrusted_data
 from devicerisk.governance.incident import (
     RAW,
     Exposure,
@@ -25,7 +26,7 @@ from devicerisk.governance.incident import (
     field_of,
 )
 from devicerisk.governance.stores import Stores
-from devicerisk.store import audit, incidents
+from devicerisk.store import audit, incidents, processors
 
 CLAUSE = "5.3.3"
 _RANK = {Sensitivity.NONE: 0, Sensitivity.PERSONAL: 1, Sensitivity.SENSITIVE: 2}
@@ -62,9 +63,17 @@ def investigate(
         scope: dict[str, Any] = {"store": store, "window": window.describe()}
         scope |= {"from": window.start and window.start.isoformat(), "to": window.end and window.end.isoformat()}
     else:
-        found = exposed_files(stores, files)
+        found = [_exposed_file(stores, f) for f in files]
         scope = {"files": [e.part for e in found]}
     return Incident(incidents.new_id(now), now, actor, scope, found)
+
+
+def _exposed_file(stores: Stores, given: Path) -> Exposure:
+    """What one named file held; an entrusted extract's files are read in the processor's key domain."""
+    path = (given if given.exists() else stores.data_dir / given).resolve()
+    if path.is_relative_to(processors.entrust_dir(stores.data_dir).resolve()) and path.is_file():
+        return entrusted_data.exposure(stores, path)
+    return exposed_files(stores, [given])[0]
 
 
 def _fields(exposures: list[Exposure]) -> dict[str, set[str]]:

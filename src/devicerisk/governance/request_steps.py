@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-from devicerisk.governance import access, entrust, subject_data
+from devicerisk.governance import access, entrusted_data, subject_data
 from devicerisk.governance.stores import Stores
 from devicerisk.store import governance
 from devicerisk.store.governance import RequestRow
@@ -115,7 +115,7 @@ def _snapshots(stores: Stores, row: RequestRow, subject: SubjectRows, now: datet
 
 
 def _entrust(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:
-    entrust.erase_subject(stores, subject, row.request_id, now)
+    entrusted_data.erase_subject(stores, subject, row.request_id, now)
 
 
 def _quarantine(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetime) -> None:

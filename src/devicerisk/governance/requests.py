@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from devicerisk.contract.fields import EVENT_TYPES
-from devicerisk.governance import access, entrust, subject_data
+from devicerisk.governance import access, entrusted_data, subject_data
 from devicerisk.governance.request_steps import DELETING, DELETING_STEPS, STEP_FUNCTIONS, STEPS, RequestKind, wait
 from devicerisk.governance.stores import Stores
 from devicerisk.governance.subjects import Identifiers, UnknownSubjectError, from_json, resolve, to_json
@@ -331,7 +331,7 @@ def _remains(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetim
                 "text), encrypted: no identifier in them can be matched, so some may be the subject's; they go "
                 "with the quarantine retention",
             }
-        if processors := entrust.holders(stores, row.request_id):
+        if processors := entrusted_data.holders(stores, row.request_id):
             out["entrusted_processors"] = {
                 "processors": processors,
                 "until": None,

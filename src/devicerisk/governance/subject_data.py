@@ -2,7 +2,7 @@
 
 Stores are discovered, not listed: every Delta table in the lake and every Parquet snapshot under
 the serving and models folders, so tables added later are covered; the extracts entrusted to processors are
-matched in each one's own key domain (``governance.entrust``). Quarantined records are matched
+matched in each one's own key domain (``governance.entrusted_data``). Quarantined records are matched
 by pseudonymising their raw identifiers in memory; the warehouse by account pseudonym. The signal
 log, a derived copy of the lake's events, is counted too and dropped whenever lake rows are erased.
 """
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from devicerisk.governance import entrust
+from devicerisk.governance import entrusted_data
 from devicerisk.governance.stores import Stores
 from devicerisk.governance.subjects import (
     DOMAIN_COLUMNS,
@@ -139,7 +139,7 @@ def locate(stores: Stores, subject: SubjectRows) -> dict[str, int]:
         for table, rows in governance.subject_state(stores.warehouse_path, subject.accounts).items():
             if rows.num_rows:
                 counts[f"warehouse.{table}"] = rows.num_rows
-    if n := entrust.subject_rows(stores, subject):
+    if n := entrusted_data.subject_rows(stores, subject):
         counts["entrust"] = n
     return counts
 
@@ -242,7 +242,7 @@ def left_on_disk(stores: Stores, subject: SubjectRows) -> int:
     for root in stores.snapshot_roots.values():
         n += sum(pc.sum(subject.mask(snapshots.read(p))).as_py() or 0 for p in snapshots.files(root))
     n += signal_log.subject_rows(stores.signals_dir, subject, on_disk=True)
-    return n + entrust.subject_rows(stores, subject)
+    return n + entrusted_data.subject_rows(stores, subject)
 
 
 def _pseudonyms(subject: SubjectRows) -> frozenset[str]:

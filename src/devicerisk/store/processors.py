@@ -231,6 +231,11 @@ def write_table(folder: Path, name: str, schema: pa.Schema, batches: Iterable[pa
     return ExtractFile(name, rows, path.stat().st_size, sha256_of(path))
 
 
+def read_batches(folder: Path, name: str) -> Iterator[pa.RecordBatch]:
+    """The rows of the extract file ``name``, a batch at a time."""
+    yield from pq.ParquetFile(folder / name).iter_batches()
+
+
 def matching_rows(folder: Path, name: str, mask: Callable[[pa.Table], pa.Array]) -> int:
     """How many rows of the extract file ``name`` ``mask`` selects."""
     return int(pc.sum(mask(pq.read_table(folder / name))).as_py() or 0)

@@ -20,6 +20,8 @@ from devicerisk.contract.fields import FIELDS
 from devicerisk.contract.schema import LAKE_META, output_columns
 from devicerisk.governance import entrust
 from devicerisk.governance.entrust import EntrustError
+from devicerisk.governance.incident import IncidentError
+from devicerisk.governance.incident_report import investigate, to_json
 from devicerisk.governance.purge import purge
 from devicerisk.governance.retention_check import verify
 from devicerisk.governance.stores import Stores, stores_for
@@ -259,3 +261,36 @@ def test_clause_4_4_an_edited_register_cannot_make_end_delete_outside_the_extrac
     with pytest.raises(processors.RegisterError, match=re.escape("not an extract id: '../../lake'")):
         entrust.end(lake, processor="acme", actor="officer-li", confirmed_by=None, now=NOW)
     assert (lake.lake_dir / "events").is_dir() and (lake.data_dir / entry.location).is_dir()
+
+
+def test_clause_5_3_3_an_exposed_extract_is_reported_with_its_subjects_named_as_the_lake_names_them(
+    settings: Settings, lake: Stores
+) -> None:
+    """A processor's extract leaks: the incident report reads it, names its subjects by their lake pseudonyms (not
+    the processor's), and the register beside it holds no personal data."""
+    entry = _export(lake, "acme", "account_management")
+    folder = lake.data_dir / entry.location
+    types = sorted(purposes.require("account_management").event_types)
+    query = "SELECT DISTINCT account_id_pid FROM events WHERE list_contains($t, event_type) AND account_id_pid > ''"
+    in_lake = {a for (a,) in _lake_sql(settings, query, {"t": types})}
+    rekeyed = {r["account_id_pid"] for r in _extract(lake, entry)} - {None}
+    assert in_lake and rekeyed.isdisjoint(in_lake)  # the extract holds the processor's pseudonyms only
+
+    register = lake.data_dir / "entrust" / processors.REGISTER
+    incident = investigate(lake, actor="officer-ann", now=NOW, files=[folder / entrust.EVENTS_FILE, register])
+    extract, listing = incident.exposures
+    assert (extract.store, extract.rows) == ("entrust", entry.rows)
+    assert extract.accounts == in_lake  # named as the lake and the notification run name them
+    assert set(extract.key_ids) == set(entry.lake_key_ids) and any("acme" in n for n in extract.notes)
+    assert extract.fields and set(extract.fields) <= set(entry.fields)  # the purpose's fields, as the lake holds them
+    assert (listing.rows, listing.accounts, listing.fields) == (0, set(), {})
+    report = to_json(lake, incident)
+    assert report["subjects"]["accounts"] == sorted(in_lake)
+    assert report["scope"]["files"] == [extract.part, listing.part]
+
+    # a file under entrust/ that no register entry made is refused, not guessed at
+    stray = folder.parent / "ext-20000101T000000Z-000000" / entrust.EVENTS_FILE
+    stray.parent.mkdir()
+    stray.write_bytes((folder / entrust.EVENTS_FILE).read_bytes())
+    with pytest.raises(IncidentError, match="not a file of an extract"):
+        investigate(lake, actor="officer-ann", now=NOW, files=[stray])

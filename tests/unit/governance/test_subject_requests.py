@@ -19,7 +19,7 @@ import pytest
 
 import retention_world as world
 from devicerisk.config import Settings
-from devicerisk.governance import access, entrust, holds, requests, subject_data
+from devicerisk.governance import access, entrust, entrusted_data, holds, requests, subject_data
 from devicerisk.governance.requests import STEPS, RequestKind, Status
 from devicerisk.governance.stores import Stores, stores_for
 from devicerisk.governance.subjects import (
@@ -170,14 +170,14 @@ def test_clause_6_2_2_an_erasure_reaches_the_extracts_entrusted_to_processors(
         now=world.NOW,
     )
     subject = subject_data.with_transactions(stores, resolve(world.SUBJECT, stores.keyring, stores.lake_dir))
-    held = entrust.subject_rows(stores, subject)
+    held = entrusted_data.subject_rows(stores, subject)
     assert 0 < held < entry.rows  # the subject's events are there, among others'
     assert subject_data.locate(stores, subject)["entrust"] == held
 
     row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
     assert row.status == Status.COMPLETED and row.found is not None and row.found["entrust"] == held
-    assert entrust.subject_rows(stores, subject) == 0 and subject_data.left_on_disk(stores, subject) == 0
+    assert entrusted_data.subject_rows(stores, subject) == 0 and subject_data.left_on_disk(stores, subject) == 0
     folder = stores.data_dir / entry.location
     after = processors.register(stores.data_dir)[-1]
     kept = pq.read_table(folder / entrust.EVENTS_FILE)
