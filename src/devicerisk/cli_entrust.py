@@ -126,7 +126,8 @@ def end(
 
 @entrust_app.command("list")
 def list_entrustments(actor: Actor = "privacy-officer", data_dir: DataDir = None) -> None:
-    """The register of processors: scope, purpose, expiry, status and how each ended."""
+    """The register of processors: scope, purpose, expiry, status, the erasures since each export (6.2.2) and how
+    each ended."""
     from devicerisk.governance import entrust
 
     try:
@@ -137,6 +138,7 @@ def list_entrustments(actor: Actor = "privacy-officer", data_dir: DataDir = None
         console.print("the register is empty: nothing has been entrusted")
         return
     table = Table("processor", "extract", "purpose", "status", "created", "until", "events", "columns", "key domain")
+    table.add_column("erasures since (forward them)")
     table.add_column("ended")
     for e in entries:
         d = e.deletion
@@ -152,6 +154,7 @@ def list_entrustments(actor: Actor = "privacy-officer", data_dir: DataDir = None
             f"{e.rows:,}",
             f"{len(e.columns)} ({len(e.rekeyed)} re-keyed)",
             e.key_domain,
+            ", ".join(f"{x.request_id} ({x.rows:,} events, {x.at:%Y-%m-%d})" for x in e.erasures),
             ended,
         )
     console.print(table)
