@@ -85,8 +85,10 @@ def erase_subject(stores: Stores, subject: SubjectRows, request_id: str, now: da
         for i, entry, folder in _held(stores):
             mine = _subject_in(stores, entry, subject)
             written = None if mine is None else processors.remove_rows(folder, EVENTS_FILE, mine.mask)
-            if written is None:
-                continue
+            if written is None:  # nothing (left) to remove; a rewrite a crash kept from the register is recorded now
+                if processors.row_count(folder, EVENTS_FILE) == entry.rows:
+                    continue
+                written = processors.described(folder, EVENTS_FILE)
             gone = entry.rows - written.rows
             entry = register[i] = dataclasses.replace(
                 entry, rows=written.rows, erasures=(*entry.erasures, Erasure(now, request_id, gone))

@@ -231,6 +231,17 @@ def write_table(folder: Path, name: str, schema: pa.Schema, batches: Iterable[pa
     return ExtractFile(name, rows, path.stat().st_size, sha256_of(path))
 
 
+def row_count(folder: Path, name: str) -> int:
+    """How many rows the extract file ``name`` holds (from its footer)."""
+    return pq.read_metadata(folder / name).num_rows
+
+
+def described(folder: Path, name: str) -> ExtractFile:
+    """The extract file ``name`` as a manifest lists it, as it is on disk now."""
+    path = folder / name
+    return ExtractFile(name, row_count(folder, name), path.stat().st_size, sha256_of(path))
+
+
 def read_batches(folder: Path, name: str) -> Iterator[pa.RecordBatch]:
     """The rows of the extract file ``name``, a batch at a time."""
     yield from pq.ParquetFile(folder / name).iter_batches()

@@ -35,6 +35,7 @@ from devicerisk.privacy.masking import mask
 from devicerisk.risk import signals
 from devicerisk.store import audit, governance, lake, processors, signal_log, snapshots
 from devicerisk.store import lake_maintenance as lakes
+from devicerisk.store.governance import RequestRow
 from factories import verified, write_batch
 
 _PID = re.compile(r"[0-9a-f]{32}")
@@ -153,18 +154,13 @@ def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[worl
     assert audit.records(stores.audit_dir)[-1]["action"] == "request.erasure"
 
 
-def test_clause_6_2_2_an_erasure_reaches_the_extracts_entrusted_to_processors(
-    setup: tuple[world.World, Stores],
-) -> None:
-    """An extract made before the erasure loses the subject's events (found in its own key domain), keeps everyone
-    else's, stays whole (manifest and register agree with the file), and the receipt names the processor."""
-    _w, stores = setup
-    until = world.NOW.date() + timedelta(days=30)
+def _entrusted(stores: Stores) -> tuple[processors.Entrustment, int]:
+    """An extract for a processor, made before the erasure, and how many of the subject's events it holds."""
     entry = entrust.export(
         stores,
         processor="acme-analytics",
         purpose="risk_control",
-        until=until,
+        until=world.NOW.date() + timedelta(days=30),
         window=entrust.window(None, None),
         actor="officer-li",
         now=world.NOW,
@@ -173,24 +169,63 @@ def test_clause_6_2_2_an_erasure_reaches_the_extracts_entrusted_to_processors(
     held = entrusted_data.subject_rows(stores, subject)
     assert 0 < held < entry.rows  # the subject's events are there, among others'
     assert subject_data.locate(stores, subject)["entrust"] == held
+    return entry, held
 
-    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
-    assert row.status == Status.COMPLETED and row.found is not None and row.found["entrust"] == held
-    assert entrusted_data.subject_rows(stores, subject) == 0 and subject_data.left_on_disk(stores, subject) == 0
+def _extract_after_erasure(stores: Stores, entry: processors.Entrustment, row: RequestRow, held: int) -> None:
+    """Only the subject's rows went; the file, its manifest and the register agree; the erasure is recorded."""
+    assert entrusted_data.subject_rows(stores, from_json(row.subject)) == 0
     folder = stores.data_dir / entry.location
     after = processors.register(stores.data_dir)[-1]
     kept = pq.read_table(folder / entrust.EVENTS_FILE)
-    assert kept.num_rows == after.rows == entry.rows - held  # only the subject's rows went
+    assert kept.num_rows == after.rows == entry.rows - held
     assert [(e.request_id, e.rows) for e in after.erasures] == [(row.request_id, held)]
     manifest = processors.read_manifest(folder)
     assert manifest is not None and manifest["rows"] == after.rows
     assert [(f["rows"], f["sha256"]) for f in manifest["files"]] == [
         (kept.num_rows, processors.sha256_of(folder / entrust.EVENTS_FILE))
     ]
+
+
+def test_clause_6_2_2_an_erasure_reaches_the_extracts_entrusted_to_processors(
+    setup: tuple[world.World, Stores],
+) -> None:
+    """An extract made before the erasure loses the subject's events (found in its own key domain), keeps everyone
+    else's, stays whole (manifest and register agree with the file), and the receipt names the processor."""
+    _w, stores = setup
+    entry, held = _entrusted(stores)
+
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
+
+    assert row.status == Status.COMPLETED and row.found is not None and row.found["entrust"] == held
+    assert subject_data.left_on_disk(stores, from_json(row.subject)) == 0
+    _extract_after_erasure(stores, entry, row, held)
     receipt = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())
     assert receipt["remains"]["entrusted_processors"]["processors"] == ["acme-analytics"]
     assert receipt["records_per_store"]["entrust"] == held
+
+
+def test_clause_6_2_2_an_erasure_cut_off_inside_an_extract_is_recorded_when_it_runs_again(
+    setup: tuple[world.World, Stores], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the extract was rewritten, before its manifest and the register: the re-run finds nothing more
+    to remove, and still brings the manifest and the register up to the file and records the erasure."""
+    _w, stores = setup
+    entry, held = _entrusted(stores)
+
+    def crash(*_: object) -> None:
+        raise Crash("manifest")
+
+    monkeypatch.setattr(processors, "write_manifest", crash)
+    with pytest.raises(Crash):
+        requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
+    monkeypatch.undo()
+    assert processors.register(stores.data_dir)[-1].erasures == ()  # the register was not written
+
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
+
+    assert row.status == Status.COMPLETED
+    _extract_after_erasure(stores, entry, row, held)
 
 
 def test_clause_6_2_2_an_erasure_that_left_the_signal_log_does_not_complete(
