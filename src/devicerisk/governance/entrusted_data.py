@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from devicerisk.governance.stores import Stores
 from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import rekey
 from devicerisk.store import lake, processors
-from devicerisk.store.processors import ACTIVE, Entrustment, Erasure
+from devicerisk.store.processors import Entrustment, Erasure
 from devicerisk.store.rows import ACCOUNT_COLUMN, SubjectRows
 
 log = logging.getLogger(__name__)
@@ -60,12 +59,20 @@ def _subject_in(stores: Stores, entry: Entrustment, subject: SubjectRows) -> Sub
     return SubjectRows(mapped(subject.accounts), {c: mapped(v) for c, v in subject.identifiers.items()})
 
 
-def _held(stores: Stores) -> Iterator[tuple[int, Entrustment, Path]]:
-    """The active entries of the register whose extract file is here: (position, entry, folder)."""
+def _held(stores: Stores) -> list[tuple[int, Entrustment, Path]]:
+    """The entries of the register whose extract file is here, active or not (an ended one whose files are still
+    here holds data all the same): (position, entry, folder)."""
+    out = []
     for i, entry in enumerate(processors.register(stores.data_dir)):
         folder = processors.extract_folder(stores.data_dir, entry.extract_id)
-        if entry.status == ACTIVE and (folder / EVENTS_FILE).exists():
-            yield i, entry, folder
+        if (folder / EVENTS_FILE).exists():
+            out.append((i, entry, folder))
+    return out
+
+
+def unmatchable(stores: Stores) -> list[Entrustment]:
+    """The extracts kept here whose key can no longer be derived: a subject's rows in them cannot be found."""
+    return [entry for _, entry, _ in _held(stores) if _processor_key(stores, entry) is None]
 
 
 def subject_rows(stores: Stores, subject: SubjectRows) -> int:
@@ -79,22 +86,31 @@ def subject_rows(stores: Stores, subject: SubjectRows) -> int:
 
 def erase_subject(stores: Stores, subject: SubjectRows, request_id: str, now: datetime) -> int:
     """Remove the subject's events from every extract kept here, and record the erasure in each entry it changed
-    (its manifest lists the rewritten file); returns how many rows went."""
-    removed = 0
+    (its manifest lists the rewritten file); returns how many rows went.
+
+    The register records the erasure before the file changes (the new version is staged beside it first), so a
+    run cut off anywhere is finished by running it again, and its rows are never counted under another request.
+    """
+    if not _held(stores):
+        return 0  # nothing entrusted is kept here: the register is not touched
+    removed, changed = 0, []
     with processors.updating(stores.data_dir) as register:
         for i, entry, folder in _held(stores):
+            finished = processors.settle_staged(folder, EVENTS_FILE, entry.rows)  # a cut-off run's, any request's
             mine = _subject_in(stores, entry, subject)
-            written = None if mine is None else processors.remove_rows(folder, EVENTS_FILE, mine.mask)
-            if written is None:  # nothing (left) to remove; a rewrite a crash kept from the register is recorded now
-                if processors.row_count(folder, EVENTS_FILE) == entry.rows:
-                    continue
-                written = processors.described(folder, EVENTS_FILE)
-            gone = entry.rows - written.rows
-            entry = register[i] = dataclasses.replace(
-                entry, rows=written.rows, erasures=(*entry.erasures, Erasure(now, request_id, gone))
-            )
-            processors.write_manifest(folder, manifest(entry, [written]))
-            removed += gone
+            staged = None if mine is None else processors.stage_without(folder, EVENTS_FILE, mine.mask)
+            recorded = any(e.request_id == request_id for e in entry.erasures)  # by a run cut off after it
+            if staged is not None:
+                gone = entry.rows - staged.rows
+                erasures = entry.erasures if recorded else (*entry.erasures, Erasure(now, request_id, gone))
+                entry = register[i] = dataclasses.replace(entry, rows=staged.rows, erasures=erasures)
+                removed += gone
+            if staged is not None or recorded or finished:
+                changed.append((entry, folder))
+        processors.save(stores.data_dir, register)  # on record first
+        for entry, folder in changed:
+            processors.replace_staged(folder, EVENTS_FILE)
+            processors.write_manifest(folder, manifest(entry, [processors.described(folder, EVENTS_FILE)]))
     return removed
 
 
@@ -134,7 +150,12 @@ def exposure(stores: Stores, path: Path) -> Exposure:
         f"pseudonyms re-keyed for {entry.processor} (key domain {entry.key_domain}): linking one to an "
         "identifier needs that key and the pseudonym key; subjects are named by their lake pseudonyms"
     )
-    if gone:
+    if key is None:
+        exp.notes.append(
+            f"the extract's key can no longer be derived (the pseudonym key it was made under is gone): its {gone} "
+            "subjects are counted in its rows, and cannot be named"
+        )
+    elif gone:
         exp.notes.append(
             f"{gone} subjects of the extract are no longer in the lake (erased or expired since): "
             "counted in its rows, not named"

@@ -331,6 +331,15 @@ def _remains(stores: Stores, row: RequestRow, subject: SubjectRows, now: datetim
                 "text), encrypted: no identifier in them can be matched, so some may be the subject's; they go "
                 "with the quarantine retention",
             }
+        if lost := entrusted_data.unmatchable(stores):
+            out["entrusted_unmatchable"] = {
+                "processors": sorted({e.processor for e in lost}),
+                "rows": sum(e.rows for e in lost),
+                "until": max(e.until for e in lost),
+                "what": "extracts for processors whose key can no longer be derived (the pseudonym key they were "
+                "made under is gone): some of their rows may be the subject's and cannot be found; they go when "
+                "the entrustment ends",
+            }
         if processors := entrusted_data.holders(stores, row.request_id):
             out["entrusted_processors"] = {
                 "processors": processors,

@@ -188,10 +188,16 @@ def updating(data_dir: Path) -> Iterator[list[Entrustment]]:
     with locked(folder):
         entries = _read(folder)
         yield entries
-        for entry in entries:
-            check_processor(entry.processor)
-        doc = {"version": 1, "entrustments": [_to_json(e) for e in entries]}
-        write_atomic(folder / REGISTER, json.dumps(doc, indent=1, sort_keys=True).encode())
+        save(data_dir, entries)
+
+
+def save(data_dir: Path, entries: list[Entrustment]) -> None:
+    """Write the register atomically; only under :func:`updating` (which also calls it on exit), for a change that
+    must be on record before the files it describes change."""
+    for entry in entries:
+        check_processor(entry.processor)
+    doc = {"version": 1, "entrustments": [_to_json(e) for e in entries]}
+    write_atomic(entrust_dir(data_dir) / REGISTER, json.dumps(doc, indent=1, sort_keys=True).encode())
 
 
 # -- the extract files ---------------------------------------------------------------------------------------------
@@ -216,8 +222,20 @@ def sha256_of(path: Path) -> str:
 
 def write_table(folder: Path, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> ExtractFile:
     """Stream ``batches`` into the Parquet file ``name`` in ``folder`` (owner-only; renamed into place when whole)."""
+    staged = stage_table(folder, name, schema, batches)
+    replace_staged(folder, name)
+    return staged
+
+
+def _staged(folder: Path, name: str) -> Path:
+    return folder / f".{name}.tmp"
+
+
+def stage_table(folder: Path, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> ExtractFile:
+    """Write ``batches`` as the next version of the file ``name``, beside it (flushed to disk); the file is
+    unchanged until :func:`replace_staged`. Returns the new version as the manifest will list it."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path, tmp = folder / name, folder / f".{name}.tmp"
+    tmp = _staged(folder, name)
     rows = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -227,8 +245,32 @@ def write_table(folder: Path, name: str, schema: pa.Schema, batches: Iterable[pa
                 rows += batch.num_rows
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return ExtractFile(name, rows, path.stat().st_size, sha256_of(path))
+    return ExtractFile(name, rows, tmp.stat().st_size, sha256_of(tmp))
+
+
+def settle_staged(folder: Path, name: str, rows: int) -> bool:
+    """Finish or drop a staged version of ``name`` that a run cut off left behind: it replaces the file when the
+    register already counts its ``rows`` (the run recorded it, then stopped), else it is removed. Whether the file
+    was replaced."""
+    tmp = _staged(folder, name)
+    if not tmp.exists():
+        return False
+    try:
+        whole = pq.read_metadata(tmp).num_rows == rows
+    except (OSError, pa.ArrowInvalid):  # cut off while it was written
+        whole = False
+    if whole:
+        os.replace(tmp, folder / name)
+    else:
+        tmp.unlink()
+    return whole
+
+
+def replace_staged(folder: Path, name: str) -> None:
+    """Make the staged version of ``name`` the file (an atomic rename); nothing to do if none is staged."""
+    tmp = _staged(folder, name)
+    if tmp.exists():
+        os.replace(tmp, folder / name)
 
 
 def row_count(folder: Path, name: str) -> int:
@@ -252,16 +294,15 @@ def matching_rows(folder: Path, name: str, mask: Callable[[pa.Table], pa.Array])
     return int(pc.sum(mask(pq.read_table(folder / name))).as_py() or 0)
 
 
-def remove_rows(folder: Path, name: str, mask: Callable[[pa.Table], pa.Array]) -> ExtractFile | None:
-    """Rewrite the extract file ``name`` without the rows ``mask`` selects (a non-null boolean per row), as
-    :func:`write_table` writes; the file as the manifest must now list it, or None when no row matched (the file
-    is left as it was)."""
+def stage_without(folder: Path, name: str, mask: Callable[[pa.Table], pa.Array]) -> ExtractFile | None:
+    """Stage the extract file ``name`` without the rows ``mask`` selects (a non-null boolean per row), as
+    :func:`stage_table` does; the staged version as the manifest will list it, or None when no row matched."""
     table = pq.read_table(folder / name)
     selected = mask(table)
     if not pc.any(selected).as_py():
         return None
     kept = table.filter(pc.invert(selected))
-    return write_table(folder, name, kept.schema, kept.to_batches())
+    return stage_table(folder, name, kept.schema, kept.to_batches())
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:

@@ -7,6 +7,7 @@ stranger; the requests must find all of the subject and nothing of the others.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from datetime import timedelta
@@ -152,6 +153,7 @@ def test_clause_6_2_2_erasure_removes_subject_from_every_store(setup: tuple[worl
     assert receipt["left_in_current_versions"] == {}
     assert not _PID.search(json.dumps(receipt))  # counts only
     assert audit.records(stores.audit_dir)[-1]["action"] == "request.erasure"
+    assert not (stores.data_dir / "entrust").exists()  # nothing was entrusted: no register is made
 
 
 def _entrusted(stores: Stores) -> tuple[processors.Entrustment, int]:
@@ -205,27 +207,62 @@ def test_clause_6_2_2_an_erasure_reaches_the_extracts_entrusted_to_processors(
     assert receipt["records_per_store"]["entrust"] == held
 
 
-def test_clause_6_2_2_an_erasure_cut_off_inside_an_extract_is_recorded_when_it_runs_again(
-    setup: tuple[world.World, Stores], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("cut_at", ["stage_table", "replace_staged", "write_manifest"])
+def test_clause_6_2_2_an_erasure_cut_off_inside_an_extract_is_finished_even_after_another_one(
+    setup: tuple[world.World, Stores], monkeypatch: pytest.MonkeyPatch, cut_at: str
 ) -> None:
-    """A crash after the extract was rewritten, before its manifest and the register: the re-run finds nothing more
-    to remove, and still brings the manifest and the register up to the file and records the erasure."""
+    """A crash while the extract is rewritten (before the register, after it, after the file), then another
+    subject's erasure, then the first run again: each erasure is recorded once, with its own rows, and the file,
+    its manifest and the register agree."""
     _w, stores = setup
     entry, held = _entrusted(stores)
+    neighbour = Identifiers(account_id=world.NEIGHBOUR)
+    theirs = entrusted_data.subject_rows(
+        stores, subject_data.with_transactions(stores, resolve(neighbour, stores.keyring, stores.lake_dir))
+    )
+    assert theirs > 0
 
     def crash(*_: object) -> None:
-        raise Crash("manifest")
+        raise Crash(cut_at)
 
-    monkeypatch.setattr(processors, "write_manifest", crash)
+    monkeypatch.setattr(processors, cut_at, crash)
     with pytest.raises(Crash):
         requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
     monkeypatch.undo()
-    assert processors.register(stores.data_dir)[-1].erasures == ()  # the register was not written
+    other = requests.submit(stores, RequestKind.ERASURE, neighbour, world.NOW, verification=verified())
+    row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
+
+    assert (row.status, other.status) == (Status.COMPLETED, Status.COMPLETED)
+    after = processors.register(stores.data_dir)[-1]
+    assert sorted((e.request_id, e.rows) for e in after.erasures) == sorted(
+        [(row.request_id, held), (other.request_id, theirs)]
+    )
+    assert json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())["remains"][
+        "entrusted_processors"
+    ]["processors"] == ["acme-analytics"]
+    folder = stores.data_dir / entry.location
+    assert processors.row_count(folder, entrust.EVENTS_FILE) == after.rows == entry.rows - held - theirs
+    manifest = processors.read_manifest(folder)
+    assert manifest is not None and manifest["rows"] == after.rows
+    assert manifest["files"][0]["sha256"] == processors.sha256_of(folder / entrust.EVENTS_FILE)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([processors.MANIFEST, entrust.EVENTS_FILE])
+
+
+def test_clause_6_2_2_an_extract_whose_key_is_gone_is_named_in_the_receipt(setup: tuple[world.World, Stores]) -> None:
+    """An extract made under a pseudonym key no longer in the keyring cannot be searched: the erasure completes
+    (nothing else can find those rows) and its receipt says which extract may still hold the subject, until when."""
+    _w, stores = setup
+    entry, _held = _entrusted(stores)
+    register = processors.register(stores.data_dir)
+    with processors.updating(stores.data_dir) as entries:  # as if made under a key destroyed since
+        entries[-1] = dataclasses.replace(register[-1], key_domain="000000000000")
 
     row = requests.submit(stores, RequestKind.ERASURE, world.SUBJECT, world.NOW, verification=verified())
 
     assert row.status == Status.COMPLETED
-    _extract_after_erasure(stores, entry, row, held)
+    lost = json.loads((stores.requests_dir / row.request_id / "receipt.json").read_text())["remains"]
+    assert lost["entrusted_unmatchable"]["processors"] == ["acme-analytics"]
+    assert lost["entrusted_unmatchable"]["rows"] == entry.rows and "entrusted_processors" not in lost
 
 
 def test_clause_6_2_2_an_erasure_that_left_the_signal_log_does_not_complete(
@@ -363,6 +400,8 @@ def test_clause_6_2_2_a_request_survives_a_crash_at_every_step(
     setup: tuple[world.World, Stores], kind: RequestKind, options: dict[str, str], step: str
 ) -> None:
     w, stores = setup
+    if kind is RequestKind.ERASURE:  # an extract for a processor holds the subject too
+        _entrusted(stores)
     subject = subject_data.with_transactions(stores, resolve(world.SUBJECT, stores.keyring, stores.lake_dir))
     expected = subject_data.locate(stores, subject)
     expected_events = sum(subject_data.event_counts(stores, subject).column("events").to_pylist())
