@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 
 from devicerisk.config import Settings
 from devicerisk.contract import purposes
-from devicerisk.contract.fields import FIELDS
+from devicerisk.contract.fields import DEVICE_KEY_SQL, FIELDS
 from devicerisk.contract.schema import LAKE_META, output_columns
 from devicerisk.governance import entrust
 from devicerisk.governance.entrust import EntrustError
@@ -266,21 +266,22 @@ def test_clause_4_4_an_edited_register_cannot_make_end_delete_outside_the_extrac
 def test_clause_5_3_3_an_exposed_extract_is_reported_with_its_subjects_named_as_the_lake_names_them(
     settings: Settings, lake: Stores
 ) -> None:
-    """A processor's extract leaks: the incident report reads it, names its subjects by their lake pseudonyms (not
-    the processor's), and the register beside it holds no personal data."""
-    entry = _export(lake, "acme", "account_management")
+    """A processor's extract leaks: the incident report reads it, names its subjects (accounts, and devices seen
+    without an account) by their lake pseudonyms, not the processor's, and the register beside it holds no personal
+    data."""
+    entry = _export(lake, "acme", "risk_control")  # every event type: device events without an account too
     folder = lake.data_dir / entry.location
-    types = sorted(purposes.require("account_management").event_types)
-    query = "SELECT DISTINCT account_id_pid FROM events WHERE list_contains($t, event_type) AND account_id_pid > ''"
-    in_lake = {a for (a,) in _lake_sql(settings, query, {"t": types})}
+    in_lake = {a for (a,) in _lake_sql(settings, "SELECT DISTINCT account_id_pid FROM events")} - {None}
+    query = f"SELECT DISTINCT {DEVICE_KEY_SQL} FROM events WHERE account_id_pid IS NULL"
+    devices = {d for (d,) in _lake_sql(settings, query)} - {None}
     rekeyed = {r["account_id_pid"] for r in _extract(lake, entry)} - {None}
-    assert in_lake and rekeyed.isdisjoint(in_lake)  # the extract holds the processor's pseudonyms only
+    assert in_lake and devices and rekeyed.isdisjoint(in_lake)  # the extract holds the processor's pseudonyms only
 
     register = lake.data_dir / "entrust" / processors.REGISTER
     incident = investigate(lake, actor="officer-ann", now=NOW, files=[folder / entrust.EVENTS_FILE, register])
     extract, listing = incident.exposures
     assert (extract.store, extract.rows) == ("entrust", entry.rows)
-    assert extract.accounts == in_lake  # named as the lake and the notification run name them
+    assert (extract.accounts, extract.devices) == (in_lake, devices)  # named as the lake and the notification run do
     assert set(extract.key_ids) == set(entry.lake_key_ids) and any("acme" in n for n in extract.notes)
     assert extract.fields and set(extract.fields) <= set(entry.fields)  # the purpose's fields, as the lake holds them
     assert (listing.rows, listing.accounts, listing.fields) == (0, set(), {})
