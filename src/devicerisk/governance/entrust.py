@@ -27,7 +27,6 @@ A data subject's rows in the extracts (erasure, incident reports) are found by
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -48,8 +47,6 @@ from devicerisk.privacy.keys import Key
 from devicerisk.privacy.pseudonymise import rekey
 from devicerisk.store import audit, lake, processors, warehouse
 from devicerisk.store.processors import ACTIVE, ENDED, Deletion, Entrustment, ExtractFile
-
-log = logging.getLogger(__name__)
 
 CLAUSE = "4.4"
 ROLE = "privacy_officer"

@@ -5,9 +5,9 @@ An extract's pseudonyms are re-keyed for its processor (``governance.entrust``):
 every key of the keyring, re-keyed with the extract's own key (derived again from the register's salt) find the
 subject's rows in it as their pseudonyms find them in the lake.
 
-- **Erasure** (6.2.2): the rows are removed from every active extract kept here; the manifest lists the
-  rewritten file and the register entry records the erasure, so the request can be forwarded to a processor
-  that already holds a copy.
+- **Erasure** (6.2.2): the rows are removed from every extract kept here (an ended one whose files remain too);
+  the manifest lists the rewritten file and the register entry records the erasure, so the request can be
+  forwarded to a processor that already holds a copy.
 - **Incident** (5.3.3): an exposed extract's subjects are named by their lake pseudonyms, found by re-keying the
   lake's with the extract's key.
 """
@@ -106,11 +106,12 @@ def erase_subject(stores: Stores, subject: SubjectRows, request_id: str, now: da
                 entry = register[i] = dataclasses.replace(entry, rows=staged.rows, erasures=erasures)
                 removed += gone
             if staged is not None or recorded or finished:
-                changed.append((entry, folder))
+                changed.append((entry, folder, staged))
         processors.save(stores.data_dir, register)  # on record first
-        for entry, folder in changed:
+        for entry, folder, staged in changed:
             processors.replace_staged(folder, EVENTS_FILE)
-            processors.write_manifest(folder, manifest(entry, [processors.described(folder, EVENTS_FILE)]))
+            file = staged or processors.described(folder, EVENTS_FILE)  # the staged version is the file now
+            processors.write_manifest(folder, manifest(entry, [file]))
     return removed
 
 

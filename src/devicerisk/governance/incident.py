@@ -299,18 +299,21 @@ def exposed_store(stores: Stores, name: str, window: Window) -> list[Exposure]:
     return [_lake_table(stores, name, window)]
 
 
+def exposed_path(stores: Stores, given: Path) -> Path:
+    """The file a named exposed file is: ``given`` from here, else under the data directory; it must be a file
+    under the data directory (:class:`IncidentError` otherwise)."""
+    path = (given if given.exists() else stores.data_dir / given).resolve()
+    if not path.is_file():
+        raise IncidentError(f"no such file: {given}")
+    if not path.is_relative_to(stores.data_dir.resolve()):
+        raise IncidentError(f"{given} is not under the data directory: it belongs to no store")
+    return path
+
+
 def exposed_files(stores: Stores, paths: Sequence[Path]) -> list[Exposure]:
     """What the named files held, every row of each: lake data files, snapshots, quarantine batches, landing files."""
-    out: list[Exposure] = []
     data = stores.data_dir.resolve()
-    for given in paths:
-        path = (given if given.exists() else stores.data_dir / given).resolve()  # from here, else the data dir
-        if not path.is_file():
-            raise IncidentError(f"no such file: {given}")
-        if not path.is_relative_to(data):
-            raise IncidentError(f"{given} is not under the data directory: it belongs to no store")
-        out.append(_file(stores, path, path.relative_to(data).parts))
-    return out
+    return [_file(stores, path, path.relative_to(data).parts) for path in (exposed_path(stores, p) for p in paths)]
 
 
 def _file(stores: Stores, path: Path, parts: tuple[str, ...]) -> Exposure:

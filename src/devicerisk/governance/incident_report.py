@@ -22,6 +22,7 @@ from devicerisk.governance.incident import (
     Exposure,
     Window,
     exposed_files,
+    exposed_path,
     exposed_store,
     field_of,
 )
@@ -70,10 +71,10 @@ def investigate(
 
 def _exposed_file(stores: Stores, given: Path) -> Exposure:
     """What one named file held; an entrusted extract's files are read in the processor's key domain."""
-    path = (given if given.exists() else stores.data_dir / given).resolve()
-    if path.is_relative_to(processors.entrust_dir(stores.data_dir).resolve()) and path.is_file():
+    path = exposed_path(stores, given)
+    if path.is_relative_to(processors.entrust_dir(stores.data_dir).resolve()):
         return entrusted_data.exposure(stores, path)
-    return exposed_files(stores, [given])[0]
+    return exposed_files(stores, [path])[0]
 
 
 def _fields(exposures: list[Exposure]) -> dict[str, set[str]]:

@@ -63,7 +63,7 @@ class Deletion:
 
 @dataclass(frozen=True, slots=True)
 class Erasure:
-    """A data subject's rows removed from an active extract by an erasure (6.2.2): a processor that already holds
+    """A data subject's rows removed from an extract kept here by an erasure (6.2.2): a processor that already holds
     a copy must remove them too, so the request is forwarded to it."""
 
     at: datetime
