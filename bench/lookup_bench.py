@@ -15,7 +15,8 @@ runs publish them; the rows are random, the shapes are the pipeline's). Then:
   1. *open loop* at a fixed rate (default 500 requests/s) for ``--seconds``: each request is due at its
      scheduled time, and its latency runs from then (a slow answer delays no later request's clock);
   2. *max throughput*: ``--connections`` requests in flight at once for ``--seconds``, for the account
-     lookup and for the trivial endpoint, alternately, ``--rounds`` times; the best round of each counts.
+     lookup and for the trivial endpoint, alternately, ``--rounds`` times; the best round of each counts,
+     with the CPU time per request of the server and of this client (what bounds the throughput);
 - **memory**: the server's resident set (RSS) once the snapshots are loaded, and at the end.
 
 Usage::
@@ -364,6 +365,12 @@ async def _one(port: int, path: str, headers: dict[str, str]) -> int:
         conn.writer.close()
 
 
+def _cpu(proc: psutil.Process) -> float:
+    """The process's CPU time so far (user and system), in seconds."""
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
 def _mib(n: int) -> float:
     return round(n / 2**20, 1)
 
@@ -447,7 +454,11 @@ def main() -> None:
         best: dict[str, dict] = {}
         for _ in range(args.rounds):
             for name, ps in (("accounts", paths), ("trivial", [args.trivial_path])):
+                server_cpu, client_cpu = _cpu(proc), time.process_time()
                 got = asyncio.run(closed_loop(port, ps, args.connections, args.seconds / 2, headers))
+                # CPU per request of each side: which of them bounds the throughput (one core each at most)
+                got["server_cpu_us"] = round((_cpu(proc) - server_cpu) / got["requests"] * 1e6, 1)
+                got["client_cpu_us"] = round((time.process_time() - client_cpu) / got["requests"] * 1e6, 1)
                 if name not in best or got["throughput"] > best[name]["throughput"]:
                     best[name] = got
         result["max_accounts"], result["max_trivial"] = best["accounts"], best["trivial"]
