@@ -18,8 +18,6 @@ Views hold pseudonyms; the API shows them only as masked references (:mod:`devic
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from devicerisk.config import Settings
+from devicerisk.lookup.columns import Columns, read_rows, readers
 from devicerisk.lookup.index import Index, keys_of
 from devicerisk.lookup.refs import Refs
 from devicerisk.privacy.keys import load_pseudonym_key
@@ -65,45 +64,9 @@ QUEUE_KINDS = ("account", "transaction")
 Identity = tuple[tuple[int, int, int] | None, ...]
 
 
-def _json(value: Any) -> Any:
-    """A value from a snapshot row in JSON form (times as ISO 8601 text)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    return value
-
-
-class _Column:
-    """A column read by row position, one scalar at a time (a table's ``to_pylist`` of one row costs several
-    times more), without combining its chunks (which would copy the column: seconds for 1M rows)."""
-
-    __slots__ = ("chunks", "starts")
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        self.chunks = column.chunks
-        self.starts = [0, *itertools.accumulate(len(c) for c in self.chunks)][:-1]
-
-    def __getitem__(self, i: int) -> pa.Scalar:
-        j = bisect.bisect_right(self.starts, i) - 1
-        return self.chunks[j][i - self.starts[j]]
-
-
-Columns = dict[str, _Column]
-
-
-def _columns(table: pa.Table) -> Columns:
-    return {name: _Column(table.column(name)) for name in table.column_names}
-
-
 def _array(column: pa.ChunkedArray) -> pa.Array:
     """A column as one array: its chunk when it has one (``combine_chunks`` would copy it)."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
-def _rows(table: Columns, rows: np.ndarray | list[int], columns: tuple[str, ...] | list[str]) -> list[dict]:
-    """Rows of ``table`` (positions ``rows``) as JSON-able dicts of ``columns``."""
-    return [{c: _json(table[c][int(i)].as_py()) for c in columns} for i in rows]
 
 
 def _paths(serving_dir: Path) -> tuple[str, ...]:
@@ -137,7 +100,7 @@ def _load(path: Path) -> tuple[pa.Table | None, tuple[int, int, int] | None]:
         names = pq.read_schema(fh).names
         fh.seek(0)
         wanted = [n for n in names if n not in _UNUSED]
-        table = pq.read_table(fh, columns=wanted)
+        table = pq.read_table(fh, columns=wanted).combine_chunks()  # one chunk: readers and indexes share it
         return table, (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
@@ -249,7 +212,7 @@ class ServingView:
             parents = pc.list_parent_indices(ids).to_numpy(zero_copy_only=False).astype(np.int64)
             idx["device_alias"] = Index.of(pc.list_flatten(ids), parents)
         queues = {"account": _Queue.build(accounts), "transaction": _Queue.build(transactions)}
-        cols = {"accounts": _columns(accounts), "transactions": _columns(transactions), "devices": _columns(devices)}
+        cols = {"accounts": readers(accounts), "transactions": readers(transactions), "devices": readers(devices)}
         return cls(refs, ident, accounts, transactions, devices, datetime.now().astimezone(), idx, cols, queues)
 
     def _find(self, index: str, key: str) -> np.ndarray:
@@ -265,8 +228,8 @@ class ServingView:
         txns = self._find("account_transactions", account_pid)
         if len(rows) == 0 and len(txns) == 0:
             return None
-        head = _rows(self._cols["accounts"], rows[:1], _ACCOUNT_FIELDS) or [dict.fromkeys(_ACCOUNT_FIELDS)]
-        transactions = _rows(self._cols["transactions"], txns[: max(0, recent)], _TXN_FIELDS)
+        head = read_rows(self._cols["accounts"], rows[:1], _ACCOUNT_FIELDS) or [dict.fromkeys(_ACCOUNT_FIELDS)]
+        transactions = read_rows(self._cols["transactions"], txns[: max(0, recent)], _TXN_FIELDS)
         return {"account_id_pid": account_pid, **head[0], "transactions": transactions, "transactions_total": len(txns)}
 
     def transaction(self, transaction_pid: str) -> dict[str, Any] | None:
@@ -274,14 +237,14 @@ class ServingView:
         rows = self._find("transaction", transaction_pid)
         if len(rows) == 0:
             return None
-        return _rows(self._cols["transactions"], rows[:1], (*_TXN_FIELDS, "model_kind", "scored_at"))[0]
+        return read_rows(self._cols["transactions"], rows[:1], (*_TXN_FIELDS, "model_kind", "scored_at"))[0]
 
     def device_key_of(self, pid: str) -> str | None:
         """The device key of a device known by ``pid``: its key, or any of its identifier pseudonyms."""
         if len(self._find("device", pid)):
             return pid
         rows = self._find("device_alias", pid)
-        return None if len(rows) == 0 else self._cols["devices"]["device_key"][int(rows[0])].as_py()
+        return None if len(rows) == 0 else self._cols["devices"]["device_key"][int(rows[0])]
 
     def device(self, device_pid: str, limit: int = DEVICE_ACCOUNTS) -> dict[str, Any] | None:
         """The device's signals and the accounts seen on it, riskiest first (at most ``limit``), with their
@@ -290,12 +253,12 @@ class ServingView:
         if key is None:
             return None
         rows = self._find("device", key)
-        out = _rows(self._cols["devices"], rows[:1], _DEVICE_FIELDS)[0]
-        edges = _rows(self._cols["devices"], rows, [*_EDGE_FIELDS, *_EDGE_TIMES])
+        out = read_rows(self._cols["devices"], rows[:1], _DEVICE_FIELDS)[0]
+        edges = read_rows(self._cols["devices"], rows, [*_EDGE_FIELDS, *_EDGE_TIMES])
         accounts = []
         for edge in edges:
             found = self._find("account", edge["account_id_pid"])
-            score = _rows(self._cols["accounts"], found[:1], _SCORE_FIELDS) or [dict.fromkeys(_SCORE_FIELDS)]
+            score = read_rows(self._cols["accounts"], found[:1], _SCORE_FIELDS) or [dict.fromkeys(_SCORE_FIELDS)]
             named = {new: edge[old] for old, new in {**_EDGE_FIELDS, **_EDGE_TIMES}.items()}
             accounts.append(named | score[0])
         accounts.sort(key=lambda a: (a["score"] is None, -(a["score"] or 0.0), a["account_id_pid"]))
@@ -304,7 +267,7 @@ class ServingView:
     def phone_accounts(self, phone_pid: str) -> list[str]:
         """The accounts whose current phone number has the pseudonym ``phone_pid``."""
         rows = self._find("phone", phone_pid)
-        return sorted(self._cols["accounts"][ACCOUNT_COLUMN][int(i)].as_py() for i in rows)
+        return sorted(self._cols["accounts"][ACCOUNT_COLUMN][int(i)] for i in rows)
 
     def queue(
         self, kind: str, level: str | None = None, day: date | None = None, offset: int = 0, limit: int = 50
@@ -325,13 +288,19 @@ class ServingView:
             "offset": offset,
             "limit": limit,
             "total": total,
-            "items": _rows(table, rows, columns),
+            "items": read_rows(table, rows, columns),
         }
 
     # -- masked references ------------------------------------------------------------------------------
     def ref(self, kind: str, pid: str) -> str:
         """The masked reference of a pseudonym of ``kind`` (account, transaction, device)."""
         return self.refs.ref(kind, pid)
+
+    def by_ref(self, kind: str, ref: str) -> dict[str, Any] | None:
+        """The answer for a reference of ``kind`` (account, transaction, device): what :meth:`account`,
+        :meth:`transaction` or :meth:`device` answers for its pseudonym; None if it names nothing here."""
+        pid = self.refs.pid(kind, ref)
+        return None if pid is None else getattr(self, kind)(pid)
 
     def unref(self, kind: str, ref: str) -> str | None:
         """The pseudonym a reference stands for, if this view knows it (None: unknown, malformed or forged)."""

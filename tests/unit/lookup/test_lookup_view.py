@@ -87,6 +87,12 @@ def test_references_resolve_only_to_what_the_view_holds(tmp_path: Path) -> None:
         assert view.unref("account", forged) is None
     with pytest.raises(ValueError):
         view.ref("account", "not a pseudonym")
+    # a lookup by reference answers what the lookup by pseudonym does, and nothing for what unref refuses
+    assert view.by_ref("account", ref) == view.account(ACCOUNTS[3]) is not None
+    assert view.by_ref("transaction", view.ref("transaction", pid(7))) == view.transaction(pid(7)) is not None
+    for other in ("acc_" + "0" * 26, ref[:-1], view.ref("account", pid(999))):
+        assert view.by_ref("account", other) is None
+    assert view.by_ref("transaction", ref) is None
 
 
 def test_lookups_during_snapshot_switches_never_fail_and_each_answer_is_whole(tmp_path: Path) -> None:
