@@ -11,10 +11,10 @@ forged or stale reference finds nothing. References change when the pseudonym ke
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import re
+import threading
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -34,8 +34,9 @@ class Refs:
             kind: hmac.new(key.material, b"devicerisk/lookup-ref/" + kind.encode(), "sha256").digest() for kind in KINDS
         }
         # one block, never a message: ECB of a single block is the bare AES permutation; a cipher is made once per
-        # kind (each call takes a fresh encryptor or decryptor from it)
+        # kind, and each thread keeps its own encryptor and decryptor of it
         self._ciphers = {kind: Cipher(algorithms.AES(k), modes.ECB()) for kind, k in keys.items()}
+        self._local = threading.local()
 
     def __repr__(self) -> str:  # never print the keys
         return "Refs()"
@@ -46,13 +47,24 @@ class Refs:
             raise ValueError(f"unknown reference kind {kind!r} (known: {', '.join(KINDS)})")
         return cipher
 
+    def _context(self, kind: str, direction: int) -> Any:
+        """This thread's encryptor (0) or decryptor (1) for ``kind``: made once, then reused. ECB keeps no state
+        between blocks, so one context serves every call, but a context must not be shared between threads."""
+        contexts = getattr(self._local, "contexts", None)
+        if contexts is None:
+            contexts = self._local.contexts = {}
+        context = contexts.get((kind, direction))
+        if context is None:
+            cipher = self._cipher(kind)
+            context = contexts[kind, direction] = cipher.decryptor() if direction else cipher.encryptor()
+        return context
+
     def ref(self, kind: str, pid: str) -> str:
         """The reference of the pseudonym ``pid`` of ``kind``."""
         if not _PID.fullmatch(pid):
             raise ValueError("a reference is made of a pseudonym (32 hex digits)")
-        enc = self._cipher(kind).encryptor()
-        block = enc.update(bytes.fromhex(pid)) + enc.finalize()
-        return f"{KINDS[kind]}_{base64.b32encode(block).decode().rstrip('=').lower()}"
+        block = self._context(kind, 0).update(bytes.fromhex(pid))
+        return f"{KINDS[kind]}_{_base32(block)}"
 
     def pid(self, kind: str, ref: str) -> str | None:
         """The pseudonym a well-formed reference of ``kind`` stands for (None: not a reference of that kind).
@@ -62,9 +74,24 @@ class Refs:
         match = _REF.fullmatch(ref) if isinstance(ref, str) else None
         if match is None or match.group(1) != KINDS.get(kind):
             return None
-        try:
-            block = base64.b32decode(match.group(2).upper() + "======")
-        except (binascii.Error, ValueError):
-            return None
-        dec = self._cipher(kind).decryptor()
-        return (dec.update(block) + dec.finalize()).hex()
+        return self._context(kind, 1).update(_unbase32(match.group(2))).hex()
+
+
+#: Base 32 (RFC 4648, lower case, unpadded) by pairs of characters: a block's 26 characters in 13 steps.
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_PAIR_VALUES = {pair: i for i, pair in enumerate(_PAIRS)}
+
+
+def _base32(block: bytes) -> str:
+    """A 16-byte block in base 32: its 128 bits and 2 zero bits of padding, 10 bits at a time."""
+    n = int.from_bytes(block, "big") << 2
+    return "".join([_PAIRS[(n >> shift) & 1023] for shift in range(120, -1, -10)])
+
+
+def _unbase32(text: str) -> bytes:
+    """The 16-byte block of 26 base-32 characters (``[a-z2-7]{26}``); the 2 padding bits are ignored."""
+    n = 0
+    for i in range(0, 26, 2):
+        n = (n << 10) | _PAIR_VALUES[text[i : i + 2]]
+    return (n >> 2).to_bytes(16, "big")
