@@ -25,9 +25,15 @@ class Refs(Protocol):
     def ref(self, kind: str, pid: str) -> str: ...
 
 
+#: Values shown as they are (checked by exact type first: most of an answer is made of them).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def present(view: Refs, value: Any, made: dict[tuple[str, str], str] | None = None) -> Any:
     """``value`` (the serving view's answer) with every pseudonym replaced by a reference or dropped. ``made``
     keeps the references made for this answer (an account's own reference recurs in each of its transactions)."""
+    if type(value) in _PLAIN:
+        return value
     made = {} if made is None else made
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -38,10 +44,10 @@ def present(view: Refs, value: Any, made: dict[tuple[str, str], str] | None = No
                     made[kind, item] = view.ref(kind, item)
                 out[shown] = None if item is None else made[kind, item]
             elif not name.endswith("_pid"):
-                out[name] = present(view, item, made)
+                out[name] = item if type(item) in _PLAIN else present(view, item, made)
         return out
     if isinstance(value, list | tuple):
-        return [present(view, v, made) for v in value]
+        return [item if type(item) in _PLAIN else present(view, item, made) for item in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value

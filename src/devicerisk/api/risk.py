@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from devicerisk.api.deps import Analyst, ServiceDep
+from devicerisk.api.lean import LeanRoute
 from devicerisk.api.present import answer
 from devicerisk.api.problems import Problem
 
-router = APIRouter(prefix="/v1", tags=["risk"])
+router = APIRouter(prefix="/v1", tags=["risk"], route_class=LeanRoute)
 Ref = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="A reference from an earlier answer.")]
 
 
@@ -22,8 +23,7 @@ async def _one(service: ServiceDep, caller: Analyst, kind: str, ref: str) -> Res
     """One lookup, in the event loop: the view's reads are in memory (well under a millisecond), and the audit
     record is awaited, not waited for in a thread."""
     view = await service.aview()
-    pid = view.unref(kind, ref)
-    found = None if pid is None else getattr(view, kind)(pid)
+    found = view.by_ref(kind, ref)
     await service.arecord(caller, f"api.{kind}_risk", {"found": int(found is not None)})
     if found is None:
         raise Problem(404, f"no {kind} with this reference in the serving snapshots")
