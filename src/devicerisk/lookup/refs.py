@@ -80,7 +80,7 @@ class Refs:
 #: Base 32 (RFC 4648, lower case, unpadded) by pairs of characters: a block's 26 characters in 13 steps.
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
-_PAIR_VALUES = {pair: i for i, pair in enumerate(_PAIRS)}
+_TO_INT_DIGITS = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
 
 
 def _base32(block: bytes) -> str:
@@ -90,8 +90,6 @@ def _base32(block: bytes) -> str:
 
 
 def _unbase32(text: str) -> bytes:
-    """The 16-byte block of 26 base-32 characters (``[a-z2-7]{26}``); the 2 padding bits are ignored."""
-    n = 0
-    for i in range(0, 26, 2):
-        n = (n << 10) | _PAIR_VALUES[text[i : i + 2]]
-    return (n >> 2).to_bytes(16, "big")
+    """The 16-byte block of 26 base-32 characters (``[a-z2-7]{26}``); the 2 padding bits are ignored. The
+    characters are translated to the digits ``int`` reads in base 32 (0-9, a-v), which does the rest in C."""
+    return (int(text.translate(_TO_INT_DIGITS), 32) >> 2).to_bytes(16, "big")
