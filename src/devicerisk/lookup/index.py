@@ -70,9 +70,7 @@ class Index:
         if len(self.keys) == 0:
             return self.rows[:0]
         probe = _probe(self.keys, key)
-        lo = int(np.searchsorted(self.keys, probe, "left"))
-        hi = int(np.searchsorted(self.keys, probe, "right"))
-        return self.rows[lo:hi]
+        return self.rows[self.keys.searchsorted(probe, "left") : self.keys.searchsorted(probe, "right")]
 
     def first(self, key: str) -> int | None:
         """The first row whose key is ``key``, or None."""
