@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
 from devicerisk.contract import purposes
 from devicerisk.privacy.keys import Key
 from devicerisk.store.files import LOCK_NAME, locked
@@ -57,9 +59,26 @@ class Trail:
             raise ValueError("an audit trail needs its key")
 
 
+def _canonical(body: Mapping[str, object]) -> bytes:
+    """The bytes a record's hash covers: ``json.dumps(body, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=True)``.
+
+    Records hold short names, ISO times and integers only, never a float (:func:`body` makes every count an
+    ``int``, as it always has), and for those orjson writes the very same bytes, several times faster. Text that
+    is not ASCII (orjson's output is then not ASCII) and what orjson refuses (integers over 64 bits) go through
+    json itself.
+    """
+    try:
+        data = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        data = None
+    if data is not None and data.isascii():
+        return data
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
 def _digest(key: Key, prev_hash: str, body: Mapping[str, object]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hmac.digest(key.material, (prev_hash + canonical).encode(), "sha256").hex()  # one call into C
+    return hmac.digest(key.material, prev_hash.encode() + _canonical(body), "sha256").hex()  # one call into C
 
 
 def check_name(field: str, value: str) -> str:

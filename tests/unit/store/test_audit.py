@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import multiprocessing as mp
 import secrets
@@ -216,3 +217,24 @@ def test_clause_5_2_3_an_appender_kept_open_joins_the_chain_after_other_writers_
     assert [r["action"] for r in kept] == ["audit.expire", "api.account_risk", "api.account_risk"]
     assert [r["seq"] for r in kept] == [7, 8, 9] and [r["counts"]["i"] for r in kept[1:]] == [3, 4]
     assert audit._read_head(trail.folder) == (9, kept[-1]["hash"])
+
+
+def test_a_record_s_hash_covers_json_s_sorted_compact_ascii_form(trail: audit.Trail) -> None:
+    """The canonical bytes are json.dumps's (sorted, compact, ASCII) for every record (names, times, integers:
+    never a float), whichever library writes them, so records written before and after stay verifiable; and a
+    hash is the HMAC of the previous hash and those bytes, so a log written by json alone verifies."""
+    records = [
+        audit.body("lookup-service", "fraud_analyst", "api.account_risk", "risk_control", {"found": 1}),
+        audit.body("a", "b", "c.d:e-f_g", "security", {"z": 2**62, "a": -3, "m": 0}, target="acme-analytics"),
+        audit.body("x" * 64, "pipeline", "ingest", "risk_control", {}),
+        {"text": "nöt äscii", "n": 1, "nested": {"b": [1, 2], "a": None, "t": True}},
+        {"big": 2**70, "n": 1},  # what orjson cannot write
+    ]
+    assert audit.body("a", "b", "c", "security", {"n": 2.7})["counts"] == {"n": 2}  # a record holds no float
+    key = trail.keys[0]
+    for record in records:
+        signed = audit._signed(key, record, 41, "ab" * 32)
+        body = {k: v for k, v in signed.items() if k != "hash"}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        assert audit._canonical(body) == canonical
+        assert signed["hash"] == hmac.new(key.material, b"ab" * 32 + canonical, hashlib.sha256).hexdigest()
