@@ -63,7 +63,7 @@ bench-score: install
 
 # Account lookups over 1M scored accounts on a real uvicorn server, against a trivial endpoint in the same run.
 bench-lookup: install
-	$(BIN)/python bench/lookup_bench.py --accounts 1000000 --rate 500 --seconds 10 --rounds 2 \
+	$(BIN)/python bench/lookup_bench.py --accounts 1000000 --rate 500 --seconds 10 --rounds 10 --round-seconds 2 \
 		--app devicerisk.api.app:create_app --account-path '/v1/accounts/{ref}' --trivial-path /health --analyst-key
 
 # The Dask runner with 1 and 2 worker processes against the single-process runner, at 1x and 10x the events, on a
