@@ -50,7 +50,10 @@ def _lean_handler(dependant: Dependant) -> Handler | None:
     call = dependant.call
     if call is None or not inspect.iscoroutinefunction(call) or dependant.request_param_name is not None:
         return None
-    returns = inspect.signature(call, eval_str=True).return_annotation
+    try:
+        returns = inspect.signature(call, eval_str=True).return_annotation
+    except (NameError, TypeError, ValueError):  # an annotation that cannot be read here: FastAPI's handler
+        return None
     if not (inspect.isclass(returns) and issubclass(returns, Response)):
         return None
     if any((dependant.query_params, dependant.header_params, dependant.cookie_params, dependant.body_params)):
