@@ -17,6 +17,7 @@ class Feature:
     name: str
     reason: str  # a format string of ``v`` (the value)
     kind: str = "count"  # count | flag | ratio | hours
+    absent: str | None = None  # how a flag that is not set reads, when it is a reason (default: "no" + reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +36,11 @@ class Window:
     aggregate: str
     width: int  # microseconds
     kind: str = "count"  # as Feature.kind
+    absent: str | None = None  # as Feature.absent
 
     @property
     def feature(self) -> Feature:
-        return Feature(self.name, self.reason, self.kind)
+        return Feature(self.name, self.reason, self.kind, self.absent)
 
 
 _D_US = 86_400_000_000
@@ -75,7 +77,15 @@ WINDOWS: tuple[Window, ...] = (
         "ratio",
     ),
     Window("cp_age_h", "counterparty first paid {v:.1f} h before (in 31 d)", "cp", "age_h", 31 * _D_US, "hours"),
-    Window("cp_new_for_account", "first payment to this counterparty in 31 d", "acct_cp", "new", 31 * _D_US, "flag"),
+    Window(
+        "cp_new_for_account",
+        "first payment to this counterparty in 31 d",
+        "acct_cp",
+        "new",
+        31 * _D_US,
+        "flag",
+        "counterparty paid before by this account in 31 d",
+    ),
 )
 
 #: The inputs the SQL (and the C engine) compute, in matrix order; the declared ones follow them.
@@ -103,27 +113,47 @@ ENGINE_FEATURES: tuple[Feature, ...] = (
     # novelty
     Feature("device_age_for_account_h", "device first used on this account {v:.1f} h before", "hours"),
     Feature("network_age_for_account_h", "network prefix first used by this account {v:.1f} h before", "hours"),
-    Feature("new_sim_country", "SIM country not seen on this account in 31 d", "flag"),
+    Feature(
+        "new_sim_country",
+        "SIM country not seen on this account in 31 d",
+        "flag",
+        "SIM country seen on this account in 31 d",
+    ),
     Feature("hours_since_registration", "account registered {v:.1f} h before", "hours"),
     Feature("hours_since_password_change", "password changed {v:.1f} h before", "hours"),
     # device integrity
     Feature("emulator_model", "emulator model string", "flag"),
     Feature("emulator_hardware", "emulator hardware string", "flag"),
-    Feature("rooted", "device reports root", "flag"),
+    Feature("rooted", "device reports root", "flag", "device does not report root"),
     Feature("root_app", "root tool installed or running", "flag"),
     Feature("hook_app", "hooking framework installed or running", "flag"),
-    Feature("imei_checksum_bad", "invalid IMEI checksum", "flag"),
+    Feature("imei_checksum_bad", "invalid IMEI checksum", "flag", "valid IMEI checksum"),
     Feature("app_versions_behind", "app {v:.0f} major versions behind the newest", "count"),
     Feature("crash_rate_7d", "{v:.2f} crashes per app start in 7 d", "ratio"),
     # geography
-    Feature("sim_tz_mismatch", "SIM country differs from the time zone's country", "flag"),
-    Feature("sim_lang_mismatch", "SIM country differs from the language region", "flag"),
-    Feature("tz_lang_mismatch", "time zone country differs from the language region", "flag"),
+    Feature(
+        "sim_tz_mismatch",
+        "SIM country differs from the time zone's country",
+        "flag",
+        "SIM country matches the time zone's",
+    ),
+    Feature(
+        "sim_lang_mismatch",
+        "SIM country differs from the language region",
+        "flag",
+        "SIM country matches the language region",
+    ),
+    Feature(
+        "tz_lang_mismatch",
+        "time zone country differs from the language region",
+        "flag",
+        "time zone country matches the language region",
+    ),
     # amount and counterparty
     Feature("amount_to_median", "amount {v:.1f}× this account's median", "ratio"),
     Feature("amount", "amount {v:.2f}", "ratio"),
-    Feature("failed_status", "payment declined", "flag"),
-    Feature("bank_transfer", "bank transfer", "flag"),
+    Feature("failed_status", "payment declined", "flag", "payment not declined"),
+    Feature("bank_transfer", "bank transfer", "flag", "not a bank transfer"),
     Feature("counterparty_fraud_reports", "counterparty in {v:.0f} fraud reports on transactions of the last 31 d"),
     Feature("account_fraud_reports", "account in {v:.0f} earlier fraud reports"),
     Feature("device_fraud_reports", "device linked to {v:.0f} fraud reports in 31 d"),

@@ -276,8 +276,8 @@ def _wording(name: str) -> Callable[[float], str]:
     about twice as fast, which counts when a batch words thousands of distinct factors."""
     feature = BY_NAME[name]
     if feature.kind == "flag":
-        text = feature.reason
-        return lambda value: text if value >= 0.5 else f"no {text}"
+        text, absent = feature.reason, feature.absent or f"no {feature.reason}"
+        return lambda value: text if value >= 0.5 else absent
     decimals = shows(feature)
     if decimals == EXACT:
         return lambda value: feature.reason.format(v=value)

@@ -133,6 +133,20 @@ def test_reason_wording() -> None:
     assert reasons.word("accounts_on_device_24h", 14.0) == "device seen on 14 accounts in 24 h"
 
 
+def test_a_flag_that_is_not_set_reads_plainly() -> None:
+    """A flag's absence can raise a score too: it reads as its own statement, never a double negative."""
+    assert reasons.word("emulator_model", 0.0) == "no emulator model string"
+    assert reasons.word("new_sim_country", 0.0) == "SIM country seen on this account in 31 d"
+    assert reasons.word("cp_new_for_account", 0.0) == "counterparty paid before by this account in 31 d"
+    flags = [name for name in FEATURE_NAMES if reasons.BY_NAME[name].kind == "flag"]
+    assert len(flags) >= 10
+    for name in flags:
+        absent = reasons.word(name, 0.0)
+        assert absent != reasons.word(name, 1.0)
+        words = absent.split()
+        assert not (words[0] in ("no", "not") and {"not", "no", "invalid"} & set(words[1:])), absent
+
+
 def _ev(auc: float | None, ap: float | None) -> Evaluation:
     return Evaluation(
         rows=10, positives=2, roc_auc=auc, average_precision=ap, precision_at_budget=None, alerts=0, brier=None
