@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import HTTPConnection
 
 from devicerisk.api import lean, problems
 from devicerisk.api.problems import Problem
@@ -33,6 +34,11 @@ async def why(request: Request) -> str:
     return purpose
 
 
+async def method(*, req: Request) -> str:  # the request by a keyword-only name
+    calls.append("method")
+    return req.method
+
+
 Who = Annotated[str, Depends(who)]
 Why = Annotated[str, Depends(why)]
 Ref = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,8}$")]
@@ -46,6 +52,14 @@ def _router(route_class: type[APIRoute], prefix: str) -> APIRouter:
         if ref == "none":
             raise Problem(404, "no item")
         return Response(f'{{"ref":"{ref}","n":{n},"by":"{caller}","for":"{purpose}"}}', media_type="application/json")
+
+    @router.get("/twice/{ref}")  # one dependency named twice: called once
+    async def twice(a: Who, b: Who, m: Annotated[str, Depends(method)], ref: Ref) -> Response:
+        return Response(f'{{"a":"{a}","b":"{b}","m":"{m}","ref":"{ref}"}}', media_type="application/json")
+
+    @router.get("/conn/{ref}")  # a connection parameter: not lean
+    async def conn(connection: HTTPConnection, caller: Who, ref: Ref) -> Response:
+        return Response(f'{{"method":"{connection.scope["method"]}","ref":"{ref}"}}', media_type="application/json")
 
     @router.get("/query/{ref}")  # a query parameter: not lean, FastAPI's own handler
     async def query(caller: Who, ref: Ref, page: int = 0) -> Response:
@@ -74,6 +88,9 @@ CASES = [
     ("/items/ABC/x", GOOD),  # both: every error listed
     ("/items/ABC/x", {}),  # the caller is checked before the parameters
     ("/items/none/1", GOOD),  # the endpoint's own problem
+    ("/twice/abc", GOOD),
+    ("/twice/ABC", GOOD),
+    ("/conn/abc", GOOD),
     ("/query/abc?page=2", GOOD),
     ("/query/abc?page=x", GOOD),
 ]
@@ -97,7 +114,9 @@ def test_a_lean_route_answers_as_fastapi_does(client: httpx.Client, path: str, h
 def test_the_lean_handler_is_planned_only_for_simple_routes() -> None:
     routes = {r.path: r for r in _router(lean.LeanRoute, "").routes if isinstance(r, APIRoute)}
     assert lean._lean_handler(routes["/items/{ref}/{n}"].dependant) is not None
+    assert lean._lean_handler(routes["/twice/{ref}"].dependant) is not None
     assert lean._lean_handler(routes["/query/{ref}"].dependant) is None  # a query parameter
+    assert lean._lean_handler(routes["/conn/{ref}"].dependant) is None  # a connection parameter
 
 
 def test_dependency_overrides_are_honoured(client: httpx.Client) -> None:

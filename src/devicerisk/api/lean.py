@@ -13,8 +13,10 @@ and its checks keep one definition), and when the route is simple enough it runs
   ``RequestValidationError`` FastAPI raises (422);
 - an endpoint declared to return a ``Response``, returned as it is.
 
-Anything else (a body, query or header parameters, a dependency with ``yield``, overrides set on the app) is
-handled by FastAPI's own handler, so a route never behaves differently for being lean, only faster.
+Anything else (a body, query or header parameters, a connection, response or security-scopes parameter, a
+dependency with ``yield`` or its own dependencies, overrides set on the app) is handled by FastAPI's own
+handler. A lean route answers as FastAPI would (a test holds them to the same statuses, bodies and calls); what
+it does not do is FastAPI's request telemetry (its spans, and the endpoint context of a validation error).
 """
 
 from __future__ import annotations
@@ -33,16 +35,31 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Call = Callable[..., Awaitable[Any]]
 
 
-def _simple_dependency(dep: Dependant) -> tuple[str, Call, bool] | None:
-    """(name, call, takes the request) of a dependency the lean handler can run, else None."""
-    params = (dep.path_params, dep.query_params, dep.header_params, dep.cookie_params, dep.body_params)
-    others = (dep.websocket_param_name, dep.http_connection_param_name, dep.response_param_name)
-    special = (dep.background_tasks_param_name, dep.security_scopes_param_name)
-    if any(params) or dep.dependencies or any(others) or any(special) or dep.name is None:
+#: Special parameters a dependant may take besides the request: each needs FastAPI's own handler.
+_SPECIAL = (
+    "websocket_param_name",
+    "http_connection_param_name",
+    "response_param_name",
+    "background_tasks_param_name",
+    "security_scopes_param_name",
+)
+
+
+def _takes_only(dep: Dependant, *, path: bool) -> bool:
+    """Whether ``dep`` takes nothing but the request (if anything) and, where ``path``, path parameters."""
+    params = [dep.query_params, dep.header_params, dep.cookie_params, dep.body_params]
+    if not path:
+        params.append(dep.path_params)
+    return not any(params) and not any(getattr(dep, name) for name in _SPECIAL)
+
+
+def _simple_dependency(dep: Dependant) -> tuple[str, Call, str | None, bool] | None:
+    """(name, call, the name it takes the request by, cached) of a dependency the lean handler can run."""
+    if dep.name is None or dep.dependencies or not _takes_only(dep, path=False):
         return None
     if dep.call is None or not inspect.iscoroutinefunction(dep.call):
         return None
-    return dep.name, dep.call, dep.request_param_name is not None
+    return dep.name, dep.call, dep.request_param_name, dep.use_cache
 
 
 def _lean_handler(dependant: Dependant) -> Handler | None:
@@ -54,22 +71,23 @@ def _lean_handler(dependant: Dependant) -> Handler | None:
         returns = inspect.signature(call, eval_str=True).return_annotation
     except (NameError, TypeError, ValueError):  # an annotation that cannot be read here: FastAPI's handler
         return None
-    if not (inspect.isclass(returns) and issubclass(returns, Response)):
-        return None
-    if any((dependant.query_params, dependant.header_params, dependant.cookie_params, dependant.body_params)):
-        return None
-    if any((dependant.background_tasks_param_name, dependant.response_param_name, dependant.websocket_param_name)):
+    if not (inspect.isclass(returns) and issubclass(returns, Response)) or not _takes_only(dependant, path=True):
         return None
     planned = [_simple_dependency(dep) for dep in dependant.dependencies]
     if any(p is None for p in planned):
         return None
-    dependencies: list[tuple[str, Call, bool]] = [p for p in planned if p is not None]
+    dependencies = [p for p in planned if p is not None]
     paths = [(field.name, field.alias, field) for field in dependant.path_params]
 
     async def handler(request: Request) -> Response:
         values: dict[str, Any] = {}
-        for name, dependency, takes_request in dependencies:
-            values[name] = await (dependency(request) if takes_request else dependency())
+        solved: dict[Call, Any] = {}  # a dependency named twice is called once, as FastAPI caches it
+        for name, dependency, request_name, cached in dependencies:
+            if cached and dependency in solved:
+                values[name] = solved[dependency]
+                continue
+            value = await (dependency(**{request_name: request}) if request_name else dependency())
+            values[name] = solved[dependency] = value
         errors: list[Any] = []
         given = request.path_params
         for name, alias, field in paths:

@@ -10,8 +10,8 @@ column is turned, when the view is built, into the cheapest form its type allows
 - anything else (pseudonyms, nested data): Arrow's scalar, as before.
 
 Every reader answers ``column[i]`` with the same value: Arrow's ``as_py()`` in JSON form (times and dates as
-ISO 8601 text, NaN as None). Chunks are read where they are; a column is never combined whole, which would
-copy it.
+ISO 8601 text, NaN as None). A column in one chunk (the serving view reads its snapshots so) is read where it
+is, with no copy for numbers, times and dates; one in several chunks is copied into one array.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: A column is coded by dictionary when its first values (at most ``_SAMPLE``) have at most this share of
-#: distinct values.
+#: A column is coded by dictionary when ``_SAMPLE`` values spread over it have at most this share of distinct
+#: values (and the whole column, at most that share or ``_SAMPLE`` distinct values).
 _DISTINCT_SHARE, _SAMPLE = 1 / 16, 65_536
 _EPOCH = {None: datetime(1970, 1, 1), "UTC": datetime(1970, 1, 1, tzinfo=UTC)}
 _EPOCH_DAY = date(1970, 1, 1)
@@ -128,7 +128,10 @@ def _coded(column: pa.ChunkedArray) -> CodedColumn | None:
     listed = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
     chunks = column.chunks
     strings = [pc.list_flatten(c) if listed else c for c in chunks]
-    sample = pa.chunked_array(strings, pa.string()).slice(0, _SAMPLE)
+    values = pa.chunked_array(strings, pa.string())
+    sample = values  # spread over the column: a snapshot sorted by this very column starts with few values
+    if len(values) > _SAMPLE:
+        sample = values.take(np.linspace(0, len(values) - 1, _SAMPLE).astype(np.int64))
     if len(sample) and pc.count_distinct(sample).as_py() > len(sample) * _DISTINCT_SHARE:
         return None
     known: dict[str, int] = {}
@@ -142,6 +145,8 @@ def _coded(column: pa.ChunkedArray) -> CodedColumn | None:
         lengths = [pc.list_value_length(c).fill_null(0).to_numpy(zero_copy_only=False) for c in chunks]
         ends = np.cumsum(np.concatenate(lengths or [np.zeros(0, np.int64)]), dtype=np.int64)
         offsets = np.concatenate([[0], ends]).astype(_narrowest(int(ends[-1]) if len(ends) else 0))
+    if len(known) > max(_SAMPLE, len(values) * _DISTINCT_SHARE):  # the sample misjudged it: not worth a dictionary
+        return None
     joined = np.concatenate(codes) if codes else np.zeros(0, np.int32)
     return CodedColumn(column, list(known), joined.astype(_narrowest(len(known))), offsets)
 

@@ -103,3 +103,13 @@ def test_rows_are_dicts_of_the_fields_asked_for() -> None:
     got = read_rows(readers(table), np.array([4, 0]), ("pid", "level", "at"))
     assert got == [{f: to_json(table.column(f)[i].as_py()) for f in ("pid", "level", "at")} for i in (4, 0)]
     assert read_rows(readers(table.slice(0, 0)), [], ("pid",)) == []
+
+
+def test_a_column_sorted_by_itself_is_judged_on_values_spread_over_it() -> None:
+    """A snapshot sorted by account holds each account's transactions together: its first rows show few distinct
+    accounts, but the column has one per 20 rows and is not worth a dictionary."""
+    keys = [f"{i:032x}" for i in range(6000) for _ in range(20)]  # 120,000 rows, sorted, 20 rows per key
+    levels = [LEVELS[i % 3] for i in range(len(keys))]
+    columns = readers(pa.table({"pid": keys, "level": levels}))
+    assert isinstance(columns["pid"], ScalarColumn) and isinstance(columns["level"], CodedColumn)
+    assert columns["pid"][119_999] == keys[-1] and columns["level"][5] == levels[5]
