@@ -63,8 +63,9 @@ def _canonical(body: Mapping[str, object]) -> bytes:
     """The bytes a record's hash covers: ``json.dumps(body, sort_keys=True, separators=(",", ":"),
     ensure_ascii=True)``.
 
-    Records hold short names, ISO times and integers only, never a float (:func:`body` makes every count an
-    ``int``, as it always has), and for those orjson writes the very same bytes, several times faster. Text that
+    Records hold short names (``[A-Za-z0-9_.:-]``), ISO times, hex digests and integers only, never a float or a
+    control character (:func:`body` checks every name and makes every count an ``int``, as it always has), and
+    for those orjson writes the very same bytes, several times faster (the two differ on floats and on DEL). Text that
     is not ASCII (orjson's output is then not ASCII) and what orjson refuses (integers over 64 bits) go through
     json itself.
     """
