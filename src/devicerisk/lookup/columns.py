@@ -123,9 +123,9 @@ class CodedColumn:
         return [self.values[c] for c in self.codes[self.offsets[i] : self.offsets[i + 1]].tolist()]
 
 
-def _coded(column: pa.ChunkedArray) -> CodedColumn | None:
-    """``column`` coded by dictionary, or None when it has too many distinct values for that to pay."""
-    listed = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+def _coded(column: pa.ChunkedArray, listed: bool) -> CodedColumn | None:
+    """``column`` (of strings, or of lists of them where ``listed``) coded by dictionary, or None when it has too
+    many distinct values for that to pay."""
     chunks = column.chunks
     strings = [pc.list_flatten(c) if listed else c for c in chunks]
     values = pa.chunked_array(strings, pa.string())
@@ -140,13 +140,13 @@ def _coded(column: pa.ChunkedArray) -> CodedColumn | None:
         encoded = pc.dictionary_encode(part)
         remap = np.array([known.setdefault(v, len(known)) for v in encoded.dictionary.to_pylist()] + [-1], np.int32)
         codes.append(remap[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)])
+    if len(known) > max(_SAMPLE, len(values) * _DISTINCT_SHARE):  # the sample misjudged it: not worth a dictionary
+        return None
     offsets = None
     if listed:
         lengths = [pc.list_value_length(c).fill_null(0).to_numpy(zero_copy_only=False) for c in chunks]
         ends = np.cumsum(np.concatenate(lengths or [np.zeros(0, np.int64)]), dtype=np.int64)
         offsets = np.concatenate([[0], ends]).astype(_narrowest(int(ends[-1]) if len(ends) else 0))
-    if len(known) > max(_SAMPLE, len(values) * _DISTINCT_SHARE):  # the sample misjudged it: not worth a dictionary
-        return None
     joined = np.concatenate(codes) if codes else np.zeros(0, np.int32)
     return CodedColumn(column, list(known), joined.astype(_narrowest(len(known))), offsets)
 
@@ -165,7 +165,7 @@ def reader(column: pa.ChunkedArray) -> Column:
         return TimeColumn(column)
     listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
     if pa.types.is_string(kind) or (listed and pa.types.is_string(kind.value_type)):
-        coded = _coded(column)
+        coded = _coded(column, listed)
         if coded is not None:
             return coded
     return ScalarColumn(column)
