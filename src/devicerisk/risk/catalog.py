@@ -17,7 +17,12 @@ class Feature:
     name: str
     reason: str  # a format string of ``v`` (the value)
     kind: str = "count"  # count | flag | ratio | hours
-    absent: str | None = None  # how a flag that is not set reads, when it is a reason (default: "no" + reason)
+    absent: str | None = None  # how a flag that is not set reads, when it is a reason (see ``when_absent``)
+
+    @property
+    def when_absent(self) -> str:
+        """How this flag reads when it is not set: ``absent``, else "no" and its reason."""
+        return self.absent or f"no {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)

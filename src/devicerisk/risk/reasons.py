@@ -276,7 +276,7 @@ def _wording(name: str) -> Callable[[float], str]:
     about twice as fast, which counts when a batch words thousands of distinct factors."""
     feature = BY_NAME[name]
     if feature.kind == "flag":
-        text, absent = feature.reason, feature.absent or f"no {feature.reason}"
+        text, absent = feature.reason, feature.when_absent
         return lambda value: text if value >= 0.5 else absent
     decimals = shows(feature)
     if decimals == EXACT:

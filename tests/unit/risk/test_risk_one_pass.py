@@ -193,7 +193,7 @@ def _as_written(name: str, value: float) -> str:
     """A reason straight from its feature's definition."""
     feature = BY_NAME[name]
     if feature.kind == "flag":
-        return feature.reason if value >= 0.5 else (feature.absent or f"no {feature.reason}")
+        return feature.reason if value >= 0.5 else feature.when_absent
     return feature.reason.format(v=value)
 
 
